@@ -1,0 +1,15 @@
+// Command embedgate is Caddy with the standard modules and the embed_session
+// handler built in. It behaves as the caddy command does (run, validate,
+// adapt, list-modules, reload, ...).
+package main
+
+import (
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	// Caddy's standard modules, as in the official caddy binary.
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+func main() {
+	caddycmd.Main()
+}

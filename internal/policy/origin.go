@@ -1,0 +1,109 @@
+package policy
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// ParseOrigin validates an origin from configuration (frame_ancestors) and
+// returns its serialized form: lower-case scheme and host, default port
+// dropped. Only https is accepted, except http for loopback hosts (localhost,
+// 127.0.0.0/8, ::1) so that local development works. Wildcards, paths,
+// queries, user info and the separators ';' and ',' are refused, because each
+// would either widen the allowlist or corrupt the CSP it is written into.
+func ParseOrigin(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("empty origin")
+	}
+	if strings.ContainsAny(s, "*;, \t'\"") {
+		return "", fmt.Errorf("origin %q: wildcards, quotes, spaces, ';' and ',' are not allowed", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("origin %q: %v", s, err)
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if u.Opaque != "" || u.Host == "" {
+		return "", fmt.Errorf("origin %q: must be scheme://host[:port]", s)
+	}
+	if u.User != nil {
+		return "", fmt.Errorf("origin %q: user info is not allowed", s)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.HasSuffix(s, "#") {
+		return "", fmt.Errorf("origin %q: an origin has no path, query or fragment", s)
+	}
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	switch scheme {
+	case "https":
+		if port == "443" {
+			port = ""
+		}
+	case "http":
+		if !IsLoopbackHost(host) {
+			return "", fmt.Errorf("origin %q: scheme must be https (http only for localhost)", s)
+		}
+		if port == "80" {
+			port = ""
+		}
+	default:
+		return "", fmt.Errorf("origin %q: scheme must be https (http only for localhost)", s)
+	}
+	if host == "" {
+		return "", fmt.Errorf("origin %q: missing host", s)
+	}
+	out := scheme + "://"
+	if strings.Contains(host, ":") {
+		out += "[" + host + "]"
+	} else {
+		out += host
+	}
+	if port != "" {
+		out += ":" + port
+	}
+	return out, nil
+}
+
+// IsLoopbackHost reports whether host (no port) names this machine.
+func IsLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// NormalizeOrigin canonicalizes an Origin header value from a request so it
+// can be compared with configured origins. It returns "" for anything that is
+// not a plain scheme://host[:port] origin, including "null".
+func NormalizeOrigin(s string) string {
+	if s == "" || s == "null" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if scheme != "https" && scheme != "http" {
+		return ""
+	}
+	out := scheme + "://"
+	if strings.Contains(host, ":") {
+		out += "[" + host + "]"
+	} else {
+		out += host
+	}
+	if port != "" {
+		out += ":" + port
+	}
+	return out
+}

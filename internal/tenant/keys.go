@@ -1,0 +1,93 @@
+package tenant
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// MinRSABits is the smallest RSA modulus accepted (RFC 7518 §3.3).
+const MinRSABits = 2048
+
+// loadPublicKey reads a PEM public key (PKIX, PKCS#1 or a certificate) and
+// pins its algorithm by key type.
+func loadPublicKey(p PublicKeyConfig) (Key, error) {
+	data := []byte(p.PEM)
+	if p.File != "" {
+		if p.PEM != "" {
+			return Key{}, fmt.Errorf("set file or pem, not both")
+		}
+		var err error
+		if data, err = os.ReadFile(p.File); err != nil {
+			return Key{}, fmt.Errorf("reading key file: %v", err)
+		}
+	}
+	if len(data) == 0 {
+		return Key{}, fmt.Errorf("no key: set file or pem")
+	}
+	key, err := ParsePublicKeyPEM(data)
+	if err != nil {
+		if p.File != "" {
+			return Key{}, fmt.Errorf("%s: %v", p.File, err)
+		}
+		return Key{}, err
+	}
+	key.KID = p.KID
+	return key, nil
+}
+
+// ParsePublicKeyPEM parses one PEM block and returns the key with its pinned
+// algorithm: RSA (>= 2048 bits) → RS256, P-256 → ES256, Ed25519 → EdDSA.
+func ParsePublicKeyPEM(data []byte) (Key, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return Key{}, fmt.Errorf("no PEM block found")
+	}
+	var pub any
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			pub = cert.PublicKey
+		}
+	default:
+		if strings.HasSuffix(block.Type, "PRIVATE KEY") {
+			return Key{}, fmt.Errorf("this is a private key; give the gateway the public key only")
+		}
+		return Key{}, fmt.Errorf("unsupported PEM block %q (want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE)", block.Type)
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("parsing public key: %v", err)
+	}
+	return publicKey(pub)
+}
+
+func publicKey(pub any) (Key, error) {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < MinRSABits {
+			return Key{}, fmt.Errorf("RSA key is %d bits, at least %d required", k.N.BitLen(), MinRSABits)
+		}
+		return Key{Alg: RS256, Public: k}, nil
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return Key{}, fmt.Errorf("ECDSA curve %s is not supported (ES256 needs P-256)", k.Curve.Params().Name)
+		}
+		return Key{Alg: ES256, Public: k}, nil
+	case ed25519.PublicKey:
+		return Key{Alg: EdDSA, Public: k}, nil
+	default:
+		return Key{}, fmt.Errorf("unsupported key type %T", pub)
+	}
+}

@@ -1,0 +1,154 @@
+package tenant
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const secret32 = "0123456789abcdef0123456789abcdef"
+
+func pemFile(t *testing.T, key any) string {
+	t.Helper()
+	der, err := x509.MarshalPKIXPublicKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestNewTenantKeys(t *testing.T) {
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantAlg []string
+		wantErr string
+	}{
+		{name: "hs256", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: secret32, KID: "a"}}}, wantAlg: []string{HS256}},
+		{name: "short secret names tenant and field, not the value", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: "tooshort-secret"}}}, wantErr: `tenant "acme": key #1: secret is 15 bytes, at least 32 required`},
+		{name: "rsa 2048", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, &rsa2048.PublicKey)}}}, wantAlg: []string{RS256}},
+		{name: "rsa 1024 refused", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, &rsa1024.PublicKey)}}}, wantErr: "RSA key is 1024 bits, at least 2048 required"},
+		{name: "p256", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, &p256.PublicKey)}}}, wantAlg: []string{ES256}},
+		{name: "p384 refused", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, &p384.PublicKey)}}}, wantErr: "P-384 is not supported"},
+		{name: "ed25519", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, edPub)}}}, wantAlg: []string{EdDSA}},
+		{name: "unreadable key file", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: "/nonexistent/key.pem"}}}, wantErr: `tenant "acme": public_key #1: reading key file`},
+		{name: "private key refused", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{PEM: "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}}}, wantErr: "this is a private key"},
+		{name: "no key", cfg: Config{ID: "acme"}, wantErr: `tenant "acme": no key`},
+		{name: "no id", cfg: Config{Keys: []SecretConfig{{Secret: secret32}}}, wantErr: "id is required"},
+		{name: "duplicate kid", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: secret32, KID: "a"}, {Secret: secret32 + "x", KID: "a"}}}, wantErr: `duplicate kid "a"`},
+		{name: "mixed keys", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: secret32}}, PublicKeys: []PublicKeyConfig{{File: pemFile(t, &p256.PublicKey)}}}, wantAlg: []string{HS256, ES256}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tn, err := New(tt.cfg)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "tooshort-secret") {
+					t.Fatalf("error leaks the secret: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var algs []string
+			for _, k := range tn.Keys {
+				algs = append(algs, k.Alg)
+			}
+			if strings.Join(algs, ",") != strings.Join(tt.wantAlg, ",") {
+				t.Fatalf("algs = %v, want %v", algs, tt.wantAlg)
+			}
+		})
+	}
+}
+
+func TestNewTenantOriginsHostsLogin(t *testing.T) {
+	base := func(mod func(*Config)) Config {
+		c := Config{ID: "acme", Keys: []SecretConfig{{Secret: secret32}}}
+		mod(&c)
+		return c
+	}
+	tests := []struct {
+		name    string
+		cfg     Config
+		wantErr string
+	}{
+		{name: "origins ok", cfg: base(func(c *Config) { c.FrameAncestors = []string{"https://App.Acme.com:443", "http://localhost:8080"} })},
+		{name: "origin with path", cfg: base(func(c *Config) { c.FrameAncestors = []string{"https://acme.com/app"} }), wantErr: `tenant "acme": frame_ancestors: origin "https://acme.com/app"`},
+		{name: "wildcard", cfg: base(func(c *Config) { c.FrameAncestors = []string{"https://*.acme.com"} }), wantErr: "frame_ancestors"},
+		{name: "semicolon", cfg: base(func(c *Config) { c.FrameAncestors = []string{"https://a.com;script-src"} }), wantErr: "frame_ancestors"},
+		{name: "comma", cfg: base(func(c *Config) { c.FrameAncestors = []string{"https://a.com,https://b.com"} }), wantErr: "frame_ancestors"},
+		{name: "plain http", cfg: base(func(c *Config) { c.FrameAncestors = []string{"http://acme.com"} }), wantErr: "scheme must be https"},
+		{name: "host with scheme", cfg: base(func(c *Config) { c.Hosts = []string{"https://acme.example"} }), wantErr: "hosts"},
+		{name: "login_url relative", cfg: base(func(c *Config) { c.LoginURL = "/login" }), wantErr: "login_url"},
+		{name: "login_url http remote", cfg: base(func(c *Config) { c.LoginURL = "http://acme.com/login" }), wantErr: "login_url"},
+		{name: "login_url ok", cfg: base(func(c *Config) { c.LoginURL = "https://acme.com/login?x=1" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.cfg)
+			if tt.wantErr == "" && err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+	tn, err := New(base(func(c *Config) { c.FrameAncestors = []string{"https://App.Acme.com:443", "https://app.acme.com"} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tn.FrameAncestorsCSP(); got != "frame-ancestors https://app.acme.com" {
+		t.Fatalf("csp = %q (normalized, deduplicated)", got)
+	}
+	if !tn.AllowsOrigin("https://app.acme.com") || tn.AllowsOrigin("https://evil.com") || tn.AllowsOrigin("") {
+		t.Fatal("AllowsOrigin wrong")
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	k := []SecretConfig{{Secret: secret32}}
+	reg, err := NewRegistry([]Config{
+		{ID: "acme", Keys: k, Hosts: []string{"Acme.Portal.Test:8443"}},
+		{ID: "globex", Keys: k},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tn, ok := reg.ByHost(HostOf("acme.portal.test:443")); !ok || tn.ID != "acme" {
+		t.Fatal("host lookup failed")
+	}
+	if _, ok := reg.ByHost("globex.portal.test"); ok {
+		t.Fatal("unexpected host match")
+	}
+	if tn, ok := reg.ByID("globex"); !ok || tn.ID != "globex" || reg.Len() != 2 {
+		t.Fatal("id lookup failed")
+	}
+	if _, err := NewRegistry([]Config{{ID: "a", Keys: k}, {ID: "a", Keys: k}}); err == nil || !strings.Contains(err.Error(), `tenant "a": duplicate tenant id`) {
+		t.Fatalf("duplicate id: %v", err)
+	}
+	if _, err := NewRegistry([]Config{{ID: "a", Keys: k, Hosts: []string{"x.test"}}, {ID: "b", Keys: k, Hosts: []string{"X.test"}}}); err == nil || !strings.Contains(err.Error(), `host "x.test" already belongs to tenant "a"`) {
+		t.Fatalf("duplicate host: %v", err)
+	}
+}
