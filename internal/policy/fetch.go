@@ -1,0 +1,118 @@
+package policy
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/embedgate/embedgate/internal/reason"
+)
+
+// SelfOrigin is the origin of the request's own URL as the browser sees it:
+// "https://" when r.TLS != nil, else "http://", plus the Host, lower-cased
+// and without the scheme's default port, so that it compares equal to a
+// NormalizeOrigin result. Behind a proxy that terminates TLS, r.TLS is nil and
+// the result says http.
+func SelfOrigin(r *http.Request) string {
+	scheme, defPort := "http://", ":80"
+	if r.TLS != nil {
+		scheme, defPort = "https://", ":443"
+	}
+	host := r.Host
+	if host == "" && r.URL != nil {
+		host = r.URL.Host
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), defPort)
+	return scheme + host
+}
+
+// IsUnsafeMethod reports whether method may change state: anything but GET,
+// HEAD, OPTIONS and TRACE. Methods are case-sensitive, so "get" is unsafe;
+// an unknown method is unsafe, which fails closed.
+func IsUnsafeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return false
+	}
+	return true
+}
+
+// CheckOrigin decides whether an unsafe request may proceed. self is the
+// gateway's own origin (SelfOrigin) and allowed reports whether a normalized
+// origin is in the allowlist (nil: none is). It returns "" to allow and
+// reason.CrossOrigin to refuse.
+//
+// With an Origin header: "null" (sandboxed frames, opaque redirects, file:)
+// and anything unparsable are refused; self or an allowed origin passes;
+// anything else is refused. Without one, Sec-Fetch-Site "cross-site" or
+// "same-site" is refused (a sibling subdomain is another site's page for
+// CSRF purposes) and any other value passes. Neither header means a
+// non-browser client, which a browser-borne CSRF cannot be, so it passes.
+func CheckOrigin(r *http.Request, self string, allowed func(origin string) bool) reason.Reason {
+	if vals, ok := r.Header["Origin"]; ok {
+		// Browsers send one Origin; several are forged or mangled.
+		if len(vals) != 1 {
+			return reason.CrossOrigin
+		}
+		o := NormalizeOrigin(strings.TrimSpace(vals[0]))
+		switch {
+		case o == "": // "null", empty or not an origin
+			return reason.CrossOrigin
+		case o == self:
+			return ""
+		case allowed != nil && allowed(o):
+			return ""
+		}
+		return reason.CrossOrigin
+	}
+	site := r.Header.Get("Sec-Fetch-Site")
+	if strings.EqualFold(site, "cross-site") || strings.EqualFold(site, "same-site") {
+		return reason.CrossOrigin
+	}
+	return ""
+}
+
+// IsNavigation reports whether r is a navigation (a document load rather
+// than a fetch or subresource): Sec-Fetch-Mode "navigate", or, when the
+// browser sends no Sec-Fetch-Mode, an Accept header that asks for text/html.
+func IsNavigation(r *http.Request) bool {
+	if mode := r.Header.Get("Sec-Fetch-Mode"); mode != "" {
+		return strings.EqualFold(mode, "navigate")
+	}
+	return containsFold(r.Header.Get("Accept"), "text/html")
+}
+
+// IsTopLevelNavigation reports whether r loads a top-level document, the only
+// case where redirecting to a customer's login page is useful (inside an
+// iframe the login page would refuse to be framed). A navigation must have
+// Sec-Fetch-Dest "document"; with no Sec-Fetch-* header at all (legacy
+// browsers), a navigation detected by Accept counts.
+func IsTopLevelNavigation(r *http.Request) bool {
+	if !IsNavigation(r) {
+		return false
+	}
+	if dest := r.Header.Get("Sec-Fetch-Dest"); dest != "" {
+		return strings.EqualFold(dest, "document")
+	}
+	return !hasFetchMetadata(r.Header)
+}
+
+// hasFetchMetadata reports whether any Sec-Fetch-* request header is present.
+func hasFetchMetadata(h http.Header) bool {
+	for _, k := range [...]string{"Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Sec-Fetch-User"} {
+		if len(h[k]) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether substr (lower-case ASCII) occurs in s,
+// ignoring ASCII case, without allocating.
+func containsFold(s, substr string) bool {
+	for i := 0; i+len(substr) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(substr)], substr) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,85 @@
+package policy
+
+import "testing"
+
+func TestParseOrigin(t *testing.T) {
+	for _, c := range []struct {
+		in, want string // want "" means refused
+	}{
+		{"https://a.example", "https://a.example"},
+		{"https://a.example/", "https://a.example"},
+		{"https://a.example:443", "https://a.example"},
+		{"https://a.example:8443", "https://a.example:8443"},
+		{"HTTPS://A.Example", "https://a.example"},
+		{"http://localhost:3000", "http://localhost:3000"},
+		{"http://app.localhost", "http://app.localhost"},
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"http://127.1.2.3", "http://127.1.2.3"},
+		{"http://[::1]:3000", "http://[::1]:3000"},
+		{"http://localhost:80", "http://localhost"},
+		{"https://[2001:db8::1]", "https://[2001:db8::1]"},
+		{"http://a.example", ""},
+		{"http://localhost.evil.example", ""},
+		{"http://128.0.0.1", ""},
+		{"https://a.example/path", ""},
+		{"https://a.example?q=1", ""},
+		{"https://a.example?", ""},
+		{"https://a.example#frag", ""},
+		{"https://a.example#", ""},
+		{"https://user@a.example", ""},
+		{"https://user:pw@a.example", ""},
+		{"*", ""},
+		{"https://*.a.example", ""},
+		{"https://a.example;", ""},
+		{"https://a.example; script-src *", ""},
+		{"https://a.example,https://b.example", ""},
+		{"https://a.example https://b.example", ""},
+		{"'none'", ""},
+		{"'self'", ""},
+		{"ftp://a.example", ""},
+		{"javascript:alert(1)", ""},
+		{"a.example", ""},
+		{"//a.example", ""},
+		{"https://", ""},
+		{"", ""},
+	} {
+		got, err := ParseOrigin(c.in)
+		if c.want == "" {
+			if err == nil {
+				t.Errorf("ParseOrigin(%q) = %q, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("ParseOrigin(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestNormalizeOrigin(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"https://A.example:443", "https://a.example"},
+		{"http://a.example:80", "http://a.example"},
+		{"http://a.example:8080", "http://a.example:8080"},
+		{"https://[::1]:443", "https://[::1]"},
+		{"null", ""},
+		{"", ""},
+		{"https://a.example/x", ""},
+		{"https://u@a.example", ""},
+		{"ftp://a.example", ""},
+		{"a.example", ""},
+	} {
+		if got := NormalizeOrigin(c.in); got != c.want {
+			t.Errorf("NormalizeOrigin(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestFrameAncestors(t *testing.T) {
+	if got := FrameAncestors(nil); got != "frame-ancestors 'none'" {
+		t.Errorf("empty: %q", got)
+	}
+	if got := FrameAncestors([]string{"https://a.example", "https://b.example"}); got != "frame-ancestors https://a.example https://b.example" {
+		t.Errorf("two: %q", got)
+	}
+}

@@ -1,0 +1,118 @@
+package policy
+
+import (
+	"net/http"
+	"strings"
+)
+
+// embedPrefix is the prefix of every identity header the gateway sets
+// upstream; a client-supplied copy must never reach the app.
+const embedPrefix = "x-embed-"
+
+// StripHeaders deletes from h every header whose name, compared
+// case-insensitively and with '_' treated as '-', starts with "x-embed-" or
+// equals one of extra (canonical names), all copies. '_' matters because
+// CGI, PHP and some proxies map X_Embed_Subject to the same variable as
+// X-Embed-Subject, and net/http does not canonicalize names holding '_'.
+// It walks the map once and allocates nothing.
+func StripHeaders(h http.Header, extra []string) {
+	for k := range h {
+		if headerPrefix(k, embedPrefix) {
+			delete(h, k)
+			continue
+		}
+		for _, e := range extra {
+			if len(k) == len(e) && headerPrefix(k, e) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// headerPrefix reports whether name starts with prefix, folding ASCII case
+// and '_' to '-' on both sides.
+func headerPrefix(name, prefix string) bool {
+	if len(name) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		if foldHeaderByte(name[i]) != foldHeaderByte(prefix[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// StripCookie removes the cookie named name from every Cookie header of h,
+// so the app never sees the gateway's session. Every other cookie is kept
+// byte-for-byte and in order, re-joined with "; "; a Cookie header left
+// empty is deleted. Names compare exactly after trimming, as net/http parses
+// them. Headers that do not contain name are not touched, which keeps the
+// common case allocation-free.
+func StripCookie(h http.Header, name string) {
+	vals := h["Cookie"]
+	if name == "" || len(vals) == 0 {
+		return
+	}
+	var out []string
+	changed := false
+	for i, v := range vals {
+		if !strings.Contains(v, name) {
+			if changed {
+				out = append(out, v)
+			}
+			continue
+		}
+		nv, removed := removeCookie(v, name)
+		if !removed {
+			if changed {
+				out = append(out, v)
+			}
+			continue
+		}
+		if !changed {
+			out = append(make([]string, 0, len(vals)), vals[:i]...)
+			changed = true
+		}
+		if nv != "" {
+			out = append(out, nv)
+		}
+	}
+	switch {
+	case !changed:
+	case len(out) == 0:
+		delete(h, "Cookie")
+	default:
+		h["Cookie"] = out
+	}
+}
+
+// removeCookie drops the pairs named name from one Cookie header value.
+func removeCookie(v, name string) (string, bool) {
+	var kept []string
+	removed := false
+	for _, part := range strings.Split(v, ";") {
+		part = strings.Trim(part, " \t")
+		if part == "" {
+			continue
+		}
+		n, _, _ := strings.Cut(part, "=")
+		if strings.Trim(n, " \t") == name {
+			removed = true
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "; "), removed
+}

@@ -1,0 +1,129 @@
+package policy
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"testing"
+)
+
+func TestStripHeaders(t *testing.T) {
+	extra := []string{"X-Forwarded-User", "Remote-User"}
+	for _, c := range []struct {
+		name string
+		in   http.Header
+		want http.Header
+	}{
+		{"nothing to strip",
+			http.Header{"Accept": {"*/*"}, "X-Embedded": {"1"}, "X-Embed": {"1"}},
+			http.Header{"Accept": {"*/*"}, "X-Embedded": {"1"}, "X-Embed": {"1"}}},
+		{"canonical", http.Header{"X-Embed-Subject": {"root"}, "Accept": {"*/*"}}, http.Header{"Accept": {"*/*"}}},
+		{"mixed case", http.Header{"x-EMBED-tenant": {"acme"}, "X-EmBeD-Subject": {"root"}}, http.Header{}},
+		{"underscores", http.Header{"X_Embed_Subject": {"root"}, "x-embed_claims": {"{}"}, "X_EMBED-Tenant": {"t"}}, http.Header{}},
+		{"multiple copies", http.Header{"X-Embed-Subject": {"a", "b", "c"}, "Cookie": {"a=b"}}, http.Header{"Cookie": {"a=b"}}},
+		{"extra headers, folded",
+			http.Header{"X-Forwarded-User": {"root"}, "remote_user": {"root"}, "X-Forwarded-Users": {"kept"}, "Remote-User-Id": {"kept"}},
+			http.Header{"X-Forwarded-Users": {"kept"}, "Remote-User-Id": {"kept"}}},
+		{"prefix only, nothing after", http.Header{"X-Embed-": {"x"}}, http.Header{}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := c.in.Clone()
+			StripHeaders(h, extra)
+			if !maps.EqualFunc(h, c.want, slices.Equal) {
+				t.Errorf("got %q, want %q", h, c.want)
+			}
+		})
+	}
+}
+
+func TestStripCookie(t *testing.T) {
+	const name = "__Host-embed_session"
+	for _, c := range []struct {
+		name string
+		in   []string
+		want []string // nil: no Cookie header left
+	}{
+		{"only", []string{"__Host-embed_session=abc"}, nil},
+		{"first", []string{"__Host-embed_session=abc; a=1; b=2"}, []string{"a=1; b=2"}},
+		{"middle", []string{"a=1; __Host-embed_session=abc; b=2"}, []string{"a=1; b=2"}},
+		{"last", []string{"a=1; b=2; __Host-embed_session=abc"}, []string{"a=1; b=2"}},
+		{"absent", []string{"a=1;b=2;  c=\"q; r\""}, []string{"a=1;b=2;  c=\"q; r\""}},
+		{"values kept byte for byte", []string{"a= x=1 ; __Host-embed_session=abc;b=%3D=="}, []string{"a= x=1; b=%3D=="}},
+		{"similar names kept", []string{"__Host-embed_session2=x; embed_session=y; __Host-embed_session=abc; __host-embed_session=z"},
+			[]string{"__Host-embed_session2=x; embed_session=y; __host-embed_session=z"}},
+		{"name only in a value", []string{"a=__Host-embed_session"}, []string{"a=__Host-embed_session"}},
+		{"spaces around the name", []string{"a=1; __Host-embed_session =abc"}, []string{"a=1"}},
+		{"twice in one header", []string{"__Host-embed_session=a; x=1; __Host-embed_session=b"}, []string{"x=1"}},
+		{"multiple Cookie headers", []string{"a=1", "__Host-embed_session=abc", "b=2; __Host-embed_session=def", "c=3"},
+			[]string{"a=1", "b=2", "c=3"}},
+		{"all headers emptied", []string{"__Host-embed_session=a", " __Host-embed_session=b ; "}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{"Cookie": slices.Clone(c.in), "Accept": {"*/*"}}
+			StripCookie(h, name)
+			got, ok := h["Cookie"]
+			if c.want == nil {
+				if ok {
+					t.Fatalf("Cookie header kept: %q", got)
+				}
+			} else if !slices.Equal(got, c.want) {
+				t.Fatalf("got %q, want %q", got, c.want)
+			}
+			if len(h["Accept"]) != 1 {
+				t.Fatal("other header touched")
+			}
+		})
+	}
+	h := http.Header{"Accept": {"*/*"}}
+	StripCookie(h, name)
+	if _, ok := h["Cookie"]; ok {
+		t.Fatal("Cookie header created")
+	}
+}
+
+func TestStripNoAllocs(t *testing.T) {
+	h := requestHeaders()
+	if n := testing.AllocsPerRun(100, func() { StripHeaders(h, []string{"X-Forwarded-User"}) }); n != 0 {
+		t.Errorf("StripHeaders with nothing to strip: %v allocs", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { StripCookie(h, "__Host-embed_session") }); n != 0 {
+		t.Errorf("StripCookie with the cookie absent: %v allocs", n)
+	}
+}
+
+// requestHeaders is a typical browser request, with nothing to strip.
+func requestHeaders() http.Header {
+	return http.Header{
+		"Accept":          {"text/html,application/xhtml+xml,*/*;q=0.8"},
+		"Accept-Encoding": {"gzip, deflate, br"},
+		"Accept-Language": {"en-US,en;q=0.9"},
+		"Cookie":          {"_ga=GA1.1.1; theme=dark"},
+		"Sec-Fetch-Dest":  {"iframe"},
+		"Sec-Fetch-Mode":  {"navigate"},
+		"Sec-Fetch-Site":  {"cross-site"},
+		"User-Agent":      {"Mozilla/5.0"},
+		"X-Forwarded-For": {"203.0.113.7"},
+		"Referer":         {"https://app.acme.example/deals"},
+	}
+}
+
+func BenchmarkStripHeaders(b *testing.B) {
+	extra := []string{"X-Forwarded-User", "Remote-User"}
+	b.Run("NothingToStrip", func(b *testing.B) {
+		h := requestHeaders()
+		b.ReportAllocs()
+		for b.Loop() {
+			StripHeaders(h, extra)
+		}
+	})
+	b.Run("Forged", func(b *testing.B) {
+		h := requestHeaders()
+		subject, tenant := []string{"root"}, []string{"acme"}
+		b.ReportAllocs()
+		for b.Loop() {
+			h["X-Embed-Subject"] = subject
+			h["X_Embed_Tenant"] = tenant
+			StripHeaders(h, extra)
+		}
+	})
+}

@@ -1,0 +1,222 @@
+package replay
+
+import (
+	"context"
+	"hash/maphash"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/patrickmn/go-cache"
+)
+
+// janitorInterval is how often expired entries are swept. Sweeping only
+// reclaims memory: expiry itself is decided on every read by the clock.
+const janitorInterval = time.Minute
+
+// maxTTL caps lifetimes so that expiries stay within the range of
+// time.UnixNano (year 2262); an overflow would turn "used for ever" into
+// "already expired", which would reopen a replay window.
+const maxTTL = 100 * 365 * 24 * time.Hour
+
+// lockShards is the number of mutexes guarding Claim's check-and-set. A
+// power of two, so the shard is a mask of the key's hash.
+const lockShards = 64
+
+// Memory is an in-process Store and Revocations for a single gateway
+// instance. It is safe for concurrent use. Expiry follows the clock given to
+// NewMemory, so tests can move time without sleeping.
+//
+// Each entry's value is its logical expiry as int64 Unix nanoseconds: the
+// cache's own (wall-clock) expiration only lets the janitor reclaim memory,
+// while an entry whose logical expiry is at or before now() counts as absent.
+type Memory struct {
+	now func() time.Time
+
+	used     *cache.Cache // tenant "\x00" jti -> expiry
+	sessions *cache.Cache // session id -> revoked until
+	seed     maphash.Seed
+	locks    [lockShards]sync.Mutex // Claim, keyed by jti hash
+	revokeMu sync.Mutex             // Revoke's read-modify-write (keep the later until)
+
+	cutMu   sync.RWMutex
+	cutoffs map[cutoffKey]cutoff // RevokeAll: few entries, read on every request
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// cutoffKey is a struct rather than a joined string so that Revoked, on the
+// per-request path, looks it up without allocating.
+type cutoffKey struct{ tenant, subject string }
+
+type cutoff struct {
+	at    time.Time // sessions issued at or before this are revoked
+	until int64     // Unix nanos after which the cutoff is forgotten
+}
+
+var (
+	_ Store       = (*Memory)(nil)
+	_ Revocations = (*Memory)(nil)
+)
+
+// NewMemory returns an empty Memory using now as its clock (time.Now when
+// nil) and starts its janitor goroutine; call Close to stop it.
+func NewMemory(now func() time.Time) *Memory {
+	m := newMemory(now)
+	go m.janitor(janitorInterval)
+	return m
+}
+
+func newMemory(now func() time.Time) *Memory {
+	if now == nil {
+		now = time.Now
+	}
+	return &Memory{
+		now: now,
+		// Negative cleanup interval: go-cache starts no janitor of its own.
+		used:     cache.New(cache.NoExpiration, -1),
+		sessions: cache.New(cache.NoExpiration, -1),
+		seed:     maphash.MakeSeed(),
+		cutoffs:  make(map[cutoffKey]cutoff),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+}
+
+// Close stops the janitor goroutine and waits for it to end. It is
+// idempotent. The Memory stays usable afterwards, without sweeping.
+func (m *Memory) Close() {
+	m.closeOnce.Do(func() { close(m.stop) })
+	<-m.done
+}
+
+func (m *Memory) janitor(every time.Duration) {
+	defer close(m.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+			m.sweep()
+		}
+	}
+}
+
+// sweep reclaims entries expired in wall-clock time (go-cache) and cutoffs
+// expired by the injected clock.
+func (m *Memory) sweep() {
+	m.used.DeleteExpired()
+	m.sessions.DeleteExpired()
+	now := m.now().UnixNano()
+	m.cutMu.Lock()
+	for k, c := range m.cutoffs {
+		if c.until <= now {
+			delete(m.cutoffs, k)
+		}
+	}
+	m.cutMu.Unlock()
+}
+
+// Claim implements Store. A ttl <= 0 is treated as one second so that an
+// entry is never stored without expiry nor already expired. It never
+// returns reason.StoreUnavailable.
+func (m *Memory) Claim(_ context.Context, tenant, jti string, ttl time.Duration) error {
+	if ttl <= 0 {
+		ttl = time.Second
+	}
+	ttl = min(ttl, maxTTL)
+	key := tenant + "\x00" + jti
+	// go-cache's Add alone is not enough: an entry logically expired but
+	// still stored must be replaced, and that check-and-replace has to be
+	// atomic per key, or two concurrent Claims could both succeed.
+	mu := &m.locks[maphash.String(m.seed, key)&(lockShards-1)]
+	mu.Lock()
+	defer mu.Unlock()
+	now := m.now().UnixNano()
+	if v, ok := m.used.Get(key); ok && v.(int64) > now {
+		// No jti in the detail: details are logged, ids are not.
+		return reason.Errorf(reason.Replayed, "token id already used for tenant %q", tenant)
+	}
+	m.used.Set(key, addNanos(now, ttl), ttl)
+	return nil
+}
+
+// Revoke implements Revocations. An until at or before now is a no-op: the
+// session has expired anyway.
+func (m *Memory) Revoke(_ context.Context, sessionID string, until time.Time) error {
+	m.revokeMu.Lock()
+	defer m.revokeMu.Unlock()
+	now := m.now()
+	d := min(until.Sub(now), maxTTL)
+	if d <= 0 {
+		return nil
+	}
+	exp := addNanos(now.UnixNano(), d)
+	// Revoking twice keeps the later expiry, so a second, shorter revocation
+	// cannot shorten the first.
+	if v, ok := m.sessions.Get(sessionID); ok && v.(int64) >= exp {
+		return nil
+	}
+	m.sessions.Set(sessionID, exp, d)
+	return nil
+}
+
+// RevokeAll implements Revocations. The cutoff is now(); a later call for the
+// same (tenant, subject) moves the cutoff forward and keeps the later until,
+// so it covers everything the earlier one did.
+func (m *Memory) RevokeAll(_ context.Context, tenant, subject string, until time.Time) error {
+	now := m.now()
+	d := min(until.Sub(now), maxTTL)
+	if d <= 0 {
+		return nil
+	}
+	exp := addNanos(now.UnixNano(), d)
+	k := cutoffKey{tenant, subject}
+	m.cutMu.Lock()
+	defer m.cutMu.Unlock()
+	if old, ok := m.cutoffs[k]; ok && old.until > exp && old.until > now.UnixNano() {
+		exp = old.until
+	}
+	m.cutoffs[k] = cutoff{at: now, until: exp}
+	return nil
+}
+
+// Revoked implements Revocations: two or three local map reads, no I/O and
+// no allocation. A session with a zero IssuedAt is revoked by any cutoff of
+// its tenant, which is the safe reading of an unknown issue time.
+func (m *Memory) Revoked(s SessionRef) bool {
+	now := m.now()
+	nowNanos := now.UnixNano()
+	if s.ID != "" {
+		if v, ok := m.sessions.Get(s.ID); ok && v.(int64) > nowNanos {
+			return true
+		}
+	}
+	m.cutMu.RLock()
+	defer m.cutMu.RUnlock()
+	if len(m.cutoffs) == 0 {
+		return false
+	}
+	return m.cutBy(cutoffKey{s.Tenant, s.Subject}, s.IssuedAt, nowNanos) ||
+		(s.Subject != "" && m.cutBy(cutoffKey{s.Tenant, ""}, s.IssuedAt, nowNanos))
+}
+
+// cutBy reports whether the live cutoff k covers a session issued at iat.
+// The caller holds cutMu.
+func (m *Memory) cutBy(k cutoffKey, iat time.Time, now int64) bool {
+	c, ok := m.cutoffs[k]
+	return ok && c.until > now && !iat.After(c.at)
+}
+
+// addNanos returns now+d, saturating instead of overflowing.
+func addNanos(now int64, d time.Duration) int64 {
+	if now > 0 && int64(d) > math.MaxInt64-now {
+		return math.MaxInt64
+	}
+	return now + int64(d)
+}
