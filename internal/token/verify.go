@@ -1,0 +1,213 @@
+package token
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/tenant"
+)
+
+// parsers holds one golang-jwt parser per allowed alg, each accepting only
+// that alg. Claims validation is ours (typed reasons, injected clock); the
+// parsers are read-only after init, so sharing them is safe.
+var parsers = func() map[string]*jwt.Parser {
+	m := make(map[string]*jwt.Parser, len(allowedAlgs))
+	for alg := range allowedAlgs {
+		m[alg] = jwt.NewParser(
+			jwt.WithValidMethods([]string{alg}),
+			jwt.WithStrictDecoding(),
+			jwt.WithJSONNumber(),
+			jwt.WithoutClaimsValidation(),
+		)
+	}
+	return m
+}()
+
+// Verify checks raw against the tenants. expected, when non-nil, is the
+// tenant the request already names (a host match or a tenant parameter): the
+// token must be that tenant's, and no other tenant's keys are ever tried;
+// tenants is then not consulted at all, so the keys used are expected's own.
+//
+// Every error is a *reason.Error whose Detail is safe to log: it never holds
+// the token, a secret or a claim value other than iss, aud, kid or alg.
+//
+// Checks run in this fixed order; the first failure is returned:
+//  1. size: len(raw) > MaxTokenSize → malformed (nothing decoded yet);
+//  2. structure: three base64url segments, header and payload each exactly
+//     one JSON object without duplicate names → malformed;
+//  3. header: alg, forbidden headers, typ, kid (see checkHeader);
+//  4. iss: absent or "" → missing_claim, not a string → malformed;
+//  5. tenant: expected set and iss ≠ expected.ID → wrong_issuer; otherwise
+//     iss not in tenants → unknown_tenant;
+//  6. key: with kid, that tenant's key of that KID (none → unknown_key) whose
+//     Alg must equal alg (else bad_algorithm); without kid, that tenant's
+//     keys of Alg alg (none → bad_algorithm);
+//  7. signature under those keys, tried in order → bad_signature;
+//  8. the remaining claims (see checkClaims): aud, sub, jti, iat, exp, nbf,
+//     then exp > iat, lifetime, iat, nbf, exp against the clock.
+func (v *Verifier) Verify(raw string, tenants Tenants, expected *tenant.Tenant) (*Result, error) {
+	if len(raw) > MaxTokenSize {
+		return nil, reason.Errorf(reason.Malformed, "token is %d bytes, limit %d", len(raw), MaxTokenSize)
+	}
+	seg, err := splitToken(raw)
+	if err != nil {
+		return nil, err
+	}
+	hdr, err := checkHeader(seg.header)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := issuer(seg.payload)
+	if err != nil {
+		return nil, err
+	}
+	t, err := selectTenant(iss, tenants, expected)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := selectKeys(t, hdr)
+	if err != nil {
+		return nil, err
+	}
+	key, err := verifySignature(raw, keys)
+	if err != nil {
+		return nil, err
+	}
+	claims, err := v.checkClaims(seg.payload, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	claims.Issuer = iss
+	return &Result{Tenant: t, Claims: claims, KeyID: key.KID, Alg: hdr.alg}, nil
+}
+
+// issuer reads iss, the only claim looked at before the signature: it picks
+// the tenant, and so the keys.
+func issuer(payload map[string]any) (string, error) {
+	v, ok := payload["iss"]
+	if !ok {
+		return "", reason.Errorf(reason.MissingClaim, "iss is required")
+	}
+	iss, ok := v.(string)
+	if !ok {
+		return "", reason.Errorf(reason.Malformed, "iss is not a string")
+	}
+	if iss == "" {
+		return "", reason.Errorf(reason.MissingClaim, "iss is empty")
+	}
+	return iss, nil
+}
+
+// selectTenant maps iss to a tenant. With expected set the registry is not
+// consulted: the request already fixed the tenant, and a token naming any
+// other must not get as far as that tenant's keys.
+func selectTenant(iss string, tenants Tenants, expected *tenant.Tenant) (*tenant.Tenant, error) {
+	if expected != nil {
+		if iss != expected.ID {
+			return nil, reason.Errorf(reason.WrongIssuer, "iss %s, but this request is for tenant %s", quote(iss), quote(expected.ID))
+		}
+		return expected, nil
+	}
+	if tenants != nil {
+		if t, ok := tenants.ByID(iss); ok && t != nil {
+			return t, nil
+		}
+	}
+	return nil, reason.Errorf(reason.UnknownTenant, "iss %s is not a known tenant", quote(iss))
+}
+
+// selectKeys returns the keys of t that may verify a token with this header.
+// Only t's keys are ever candidates, and each only for its own pinned alg, so
+// neither a kid from another tenant nor an alg switch (HS256 "signed" with an
+// RSA public key's bytes) can reach a key it was not configured for.
+func selectKeys(t *tenant.Tenant, h header) ([]*tenant.Key, error) {
+	if h.kid != "" {
+		for i := range t.Keys {
+			k := &t.Keys[i]
+			if k.KID != h.kid {
+				continue
+			}
+			if k.Alg != h.alg {
+				return nil, reason.Errorf(reason.BadAlgorithm, "alg %s does not match key %s of tenant %s", quote(h.alg), quote(h.kid), quote(t.ID))
+			}
+			return []*tenant.Key{k}, nil
+		}
+		return nil, reason.Errorf(reason.UnknownKey, "tenant %s has no key %s", quote(t.ID), quote(h.kid))
+	}
+	var keys []*tenant.Key
+	for i := range t.Keys {
+		if t.Keys[i].Alg == h.alg {
+			keys = append(keys, &t.Keys[i])
+		}
+	}
+	if len(keys) == 0 {
+		return nil, reason.Errorf(reason.BadAlgorithm, "tenant %s has no %s key", quote(t.ID), quote(h.alg))
+	}
+	return keys, nil
+}
+
+// verifySignature returns the first key under which raw's signature holds.
+// golang-jwt does the cryptography (hmac.Equal for HS256, so the MAC
+// comparison is constant-time); each parser accepts only the key's own alg.
+func verifySignature(raw string, keys []*tenant.Key) (*tenant.Key, error) {
+	var last error
+	for _, k := range keys {
+		p := parsers[k.Alg]
+		if p == nil {
+			continue
+		}
+		material, err := verificationKey(k)
+		if err != nil {
+			last = err
+			continue
+		}
+		tok, err := p.Parse(raw, func(tok *jwt.Token) (any, error) {
+			if tok.Method == nil || tok.Method.Alg() != k.Alg {
+				return nil, errors.New("alg changed")
+			}
+			return material, nil
+		})
+		if err == nil && tok != nil && tok.Valid {
+			return k, nil
+		}
+		last = err
+	}
+	if errors.Is(last, jwt.ErrTokenMalformed) {
+		// Unreachable after splitToken (which is stricter); kept typed anyway.
+		return nil, reason.Errorf(reason.Malformed, "token rejected by the JWT decoder")
+	}
+	return nil, reason.Errorf(reason.BadSignature, "signature does not verify under %d candidate key(s)", len(keys))
+}
+
+// verificationKey returns the key material golang-jwt expects for k.Alg,
+// refusing material that tenant.New would not have accepted: a Tenants
+// implementation other than tenant.Registry must not weaken verification.
+func verificationKey(k *tenant.Key) (any, error) {
+	switch k.Alg {
+	case tenant.HS256:
+		if len(k.Secret) < tenant.MinSecretLen {
+			return nil, fmt.Errorf("HS256 secret shorter than %d bytes", tenant.MinSecretLen)
+		}
+		return k.Secret, nil
+	case tenant.RS256:
+		if pub, ok := k.Public.(*rsa.PublicKey); ok && pub != nil && pub.N != nil && pub.N.BitLen() >= tenant.MinRSABits {
+			return pub, nil
+		}
+	case tenant.ES256:
+		if pub, ok := k.Public.(*ecdsa.PublicKey); ok && pub != nil && pub.Curve == elliptic.P256() {
+			return pub, nil
+		}
+	case tenant.EdDSA:
+		if pub, ok := k.Public.(ed25519.PublicKey); ok && len(pub) == ed25519.PublicKeySize {
+			return pub, nil
+		}
+	}
+	return nil, fmt.Errorf("key unusable for %s", k.Alg)
+}
