@@ -8,6 +8,9 @@ import (
 
 	// Caddy's standard modules, as in the official caddy binary.
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	// The embed_session handler, directive and subcommands.
+	_ "github.com/embedgate/embedgate/caddymodule"
 )
 
 func main() {

@@ -1,0 +1,220 @@
+package caddymodule
+
+import (
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/embedgate/embedgate/internal/tenant"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("embed_session", parseCaddyfile)
+	// Authentication runs before anything that serves or proxies content, so
+	// a Caddyfile needs no `order` line.
+	httpcaddyfile.RegisterDirectiveOrder("embed_session", httpcaddyfile.Before, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	embed_session [<matcher>] {
+//		tenant <id> {
+//			key <secret> [<kid>]            # HS256, >= 32 bytes; repeat to rotate
+//			public_key <pem-file> [<kid>]   # RS256 / ES256 / EdDSA, by key type
+//			frame_ancestors <origin>...
+//			hosts <host>...
+//			login_url <url>
+//		}
+//		session_key <secret>...             # >= 32 bytes each; the first seals, all open
+//		session_ttl <duration>              # default 8h
+//		idle_timeout <duration>             # default 30m
+//		max_token_age <duration>            # default 120s
+//		leeway <duration>                   # default 30s
+//		cookie_name <name>                  # default __Host-embed_session
+//		prefix <path>                       # default /.embed
+//		token_param <name>                  # default embed_token
+//		forward_claim <claim.path> <Header-Name>
+//		require scope <scope>
+//		require claim <claim.path> <value>
+//		store memory                        # default; see store.go for others
+//	}
+//
+// Secrets accept {env.NAME} and {file.PATH} placeholders, resolved when the
+// config is loaded.
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // consume directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "tenant":
+			t, err := parseTenant(d)
+			if err != nil {
+				return err
+			}
+			h.Tenants = append(h.Tenants, t)
+		case "session_key":
+			keys := d.RemainingArgs()
+			if len(keys) == 0 {
+				return d.ArgErr()
+			}
+			h.SessionKeys = append(h.SessionKeys, keys...)
+		case "session_ttl":
+			if err := parseDuration(d, &h.SessionTTL); err != nil {
+				return err
+			}
+		case "idle_timeout":
+			if err := parseDuration(d, &h.IdleTimeout); err != nil {
+				return err
+			}
+		case "max_token_age":
+			if err := parseDuration(d, &h.MaxTokenAge); err != nil {
+				return err
+			}
+		case "leeway":
+			if err := parseDuration(d, &h.Leeway); err != nil {
+				return err
+			}
+		case "cookie_name":
+			if err := oneArg(d, &h.CookieName); err != nil {
+				return err
+			}
+		case "prefix":
+			if err := oneArg(d, &h.Prefix); err != nil {
+				return err
+			}
+		case "token_param":
+			if err := oneArg(d, &h.TokenParam); err != nil {
+				return err
+			}
+		case "forward_claim":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("forward_claim takes <claim.path> <Header-Name>")
+			}
+			h.ForwardClaims = append(h.ForwardClaims, ForwardClaim{Claim: args[0], Header: args[1]})
+		case "store":
+			st, err := parseStore(d)
+			if err != nil {
+				return err
+			}
+			h.Store = st
+		case "require":
+			rq, err := parseRequire(d)
+			if err != nil {
+				return err
+			}
+			h.Require = append(h.Require, rq)
+		default:
+			return d.Errf("unrecognized subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseTenant(d *caddyfile.Dispenser) (tenant.Config, error) {
+	var t tenant.Config
+	if !d.NextArg() {
+		return t, d.Errf("tenant needs an id")
+	}
+	t.ID = d.Val()
+	if d.NextArg() {
+		return t, d.Errf("tenant takes one id, then a block")
+	}
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "key":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return t, d.Errf("tenant %q: key takes <secret> [<kid>]", t.ID)
+			}
+			k := tenant.SecretConfig{Secret: args[0]}
+			if len(args) == 2 {
+				k.KID = args[1]
+			}
+			t.Keys = append(t.Keys, k)
+		case "public_key":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return t, d.Errf("tenant %q: public_key takes <pem-file> [<kid>]", t.ID)
+			}
+			k := tenant.PublicKeyConfig{File: args[0]}
+			if len(args) == 2 {
+				k.KID = args[1]
+			}
+			t.PublicKeys = append(t.PublicKeys, k)
+		case "frame_ancestors":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return t, d.Errf("tenant %q: frame_ancestors needs at least one origin", t.ID)
+			}
+			t.FrameAncestors = append(t.FrameAncestors, args...)
+		case "hosts":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return t, d.Errf("tenant %q: hosts needs at least one host", t.ID)
+			}
+			t.Hosts = append(t.Hosts, args...)
+		case "login_url":
+			if err := oneArg(d, &t.LoginURL); err != nil {
+				return t, err
+			}
+		default:
+			return t, d.Errf("tenant %q: unrecognized subdirective %q", t.ID, d.Val())
+		}
+	}
+	return t, nil
+}
+
+func parseRequire(d *caddyfile.Dispenser) (Requirement, error) {
+	args := d.RemainingArgs()
+	switch {
+	case len(args) == 2 && args[0] == "scope":
+		return Requirement{Scope: args[1]}, nil
+	case len(args) == 3 && args[0] == "claim":
+		return Requirement{Claim: args[1], Value: args[2]}, nil
+	}
+	return Requirement{}, d.Errf("require takes: scope <scope> | claim <claim.path> <value>")
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 1 {
+		return d.Errf("%s takes exactly one argument", name)
+	}
+	*dst = args[0]
+	return nil
+}
+
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s: must be positive, got %s", name, time.Duration(dur))
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

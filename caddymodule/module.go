@@ -1,0 +1,426 @@
+// Package caddymodule adapts embedgate to Caddy: it registers the
+// http.handlers.embed_session module and the embed_session Caddyfile
+// directive, provisions the core (internal/...) from the JSON config, and
+// wires the request flow into Caddy's handler chain. It holds no logic of its
+// own beyond that wiring.
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/tenant"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults, as documented on the fields.
+const (
+	DefaultSessionTTL  = 8 * time.Hour
+	DefaultIdleTimeout = 30 * time.Minute
+	DefaultMaxTokenAge = 120 * time.Second
+	DefaultLeeway      = 30 * time.Second
+	DefaultCookieName  = "__Host-embed_session"
+	DefaultPrefix      = "/.embed"
+	DefaultTokenParam  = "embed_token"
+)
+
+// storageKey is where a generated session key is kept in Caddy's storage, so
+// restarts and instances sharing that storage keep sessions valid.
+const storageKey = "embedgate/session_key"
+
+// Handler exchanges one-time SSO tokens for a sealed session cookie, guards
+// every request with that session, sends verified identity headers upstream
+// and sets frame-ancestors on every response.
+type Handler struct {
+	// Tenants are the customers whose pages may embed the app, each with the
+	// keys that verify its tokens. At least one is required.
+	Tenants []tenant.Config `json:"tenants,omitempty"`
+
+	// SessionKeys seal session cookies; each at least 32 bytes, {env.*} and
+	// {file.*} placeholders accepted. The first seals, all open, so a new key
+	// goes first to rotate. Default: a key generated once and kept in Caddy's
+	// configured storage.
+	SessionKeys []string `json:"session_keys,omitempty"`
+
+	// SessionTTL is the absolute lifetime of a session. Default: 8h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// IdleTimeout ends a session not used for this long; the cookie is
+	// re-sealed when more than half of it has passed. Default: 30m.
+	IdleTimeout caddy.Duration `json:"idle_timeout,omitempty"`
+
+	// MaxTokenAge is the upper bound on a token's exp - iat. Default: 120s.
+	MaxTokenAge caddy.Duration `json:"max_token_age,omitempty"`
+
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default: 30s.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// CookieName is the session cookie's name. Default: __Host-embed_session.
+	CookieName string `json:"cookie_name,omitempty"`
+
+	// Prefix is the path under which the gateway's own endpoints live
+	// (exchange, signout, session). Default: /.embed.
+	Prefix string `json:"prefix,omitempty"`
+
+	// TokenParam is the query parameter that carries a token on a GET; the
+	// gateway exchanges it and redirects to the URL without it.
+	// Default: embed_token.
+	TokenParam string `json:"token_param,omitempty"`
+
+	// ForwardClaims send token claims upstream as headers (strings as is,
+	// other values as compact JSON). Default: none.
+	ForwardClaims []ForwardClaim `json:"forward_claims,omitempty"`
+
+	// Require lists rules every request's session must meet, else 403.
+	// Default: none.
+	Require []Requirement `json:"require,omitempty"`
+
+	// Store is where single-use token ids and revocations live. Default:
+	// memory, which holds for one process (and survives config reloads).
+	Store *StoreConfig `json:"store,omitempty"`
+
+	gw     *gateway.Gateway
+	logger *zap.Logger
+	pooled []string // usage pool keys released in Cleanup
+}
+
+// ForwardClaim sends one claim upstream as a header.
+type ForwardClaim struct {
+	// Claim is a dotted path into the token's claims, e.g. "org.id".
+	Claim string `json:"claim"`
+	// Header is the request header it is sent in, e.g. "X-Embed-Org".
+	Header string `json:"header"`
+}
+
+// Requirement is one require rule: a scope, or a claim with a value.
+type Requirement struct {
+	// Scope must appear in the token's scope (space-separated) or scp claim.
+	Scope string `json:"scope,omitempty"`
+	// Claim is a dotted claim path that must equal Value (or, for an array
+	// claim, contain it).
+	Claim string `json:"claim,omitempty"`
+	// Value may hold request placeholders, e.g. {http.request.uri.path.1}.
+	Value string `json:"value,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.embed_session",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision sets defaults, resolves secrets and builds the core.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.setDefaults()
+	repl := caddy.NewReplacer()
+
+	cfgs, err := resolveTenants(h.Tenants, repl)
+	if err != nil {
+		return err
+	}
+	reg, err := tenant.NewRegistry(cfgs)
+	if err != nil {
+		return err
+	}
+	if reg.Len() == 0 {
+		return fmt.Errorf("embed_session: at least one tenant is required")
+	}
+	sealer, err := h.provisionSealer(ctx, repl)
+	if err != nil {
+		return err
+	}
+
+	store, revocations, err := h.provisionStore(ctx)
+	if err != nil {
+		return err
+	}
+
+	fwd := make([]gateway.ForwardClaim, len(h.ForwardClaims))
+	for i, fc := range h.ForwardClaims {
+		fwd[i] = gateway.ForwardClaim{Claim: fc.Claim, Header: http.CanonicalHeaderKey(fc.Header)}
+	}
+	req := make([]gateway.Requirement, len(h.Require))
+	for i, rq := range h.Require {
+		req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
+	}
+	h.gw, err = gateway.New(gateway.Config{
+		Tenants:       func() *tenant.Registry { return reg },
+		Sealer:        sealer,
+		Replay:        store,
+		Revocations:   revocations,
+		SessionTTL:    time.Duration(h.SessionTTL),
+		IdleTimeout:   time.Duration(h.IdleTimeout),
+		MaxTokenAge:   time.Duration(h.MaxTokenAge),
+		Leeway:        time.Duration(h.Leeway),
+		CookieName:    h.CookieName,
+		Prefix:        h.Prefix,
+		TokenParam:    h.TokenParam,
+		ForwardClaims: fwd,
+		Require:       req,
+		Audit:         h.audit,
+		Expand:        expand,
+		OnSession:     setPlaceholders,
+	})
+	return err
+}
+
+func (h *Handler) setDefaults() {
+	if h.SessionTTL == 0 {
+		h.SessionTTL = caddy.Duration(DefaultSessionTTL)
+	}
+	if h.IdleTimeout == 0 {
+		h.IdleTimeout = caddy.Duration(DefaultIdleTimeout)
+	}
+	if h.MaxTokenAge == 0 {
+		h.MaxTokenAge = caddy.Duration(DefaultMaxTokenAge)
+	}
+	if h.Leeway == 0 {
+		h.Leeway = caddy.Duration(DefaultLeeway)
+	}
+	if h.CookieName == "" {
+		h.CookieName = DefaultCookieName
+	}
+	if h.Prefix == "" {
+		h.Prefix = DefaultPrefix
+	}
+	if h.TokenParam == "" {
+		h.TokenParam = DefaultTokenParam
+	}
+}
+
+// resolveTenants returns copies of the tenant configs with {env.*} and
+// {file.*} resolved in secrets; the originals keep the placeholders, so the
+// config served by the admin API never holds a secret.
+func resolveTenants(in []tenant.Config, repl *caddy.Replacer) ([]tenant.Config, error) {
+	out := make([]tenant.Config, len(in))
+	for i, c := range in {
+		c.Keys = append([]tenant.SecretConfig(nil), c.Keys...)
+		for j := range c.Keys {
+			s, err := resolveSecret(repl, c.Keys[j].Secret)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %q: key #%d: %v", c.ID, j+1, err)
+			}
+			c.Keys[j].Secret = s
+		}
+		c.PublicKeys = append([]tenant.PublicKeyConfig(nil), c.PublicKeys...)
+		for j := range c.PublicKeys {
+			c.PublicKeys[j].File = repl.ReplaceKnown(c.PublicKeys[j].File, "")
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// resolveSecret expands placeholders; an unknown placeholder is an error
+// rather than a literal secret, and the message never shows the value.
+func resolveSecret(repl *caddy.Replacer, s string) (string, error) {
+	out, err := repl.ReplaceOrErr(s, true, true)
+	if err != nil {
+		return "", fmt.Errorf("resolving placeholder: %v", err)
+	}
+	return strings.TrimRight(out, "\r\n"), nil
+}
+
+// provisionSealer builds the session key ring from config, or from a key
+// generated once and kept in Caddy's storage.
+func (h *Handler) provisionSealer(ctx caddy.Context, repl *caddy.Replacer) (*session.Sealer, error) {
+	var secrets [][]byte
+	for i, k := range h.SessionKeys {
+		s, err := resolveSecret(repl, k)
+		if err != nil {
+			return nil, fmt.Errorf("session_key #%d: %v", i+1, err)
+		}
+		if len(s) < 32 {
+			return nil, fmt.Errorf("session_key #%d: %d bytes, at least 32 required", i+1, len(s))
+		}
+		secrets = append(secrets, []byte(s))
+	}
+	if len(secrets) == 0 {
+		key, err := storedSessionKey(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("session_key: none configured and none could be kept in storage: %v", err)
+		}
+		secrets = [][]byte{key}
+	}
+	return session.NewSealer(h.CookieName, secrets)
+}
+
+// storedSessionKey loads the generated session key from Caddy's storage,
+// creating it under the storage lock so concurrent instances agree.
+func storedSessionKey(ctx caddy.Context) ([]byte, error) {
+	st := ctx.Storage()
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := st.Lock(lctx, storageKey); err != nil {
+		return nil, err
+	}
+	defer func() { _ = st.Unlock(context.Background(), storageKey) }()
+	data, err := st.Load(lctx, storageKey)
+	if err == nil {
+		key, derr := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(data)))
+		if derr != nil || len(key) < 32 {
+			return nil, fmt.Errorf("stored key %s is corrupt; delete it to generate a new one", storageKey)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	if err := st.Store(lctx, storageKey, []byte(base64.RawURLEncoding.EncodeToString(key))); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// Validate checks the configuration without changing it.
+func (h *Handler) Validate() error {
+	if !strings.HasPrefix(h.Prefix, "/") || strings.HasSuffix(h.Prefix, "/") || strings.ContainsAny(h.Prefix, " ?#*") {
+		return fmt.Errorf("prefix %q: must start with / and not end with /", h.Prefix)
+	}
+	if !validCookieName(h.CookieName) {
+		return fmt.Errorf("cookie_name %q: not a valid cookie name", h.CookieName)
+	}
+	if h.TokenParam == "" || strings.ContainsAny(h.TokenParam, "&=?# ") {
+		return fmt.Errorf("token_param %q: not a valid query parameter name", h.TokenParam)
+	}
+	for name, d := range map[string]caddy.Duration{"session_ttl": h.SessionTTL, "idle_timeout": h.IdleTimeout, "max_token_age": h.MaxTokenAge, "leeway": h.Leeway} {
+		if d < 0 {
+			return fmt.Errorf("%s: must not be negative", name)
+		}
+	}
+	if h.MaxTokenAge > caddy.Duration(time.Hour) {
+		return fmt.Errorf("max_token_age %s: one-time tokens should live minutes at most (limit 1h)", time.Duration(h.MaxTokenAge))
+	}
+	for i, fc := range h.ForwardClaims {
+		if fc.Claim == "" || !validHeaderName(fc.Header) {
+			return fmt.Errorf("forward_claim #%d: needs a claim path and a header name", i+1)
+		}
+		if hd := http.CanonicalHeaderKey(fc.Header); hd == gateway.HeaderTenant || hd == gateway.HeaderSubject ||
+			strings.EqualFold(hd, "Cookie") || strings.EqualFold(hd, "Host") || strings.EqualFold(hd, "Authorization") {
+			return fmt.Errorf("forward_claim #%d: header %s is reserved", i+1, fc.Header)
+		}
+	}
+	for i, rq := range h.Require {
+		if (rq.Scope == "") == (rq.Claim == "") {
+			return fmt.Errorf("require #%d: set either scope or claim", i+1)
+		}
+		if rq.Claim != "" && rq.Value == "" {
+			return fmt.Errorf("require #%d: claim %q needs a value", i+1, rq.Claim)
+		}
+	}
+	return nil
+}
+
+// Cleanup releases the reload-surviving state.
+func (h *Handler) Cleanup() error {
+	for _, k := range h.pooled {
+		_, _ = statePool.Delete(k)
+	}
+	return nil
+}
+
+// ServeHTTP runs the gateway in front of next.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	return h.gw.ServeHTTP(w, r, next.ServeHTTP)
+}
+
+// audit logs an event once, here at the boundary.
+func (h *Handler) audit(r *http.Request, e gateway.Event) {
+	fields := []zap.Field{zap.String("tenant", e.Tenant)}
+	if e.Subject != "" {
+		fields = append(fields, zap.String("sub", e.Subject))
+	}
+	if e.JTI != "" {
+		fields = append(fields, zap.String("jti_hash", e.JTI))
+	}
+	if e.Session != "" {
+		fields = append(fields, zap.String("session_hash", e.Session))
+	}
+	if e.Reason != "" {
+		fields = append(fields, zap.String("reason", string(e.Reason)))
+	}
+	if e.Detail != "" {
+		fields = append(fields, zap.String("detail", e.Detail))
+	}
+	fields = append(fields, zap.String("remote_ip", r.RemoteAddr), zap.String("uri", r.URL.Path))
+	switch {
+	case e.Kind != gateway.EventReject:
+		h.logger.Info(e.Kind, fields...)
+	case e.Reason == "store_unavailable":
+		h.logger.Error(e.Kind, fields...)
+	case e.HotPath:
+		h.logger.Debug(e.Kind, fields...)
+	default:
+		h.logger.Warn(e.Kind, fields...)
+	}
+}
+
+// expand resolves request placeholders in require values.
+func expand(r *http.Request, s string) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return s
+	}
+	return repl.ReplaceAll(s, "")
+}
+
+// setPlaceholders exposes the identity to the rest of the route and to
+// Caddy's access log ({http.auth.user.id}).
+func setPlaceholders(r *http.Request, s *session.Session, claims map[string]any) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	repl.Set("http.auth.user.id", s.Subject)
+	repl.Set("http.embed.tenant", s.Tenant)
+	repl.Set("http.embed.subject", s.Subject)
+	for k, v := range claims {
+		repl.Set("http.embed.claim."+k, v)
+	}
+}
+
+func validCookieName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderName(s string) bool { return validCookieName(s) }
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

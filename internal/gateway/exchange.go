@@ -1,0 +1,276 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/policy"
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/token"
+)
+
+// exchangeRequest is what a client sends to the exchange, in any encoding.
+type exchangeRequest struct {
+	Token        string `json:"token"`
+	Tenant       string `json:"tenant"`
+	ParentOrigin string `json:"parent_origin"`
+	ReturnTo     string `json:"-"`
+	form         bool
+}
+
+// serveExchange is POST {prefix}/exchange: token in, session cookie out.
+func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	req, err := readExchangeRequest(w, r)
+	if err != nil {
+		g.refuse(w, r, hostTenant, "", err)
+		return
+	}
+	if req.form && req.ReturnTo != "" && !isLocalPath(req.ReturnTo) {
+		g.refuse(w, r, hostTenant, "", reason.Errorf(reason.BadRequest, "return_to must be a same-origin path"))
+		return
+	}
+	expected, err := g.lookupTenant(hostTenant, req.Tenant)
+	if err != nil {
+		g.refuse(w, r, hostTenant, "", err)
+		return
+	}
+	sess, res, err := g.exchange(r, req.Token, req.ParentOrigin, expected)
+	if err != nil {
+		t := expected
+		if res != nil {
+			t = res.Tenant
+		}
+		g.refuse(w, r, t, "", err)
+		return
+	}
+	g.commit(w, r, sess, res)
+	if req.form && req.ReturnTo != "" {
+		h.Set("Location", req.ReturnTo)
+		w.WriteHeader(http.StatusSeeOther)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveTokenParam is a GET with ?embed_token=: exchange, then 303 to the same
+// URL without the token, so it leaves the address bar, history and logs.
+func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) error {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	raw := queryParam(r.URL.RawQuery, g.cfg.TokenParam)
+	sess, res, err := g.exchange(r, raw, "", hostTenant)
+	if err != nil {
+		t := hostTenant
+		if res != nil {
+			t = res.Tenant
+		}
+		g.deny(w, r, t, err)
+		return nil
+	}
+	g.commit(w, r, sess, res)
+	target := r.URL.EscapedPath()
+	if q := removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam); q != "" {
+		target += "?" + q
+	}
+	h.Set("Location", target)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+// exchange verifies the token, checks the origin, consumes the jti and seals
+// a new session. It has no effect unless it succeeds: the cookie is sealed
+// before the jti is consumed, and the jti is consumed last.
+func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *tenant.Tenant) (*session.Session, *token.Result, error) {
+	self := policy.SelfOrigin(r)
+	if expected != nil {
+		if why := policy.CheckOrigin(r, self, expected.AllowsOrigin); why != "" {
+			return nil, nil, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
+		}
+	}
+	if raw == "" {
+		return nil, nil, reason.Errorf(reason.Malformed, "no token in the request")
+	}
+	res, err := g.verifier.Verify(raw, g.cfg.Tenants(), expected)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := res.Tenant
+	if expected == nil {
+		if why := policy.CheckOrigin(r, self, t.AllowsOrigin); why != "" {
+			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
+		}
+	}
+	origin, err := bindOrigin(r, t, parentOrigin, self)
+	if err != nil {
+		return nil, res, err
+	}
+	if err := checkHeaderSafe("sub", res.Claims.Subject); err != nil {
+		return nil, res, err
+	}
+	claims, err := g.keepClaims(res.Claims)
+	if err != nil {
+		return nil, res, err
+	}
+	id, err := session.NewID()
+	if err != nil {
+		return nil, res, err
+	}
+	now := g.now().Truncate(time.Second)
+	sess := &session.Session{
+		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Claims: claims,
+		IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(g.cfg.SessionTTL),
+	}
+	if _, err := g.cfg.Sealer.Seal(sess); err != nil {
+		return nil, res, err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := g.cfg.Replay.Claim(ctx, t.ID, res.Claims.ID, g.verifier.ReplayTTL(res.Claims)); err != nil {
+		if reason.Of(err) == "" {
+			err = &reason.Error{Reason: reason.StoreUnavailable, Detail: err.Error()}
+		}
+		return nil, res, err
+	}
+	return sess, res, nil
+}
+
+// commit sets the cookie of a fresh session and logs the exchange.
+func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, sess *session.Session, res *token.Result) {
+	value, err := g.cfg.Sealer.Seal(sess)
+	if err != nil { // sealed once already in exchange; cannot fail twice
+		panic("embedgate: sealing a verified session failed: " + err.Error())
+	}
+	t := res.Tenant
+	setFraming(w.Header(), t)
+	w.Header().Add("Set-Cookie", g.cookie(value, sess.ExpiresAt.Sub(g.now())))
+	g.cfg.Audit(r, Event{Kind: EventExchange, Tenant: t.ID, Subject: sess.Subject,
+		JTI: Fingerprint(res.Claims.ID), Session: Fingerprint(sess.ID)})
+}
+
+// bindOrigin picks the parent origin bound into the session: the one the
+// start page reports (checked again here), else the request's own Origin
+// when it is an allowed framer; anything outside the allowlist is refused.
+func bindOrigin(r *http.Request, t *tenant.Tenant, parentOrigin, self string) (string, error) {
+	if parentOrigin != "" {
+		o := policy.NormalizeOrigin(parentOrigin)
+		if !t.AllowsOrigin(o) {
+			return "", reason.Errorf(reason.ForbiddenOrigin, "parent_origin is not in frame_ancestors of tenant %q", t.ID)
+		}
+		return o, nil
+	}
+	if o := policy.NormalizeOrigin(r.Header.Get("Origin")); o != "" && o != self && t.AllowsOrigin(o) {
+		return o, nil
+	}
+	return "", nil
+}
+
+// keepClaims copies the claims the gateway needs later (forwarded and
+// required ones) into the session as a compact JSON object.
+func (g *Gateway) keepClaims(c token.Claims) ([]byte, error) {
+	if len(g.claimSet) == 0 {
+		return nil, nil
+	}
+	kept := make(map[string]any, len(g.claimSet))
+	for _, p := range g.claimSet {
+		if v, ok := c.Lookup(p); ok {
+			kept[p] = v
+		}
+	}
+	if len(kept) == 0 {
+		return nil, nil
+	}
+	for _, fc := range g.cfg.ForwardClaims {
+		if v, ok := kept[fc.Claim]; ok {
+			if err := checkHeaderSafe(fc.Claim, headerValue(v)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return json.Marshal(kept)
+}
+
+// checkHeaderSafe refuses values that cannot travel in an HTTP header.
+func checkHeaderSafe(name, v string) error {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return reason.Errorf(reason.Malformed, "claim %q holds control characters", name)
+		}
+	}
+	return nil
+}
+
+// readExchangeRequest reads the token from a bearer header, a JSON body or a
+// form, bounded in size.
+func readExchangeRequest(w http.ResponseWriter, r *http.Request) (exchangeRequest, error) {
+	var req exchangeRequest
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, tok, ok := strings.Cut(auth, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return req, reason.Errorf(reason.Malformed, "Authorization must be Bearer")
+		}
+		req.Token = strings.TrimSpace(tok)
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxExchangeBody)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "application/json":
+		var body exchangeRequest
+		dec := json.NewDecoder(r.Body)
+		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			return req, reason.Errorf(reason.BadRequest, "body is not a JSON object with a token")
+		}
+		if req.Token == "" {
+			req.Token = body.Token
+		}
+		req.Tenant, req.ParentOrigin = body.Tenant, body.ParentOrigin
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return req, reason.Errorf(reason.BadRequest, "unreadable form body")
+		}
+		req.form = true
+		if req.Token == "" {
+			req.Token = r.PostForm.Get("token")
+		}
+		req.Tenant = r.PostForm.Get("tenant")
+		req.ParentOrigin = r.PostForm.Get("parent_origin")
+		req.ReturnTo = r.PostForm.Get("return_to")
+	}
+	if req.Tenant == "" {
+		req.Tenant = r.URL.Query().Get("tenant")
+	}
+	return req, nil
+}
+
+// isLocalPath accepts only a path on this origin: "/x", never "//host",
+// "/\host", a scheme, or control characters.
+func isLocalPath(p string) bool {
+	if len(p) == 0 || p[0] != '/' || len(p) > 2048 {
+		return false
+	}
+	if len(p) > 1 && (p[1] == '/' || p[1] == '\\') {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f || p[i] == '\\' {
+			return false
+		}
+	}
+	u, err := url.Parse(p)
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
+}
+
+// retryAfter is sent with 503 store_unavailable.
+var retryAfter = strconv.Itoa(1)

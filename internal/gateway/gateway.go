@@ -1,0 +1,197 @@
+// Package gateway is embedgate's request flow in plain net/http: the token
+// exchange endpoints, the per-request session check, the identity headers
+// sent upstream, and the framing and origin policy applied to every
+// response. It imports no Caddy code; the caddymodule package adapts it.
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/token"
+)
+
+// Identity headers set upstream. Inbound copies are always stripped.
+const (
+	HeaderTenant  = "X-Embed-Tenant"
+	HeaderSubject = "X-Embed-Subject"
+)
+
+// Limits on request bodies read by the gateway itself.
+const maxExchangeBody = 16 << 10
+
+// Next continues the handler chain (the upstream app).
+type Next func(w http.ResponseWriter, r *http.Request) error
+
+// ForwardClaim sends one token claim upstream as a header.
+type ForwardClaim struct {
+	Claim  string // dotted path into the token's claims
+	Header string // canonical header name
+}
+
+// Requirement is one require rule: exactly one of Scope or Claim is set.
+type Requirement struct {
+	Scope string
+	Claim string
+	Value string // may hold placeholders, expanded per request
+}
+
+// Config is everything the gateway needs; zero durations are not defaults
+// here: the adapter sets them.
+type Config struct {
+	Tenants     func() *tenant.Registry // the current registry (swapped on reload)
+	Sealer      *session.Sealer
+	Replay      replay.Store
+	Revocations replay.Revocations
+
+	SessionTTL  time.Duration
+	IdleTimeout time.Duration
+	MaxTokenAge time.Duration
+	Leeway      time.Duration
+
+	CookieName string
+	Prefix     string
+	TokenParam string
+
+	ForwardClaims []ForwardClaim
+	Require       []Requirement
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Audit receives one event per exchange, rejection and sign-out.
+	Audit func(r *http.Request, e Event)
+	// Expand resolves placeholders in require values; nil leaves them as is.
+	Expand func(r *http.Request, s string) string
+	// OnSession is called for a request with a live session before it goes
+	// upstream (the adapter sets placeholders there).
+	OnSession func(r *http.Request, s *session.Session, claims map[string]any)
+}
+
+// Gateway serves the embed endpoints and guards every other request.
+type Gateway struct {
+	cfg      Config
+	verifier *token.Verifier
+	strip    []string // forward_claim headers stripped from requests
+	claimSet []string // claim paths kept in the session
+	paths    endpoints
+}
+
+type endpoints struct {
+	exchange, signout, session, prefixSlash string
+}
+
+// New validates cfg and builds a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Tenants == nil || cfg.Sealer == nil || cfg.Replay == nil || cfg.Revocations == nil {
+		return nil, fmt.Errorf("gateway: tenants, sealer, replay store and revocations are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Audit == nil {
+		cfg.Audit = func(*http.Request, Event) {}
+	}
+	g := &Gateway{
+		cfg:      cfg,
+		verifier: &token.Verifier{MaxTokenAge: cfg.MaxTokenAge, Leeway: cfg.Leeway, Now: cfg.Now},
+		paths: endpoints{
+			exchange:    cfg.Prefix + "/exchange",
+			signout:     cfg.Prefix + "/signout",
+			session:     cfg.Prefix + "/session",
+			prefixSlash: cfg.Prefix + "/",
+		},
+	}
+	seen := map[string]bool{}
+	for _, fc := range cfg.ForwardClaims {
+		g.strip = append(g.strip, http.CanonicalHeaderKey(fc.Header))
+		if !seen[fc.Claim] {
+			seen[fc.Claim] = true
+			g.claimSet = append(g.claimSet, fc.Claim)
+		}
+	}
+	for _, rq := range cfg.Require {
+		paths := []string{rq.Claim}
+		if rq.Scope != "" {
+			paths = scopeClaims
+		}
+		for _, p := range paths {
+			if !seen[p] {
+				seen[p] = true
+				g.claimSet = append(g.claimSet, p)
+			}
+		}
+	}
+	return g, nil
+}
+
+// ServeHTTP handles r. It strips identity headers first, whatever follows.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	stripInbound(r.Header, g.strip)
+	hostTenant, _ := g.cfg.Tenants().ByHost(tenant.HostOf(r.Host))
+
+	if p := r.URL.Path; strings.HasPrefix(p, g.paths.prefixSlash) {
+		return g.serveEndpoint(w, r, hostTenant)
+	}
+	if r.Method == http.MethodGet && g.cfg.TokenParam != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
+		return g.serveTokenParam(w, r, hostTenant)
+	}
+	return g.serveSession(w, r, hostTenant, next)
+}
+
+func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) error {
+	switch r.URL.Path {
+	case g.paths.exchange:
+		if r.Method != http.MethodPost {
+			return g.methodNotAllowed(w, hostTenant, "POST")
+		}
+		g.serveExchange(w, r, hostTenant)
+	case g.paths.signout:
+		if r.Method != http.MethodPost {
+			return g.methodNotAllowed(w, hostTenant, "POST")
+		}
+		g.serveSignout(w, r, hostTenant)
+	case g.paths.session:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			return g.methodNotAllowed(w, hostTenant, "GET, HEAD")
+		}
+		g.serveSessionInfo(w, r, hostTenant)
+	default:
+		setFraming(w.Header(), hostTenant)
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_found"})
+	}
+	return nil
+}
+
+func (g *Gateway) methodNotAllowed(w http.ResponseWriter, t *tenant.Tenant, allow string) error {
+	setFraming(w.Header(), t)
+	w.Header().Set("Allow", allow)
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed"})
+	return nil
+}
+
+// lookupTenant resolves the tenant named by a request parameter, checked
+// against the host's tenant when the host names one.
+func (g *Gateway) lookupTenant(hostTenant *tenant.Tenant, param string) (*tenant.Tenant, error) {
+	if param == "" {
+		return hostTenant, nil
+	}
+	if hostTenant != nil {
+		if param != hostTenant.ID {
+			return nil, reason.Errorf(reason.WrongTenant, "tenant parameter %q on a host of tenant %q", param, hostTenant.ID)
+		}
+		return hostTenant, nil
+	}
+	t, ok := g.cfg.Tenants().ByID(param)
+	if !ok {
+		return nil, reason.Errorf(reason.UnknownTenant, "tenant parameter %q is not configured", param)
+	}
+	return t, nil
+}
+
+func (g *Gateway) now() time.Time { return g.cfg.Now() }

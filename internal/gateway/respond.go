@@ -1,0 +1,302 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"html"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/policy"
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/tenant"
+)
+
+// Event kinds for the audit log.
+const (
+	EventExchange = "exchange"
+	EventReject   = "reject"
+	EventSignout  = "signout"
+)
+
+// Event is one audit record. It never holds a token, secret or cookie value:
+// JTI and Session are fingerprints.
+type Event struct {
+	Kind    string
+	Tenant  string
+	Subject string
+	JTI     string
+	Session string
+	Reason  reason.Reason
+	Detail  string
+	// HotPath marks refusals on the per-request session path, which the
+	// adapter logs at Debug so a crawler without cookies cannot flood logs.
+	HotPath bool
+}
+
+// Fingerprint is a short, non-reversible id for a jti or session id in logs.
+func Fingerprint(s string) string {
+	if s == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
+}
+
+func (g *Gateway) audit(r *http.Request, t *tenant.Tenant, s *session.Session, err error, exchange bool) {
+	e := Event{Kind: EventReject, Reason: reason.Of(err), HotPath: !exchange}
+	if re, ok := err.(*reason.Error); ok {
+		e.Detail = re.Detail
+	}
+	if t != nil {
+		e.Tenant = t.ID
+	}
+	if s != nil {
+		e.Subject, e.Session = s.Subject, Fingerprint(s.ID)
+	}
+	g.cfg.Audit(r, e)
+}
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// setFraming writes the tenant's frame-ancestors policy (or 'none').
+func setFraming(h http.Header, t *tenant.Tenant) {
+	h.Del("X-Frame-Options")
+	if t == nil {
+		h.Set("Content-Security-Policy", policy.FrameAncestors(nil))
+		return
+	}
+	h.Set("Content-Security-Policy", t.FrameAncestorsCSP())
+}
+
+// refuse answers a failed exchange; nothing has been applied.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, _ string, err error) {
+	why := reason.Of(err)
+	if why == "" {
+		why = reason.Malformed
+		err = &reason.Error{Reason: why, Detail: err.Error()}
+	}
+	g.audit(r, t, nil, err, true)
+	setFraming(w.Header(), t)
+	switch why {
+	case reason.ForbiddenOrigin, reason.CrossOrigin:
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
+	case reason.BadRequest, reason.WrongTenant:
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(why)})
+	case reason.StoreUnavailable:
+		w.Header().Set("Retry-After", retryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(why)})
+	default:
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid_token", Description: string(why)})
+	}
+}
+
+// deny answers a request that has no usable session (or whose ?embed_token=
+// failed): a login redirect for top-level navigations of a tenant with a
+// login_url, the HTML gate page for other navigations, JSON otherwise.
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error) {
+	why := reason.Of(err)
+	tokenFailure := !isSessionReason(why)
+	g.audit(r, t, nil, err, !tokenFailure)
+	h := w.Header()
+	setFraming(h, t)
+	h.Set("Cache-Control", "no-store")
+	switch why {
+	case reason.ForbiddenOrigin, reason.CrossOrigin:
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
+		return
+	case reason.StoreUnavailable:
+		h.Set("Retry-After", retryAfter)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(why)})
+		return
+	}
+	if policy.IsNavigation(r) {
+		if t != nil && t.LoginURL != "" && policy.IsTopLevelNavigation(r) && !tokenFailure {
+			h.Set("Location", loginRedirect(t.LoginURL, policy.SelfOrigin(r)+originalURI(r, g.cfg.TokenParam)))
+			w.WriteHeader(http.StatusFound)
+			return
+		}
+		writeGate(w, t, why)
+		return
+	}
+	code := "invalid_session"
+	if tokenFailure {
+		code = "invalid_token"
+	}
+	writeJSON(w, http.StatusUnauthorized, errorBody{Error: code, Description: string(why)})
+}
+
+func isSessionReason(r reason.Reason) bool {
+	switch r {
+	case reason.SessionMissing, reason.SessionInvalid, reason.SessionExpired, reason.SessionIdle,
+		reason.SessionRevoked, reason.WrongTenant, reason.UnknownTenant:
+		return true
+	}
+	return false
+}
+
+// originalURI is the request URI without the token parameter.
+func originalURI(r *http.Request, tokenParam string) string {
+	u := r.URL.EscapedPath()
+	if q := removeQueryParam(r.URL.RawQuery, tokenParam); q != "" {
+		u += "?" + q
+	}
+	return u
+}
+
+func loginRedirect(loginURL, original string) string {
+	sep := "?"
+	if strings.Contains(loginURL, "?") {
+		sep = "&"
+	}
+	return loginURL + sep + "redirect=" + url.QueryEscape(original)
+}
+
+// writeGate writes the small HTML page shown inside the frame when there is
+// no session. Its own CSP allows only its inline style.
+func writeGate(w http.ResponseWriter, t *tenant.Tenant, why reason.Reason) {
+	h := w.Header()
+	framing := policy.FrameAncestors(nil)
+	if t != nil {
+		framing = t.FrameAncestorsCSP()
+	}
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "+framing)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte(`<!doctype html><html lang="en"><meta charset="utf-8"><meta name="embedgate-reason" content="` +
+		html.EscapeString(string(why)) + `"><title>Sign-in required</title>` +
+		`<style>body{font:16px system-ui,sans-serif;margin:2rem;color:#333}</style>` +
+		`<p>Your session has ended. Please sign in again from the page that shows this app.</p></html>`))
+}
+
+// cookie is the Set-Cookie line for a session value.
+func (g *Gateway) cookie(value string, maxAge time.Duration) string {
+	// Round up: the cookie may outlive the session by under a second (the
+	// session itself still expires on time), never the other way round.
+	secs := int64((maxAge + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return g.cfg.CookieName + "=" + value + "; Path=/; Max-Age=" + strconv.FormatInt(secs, 10) +
+		"; HttpOnly; Secure; SameSite=None; Partitioned"
+}
+
+// clearCookie removes the cookie with the same attributes it was set with;
+// a Partitioned cookie is only removed by a Partitioned Set-Cookie.
+func (g *Gateway) clearCookie() string {
+	return g.cfg.CookieName + "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=None; Partitioned"
+}
+
+// framingWriter merges the tenant's frame-ancestors into whatever CSP the
+// upstream sends and drops its X-Frame-Options, just before the header goes.
+type framingWriter struct {
+	http.ResponseWriter
+	csp   string
+	wrote bool
+}
+
+func (fw *framingWriter) WriteHeader(status int) {
+	if !fw.wrote {
+		policy.MergeCSP(fw.ResponseWriter.Header(), fw.csp)
+		if status >= 200 || status == http.StatusSwitchingProtocols {
+			fw.wrote = true
+		}
+	}
+	fw.ResponseWriter.WriteHeader(status)
+}
+
+func (fw *framingWriter) Write(b []byte) (int, error) {
+	if !fw.wrote {
+		fw.WriteHeader(http.StatusOK)
+	}
+	return fw.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and Hijack underneath.
+func (fw *framingWriter) Unwrap() http.ResponseWriter { return fw.ResponseWriter }
+
+// stripInbound removes every identity header a client may have sent.
+func stripInbound(h http.Header, extra []string) { policy.StripHeaders(h, extra) }
+
+// cookieValue finds one cookie in the Cookie headers without parsing the
+// others: this runs on every request.
+func cookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				v := part[len(name)+1:]
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v, v != ""
+			}
+		}
+	}
+	return "", false
+}
+
+// hasQueryParam and friends read the raw query so that the rest of it is
+// kept byte-for-byte when the token is removed.
+func hasQueryParam(raw, name string) bool {
+	_, ok := findQueryParam(raw, name)
+	return ok
+}
+
+func queryParam(raw, name string) string {
+	v, _ := findQueryParam(raw, name)
+	return v
+}
+
+func findQueryParam(raw, name string) (string, bool) {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == name {
+			val, err := url.QueryUnescape(v)
+			if err != nil {
+				return "", true
+			}
+			return val, true
+		}
+	}
+	return "", false
+}
+
+func removeQueryParam(raw, name string) string {
+	if raw == "" {
+		return ""
+	}
+	kept := make([]string, 0, 4)
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		k, _, _ := strings.Cut(pair, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == name {
+			continue
+		}
+		if pair != "" {
+			kept = append(kept, pair)
+		}
+	}
+	return strings.Join(kept, "&")
+}

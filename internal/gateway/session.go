@@ -1,0 +1,283 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/policy"
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/tenant"
+)
+
+// scopeClaims are the claims a require scope rule reads: "scope" (RFC 8693,
+// space-separated or an array) and "scp" (common in IdP tokens).
+var scopeClaims = []string{"scope", "scp"}
+
+// openResult is the outcome of reading the session cookie.
+type openResult struct {
+	sess    *session.Session
+	tenant  *tenant.Tenant // the session's tenant, when the cookie opened
+	present bool           // a cookie was sent (so a refusal clears it)
+	err     error
+}
+
+// openSession reads, opens and checks the session cookie without any I/O.
+func (g *Gateway) openSession(r *http.Request, hostTenant *tenant.Tenant) openResult {
+	value, ok := cookieValue(r.Header, g.cfg.CookieName)
+	if !ok {
+		return openResult{err: reason.SessionMissing.Err()}
+	}
+	res := openResult{present: true}
+	s, err := g.cfg.Sealer.Open(value)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	t, ok := g.cfg.Tenants().ByID(s.Tenant)
+	if !ok {
+		res.err = reason.Errorf(reason.UnknownTenant, "session tenant %q is no longer configured", s.Tenant)
+		return res
+	}
+	res.tenant = t
+	if hostTenant != nil && hostTenant != t {
+		res.err = reason.Errorf(reason.WrongTenant, "session of tenant %q on a host of tenant %q", t.ID, hostTenant.ID)
+		return res
+	}
+	if err := s.Check(g.now(), g.cfg.IdleTimeout); err != nil {
+		res.err = err
+		return res
+	}
+	// An absolute lifetime shortened by a config change applies at once.
+	if !g.now().Before(s.IssuedAt.Add(g.cfg.SessionTTL)) {
+		res.err = reason.Errorf(reason.SessionExpired, "older than session_ttl")
+		return res
+	}
+	if g.cfg.Revocations.Revoked(replay.SessionRef{ID: s.ID, Tenant: s.Tenant, Subject: s.Subject, IssuedAt: s.IssuedAt}) {
+		res.err = reason.SessionRevoked.Err()
+		return res
+	}
+	res.sess = s
+	return res
+}
+
+// allowedOrigins is the allowlist for a session: its narrowed list when it
+// has one, else the tenant's frame_ancestors.
+func allowedOrigins(t *tenant.Tenant, s *session.Session) func(string) bool {
+	if s != nil && s.Origins != nil {
+		return func(o string) bool {
+			for _, a := range s.Origins {
+				if a == o && t.AllowsOrigin(o) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	if t == nil {
+		return func(string) bool { return false }
+	}
+	return t.AllowsOrigin
+}
+
+// serveSession guards every request that is not a gateway endpoint.
+func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant, next Next) error {
+	o := g.openSession(r, hostTenant)
+	t := hostTenant
+	if o.sess != nil {
+		t = o.tenant
+	}
+	if policy.IsUnsafeMethod(r.Method) {
+		if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
+			setFraming(w.Header(), t)
+			g.audit(r, t, o.sess, reason.Errorf(why, "%s from a foreign origin", r.Method), false)
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
+			return nil
+		}
+	}
+	if o.sess == nil {
+		if o.present {
+			w.Header().Add("Set-Cookie", g.clearCookie())
+		}
+		if o.tenant != nil && t == nil {
+			t = o.tenant // frame the gate page for the tenant the cookie named
+		}
+		g.deny(w, r, t, o.err)
+		return nil
+	}
+	s := o.sess
+	claims := decodeClaims(s.Claims)
+	if err := g.checkRequire(r, claims); err != nil {
+		setFraming(w.Header(), t)
+		g.audit(r, t, s, err, false)
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(reason.Of(err))})
+		return nil
+	}
+	now := g.now()
+	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
+		s.LastSeen = now.Truncate(time.Second)
+		if value, err := g.cfg.Sealer.Seal(s); err == nil {
+			w.Header().Add("Set-Cookie", g.cookie(value, s.ExpiresAt.Sub(now)))
+		}
+	}
+	r.Header.Set(HeaderTenant, t.ID)
+	r.Header.Set(HeaderSubject, s.Subject)
+	for _, fc := range g.cfg.ForwardClaims {
+		if v, ok := claims[fc.Claim]; ok {
+			r.Header.Set(fc.Header, headerValue(v))
+		}
+	}
+	policy.StripCookie(r.Header, g.cfg.CookieName)
+	if g.cfg.OnSession != nil {
+		g.cfg.OnSession(r, s, claims)
+	}
+	setFraming(w.Header(), t)
+	return next(&framingWriter{ResponseWriter: w, csp: t.FrameAncestorsCSP()}, r)
+}
+
+// checkRequire applies the require rules to the session's claims.
+func (g *Gateway) checkRequire(r *http.Request, claims map[string]any) error {
+	for _, rq := range g.cfg.Require {
+		if rq.Scope != "" {
+			if !hasScope(claims, rq.Scope) {
+				return reason.Errorf(reason.RequirementFailed, "scope %q missing", rq.Scope)
+			}
+			continue
+		}
+		want := rq.Value
+		if g.cfg.Expand != nil {
+			want = g.cfg.Expand(r, want)
+		}
+		if !claimMatches(claims[rq.Claim], want) {
+			return reason.Errorf(reason.RequirementFailed, "claim %q does not match", rq.Claim)
+		}
+	}
+	return nil
+}
+
+func hasScope(claims map[string]any, scope string) bool {
+	for _, name := range scopeClaims {
+		switch v := claims[name].(type) {
+		case string:
+			for _, s := range strings.Fields(v) {
+				if s == scope {
+					return true
+				}
+			}
+		case []any:
+			for _, s := range v {
+				if s == scope {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// claimMatches compares a claim with a required value: strings by equality,
+// arrays by membership, other values by their compact JSON text.
+func claimMatches(v any, want string) bool {
+	switch c := v.(type) {
+	case nil:
+		return false
+	case string:
+		return c == want
+	case []any:
+		for _, e := range c {
+			if claimMatches(e, want) {
+				return true
+			}
+		}
+		return false
+	default:
+		return headerValue(c) == want
+	}
+}
+
+// decodeClaims opens the session's kept claims; nil when there are none.
+func decodeClaims(raw []byte) map[string]any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil {
+		return nil
+	}
+	return m
+}
+
+// headerValue renders a claim for a header: strings as is, else compact JSON.
+func headerValue(v any) string {
+	if s, ok := v.(string); ok {
+		return s
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// serveSessionInfo is GET {prefix}/session.
+func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+	w.Header().Set("Cache-Control", "no-store")
+	o := g.openSession(r, hostTenant)
+	if o.sess == nil {
+		t := hostTenant
+		if t == nil {
+			t = o.tenant
+		}
+		setFraming(w.Header(), t)
+		if o.present {
+			w.Header().Add("Set-Cookie", g.clearCookie())
+		}
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid_session", Description: string(reason.Of(o.err))})
+		return
+	}
+	setFraming(w.Header(), o.tenant)
+	writeJSON(w, http.StatusOK, sessionInfo{
+		Tenant: o.sess.Tenant, Subject: o.sess.Subject, Origin: o.sess.Origin,
+		ExpiresAt: o.sess.ExpiresAt.UTC().Format(time.RFC3339),
+	})
+}
+
+type sessionInfo struct {
+	Tenant    string `json:"tenant"`
+	Subject   string `json:"sub"`
+	ExpiresAt string `json:"expires_at"`
+	Origin    string `json:"origin,omitempty"`
+}
+
+// serveSignout is POST {prefix}/signout: revoke the session id until its
+// expiry and clear the cookie. Without a live session it still clears.
+func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+	w.Header().Set("Cache-Control", "no-store")
+	o := g.openSession(r, hostTenant)
+	t := hostTenant
+	if o.sess != nil {
+		t = o.tenant
+	}
+	setFraming(w.Header(), t)
+	if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
+		return
+	}
+	if o.sess != nil {
+		if err := g.cfg.Revocations.Revoke(r.Context(), o.sess.ID, o.sess.ExpiresAt); err != nil {
+			// A revocation that did not stick must not look like a sign-out.
+			w.Header().Set("Retry-After", retryAfter)
+			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(reason.StoreUnavailable)})
+			g.audit(r, t, o.sess, &reason.Error{Reason: reason.StoreUnavailable, Detail: "revoking session: " + err.Error()}, true)
+			return
+		}
+		g.cfg.Audit(r, Event{Kind: EventSignout, Tenant: o.sess.Tenant, Subject: o.sess.Subject, Session: Fingerprint(o.sess.ID)})
+	}
+	w.Header().Add("Set-Cookie", g.clearCookie())
+	w.WriteHeader(http.StatusNoContent)
+}
