@@ -83,7 +83,7 @@ type Gateway struct {
 }
 
 type endpoints struct {
-	exchange, signout, session, prefixSlash string
+	exchange, signout, session, token, prefixSlash string
 }
 
 // New validates cfg and builds a Gateway.
@@ -104,6 +104,7 @@ func New(cfg Config) (*Gateway, error) {
 			exchange:    cfg.Prefix + "/exchange",
 			signout:     cfg.Prefix + "/signout",
 			session:     cfg.Prefix + "/session",
+			token:       cfg.Prefix + "/token",
 			prefixSlash: cfg.Prefix + "/",
 		},
 	}
@@ -161,7 +162,12 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, hostTena
 			return g.methodNotAllowed(w, hostTenant, "GET, HEAD")
 		}
 		g.serveSessionInfo(w, r, hostTenant)
+	case g.paths.token:
+		g.serveTokenAPI(w, r, hostTenant)
 	default:
+		if g.servePage(w, r, hostTenant) {
+			return nil
+		}
 		setFraming(w.Header(), hostTenant)
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_found"})
 	}
