@@ -112,7 +112,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenan
 func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error) {
 	why := reason.Of(err)
 	tokenFailure := !isSessionReason(why)
-	g.audit(r, t, nil, err, !tokenFailure)
+	g.audit(r, t, nil, err, tokenFailure) // token failures are exchanges: Warn; no session: Debug
 	h := w.Header()
 	setFraming(h, t)
 	h.Set("Cache-Control", "no-store")

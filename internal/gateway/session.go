@@ -131,6 +131,12 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 		}
 	}
 	policy.StripCookie(r.Header, g.cfg.CookieName)
+	// Only a GET exchanges ?embed_token=; on any other method the token is
+	// still removed, so it never reaches the app or its logs.
+	if g.cfg.TokenParam != "" && strings.Contains(r.URL.RawQuery, g.cfg.TokenParam) && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
+		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
+		r.RequestURI = r.URL.RequestURI()
+	}
 	if g.cfg.OnSession != nil {
 		g.cfg.OnSession(r, s, claims)
 	}
