@@ -34,25 +34,25 @@ func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, hostTena
 	h.Set("Cache-Control", "no-store")
 	req, err := readExchangeRequest(w, r)
 	if err != nil {
-		g.refuse(w, r, hostTenant, "", err)
+		g.refuse(w, r, hostTenant, nil, err)
 		return
 	}
 	if req.form && req.ReturnTo != "" && !isLocalPath(req.ReturnTo) {
-		g.refuse(w, r, hostTenant, "", reason.Errorf(reason.BadRequest, "return_to must be a same-origin path"))
+		g.refuse(w, r, hostTenant, nil, reason.Errorf(reason.BadRequest, "return_to must be a same-origin path"))
 		return
 	}
 	expected, err := g.lookupTenant(hostTenant, req.Tenant)
 	if err != nil {
-		g.refuse(w, r, hostTenant, "", err)
+		g.refuse(w, r, hostTenant, nil, err)
 		return
 	}
-	sess, res, err := g.exchange(r, req.Token, req.ParentOrigin, expected)
+	sess, res, err := g.exchange(r, req.Token, req.ParentOrigin, expected, false)
 	if err != nil {
 		t := expected
 		if res != nil {
 			t = res.Tenant
 		}
-		g.refuse(w, r, t, "", err)
+		g.refuse(w, r, t, res, err)
 		return
 	}
 	g.commit(w, r, sess, res)
@@ -71,17 +71,17 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTe
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	raw := queryParam(r.URL.RawQuery, g.cfg.TokenParam)
-	sess, res, err := g.exchange(r, raw, "", hostTenant)
+	sess, res, err := g.exchange(r, raw, "", hostTenant, true)
 	if err != nil {
 		t := hostTenant
 		if res != nil {
 			t = res.Tenant
 		}
-		g.deny(w, r, t, err)
+		g.denyToken(w, r, t, res, err)
 		return nil
 	}
 	g.commit(w, r, sess, res)
-	target := r.URL.EscapedPath()
+	target := localTarget(r.URL.EscapedPath())
 	if q := removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam); q != "" {
 		target += "?" + q
 	}
@@ -93,10 +93,26 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTe
 // exchange verifies the token, checks the origin, consumes the jti and seals
 // a new session. It has no effect unless it succeeds: the cookie is sealed
 // before the jti is consumed, and the jti is consumed last.
-func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *tenant.Tenant) (*session.Session, *token.Result, error) {
+//
+// navigation marks a GET ?embed_token= exchange. Loading an iframe or coming
+// back from login_url is a cross-site navigation that carries
+// Sec-Fetch-Site: cross-site and no Origin, so only an Origin header, when a
+// browser sends one, can refuse it there.
+func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*session.Session, *token.Result, error) {
 	self := policy.SelfOrigin(r)
+	checkOrigin := func(t *tenant.Tenant) reason.Reason {
+		if !navigation {
+			return policy.CheckOrigin(r, self, t.AllowsOrigin)
+		}
+		if o := r.Header.Get("Origin"); o != "" {
+			if n := policy.NormalizeOrigin(o); n != self && !t.AllowsOrigin(n) {
+				return reason.CrossOrigin
+			}
+		}
+		return ""
+	}
 	if expected != nil {
-		if why := policy.CheckOrigin(r, self, expected.AllowsOrigin); why != "" {
+		if why := checkOrigin(expected); why != "" {
 			return nil, nil, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
 		}
 	}
@@ -109,7 +125,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 	}
 	t := res.Tenant
 	if expected == nil {
-		if why := policy.CheckOrigin(r, self, t.AllowsOrigin); why != "" {
+		if why := checkOrigin(t); why != "" {
 			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
 		}
 	}
@@ -140,7 +156,9 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 	defer cancel()
 	if err := g.cfg.Replay.Claim(ctx, t.ID, res.Claims.ID, g.verifier.ReplayTTL(res.Claims)); err != nil {
 		if reason.Of(err) == "" {
-			err = &reason.Error{Reason: reason.StoreUnavailable, Detail: err.Error()}
+			// Only reason errors promise a detail safe to log; a raw store
+			// error might quote the key, which holds the jti.
+			err = &reason.Error{Reason: reason.StoreUnavailable, Detail: "replay store error"}
 		}
 		return nil, res, err
 	}
@@ -252,6 +270,19 @@ func readExchangeRequest(w http.ResponseWriter, r *http.Request) (exchangeReques
 		req.Tenant = r.URL.Query().Get("tenant")
 	}
 	return req, nil
+}
+
+// localTarget keeps a redirect on this origin: a path that starts with "//"
+// or "/\" would be read by the browser as another host.
+func localTarget(p string) string {
+	i := 0
+	for i < len(p) && (p[i] == '/' || p[i] == '\\') {
+		i++
+	}
+	if i > 1 {
+		return "/" + p[i:]
+	}
+	return p
 }
 
 // isLocalPath accepts only a path on this origin: "/x", never "//host",

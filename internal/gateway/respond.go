@@ -15,6 +15,7 @@ import (
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/token"
 )
 
 // Event kinds for the audit log.
@@ -84,14 +85,15 @@ func setFraming(h http.Header, t *tenant.Tenant) {
 	h.Set("Content-Security-Policy", t.FrameAncestorsCSP())
 }
 
-// refuse answers a failed exchange; nothing has been applied.
-func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, _ string, err error) {
+// refuse answers a failed exchange; nothing has been applied. res, when
+// the token verified, names who and which jti for the audit log.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, res *token.Result, err error) {
 	why := reason.Of(err)
 	if why == "" {
 		why = reason.Malformed
 		err = &reason.Error{Reason: why, Detail: err.Error()}
 	}
-	g.audit(r, t, nil, err, true)
+	g.auditExchangeReject(r, t, res, err)
 	setFraming(w.Header(), t)
 	switch why {
 	case reason.ForbiddenOrigin, reason.CrossOrigin:
@@ -106,13 +108,36 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenan
 	}
 }
 
-// deny answers a request that has no usable session (or whose ?embed_token=
-// failed): a login redirect for top-level navigations of a tenant with a
-// login_url, the HTML gate page for other navigations, JSON otherwise.
+// denyToken answers a GET whose ?embed_token= failed to exchange.
+func (g *Gateway) denyToken(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, res *token.Result, err error) {
+	g.auditExchangeReject(r, t, res, err)
+	g.respondDenied(w, r, t, err, true)
+}
+
+// deny answers a request that has no usable session.
 func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error) {
+	g.audit(r, t, nil, err, false)
+	g.respondDenied(w, r, t, err, false)
+}
+
+func (g *Gateway) auditExchangeReject(r *http.Request, t *tenant.Tenant, res *token.Result, err error) {
+	e := Event{Kind: EventReject, Reason: reason.Of(err)}
+	if re, ok := err.(*reason.Error); ok {
+		e.Detail = re.Detail
+	}
+	if t != nil {
+		e.Tenant = t.ID
+	}
+	if res != nil {
+		e.Tenant, e.Subject, e.JTI = res.Tenant.ID, res.Claims.Subject, Fingerprint(res.Claims.ID)
+	}
+	g.cfg.Audit(r, e)
+}
+
+// respondDenied is a login redirect for top-level navigations of a tenant
+// with a login_url, the HTML gate page for other navigations, JSON otherwise.
+func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error, tokenFailure bool) {
 	why := reason.Of(err)
-	tokenFailure := !isSessionReason(why)
-	g.audit(r, t, nil, err, tokenFailure) // token failures are exchanges: Warn; no session: Debug
 	h := w.Header()
 	setFraming(h, t)
 	h.Set("Cache-Control", "no-store")
@@ -139,15 +164,6 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant,
 		code = "invalid_token"
 	}
 	writeJSON(w, http.StatusUnauthorized, errorBody{Error: code, Description: string(why)})
-}
-
-func isSessionReason(r reason.Reason) bool {
-	switch r {
-	case reason.SessionMissing, reason.SessionInvalid, reason.SessionExpired, reason.SessionIdle,
-		reason.SessionRevoked, reason.WrongTenant, reason.UnknownTenant:
-		return true
-	}
-	return false
 }
 
 // originalURI is the request URI without the token parameter.
@@ -213,12 +229,43 @@ type framingWriter struct {
 
 func (fw *framingWriter) WriteHeader(status int) {
 	if !fw.wrote {
-		policy.MergeCSP(fw.ResponseWriter.Header(), fw.csp)
+		fw.merge()
 		if status >= 200 || status == http.StatusSwitchingProtocols {
 			fw.wrote = true
 		}
 	}
 	fw.ResponseWriter.WriteHeader(status)
+}
+
+// merge applies the framing policy to the pending header. The common case,
+// an upstream that set no CSP of its own, is one comparison.
+func (fw *framingWriter) merge() {
+	h := fw.ResponseWriter.Header()
+	if v := h["Content-Security-Policy"]; len(v) == 1 && v[0] == fw.csp && len(h["X-Frame-Options"]) == 0 {
+		return
+	}
+	policy.MergeCSP(h, fw.csp)
+}
+
+// FlushError merges before a flush sends the header (http.ResponseController
+// prefers it over reaching the writer underneath through Unwrap).
+func (fw *framingWriter) FlushError() error {
+	if !fw.wrote {
+		fw.merge()
+		fw.wrote = true
+	}
+	return http.NewResponseController(fw.ResponseWriter).Flush()
+}
+
+// Flush is http.Flusher for handlers that type-assert it.
+func (fw *framingWriter) Flush() { _ = fw.FlushError() }
+
+// finish covers an upstream that set headers but wrote nothing: whatever
+// writes the response afterwards (Caddy's error handling) sends them merged.
+func (fw *framingWriter) finish() {
+	if !fw.wrote {
+		fw.merge()
+	}
 }
 
 func (fw *framingWriter) Write(b []byte) (int, error) {

@@ -43,7 +43,7 @@ func (g *Gateway) openSession(r *http.Request, hostTenant *tenant.Tenant) openRe
 		return res
 	}
 	res.tenant = t
-	if hostTenant != nil && hostTenant != t {
+	if hostTenant != nil && hostTenant.ID != t.ID { // by id: the registry may be swapped mid-request
 		res.err = reason.Errorf(reason.WrongTenant, "session of tenant %q on a host of tenant %q", t.ID, hostTenant.ID)
 		return res
 	}
@@ -141,7 +141,10 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 		g.cfg.OnSession(r, s, claims)
 	}
 	setFraming(w.Header(), t)
-	return next(&framingWriter{ResponseWriter: w, csp: t.FrameAncestorsCSP()}, r)
+	fw := &framingWriter{ResponseWriter: w, csp: t.FrameAncestorsCSP()}
+	err := next(fw, r)
+	fw.finish()
+	return err
 }
 
 // checkRequire applies the require rules to the session's claims.
