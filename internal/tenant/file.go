@@ -1,0 +1,136 @@
+package tenant
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// File is the JSON shape of a tenants file: the same tenant objects as the
+// handler's JSON config.
+type File struct {
+	Tenants []Config `json:"tenants"`
+}
+
+// maxFileSize bounds a tenants file: 10,000 tenants take about 4 MiB.
+const maxFileSize = 64 << 20
+
+// ParseFile decodes a tenants file strictly: an unknown field, trailing data
+// or a missing "tenants" array is an error, so a typo never silently drops a
+// setting.
+func ParseFile(data []byte) ([]Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f struct {
+		Tenants *[]Config `json:"tenants"`
+	}
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("tenants file: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("tenants file: trailing data after the JSON object")
+	}
+	if f.Tenants == nil {
+		return nil, fmt.Errorf(`tenants file: missing "tenants" array`)
+	}
+	return *f.Tenants, nil
+}
+
+// ReadFile reads and parses a tenants file, returning its content hash so a
+// watcher can tell real changes from touches.
+func ReadFile(path string) ([]Config, [32]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, [32]byte{}, fmt.Errorf("tenants file: %v", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, [32]byte{}, fmt.Errorf("tenants file: %v", err)
+	}
+	if len(data) > maxFileSize {
+		return nil, [32]byte{}, fmt.Errorf("tenants file: larger than %d MiB", maxFileSize>>20)
+	}
+	sum := sha256.Sum256(data)
+	cfgs, err := ParseFile(data)
+	return cfgs, sum, err
+}
+
+// Watcher polls a tenants file and hands each new content to Apply. Polling
+// (stat, then a hash when size or mtime moved) works on every filesystem,
+// including the bind mounts and ConfigMaps where inotify misses renames.
+type Watcher struct {
+	Path     string
+	Interval time.Duration // default 500ms, so a change applies within 1s
+	// Apply builds and swaps in a registry. An error leaves the previous
+	// one in force; the watcher reports it and waits for the next change.
+	Apply func(cfgs []Config) error
+	// Report is told of every attempt: err is nil when Apply succeeded.
+	Report func(err error)
+
+	last    [32]byte
+	size    int64
+	modTime time.Time
+}
+
+// Seed records the content already applied at start, so the first tick
+// does not reload it.
+func (w *Watcher) Seed(sum [32]byte) {
+	w.last = sum
+	if fi, err := os.Stat(w.Path); err == nil {
+		w.size, w.modTime = fi.Size(), fi.ModTime()
+	}
+}
+
+// Run polls until ctx is done.
+func (w *Watcher) Run(ctx context.Context) {
+	interval := w.Interval
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.Check()
+		}
+	}
+}
+
+// Check looks at the file once and applies it when its content changed.
+func (w *Watcher) Check() {
+	fi, err := os.Stat(w.Path)
+	if err != nil {
+		w.report(fmt.Errorf("tenants file: %v", err))
+		return
+	}
+	if fi.Size() == w.size && fi.ModTime().Equal(w.modTime) {
+		return
+	}
+	cfgs, sum, err := ReadFile(w.Path)
+	if sum == w.last {
+		w.size, w.modTime = fi.Size(), fi.ModTime()
+		return
+	}
+	// Remember this content even when it is refused, so a bad file is
+	// reported once, not on every tick until someone fixes it.
+	w.last, w.size, w.modTime = sum, fi.Size(), fi.ModTime()
+	if err == nil {
+		err = w.Apply(cfgs)
+	}
+	w.report(err)
+}
+
+func (w *Watcher) report(err error) {
+	if w.Report != nil {
+		w.Report(err)
+	}
+}
