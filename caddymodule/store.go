@@ -1,53 +1,268 @@
 package caddymodule
 
 import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/embedgate/embedgate/internal/replay"
 )
 
+// Store defaults and limits, as documented on StoreConfig.
+const (
+	DefaultRedisKeyPrefix = replay.DefaultRedisKeyPrefix
+	DefaultRedisTimeout   = replay.DefaultRedisTimeout
+	// maxRedisTimeout: the exchange gives the store 5s in all; a longer
+	// per-command timeout would never apply.
+	maxRedisTimeout = 5 * time.Second
+)
+
 // StoreConfig selects where single-use token ids and revocations live.
 type StoreConfig struct {
-	// Type is "memory" (this process only). Default: memory.
+	// Type is "memory" (this process only) or "redis" (shared by every
+	// instance configured with the same Redis and key prefix).
+	// Default: memory.
 	Type string `json:"type,omitempty"`
+
+	// URL is the Redis server, for type redis (required there):
+	// redis://[user:password@]host:port[/db], rediss:// for TLS,
+	// unix:///path?db=N, redis+sentinel://host:port?master_name=NAME (more
+	// sentinels as &addr=host:port) or redis+cluster://host:port (more seed
+	// nodes as ?addr=host:port). {env.*} and {file.*} placeholders are
+	// resolved when the config loads, so the password can stay out of it.
+	URL string `json:"url,omitempty"`
+
+	// KeyPrefix starts every Redis key and the revocation channel; the
+	// instances of one deployment use the same prefix.
+	// Default: "embedgate:".
+	KeyPrefix string `json:"key_prefix,omitempty"`
+
+	// Timeout bounds each Redis command made while serving a request
+	// (claiming a token, signing out); past it the request fails closed
+	// with 503. At most 5s. Default: 150ms.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
 }
 
 // statePool keeps replay and revocation state across config reloads: a token
-// used before `embedgate reload` stays used after it.
+// used before `embedgate reload` stays used after it, and a Redis client and
+// its revocation mirror are reused rather than reconnected and reloaded.
+// The admin revoke route finds the running stores here.
 var statePool = caddy.NewUsagePool()
 
-type memoryState struct{ *replay.Memory }
+// pooledStore is a statePool value.
+type pooledStore interface {
+	caddy.Destructor
+	parts() (replay.Store, replay.Revocations)
+	// info describes the store for the admin API, without secrets.
+	info() storeInfo
+	// span is the longest session_ttl of the handlers that used the store:
+	// how long a RevokeAll must last to outlive every session it covers.
+	span() *sessionSpan
+}
 
-func (m memoryState) Destruct() error { m.Memory.Close(); return nil }
+// storeInfo is a store as the admin API reports it.
+type storeInfo struct {
+	Type      string `json:"type"`
+	Redis     string `json:"redis,omitempty"` // URL without its password
+	KeyPrefix string `json:"key_prefix,omitempty"`
+}
+
+// sessionSpan holds a maximum duration, raised concurrently.
+type sessionSpan struct{ max atomic.Int64 }
+
+func (s *sessionSpan) note(d time.Duration) {
+	for {
+		old := s.max.Load()
+		if int64(d) <= old || s.max.CompareAndSwap(old, int64(d)) {
+			return
+		}
+	}
+}
+
+func (s *sessionSpan) get() time.Duration { return time.Duration(s.max.Load()) }
+
+type memoryState struct {
+	*replay.Memory
+	sessions sessionSpan
+}
+
+func (m *memoryState) Destruct() error                           { m.Memory.Close(); return nil }
+func (m *memoryState) parts() (replay.Store, replay.Revocations) { return m.Memory, m.Memory }
+func (m *memoryState) info() storeInfo                           { return storeInfo{Type: "memory"} }
+func (m *memoryState) span() *sessionSpan                        { return &m.sessions }
+
+type redisState struct {
+	*replay.Redis
+	sessions sessionSpan
+}
+
+func (r *redisState) Destruct() error                           { return r.Redis.Close() }
+func (r *redisState) parts() (replay.Store, replay.Revocations) { return r.Redis, r.Redis }
+func (r *redisState) span() *sessionSpan                        { return &r.sessions }
+func (r *redisState) info() storeInfo {
+	return storeInfo{Type: "redis", Redis: r.Target(), KeyPrefix: r.KeyPrefix()}
+}
 
 // provisionStore returns the configured store, held in statePool under a key
-// released by Cleanup.
+// released by Cleanup. A Redis store is keyed by its resolved URL, prefix
+// and timeout: a reload that keeps them reuses the connected client and its
+// loaded mirror.
 func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revocations, error) {
-	const memKey = "memory"
-	st, _, err := statePool.LoadOrNew(memKey, func() (caddy.Destructor, error) {
-		return memoryState{replay.NewMemory(nil)}, nil
-	})
+	cfg := StoreConfig{Type: "memory"}
+	if h.Store != nil {
+		cfg = *h.Store
+	}
+	var key string
+	var construct caddy.Constructor
+	switch cfg.Type {
+	case "", "memory":
+		if cfg.URL != "" || cfg.KeyPrefix != "" || cfg.Timeout != 0 {
+			return nil, nil, fmt.Errorf("store memory: url, key_prefix and timeout apply to store redis only")
+		}
+		key = "memory"
+		construct = func() (caddy.Destructor, error) {
+			return &memoryState{Memory: replay.NewMemory(nil)}, nil
+		}
+	case "redis":
+		rc, err := redisConfig(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		key = "redis\x00" + rc.URL + "\x00" + rc.KeyPrefix + "\x00" + rc.Timeout.String()
+		rc.Logger = ctx.Slogger()
+		construct = func() (caddy.Destructor, error) {
+			routeRedisLogs()
+			r, err := replay.NewRedis(ctx, rc)
+			if err != nil {
+				return nil, fmt.Errorf("store redis: %v", err)
+			}
+			return &redisState{Redis: r}, nil
+		}
+	default:
+		return nil, nil, fmt.Errorf("store: unknown type %q (want memory or redis)", cfg.Type)
+	}
+	v, _, err := statePool.LoadOrNew(key, construct)
 	if err != nil {
 		return nil, nil, err
 	}
-	h.pooled = append(h.pooled, memKey)
-	mem := st.(memoryState).Memory
-	return mem, mem, nil
+	h.pooled = append(h.pooled, key)
+	st := v.(pooledStore)
+	st.span().note(time.Duration(h.SessionTTL))
+	s, rv := st.parts()
+	return s, rv, nil
 }
 
-// parseStore reads `store memory`.
+// redisConfig checks cfg and resolves placeholders in the URL. No error
+// repeats the URL: it may hold a password.
+func redisConfig(cfg StoreConfig) (replay.RedisConfig, error) {
+	url, err := resolveSecret(caddy.NewReplacer(), cfg.URL)
+	if err != nil {
+		return replay.RedisConfig{}, fmt.Errorf("store redis: url: %v", err)
+	}
+	if url == "" {
+		return replay.RedisConfig{}, fmt.Errorf("store redis: a url is required")
+	}
+	prefix := cfg.KeyPrefix
+	if prefix == "" {
+		prefix = DefaultRedisKeyPrefix
+	}
+	if len(prefix) > 128 || strings.IndexFunc(prefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
+		return replay.RedisConfig{}, fmt.Errorf("store redis: key_prefix %q: at most 128 characters, no spaces or control characters", prefix)
+	}
+	timeout := time.Duration(cfg.Timeout)
+	if timeout == 0 {
+		timeout = DefaultRedisTimeout
+	}
+	if timeout < 0 || timeout > maxRedisTimeout {
+		return replay.RedisConfig{}, fmt.Errorf("store redis: timeout %s: must be positive and at most %s", timeout, maxRedisTimeout)
+	}
+	return replay.RedisConfig{URL: url, KeyPrefix: prefix, Timeout: timeout}, nil
+}
+
+// activeStores returns the stores of every running embed_session handler,
+// one per distinct backend.
+func activeStores() []pooledStore {
+	var out []pooledStore
+	seen := map[storeInfo]bool{}
+	statePool.Range(func(_, v any) bool {
+		if st, ok := v.(pooledStore); ok && !seen[st.info()] {
+			seen[st.info()] = true
+			out = append(out, st)
+		}
+		return true
+	})
+	return out
+}
+
+var redisLogsOnce sync.Once
+
+// routeRedisLogs sends go-redis's own messages (dial retries and the like,
+// printed to stderr by default) to Caddy's log at Debug: the store logs
+// outages and recoveries itself, once each. go-redis has one logger per
+// process, so this is set once, here in the adapter.
+func routeRedisLogs() {
+	redisLogsOnce.Do(func() { redis.SetLogger(redisLogger{}) })
+}
+
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	// caddy.Log() at each call, so the messages follow config reloads.
+	caddy.Log().Named("redis").Debug(fmt.Sprintf(format, v...))
+}
+
+// parseStore reads:
+//
+//	store memory
+//	store redis <url> {
+//		key_prefix <prefix>     # default embedgate:
+//		timeout <duration>      # per command, default 150ms
+//	}
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	if !d.NextArg() {
 		return nil, d.ArgErr()
 	}
-	switch d.Val() {
+	switch typ := d.Val(); typ {
 	case "memory":
 		if d.NextArg() {
 			return nil, d.ArgErr()
 		}
+		for d.NextBlock(1) {
+			return nil, d.Errf("store memory takes no options")
+		}
 		return &StoreConfig{Type: "memory"}, nil
+	case "redis":
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return nil, d.Errf("store redis takes one <url>, then an optional block")
+		}
+		sc := &StoreConfig{Type: "redis", URL: args[0]}
+		for d.NextBlock(1) {
+			switch d.Val() {
+			case "key_prefix":
+				if err := oneArg(d, &sc.KeyPrefix); err != nil {
+					return nil, err
+				}
+			case "timeout":
+				if err := parseDuration(d, &sc.Timeout); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, d.Errf("store redis: unrecognized subdirective %q", d.Val())
+			}
+		}
+		return sc, nil
 	default:
-		return nil, d.Errf("unknown store %q (want memory)", d.Val())
+		if strings.Contains(typ, "://") { // never echo a URL: it may hold a password
+			return nil, d.Errf("store: the type comes before the url: store redis <url>")
+		}
+		return nil, d.Errf("unknown store %q (want memory or redis)", typ)
 	}
 }

@@ -173,7 +173,7 @@ func TestBinaryExchangeToUpstreamIdentity(t *testing.T) {
 
 	// Caddy's access log shows the user; no log line holds the token or the cookie.
 	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(g.Logs(), `"user_id":"jane@acme.com"`) && time.Now().Before(deadline) {
+	for !(strings.Contains(g.Logs(), `"user_id":"jane@acme.com"`) && strings.Contains(g.Logs(), `"reason":"replayed"`)) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	logs := g.Logs()

@@ -1,0 +1,138 @@
+package caddymodule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(AdminRevoke{})
+}
+
+// AdminRevoke adds an incident-response route to Caddy's admin API, which
+// is only reachable where the admin endpoint listens (loopback by default):
+//
+//	POST /embed_session/revoke
+//	{"tenant": "acme"}                          every session of the tenant
+//	{"tenant": "acme", "subject": "jane@acme"}  every session of one user
+//
+// Sessions issued up to now are refused from then on, until the last of
+// them would have expired. The revocation goes to every store this process
+// runs: with store redis, that is every instance sharing the Redis and key
+// prefix (each refuses the sessions within about a second); with store
+// memory, this process only.
+type AdminRevoke struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminRevoke) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.embed_session",
+		New: func() caddy.Module { return new(AdminRevoke) },
+	}
+}
+
+// Routes implements caddy.AdminRouter.
+func (a *AdminRevoke) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/embed_session/revoke", Handler: caddy.AdminHandlerFunc(a.handleRevoke)}}
+}
+
+// revokeRequest is the body of POST /embed_session/revoke.
+type revokeRequest struct {
+	Tenant  string `json:"tenant"`
+	Subject string `json:"subject,omitempty"`
+}
+
+// revokeResponse is the 200 answer.
+type revokeResponse struct {
+	Tenant  string      `json:"tenant"`
+	Subject string      `json:"subject,omitempty"`
+	Until   string      `json:"revoked_until"` // the latest expiry among the stores
+	Stores  []storeInfo `json:"stores"`
+}
+
+// Bounds on the request; tenant ids and subjects are short in practice.
+const (
+	maxRevokeBody = 4 << 10
+	maxIDLength   = 1024
+)
+
+func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed: use POST")}
+	}
+	req, err := readRevokeRequest(r)
+	if err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
+	}
+	stores := activeStores()
+	if len(stores) == 0 {
+		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: errors.New("no embed_session handler is running in this process")}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	resp := revokeResponse{Tenant: req.Tenant, Subject: req.Subject}
+	var latest time.Time
+	for _, st := range stores {
+		until := time.Now().Add(st.span().get())
+		_, rv := st.parts()
+		if err := rv.RevokeAll(ctx, req.Tenant, req.Subject, until); err != nil {
+			// Retrying is safe: a later RevokeAll covers an earlier one.
+			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
+				Err: fmt.Errorf("store %s: revocation not stored (store_unavailable), retry: %v", st.info().Type, err)}
+		}
+		if until.After(latest) {
+			latest = until
+		}
+		resp.Stores = append(resp.Stores, st.info())
+	}
+	resp.Until = latest.UTC().Format(time.RFC3339)
+	fields := []zap.Field{zap.String("tenant", req.Tenant)}
+	if req.Subject != "" {
+		fields = append(fields, zap.String("sub", req.Subject))
+	}
+	fields = append(fields, zap.String("until", resp.Until), zap.Int("stores", len(resp.Stores)))
+	caddy.Log().Named("embed_session.admin").Warn("sessions revoked by an admin", fields...)
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(resp)
+}
+
+// readRevokeRequest decodes and checks the body: a tenant is required, no
+// unknown field (a misspelt "sub" must not widen the revocation to the
+// whole tenant), no control characters.
+func readRevokeRequest(r *http.Request) (revokeRequest, error) {
+	var req revokeRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRevokeBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("body: want {\"tenant\": \"...\", \"subject\": \"...\"} (subject optional): %v", err)
+	}
+	if dec.More() {
+		return req, errors.New("body: one JSON object expected")
+	}
+	if req.Tenant == "" {
+		return req, errors.New("tenant is required")
+	}
+	for name, v := range map[string]string{"tenant": req.Tenant, "subject": req.Subject} {
+		if len(v) > maxIDLength {
+			return req, fmt.Errorf("%s: longer than %d bytes", name, maxIDLength)
+		}
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; c < 0x20 || c == 0x7f {
+				return req, fmt.Errorf("%s: control characters are not allowed", name)
+			}
+		}
+	}
+	return req, nil
+}
+
+// Interface guards
+var _ caddy.AdminRouter = (*AdminRevoke)(nil)

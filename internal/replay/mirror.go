@@ -1,0 +1,103 @@
+package replay
+
+import (
+	"sync"
+	"time"
+)
+
+// mirror is a process-local copy of the revocations held in Redis, so that
+// Revoked stays a map lookup on the per-request path.
+//
+// It does not reuse Memory: Memory.RevokeAll dates a cutoff from its own
+// clock at the time of the call, while a mirror must keep the instant chosen
+// by the instance that revoked. Dating it from the arrival of a message (or
+// from a resync after a reconnect, minutes later) would also revoke every
+// session issued in between.
+//
+// Entries only ever grow (later until, later cutoff) until they expire: a
+// resync merges into the mirror rather than replacing it, so a revocation
+// this process knows of is never forgotten early, even if Redis lost it.
+type mirror struct {
+	now func() time.Time
+
+	mu       sync.RWMutex
+	sessions map[string]int64 // session id -> revoked until (Unix nanos)
+	cutoffs  map[cutoffKey]cutoff
+}
+
+func newMirror(now func() time.Time) *mirror {
+	return &mirror{now: now, sessions: make(map[string]int64), cutoffs: make(map[cutoffKey]cutoff)}
+}
+
+// revokeSession records sid as revoked until the Unix-nano instant until.
+func (m *mirror) revokeSession(sid string, until int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.sessions[sid]; !ok || old < until {
+		m.sessions[sid] = until
+	}
+}
+
+// cut records a RevokeAll cutoff: sessions of (tenant, subject) issued at or
+// before at are revoked until the Unix-nano instant until. Merging keeps the
+// later of each, which covers everything either version covered.
+func (m *mirror) cut(tenant, subject string, at time.Time, until int64) {
+	k := cutoffKey{tenant, subject}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.cutoffs[k]; ok {
+		if old.at.After(at) {
+			at = old.at
+		}
+		until = max(until, old.until)
+	}
+	m.cutoffs[k] = cutoff{at: at, until: until}
+}
+
+// revoked is Revocations.Revoked: a few map reads, no I/O, no allocation.
+func (m *mirror) revoked(s SessionRef) bool {
+	now := m.now().UnixNano()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if s.ID != "" {
+		if until, ok := m.sessions[s.ID]; ok && until > now {
+			return true
+		}
+	}
+	if len(m.cutoffs) == 0 {
+		return false
+	}
+	return m.cutBy(cutoffKey{s.Tenant, s.Subject}, s.IssuedAt, now) ||
+		(s.Subject != "" && m.cutBy(cutoffKey{s.Tenant, ""}, s.IssuedAt, now))
+}
+
+// cutBy reports whether the live cutoff k covers a session issued at iat.
+// The caller holds mu.
+func (m *mirror) cutBy(k cutoffKey, iat time.Time, now int64) bool {
+	c, ok := m.cutoffs[k]
+	return ok && c.until > now && !iat.After(c.at)
+}
+
+// sweep drops expired entries; expiry itself is decided on every read.
+func (m *mirror) sweep() {
+	now := m.now().UnixNano()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, until := range m.sessions {
+		if until <= now {
+			delete(m.sessions, k)
+		}
+	}
+	for k, c := range m.cutoffs {
+		if c.until <= now {
+			delete(m.cutoffs, k)
+		}
+	}
+}
+
+// sizes reports the number of entries, for tests.
+func (m *mirror) sizes() (sessions, cutoffs int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.sessions), len(m.cutoffs)
+}

@@ -1,0 +1,137 @@
+package replay
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestNewRedisClientURLs(t *testing.T) {
+	const secret = "s3cret-pw"
+	tests := []struct {
+		url     string
+		kind    string // "client", "cluster" or "" for an error
+		target  string
+		wantErr string
+	}{
+		{url: "redis://:" + secret + "@127.0.0.1:6379/2", kind: "client", target: "redis://:xxxxx@127.0.0.1:6379/2"},
+		{url: "rediss://app:" + secret + "@redis.internal:6380", kind: "client", target: "rediss://app:xxxxx@redis.internal:6380"},
+		{url: "unix:///run/redis.sock?db=1", kind: "client", target: "unix:///run/redis.sock?db=1"},
+		{url: "redis+sentinel://:" + secret + "@10.0.0.1:26379/0?master_name=mymaster&addr=10.0.0.2:26379", kind: "client"},
+		{url: "redis+cluster://10.0.0.1:7000?addr=10.0.0.2:7000", kind: "cluster", target: "redis+cluster://10.0.0.1:7000?addr=10.0.0.2%3A7000"},
+		{url: "REDISS+CLUSTER://10.0.0.1:7000", kind: "cluster"},
+		{url: "redis+sentinel://10.0.0.1:26379", wantErr: "master_name"},
+		{url: "http://127.0.0.1:6379", wantErr: "scheme"},
+		{url: "127.0.0.1:6379", wantErr: "want redis://"},
+		{url: "redis://app:" + secret + "@host:notaport", wantErr: "redis url:"},
+		{url: "redis://host/x", wantErr: "invalid database number"},
+		{url: "redis://host?password=" + secret, wantErr: "redis url:"},
+	}
+	for _, tt := range tests {
+		c, target, err := newRedisClient(tt.url)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want %q", tt.url, err, tt.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), secret) {
+				t.Errorf("%s: error repeats the password: %v", tt.url, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.url, err)
+			continue
+		}
+		_, isCluster := c.(*redis.ClusterClient)
+		if (tt.kind == "cluster") != isCluster {
+			t.Errorf("%s: client %T, want %s", tt.url, c, tt.kind)
+		}
+		if strings.Contains(target, secret) {
+			t.Errorf("%s: target %q shows the password", tt.url, target)
+		}
+		if tt.target != "" && target != tt.target {
+			t.Errorf("%s: target %q, want %q", tt.url, target, tt.target)
+		}
+		_ = c.Close()
+	}
+}
+
+func TestRedactURLQueryPassword(t *testing.T) {
+	got := redactURL("redis+sentinel://h:26379?master_name=m&password=hunter2&sentinel_password=pw2")
+	if strings.Contains(got, "hunter2") || strings.Contains(got, "pw2") || !strings.Contains(got, "master_name=m") {
+		t.Fatalf("redactURL left a password: %s", got)
+	}
+}
+
+func TestKeyEscaping(t *testing.T) {
+	r := &Redis{prefix: "eg:"}
+	for _, c := range []struct{ got, want string }{
+		{r.jtiKey("acme", "j:1"), "eg:jti:acme:j:1"},
+		{r.jtiKey("a:b", "c"), "eg:jti:a%3Ab:c"},
+		{r.jtiKey("50%", "c"), "eg:jti:50%25:c"},
+		{r.cutKey("acme", ""), "eg:rev:cut:acme:"},
+		{r.cutKey("a:b", "jane"), "eg:rev:cut:a%3Ab:jane"},
+		{r.sidKey("sid"), "eg:rev:sid:sid"},
+		{globEscape("a*b?[c]\\"), `a\*b\?\[c\]\\`},
+		{globEscape("embedgate:"), "embedgate:"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+	if ttlMillis(0) != 1000 || ttlMillis(-time.Hour) != 1000 || ttlMillis(time.Nanosecond) != 1 || ttlMillis(1<<62) != int64(maxTTL/time.Millisecond) {
+		t.Fatal("ttlMillis bounds")
+	}
+}
+
+func TestMirrorMergeKeepsLater(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	m := newMirror(func() time.Time { return now })
+	at := now.Add(-time.Minute)
+	m.cut("acme", "", at, now.Add(time.Hour).UnixNano())
+	// A stale copy (older cutoff, shorter until), as a resync may bring.
+	m.cut("acme", "", at.Add(-time.Minute), now.Add(time.Minute).UnixNano())
+	s := SessionRef{ID: "s", Tenant: "acme", Subject: "jane", IssuedAt: at}
+	now = now.Add(30 * time.Minute)
+	if !m.revoked(s) {
+		t.Fatal("a stale copy shortened or moved back the cutoff")
+	}
+	m.revokeSession("sid", now.Add(time.Hour).UnixNano())
+	m.revokeSession("sid", now.Add(time.Second).UnixNano())
+	now = now.Add(time.Minute)
+	if !m.revoked(SessionRef{ID: "sid", Tenant: "globex"}) {
+		t.Fatal("a shorter revocation shortened the first")
+	}
+	now = now.Add(2 * time.Hour)
+	m.sweep()
+	if n, c := m.sizes(); n != 0 || c != 0 {
+		t.Fatalf("after sweep: %d sessions, %d cutoffs", n, c)
+	}
+}
+
+// Revoked is on every request: it must not allocate.
+func TestMirrorRevokedAllocs(t *testing.T) {
+	m := newMirror(time.Now)
+	m.revokeSession("other", time.Now().Add(time.Hour).UnixNano())
+	m.cut("globex", "", time.Now(), time.Now().Add(time.Hour).UnixNano())
+	s := SessionRef{ID: "sid", Tenant: "acme", Subject: "jane", IssuedAt: time.Now()}
+	if n := testing.AllocsPerRun(100, func() { m.revoked(s) }); n != 0 {
+		t.Fatalf("revoked allocates %v times", n)
+	}
+}
+
+func BenchmarkRedisRevoked(b *testing.B) {
+	m := newMirror(time.Now)
+	m.revokeSession("other", time.Now().Add(time.Hour).UnixNano())
+	m.cut("globex", "", time.Now(), time.Now().Add(time.Hour).UnixNano())
+	r := &Redis{mirror: m}
+	s := SessionRef{ID: "sid", Tenant: "acme", Subject: "jane", IssuedAt: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if r.Revoked(s) {
+			b.Fatal("revoked")
+		}
+	}
+}
