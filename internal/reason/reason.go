@@ -50,6 +50,12 @@ const (
 	SessionTooLarge   Reason = "session_too_large"  // forwarded claims do not fit in a cookie
 )
 
+// Token API rejections (POST {prefix}/token, server to server).
+const (
+	APIKeyInvalid  Reason = "api_key_invalid" // no Bearer API key, or one no tenant lists
+	BrowserRequest Reason = "browser_request" // Origin or Sec-Fetch-Site: the API is for servers
+)
+
 // Error is a rejection with its reason and a detail for operators. The detail
 // must never hold a token, secret or cookie value: it is logged and, for
 // config-time tools, printed.

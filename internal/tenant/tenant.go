@@ -6,9 +6,13 @@ package tenant
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
+	"sort"
 	"strings"
 
 	"github.com/embedgate/embedgate/internal/policy"
@@ -42,6 +46,23 @@ type Config struct {
 	// LoginURL is where a top-level navigation without a session is sent, with
 	// ?redirect=<original URL>. Default: none (a 401 gate page instead).
 	LoginURL string `json:"login_url,omitempty"`
+
+	// APIKeys are the SHA-256 digests (64 hex digits) of the API keys that may
+	// call the token API (POST {prefix}/token) for this tenant; the keys
+	// themselves are never stored. List a new digest beside the old to rotate.
+	// `embedgate embed-keygen --api-key` makes a key and prints its digest.
+	// The token API signs with the tenant's first key (HS256), so a tenant
+	// with api_keys needs one. Default: none, so the tenant has no token API.
+	APIKeys []string `json:"api_keys,omitempty"`
+
+	// JWKS is the URL of a JSON Web Key Set, such as an identity provider's
+	// published signing keys (https; http only for localhost). The set is
+	// fetched at start and cached, refreshed after its Cache-Control max-age
+	// (clamped to 5m..24h; 1h without one) and on an unknown kid at most once
+	// a minute; a failed fetch keeps the last good set. Only RS256 (alg
+	// required), ES256 (P-256) and EdDSA (Ed25519) keys are used. It may be
+	// combined with keys and public_keys. Default: none.
+	JWKS string `json:"jwks,omitempty"`
 }
 
 // SecretConfig is one HS256 secret.
@@ -81,6 +102,18 @@ type Key struct {
 	Public crypto.PublicKey // RS256, ES256, EdDSA
 }
 
+// KeySource supplies verification keys that change at run time, such as a
+// tenant's JWKS. Implementations must be safe for concurrent use, and must
+// treat returned slices as read-only: the verifier takes pointers into them.
+type KeySource interface {
+	// Keys returns the current keys, each pinned to one Alg. It never waits
+	// on the network (a due refresh may start in the background).
+	Keys() []Key
+	// Lookup returns the key with this kid. When none is known it may first
+	// refresh the set, at a bounded rate, and wait for that refresh.
+	Lookup(kid string) (Key, bool)
+}
+
 // Tenant is a validated tenant.
 type Tenant struct {
 	ID             string
@@ -88,9 +121,14 @@ type Tenant struct {
 	FrameAncestors []string // serialized origins
 	Hosts          []string // lower-case, no port
 	LoginURL       string
+	// JWKS is the configured JWKS URL ("" for none); Source serves its keys
+	// once the registry has attached one.
+	JWKS   string
+	Source KeySource
 
 	ancestors map[string]struct{}
 	csp       string
+	apiKeys   [][sha256.Size]byte // digests of the token API keys
 }
 
 // AllowsOrigin reports whether origin (already normalized with
@@ -102,6 +140,20 @@ func (t *Tenant) AllowsOrigin(origin string) bool {
 
 // FrameAncestorsCSP is the precomputed CSP directive for this tenant.
 func (t *Tenant) FrameAncestorsCSP() string { return t.csp }
+
+// HasTokenAPI reports whether the tenant lists api_keys.
+func (t *Tenant) HasTokenAPI() bool { return len(t.apiKeys) > 0 }
+
+// SigningKey is the key the token API signs with: the tenant's first HS256
+// key. New refuses api_keys on a tenant without one.
+func (t *Tenant) SigningKey() (Key, bool) {
+	for _, k := range t.Keys {
+		if k.Alg == HS256 {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
 
 // New validates c and builds a Tenant. Errors name the tenant and the field
 // and never quote a secret.
@@ -133,8 +185,31 @@ func New(c Config) (*Tenant, error) {
 		}
 		t.Keys = append(t.Keys, key)
 	}
-	if len(t.Keys) == 0 {
-		return nil, fmt.Errorf("tenant %q: no key: add key or public_key", c.ID)
+	if c.JWKS != "" {
+		if err := checkJWKSURL(c.JWKS); err != nil {
+			return nil, fmt.Errorf("tenant %q: jwks: %v", c.ID, err)
+		}
+		t.JWKS = c.JWKS
+	}
+	if len(t.Keys) == 0 && t.JWKS == "" {
+		return nil, fmt.Errorf("tenant %q: no key: add key, public_key or jwks", c.ID)
+	}
+	if len(c.APIKeys) > 0 {
+		if _, ok := t.SigningKey(); !ok {
+			return nil, fmt.Errorf("tenant %q: api_keys: the token API signs with the tenant's first key (HS256); add a key", c.ID)
+		}
+	}
+	for i, h := range c.APIKeys {
+		sum, err := ParseAPIKeyHash(h)
+		if err != nil {
+			return nil, fmt.Errorf("tenant %q: api_keys #%d: %v", c.ID, i+1, err)
+		}
+		for _, prev := range t.apiKeys {
+			if prev == sum {
+				return nil, fmt.Errorf("tenant %q: api_keys #%d: duplicate digest", c.ID, i+1)
+			}
+		}
+		t.apiKeys = append(t.apiKeys, sum)
 	}
 	for _, o := range c.FrameAncestors {
 		origin, err := policy.ParseOrigin(o)
@@ -162,6 +237,40 @@ func New(c Config) (*Tenant, error) {
 		}
 	}
 	return t, nil
+}
+
+// ParseAPIKeyHash reads an api_keys entry: the SHA-256 of an API key as 64
+// hex digits, in either case. Errors never quote the value, which may be a
+// key pasted by mistake.
+func ParseAPIKeyHash(h string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	if len(h) != hex.EncodedLen(sha256.Size) {
+		return sum, fmt.Errorf("not a SHA-256 digest (%d characters, want 64 hex digits); list the digest that embed-keygen --api-key printed, never the key", len(h))
+	}
+	if _, err := hex.Decode(sum[:], []byte(strings.ToLower(h))); err != nil {
+		return sum, fmt.Errorf("not a SHA-256 digest (64 hex digits expected); list the digest that embed-keygen --api-key printed, never the key")
+	}
+	return sum, nil
+}
+
+// HashAPIKey is the digest stored for an API key.
+func HashAPIKey(key string) [sha256.Size]byte { return sha256.Sum256([]byte(key)) }
+
+// checkJWKSURL accepts an absolute https URL (http only for loopback hosts)
+// without user info or fragment. The URL is quoted only when it holds no
+// user info, which could be a credential.
+func checkJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL")
+	}
+	if u.User != nil {
+		return fmt.Errorf("the URL may not hold user info")
+	}
+	if u.Host == "" || u.Fragment != "" || !(u.Scheme == "https" || (u.Scheme == "http" && policy.IsLoopbackHost(u.Hostname()))) {
+		return fmt.Errorf("%q: must be an absolute https URL without fragment (http only for localhost)", raw)
+	}
+	return nil
 }
 
 func addKID(seen map[string]bool, kid string) error {
@@ -194,16 +303,35 @@ func HostOf(hostport string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.Trim(hostport, "[]")), ".")
 }
 
-// Registry maps tenant ids and hosts to tenants. It is immutable.
+// Registry maps tenant ids, hosts and API key digests to tenants. It is
+// immutable.
 type Registry struct {
-	byID   map[string]*Tenant
-	byHost map[string]*Tenant
+	byID     map[string]*Tenant
+	byHost   map[string]*Tenant
+	byAPIKey map[[sha256.Size]byte]*Tenant
+}
+
+// Option configures NewRegistry.
+type Option func(*registryOptions)
+
+type registryOptions struct {
+	keySource func(tenantID, url string) (KeySource, error)
+}
+
+// WithKeySources gives NewRegistry the constructor of the KeySource for a
+// tenant's jwks URL. Without it, a tenant with jwks is a config error.
+func WithKeySources(f func(tenantID, url string) (KeySource, error)) Option {
+	return func(o *registryOptions) { o.keySource = f }
 }
 
 // NewRegistry validates every config and refuses the whole set on the first
-// error: a duplicate id or host, or any invalid tenant.
-func NewRegistry(cfgs []Config) (*Registry, error) {
-	r := &Registry{byID: make(map[string]*Tenant, len(cfgs)), byHost: map[string]*Tenant{}}
+// error: a duplicate id, host or API key digest, or any invalid tenant.
+func NewRegistry(cfgs []Config, opts ...Option) (*Registry, error) {
+	var o registryOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	r := &Registry{byID: make(map[string]*Tenant, len(cfgs)), byHost: map[string]*Tenant{}, byAPIKey: map[[sha256.Size]byte]*Tenant{}}
 	for _, c := range cfgs {
 		t, err := New(c)
 		if err != nil {
@@ -219,8 +347,53 @@ func NewRegistry(cfgs []Config) (*Registry, error) {
 			}
 			r.byHost[h] = t
 		}
+		for i, sum := range t.apiKeys {
+			if other, dup := r.byAPIKey[sum]; dup {
+				return nil, fmt.Errorf("tenant %q: api_keys #%d: the same key is listed by tenant %q", t.ID, i+1, other.ID)
+			}
+			r.byAPIKey[sum] = t
+		}
+		if t.JWKS != "" {
+			if o.keySource == nil {
+				return nil, fmt.Errorf("tenant %q: jwks: no JWKS fetcher is available here", t.ID)
+			}
+			if t.Source, err = o.keySource(t.ID, t.JWKS); err != nil {
+				return nil, fmt.Errorf("tenant %q: jwks: %v", t.ID, err)
+			}
+		}
 	}
 	return r, nil
+}
+
+// ByAPIKey returns the tenant that lists the digest of key in api_keys. The
+// map is keyed by the digest, so lookup is O(1) and its timing depends only
+// on the digest of the presented key, never on a stored key; the match is
+// then confirmed with a constant-time comparison.
+func (r *Registry) ByAPIKey(key string) (*Tenant, bool) {
+	if key == "" {
+		return nil, false
+	}
+	sum := HashAPIKey(key)
+	t, ok := r.byAPIKey[sum]
+	if !ok {
+		return nil, false
+	}
+	for _, k := range t.apiKeys {
+		if subtle.ConstantTimeCompare(k[:], sum[:]) == 1 {
+			return t, true
+		}
+	}
+	return nil, false
+}
+
+// IDs returns the tenant ids, sorted.
+func (r *Registry) IDs() []string {
+	ids := make([]string, 0, len(r.byID))
+	for id := range r.byID {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // ByID returns the tenant with this id.

@@ -46,9 +46,10 @@ var parsers = func() map[string]*jwt.Parser {
 //  4. iss: absent or "" → missing_claim, not a string → malformed;
 //  5. tenant: expected set and iss ≠ expected.ID → wrong_issuer; otherwise
 //     iss not in tenants → unknown_tenant;
-//  6. key: with kid, that tenant's key of that KID (none → unknown_key) whose
-//     Alg must equal alg (else bad_algorithm); without kid, that tenant's
-//     keys of Alg alg (none → bad_algorithm);
+//  6. key: with kid, that tenant's key of that KID, static keys first, then
+//     its KeySource's (none → unknown_key), whose Alg must equal alg (else
+//     bad_algorithm); without kid, that tenant's keys of Alg alg, static and
+//     KeySource ones (none → bad_algorithm);
 //  7. signature under those keys, tried in order → bad_signature;
 //  8. the remaining claims (see checkClaims): aud, sub, jti, iat, exp, nbf,
 //     then exp > iat, lifetime, iat, nbf, exp against the clock.
@@ -123,23 +124,29 @@ func selectTenant(iss string, tenants Tenants, expected *tenant.Tenant) (*tenant
 	return nil, reason.Errorf(reason.UnknownTenant, "iss %s is not a known tenant", quote(iss))
 }
 
-// selectKeys returns the keys of t that may verify a token with this header.
-// Only t's keys are ever candidates, and each only for its own pinned alg, so
-// neither a kid from another tenant nor an alg switch (HS256 "signed" with an
-// RSA public key's bytes) can reach a key it was not configured for.
+// selectKeys returns the keys of t that may verify a token with this header:
+// its static keys first, then those of its KeySource (a JWKS), when it has
+// one. Only t's keys are ever candidates, and each only for its own pinned
+// alg, so neither a kid from another tenant nor an alg switch (HS256 "signed"
+// with an RSA public key's bytes) can reach a key it was not configured for.
+// A static key shadows a JWKS key of the same kid. An unknown kid may make
+// the KeySource refetch its own configured URL (rate-limited there); nothing
+// in the token names where keys come from.
 func selectKeys(t *tenant.Tenant, h header) ([]*tenant.Key, error) {
 	if h.kid != "" {
-		for i := range t.Keys {
-			k := &t.Keys[i]
-			if k.KID != h.kid {
-				continue
+		k := staticKey(t, h.kid)
+		if k == nil && t.Source != nil {
+			if sk, ok := t.Source.Lookup(h.kid); ok {
+				k = &sk
 			}
-			if k.Alg != h.alg {
-				return nil, reason.Errorf(reason.BadAlgorithm, "alg %s does not match key %s of tenant %s", quote(h.alg), quote(h.kid), quote(t.ID))
-			}
-			return []*tenant.Key{k}, nil
 		}
-		return nil, reason.Errorf(reason.UnknownKey, "tenant %s has no key %s", quote(t.ID), quote(h.kid))
+		if k == nil {
+			return nil, reason.Errorf(reason.UnknownKey, "tenant %s has no key %s", quote(t.ID), quote(h.kid))
+		}
+		if k.Alg != h.alg {
+			return nil, reason.Errorf(reason.BadAlgorithm, "alg %s does not match key %s of tenant %s", quote(h.alg), quote(h.kid), quote(t.ID))
+		}
+		return []*tenant.Key{k}, nil
 	}
 	var keys []*tenant.Key
 	for i := range t.Keys {
@@ -147,10 +154,28 @@ func selectKeys(t *tenant.Tenant, h header) ([]*tenant.Key, error) {
 			keys = append(keys, &t.Keys[i])
 		}
 	}
+	if t.Source != nil {
+		src := t.Source.Keys()
+		for i := range src {
+			if src[i].Alg == h.alg {
+				keys = append(keys, &src[i])
+			}
+		}
+	}
 	if len(keys) == 0 {
 		return nil, reason.Errorf(reason.BadAlgorithm, "tenant %s has no %s key", quote(t.ID), quote(h.alg))
 	}
 	return keys, nil
+}
+
+// staticKey is t's configured key with this kid, or nil.
+func staticKey(t *tenant.Tenant, kid string) *tenant.Key {
+	for i := range t.Keys {
+		if t.Keys[i].KID == kid {
+			return &t.Keys[i]
+		}
+	}
+	return nil
 }
 
 // verifySignature returns the first key under which raw's signature holds.
