@@ -33,6 +33,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			frame_ancestors <origin>...
 //			hosts <host>...
 //			login_url <url>
+//			api_key <sha256-hex>            # token API key digest; repeat to rotate
+//			jwks <https-url>                # an identity provider's published keys
 //		}
 //		session_key <secret>...             # >= 32 bytes each; the first seals, all open
 //		session_ttl <duration>              # default 8h
@@ -42,10 +44,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cookie_name <name>                  # default __Host-embed_session
 //		prefix <path>                       # default /.embed
 //		token_param <name>                  # default embed_token
+//		inject_bridge                       # add bridge.js to the app's HTML; default off
 //		forward_claim <claim.path> <Header-Name>
 //		require scope <scope>
 //		require claim <claim.path> <value>
-//		store memory                        # default; see store.go for others
+//		tenants_file <path>                 # JSON {"tenants": [...]}, watched and hot-reloaded
+//		metrics_per_tenant                  # tenant label on the metrics; default off
+//		store memory                        # default
+//		store redis <url> {                 # cluster mode
+//			key_prefix <prefix>             # default "embedgate:"
+//			timeout <duration>              # per command, default 150ms
+//		}
 //	}
 //
 // Secrets accept {env.NAME} and {file.PATH} placeholders, resolved when the
@@ -97,12 +106,26 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.TokenParam); err != nil {
 				return err
 			}
+		case "inject_bridge":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.InjectBridge = true
 		case "forward_claim":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
 				return d.Errf("forward_claim takes <claim.path> <Header-Name>")
 			}
 			h.ForwardClaims = append(h.ForwardClaims, ForwardClaim{Claim: args[0], Header: args[1]})
+		case "tenants_file":
+			if err := oneArg(d, &h.TenantsFile); err != nil {
+				return err
+			}
+		case "metrics_per_tenant":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.MetricsPerTenant = true
 		case "store":
 			st, err := parseStore(d)
 			if err != nil {
@@ -167,6 +190,19 @@ func parseTenant(d *caddyfile.Dispenser) (tenant.Config, error) {
 			t.Hosts = append(t.Hosts, args...)
 		case "login_url":
 			if err := oneArg(d, &t.LoginURL); err != nil {
+				return t, err
+			}
+		case "api_key":
+			args := d.RemainingArgs()
+			if len(args) != 1 {
+				return t, d.Errf("tenant %q: api_key takes <sha256-hex> (repeat the line to list several)", t.ID)
+			}
+			t.APIKeys = append(t.APIKeys, args[0])
+		case "jwks":
+			if t.JWKS != "" {
+				return t, d.Errf("tenant %q: jwks given twice", t.ID)
+			}
+			if err := oneArg(d, &t.JWKS); err != nil {
 				return t, err
 			}
 		default:

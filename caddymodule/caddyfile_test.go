@@ -50,6 +50,22 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			input: "embed_session {\n tenant acme {\n key s\n }\n}",
 			want:  `{"tenants":[{"id":"acme","keys":[{"secret":"s"}]}]}`,
 		},
+		{
+			name:  "token API keys and jwks",
+			input: "embed_session {\n tenant acme {\n key {env.S} k1\n api_key 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n api_key {env.ACME_API_KEY_2}\n jwks https://idp.acme.example/.well-known/jwks.json\n }\n}",
+			want:  `{"tenants":[{"id":"acme","keys":[{"secret":"{env.S}","kid":"k1"}],"api_keys":["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","{env.ACME_API_KEY_2}"],"jwks":"https://idp.acme.example/.well-known/jwks.json"}]}`,
+		},
+		{name: "api_key without digest", input: "embed_session {\n tenant a {\n api_key\n }\n}", wantErr: `tenant "a": api_key takes <sha256-hex>`},
+		{name: "api_key with two digests", input: "embed_session {\n tenant a {\n api_key x y\n }\n}", wantErr: `tenant "a": api_key takes <sha256-hex>`},
+		{name: "jwks without url", input: "embed_session {\n tenant a {\n jwks\n }\n}", wantErr: "jwks takes exactly one argument"},
+		{name: "jwks twice", input: "embed_session {\n tenant a {\n jwks https://a.test/j\n jwks https://b.test/j\n }\n}", wantErr: `tenant "a": jwks given twice`},
+		{
+			name:  "tenants file and per-tenant metrics",
+			input: "embed_session {\n tenants_file {env.TENANTS}\n metrics_per_tenant\n}",
+			want:  `{"tenants_file":"{env.TENANTS}","metrics_per_tenant":true}`,
+		},
+		{name: "tenants_file without path", input: "embed_session {\n tenants_file\n}", wantErr: "tenants_file takes exactly one argument"},
+		{name: "metrics_per_tenant with argument", input: "embed_session {\n metrics_per_tenant yes\n}", wantErr: "wrong argument count"},
 		{name: "unknown subdirective", input: "embed_session {\n bogus 1\n}", wantErr: `unrecognized subdirective "bogus"`},
 		{name: "unknown tenant subdirective", input: "embed_session {\n tenant acme {\n colour red\n }\n}", wantErr: `tenant "acme": unrecognized subdirective "colour"`},
 		{name: "tenant without id", input: "embed_session {\n tenant\n}", wantErr: "tenant needs an id"},
@@ -66,6 +82,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "require claim without value", input: "embed_session {\n require claim org.id\n}", wantErr: "require takes"},
 		{name: "session_key empty", input: "embed_session {\n session_key\n}", wantErr: "wrong argument count"},
 		{name: "inline argument", input: "embed_session acme", wantErr: "wrong argument count"},
+		{name: "inject_bridge", input: "embed_session {\n tenant acme {\n key s\n }\n inject_bridge\n}", want: `{"tenants":[{"id":"acme","keys":[{"secret":"s"}]}],"inject_bridge":true}`},
+		{name: "inject_bridge with argument", input: "embed_session {\n inject_bridge on\n}", wantErr: "wrong argument count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -91,9 +91,27 @@ type Handler struct {
 	// Default: none.
 	Require []Requirement `json:"require,omitempty"`
 
+	// TenantsFile is a JSON file ({"tenants": [...]}, the same objects as
+	// Tenants) loaded beside the inline tenants and watched: a valid new
+	// version applies within about a second; an invalid one is refused whole
+	// and logged. {env.*} accepted. Default: none.
+	TenantsFile string `json:"tenants_file,omitempty"`
+
+	// MetricsPerTenant adds a tenant label to embedgate_exchanges_total and
+	// embedgate_requests_total. It multiplies their series by the number of
+	// tenants. Default: false.
+	MetricsPerTenant bool `json:"metrics_per_tenant,omitempty"`
+
 	// Store is where single-use token ids and revocations live. Default:
 	// memory, which holds for one process (and survives config reloads).
 	Store *StoreConfig `json:"store,omitempty"`
+
+	// InjectBridge adds <script src="{prefix}/bridge.js" defer> before
+	// </body> of the upstream's HTML responses (uncompressed, up to 8 MiB),
+	// with a nonce or 'self' that keeps a strict upstream CSP working, so the
+	// app tells the host page its height and path without including the
+	// script itself. Default: false.
+	InjectBridge bool `json:"inject_bridge,omitempty"`
 
 	gw     *gateway.Gateway
 	logger *zap.Logger
@@ -132,17 +150,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.setDefaults()
 	repl := caddy.NewReplacer()
+	if err := registerMetrics(ctx); err != nil {
+		return err
+	}
 
-	cfgs, err := resolveTenants(h.Tenants, repl)
+	tenants, err := h.provisionTenants(ctx, repl)
 	if err != nil {
 		return err
-	}
-	reg, err := tenant.NewRegistry(cfgs)
-	if err != nil {
-		return err
-	}
-	if reg.Len() == 0 {
-		return fmt.Errorf("embed_session: at least one tenant is required")
 	}
 	sealer, err := h.provisionSealer(ctx, repl)
 	if err != nil {
@@ -163,7 +177,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
 	}
 	h.gw, err = gateway.New(gateway.Config{
-		Tenants:       func() *tenant.Registry { return reg },
+		Tenants:       tenants.load,
 		Sealer:        sealer,
 		Replay:        store,
 		Revocations:   revocations,
@@ -174,11 +188,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		CookieName:    h.CookieName,
 		Prefix:        h.Prefix,
 		TokenParam:    h.TokenParam,
+		InjectBridge:  h.InjectBridge,
 		ForwardClaims: fwd,
 		Require:       req,
 		Audit:         h.audit,
 		Expand:        expand,
 		OnSession:     setPlaceholders,
+		Observer:      newObserver(h.MetricsPerTenant),
 	})
 	return err
 }
@@ -370,6 +386,7 @@ func (h *Handler) audit(r *http.Request, e gateway.Event) {
 	case e.Kind != gateway.EventReject:
 		h.logger.Info(e.Kind, fields...)
 	case e.Reason == "store_unavailable":
+		metrics.storeErrors.Inc()
 		h.logger.Error(e.Kind, fields...)
 	case e.HotPath:
 		h.logger.Debug(e.Kind, fields...)

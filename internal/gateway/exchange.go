@@ -129,7 +129,20 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
 		}
 	}
-	origin, err := bindOrigin(r, t, parentOrigin, self)
+	// A token's allowed_origins narrows this session's allowlist (never
+	// widens it): the exchange itself must come from inside it, and the
+	// session keeps it for its framing CSP and Origin checks.
+	origins, err := narrowedByToken(t, res.Claims)
+	if err != nil {
+		return nil, res, err
+	}
+	allow := originsAllow(t, origins)
+	if origins != nil {
+		if why := policy.CheckOrigin(r, self, allow); why != "" {
+			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside the token's allowed_origins")
+		}
+	}
+	origin, err := bindOrigin(r, t, parentOrigin, self, allow)
 	if err != nil {
 		return nil, res, err
 	}
@@ -146,7 +159,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 	}
 	now := g.now().Truncate(time.Second)
 	sess := &session.Session{
-		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Claims: claims,
+		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Origins: origins, Claims: claims,
 		IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(g.cfg.SessionTTL),
 	}
 	if _, err := g.cfg.Sealer.Seal(sess); err != nil {
@@ -172,24 +185,27 @@ func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, sess *session.S
 		panic("embedgate: sealing a verified session failed: " + err.Error())
 	}
 	t := res.Tenant
-	setFraming(w.Header(), t)
+	setSessionFraming(w.Header(), t, sess)
 	w.Header().Add("Set-Cookie", g.cookie(value, sess.ExpiresAt.Sub(g.now())))
+	g.cfg.Observer.Exchange(t.ID, "")
 	g.cfg.Audit(r, Event{Kind: EventExchange, Tenant: t.ID, Subject: sess.Subject,
 		JTI: Fingerprint(res.Claims.ID), Session: Fingerprint(sess.ID)})
 }
 
 // bindOrigin picks the parent origin bound into the session: the one the
 // start page reports (checked again here), else the request's own Origin
-// when it is an allowed framer; anything outside the allowlist is refused.
-func bindOrigin(r *http.Request, t *tenant.Tenant, parentOrigin, self string) (string, error) {
+// when it is an allowed framer; anything outside the allowlist (allow: the
+// tenant's frame_ancestors, narrowed by the token's allowed_origins) is
+// refused.
+func bindOrigin(r *http.Request, t *tenant.Tenant, parentOrigin, self string, allow func(string) bool) (string, error) {
 	if parentOrigin != "" {
 		o := policy.NormalizeOrigin(parentOrigin)
-		if !t.AllowsOrigin(o) {
-			return "", reason.Errorf(reason.ForbiddenOrigin, "parent_origin is not in frame_ancestors of tenant %q", t.ID)
+		if !allow(o) {
+			return "", reason.Errorf(reason.ForbiddenOrigin, "parent_origin is not in frame_ancestors of tenant %q (or the token's allowed_origins)", t.ID)
 		}
 		return o, nil
 	}
-	if o := policy.NormalizeOrigin(r.Header.Get("Origin")); o != "" && o != self && t.AllowsOrigin(o) {
+	if o := policy.NormalizeOrigin(r.Header.Get("Origin")); o != "" && o != self && allow(o) {
 		return o, nil
 	}
 	return "", nil

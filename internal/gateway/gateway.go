@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embedgate/embedgate/internal/bridge"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/session"
@@ -62,6 +63,10 @@ type Config struct {
 	ForwardClaims []ForwardClaim
 	Require       []Requirement
 
+	// InjectBridge adds <script src="{prefix}/bridge.js" defer> to the
+	// upstream's HTML responses, keeping a strict upstream CSP working.
+	InjectBridge bool
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Audit receives one event per exchange, rejection and sign-out.
@@ -71,7 +76,33 @@ type Config struct {
 	// OnSession is called for a request with a live session before it goes
 	// upstream (the adapter sets placeholders there).
 	OnSession func(r *http.Request, s *session.Session, claims map[string]any)
+	// Observer receives counts for metrics; nil means none.
+	Observer Observer
 }
+
+// Request results reported to the Observer.
+const (
+	RequestSessionOK = "session_ok" // went upstream with a live session
+	RequestNoSession = "no_session" // 401, login redirect or gate page
+	RequestRefused   = "refused"    // 403: origin check or require rule
+)
+
+// Observer receives the gateway's outcomes for metrics. Its methods run on
+// the request path: they must be cheap and must not block.
+type Observer interface {
+	// Exchange reports one exchange: why is "" on success, else the reason.
+	Exchange(tenant string, why reason.Reason)
+	// ExchangeDuration reports the wall time of one exchange request.
+	ExchangeDuration(d time.Duration)
+	// Request reports one request on the session path.
+	Request(tenant, result string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Exchange(string, reason.Reason) {}
+func (nopObserver) ExchangeDuration(time.Duration) {}
+func (nopObserver) Request(string, string)         {}
 
 // Gateway serves the embed endpoints and guards every other request.
 type Gateway struct {
@@ -80,10 +111,12 @@ type Gateway struct {
 	strip    []string // forward_claim headers stripped from requests
 	claimSet []string // claim paths kept in the session
 	paths    endpoints
+	sdk      []byte // sdk.js with the prefix filled in
 }
 
 type endpoints struct {
 	exchange, signout, session, token, prefixSlash string
+	bridge                                         string
 }
 
 // New validates cfg and builds a Gateway.
@@ -97,6 +130,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Audit == nil {
 		cfg.Audit = func(*http.Request, Event) {}
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	g := &Gateway{
 		cfg:      cfg,
 		verifier: &token.Verifier{MaxTokenAge: cfg.MaxTokenAge, Leeway: cfg.Leeway, Now: cfg.Now},
@@ -106,7 +142,9 @@ func New(cfg Config) (*Gateway, error) {
 			session:     cfg.Prefix + "/session",
 			token:       cfg.Prefix + "/token",
 			prefixSlash: cfg.Prefix + "/",
+			bridge:      cfg.Prefix + "/bridge.js",
 		},
+		sdk: bridge.SDK(cfg.Prefix),
 	}
 	seen := map[string]bool{}
 	for _, fc := range cfg.ForwardClaims {
@@ -140,7 +178,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		return g.serveEndpoint(w, r, hostTenant)
 	}
 	if r.Method == http.MethodGet && g.cfg.TokenParam != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
-		return g.serveTokenParam(w, r, hostTenant)
+		start := time.Now()
+		err := g.serveTokenParam(w, r, hostTenant)
+		g.cfg.Observer.ExchangeDuration(time.Since(start))
+		return err
 	}
 	return g.serveSession(w, r, hostTenant, next)
 }
@@ -151,7 +192,9 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, hostTena
 		if r.Method != http.MethodPost {
 			return g.methodNotAllowed(w, hostTenant, "POST")
 		}
+		start := time.Now()
 		g.serveExchange(w, r, hostTenant)
+		g.cfg.Observer.ExchangeDuration(time.Since(start))
 	case g.paths.signout:
 		if r.Method != http.MethodPost {
 			return g.methodNotAllowed(w, hostTenant, "POST")

@@ -1,13 +1,223 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/embedgate/embedgate/internal/bridge"
+	"github.com/embedgate/embedgate/internal/policy"
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
 // servePage serves the browser kit under the prefix (start page, SDK,
 // bridge). It reports whether it handled the request.
 func (g *Gateway) servePage(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) bool {
-	return false
+	var serve func(http.ResponseWriter, *http.Request, *tenant.Tenant)
+	switch r.URL.Path {
+	case g.paths.prefixSlash + "start":
+		serve = g.serveStart
+	case g.paths.prefixSlash + "sdk.js":
+		serve = g.serveSDK
+	case g.paths.prefixSlash + "sdk.d.ts":
+		serve = g.serveSDKTypes
+	case g.paths.bridge:
+		serve = g.serveBridge
+	default:
+		return false
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		_ = g.methodNotAllowed(w, hostTenant, "GET, HEAD")
+		return true
+	}
+	serve(w, r, hostTenant)
+	return true
+}
+
+// serveStart is GET {prefix}/start?tenant=<id>&next=<path>: the page the
+// SDK's iframe opens first. It takes the token from the parent by
+// postMessage, exchanges it same-origin and navigates to next.
+func (g *Gateway) serveStart(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	q := r.URL.Query()
+	t, err := g.lookupTenant(hostTenant, q.Get("tenant"))
+	if err == nil && t == nil {
+		err = reason.Errorf(reason.BadRequest, "the start page needs ?tenant=")
+	}
+	if err != nil {
+		setFraming(h, hostTenant)
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(reason.Of(err))})
+		return
+	}
+	g.storageAccessRetry(h, r, t)
+	body := bridge.StartPage(bridge.PageConfig{
+		Tenant: t.ID, Next: g.localNext(q.Get("next")), Origins: t.FrameAncestors, Prefix: g.cfg.Prefix,
+	})
+	writeHTML(w, http.StatusOK, bridge.PageCSP()+"; "+t.FrameAncestorsCSP(), body)
+}
+
+// localNext keeps next when it is a same-origin path outside the prefix.
+func (g *Gateway) localNext(next string) string {
+	if !isLocalPath(next) || next == g.cfg.Prefix || strings.HasPrefix(next, g.paths.prefixSlash) {
+		return "/"
+	}
+	return next
+}
+
+// serveSDK is GET {prefix}/sdk.js, loaded by customers' pages from another
+// site: public, cacheable for a few minutes, readable cross-origin (for
+// subresource integrity).
+func (g *Gateway) serveSDK(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+	setFraming(w.Header(), hostTenant)
+	servePublicAsset(w, r, "text/javascript; charset=utf-8", g.sdk)
+}
+
+// serveSDKTypes is GET {prefix}/sdk.d.ts.
+func (g *Gateway) serveSDKTypes(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+	setFraming(w.Header(), hostTenant)
+	servePublicAsset(w, r, "application/typescript; charset=utf-8", bridge.SDKTypes())
+}
+
+// serveBridge is GET {prefix}/bridge.js, loaded by the app's own pages. It
+// is rendered per session: it posts only to the parent origin bound into the
+// session, or, for a session without one, to the tenant's allowlist.
+func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+	o := g.openSession(r, hostTenant)
+	t := hostTenant
+	if o.sess != nil || t == nil {
+		t = o.tenant
+	}
+	var origins []string
+	if t != nil {
+		allowed := allowedOrigins(t, o.sess)
+		if o.sess != nil && allowed(o.sess.Origin) {
+			origins = []string{o.sess.Origin}
+		} else {
+			for _, a := range t.FrameAncestors {
+				if allowed(a) {
+					origins = append(origins, a)
+				}
+			}
+		}
+	}
+	h := w.Header()
+	setFraming(h, t)
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("Vary", "Cookie")
+	serveAsset(w, r, "text/javascript; charset=utf-8", bridge.Bridge(bridge.BridgeConfig{Origins: origins, Prefix: g.cfg.Prefix}))
+}
+
+func servePublicAsset(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Cross-Origin-Resource-Policy", "cross-origin")
+	serveAsset(w, r, contentType, body)
+}
+
+// serveAsset writes body with a strong ETag, answering If-None-Match with
+// 304 (http.ServeContent also handles HEAD and ranges).
+func serveAsset(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("ETag", etag(body))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
+}
+
+func etag(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+}
+
+// writeHTML writes one of the gateway's own pages.
+func writeHTML(w http.ResponseWriter, status int, csp string, body []byte) {
+	h := w.Header()
+	h.Del("X-Frame-Options")
+	h.Set("Content-Security-Policy", csp)
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// storageAccessRetry implements Storage Access Headers: a browser that holds
+// a storage-access grant for this site, not active in the requesting context,
+// says Sec-Fetch-Storage-Access: inactive (with an Origin); the gateway then
+// asks it to activate the grant and retry, so that the cookie comes along.
+// Only for an Origin in t's allowlist, and only when no session cookie came.
+func (g *Gateway) storageAccessRetry(h http.Header, r *http.Request, t *tenant.Tenant) {
+	status := r.Header.Get("Sec-Fetch-Storage-Access")
+	if status == "" || t == nil {
+		return
+	}
+	h.Add("Vary", "Sec-Fetch-Storage-Access")
+	if !strings.EqualFold(strings.TrimSpace(status), "inactive") {
+		return
+	}
+	if _, ok := cookieValue(r.Header, g.cfg.CookieName); ok {
+		return
+	}
+	o := policy.NormalizeOrigin(r.Header.Get("Origin"))
+	if o == "" || !t.AllowsOrigin(o) {
+		return
+	}
+	// An allowlisted origin is a plain serialized origin: nothing in it
+	// needs escaping inside a structured-field string.
+	h.Set("Activate-Storage-Access", `retry; allowed-origin="`+o+`"`)
+}
+
+// writeGate writes the small HTML page shown inside the frame when there is
+// no session (401). It tells the host page {type:"embed:authRequired",
+// reason}, posted to the parent origin bound into the refused session when
+// its cookie still opens, else to each of the tenant's allowlisted origins,
+// and takes a new token from the parent as the start page does. Its CSP
+// allows only its own hashed script and style.
+func (g *Gateway) writeGate(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, why reason.Reason) {
+	framing := policy.FrameAncestors(nil)
+	cfg := bridge.PageConfig{Reason: string(why), Prefix: g.cfg.Prefix, Next: originalURI(r, g.cfg.TokenParam)}
+	if !isLocalPath(cfg.Next) {
+		cfg.Next = "/"
+	}
+	if t != nil {
+		framing = t.FrameAncestorsCSP()
+		cfg.Tenant = t.ID
+		allowed := t.AllowsOrigin
+		if s := g.refusedSession(r, t); s != nil {
+			allowed = allowedOrigins(t, s)
+			if allowed(s.Origin) {
+				cfg.Bound = s.Origin
+			}
+		}
+		for _, o := range t.FrameAncestors {
+			if allowed(o) {
+				cfg.Origins = append(cfg.Origins, o)
+			}
+		}
+	}
+	writeHTML(w, http.StatusUnauthorized, bridge.PageCSP()+"; "+framing, bridge.GatePage(cfg))
+}
+
+// refusedSession opens the request's session cookie again, whatever made it
+// unusable (expired, idle, revoked), to learn where it was framed. Only a
+// session of tenant t counts.
+func (g *Gateway) refusedSession(r *http.Request, t *tenant.Tenant) *session.Session {
+	value, ok := cookieValue(r.Header, g.cfg.CookieName)
+	if !ok {
+		return nil
+	}
+	s, err := g.cfg.Sealer.Open(value)
+	if err != nil || s.Tenant != t.ID {
+		return nil
+	}
+	return s
 }

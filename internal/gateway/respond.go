@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"html"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -131,6 +130,7 @@ func (g *Gateway) auditExchangeReject(r *http.Request, t *tenant.Tenant, res *to
 	if res != nil {
 		e.Tenant, e.Subject, e.JTI = res.Tenant.ID, res.Claims.Subject, Fingerprint(res.Claims.ID)
 	}
+	g.cfg.Observer.Exchange(e.Tenant, e.Reason)
 	g.cfg.Audit(r, e)
 }
 
@@ -150,13 +150,14 @@ func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenan
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(why)})
 		return
 	}
+	g.storageAccessRetry(h, r, t)
 	if policy.IsNavigation(r) {
 		if t != nil && t.LoginURL != "" && policy.IsTopLevelNavigation(r) && !tokenFailure {
 			h.Set("Location", loginRedirect(t.LoginURL, policy.SelfOrigin(r)+originalURI(r, g.cfg.TokenParam)))
 			w.WriteHeader(http.StatusFound)
 			return
 		}
-		writeGate(w, t, why)
+		g.writeGate(w, r, t, why)
 		return
 	}
 	code := "invalid_session"
@@ -181,24 +182,6 @@ func loginRedirect(loginURL, original string) string {
 		sep = "&"
 	}
 	return loginURL + sep + "redirect=" + url.QueryEscape(original)
-}
-
-// writeGate writes the small HTML page shown inside the frame when there is
-// no session. Its own CSP allows only its inline style.
-func writeGate(w http.ResponseWriter, t *tenant.Tenant, why reason.Reason) {
-	h := w.Header()
-	framing := policy.FrameAncestors(nil)
-	if t != nil {
-		framing = t.FrameAncestorsCSP()
-	}
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; "+framing)
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusUnauthorized)
-	_, _ = w.Write([]byte(`<!doctype html><html lang="en"><meta charset="utf-8"><meta name="embedgate-reason" content="` +
-		html.EscapeString(string(why)) + `"><title>Sign-in required</title>` +
-		`<style>body{font:16px system-ui,sans-serif;margin:2rem;color:#333}</style>` +
-		`<p>Your session has ended. Please sign in again from the page that shows this app.</p></html>`))
 }
 
 // cookie is the Set-Cookie line for a session value.

@@ -92,7 +92,8 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	}
 	if policy.IsUnsafeMethod(r.Method) {
 		if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
-			setFraming(w.Header(), t)
+			setSessionFraming(w.Header(), t, o.sess)
+			g.cfg.Observer.Request(tenantID(t), RequestRefused)
 			g.audit(r, t, o.sess, reason.Errorf(why, "%s from a foreign origin", r.Method), false)
 			writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
 			return nil
@@ -105,13 +106,15 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 		if o.tenant != nil && t == nil {
 			t = o.tenant // frame the gate page for the tenant the cookie named
 		}
+		g.cfg.Observer.Request(tenantID(t), RequestNoSession)
 		g.deny(w, r, t, o.err)
 		return nil
 	}
 	s := o.sess
 	claims := decodeClaims(s.Claims)
 	if err := g.checkRequire(r, claims); err != nil {
-		setFraming(w.Header(), t)
+		setSessionFraming(w.Header(), t, s)
+		g.cfg.Observer.Request(t.ID, RequestRefused)
 		g.audit(r, t, s, err, false)
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(reason.Of(err))})
 		return nil
@@ -140,11 +143,19 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	if g.cfg.OnSession != nil {
 		g.cfg.OnSession(r, s, claims)
 	}
-	setFraming(w.Header(), t)
-	fw := &framingWriter{ResponseWriter: w, csp: t.FrameAncestorsCSP()}
-	err := next(fw, r)
+	setSessionFraming(w.Header(), t, s)
+	g.cfg.Observer.Request(t.ID, RequestSessionOK)
+	fw := &framingWriter{ResponseWriter: w, csp: framingCSP(t, s)}
+	err := g.serveUpstream(fw, r, next)
 	fw.finish()
 	return err
+}
+
+func tenantID(t *tenant.Tenant) string {
+	if t == nil {
+		return ""
+	}
+	return t.ID
 }
 
 // checkRequire applies the require rules to the session's claims.
@@ -249,7 +260,7 @@ func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, hostT
 		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid_session", Description: string(reason.Of(o.err))})
 		return
 	}
-	setFraming(w.Header(), o.tenant)
+	setSessionFraming(w.Header(), o.tenant, o.sess)
 	writeJSON(w, http.StatusOK, sessionInfo{
 		Tenant: o.sess.Tenant, Subject: o.sess.Subject, Origin: o.sess.Origin,
 		ExpiresAt: o.sess.ExpiresAt.UTC().Format(time.RFC3339),
@@ -272,7 +283,7 @@ func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, hostTenan
 	if o.sess != nil {
 		t = o.tenant
 	}
-	setFraming(w.Header(), t)
+	setSessionFraming(w.Header(), t, o.sess)
 	if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
 		return

@@ -1,13 +1,454 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"mime"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/embedgate/embedgate/internal/policy"
+	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/token"
 )
 
-// serveTokenAPI is POST {prefix}/token, the server-to-server token API.
+// Token API limits and defaults.
+const (
+	// maxTokenAPIBody bounds the JSON body of POST {prefix}/token; a larger
+	// body is 413.
+	maxTokenAPIBody = 16 << 10
+	// DefaultTokenTTL is the lifetime of an API-minted token when the request
+	// has no expires_in (capped by max_token_age like any other).
+	DefaultTokenTTL = 60 * time.Second
+)
+
+// EventTokenIssued is the audit kind of a token minted by the token API.
+const EventTokenIssued = "token_issued"
+
+// registeredClaims are set by the gateway alone; neither metadata nor claims
+// may name them.
+var registeredClaims = map[string]bool{"iss": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true, "sub": true}
+
+// fieldClaims are set from a request field of their own; claims may not
+// name them either.
+var fieldClaims = map[string]string{
+	"email": "email", "name": "name", "groups": "groups", "scope": "scopes",
+	"metadata": "metadata", "allowed_origins": "allowed_origins",
+}
+
+// tokenRequest is the body of POST {prefix}/token. Unknown fields are 400.
+type tokenRequest struct {
+	Sub            *string         `json:"sub"`
+	Email          *string         `json:"email"`
+	Name           *string         `json:"name"`
+	Groups         []string        `json:"groups"`
+	Metadata       map[string]any  `json:"metadata"`
+	Scopes         []string        `json:"scopes"`
+	Claims         map[string]any  `json:"claims"`
+	ExpiresIn      json.RawMessage `json:"expires_in"`
+	AllowedOrigins []string        `json:"allowed_origins"`
+}
+
+// tokenResponse is the 201 body.
+type tokenResponse struct {
+	Token     string   `json:"token"`
+	TokenType string   `json:"token_type"`
+	ExpiresIn int64    `json:"expires_in"`
+	ExpiresAt string   `json:"expires_at"`
+	Tenant    string   `json:"tenant"`
+	Scopes    []string `json:"scopes"`
+}
+
+// apiError is a token API refusal: error_description is the typed reason,
+// field names the offending request field, detail says what is wrong. None
+// of them ever holds the API key or a claim value.
+type apiError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	Field       string `json:"field,omitempty"`
+	Detail      string `json:"detail,omitempty"`
+}
+
+// apiRefusal is an answer other than 201.
+type apiRefusal struct {
+	status int
+	body   apiError
+}
+
+func badField(field, format string, args ...any) *apiRefusal {
+	return &apiRefusal{status: http.StatusBadRequest, body: apiError{
+		Error: "invalid_request", Description: string(reason.BadRequest), Field: field, Detail: fmt.Sprintf(format, args...)}}
+}
+
+// serveTokenAPI is POST {prefix}/token, the server-to-server token API: a
+// tenant's backend presents one of the tenant's API keys and gets a one-time
+// SSO token for a user, signed with the tenant's first HS256 key, which the
+// exchange then accepts like any other. The key alone picks the tenant.
+//
+// Checks, in order: method (405); Origin or Sec-Fetch-Site present (403, the
+// API is for servers and a browser must never hold an API key); the Bearer
+// API key (401); Content-Type application/json (415); body size (413); body
+// fields (400, naming the field).
 func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
-	setFraming(w.Header(), hostTenant)
-	writeJSON(w, http.StatusNotFound, errorBody{Error: "not_found"})
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	setFraming(h, hostTenant)
+	if r.Method != http.MethodPost {
+		h.Set("Allow", "POST")
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed"})
+		return
+	}
+	if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
+		g.apiRefuse(w, r, hostTenant, "", &apiRefusal{status: http.StatusForbidden, body: apiError{
+			Error: "forbidden", Description: string(reason.BrowserRequest),
+			Detail: "the token API is for servers: call it from your backend, never from a browser"}})
+		return
+	}
+	t, ref := g.apiTenant(r, hostTenant)
+	if ref != nil {
+		h.Set("WWW-Authenticate", `Bearer realm="embedgate token API"`)
+		g.apiRefuse(w, r, hostTenant, "", ref)
+		return
+	}
+	setFraming(h, t)
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
+		g.apiRefuse(w, r, t, "", &apiRefusal{status: http.StatusUnsupportedMediaType, body: apiError{
+			Error: "invalid_request", Description: string(reason.BadRequest), Detail: "Content-Type must be application/json"}})
+		return
+	}
+	req, ref := readTokenRequest(w, r)
+	if ref != nil {
+		g.apiRefuse(w, r, t, "", ref)
+		return
+	}
+	resp, jti, ref := g.mint(t, req)
+	if ref != nil {
+		g.apiRefuse(w, r, t, subjectOf(req), ref)
+		return
+	}
+	g.cfg.Audit(r, Event{Kind: EventTokenIssued, Tenant: t.ID, Subject: *req.Sub, JTI: Fingerprint(jti)})
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func subjectOf(req *tokenRequest) string {
+	if req.Sub == nil {
+		return ""
+	}
+	return *req.Sub
+}
+
+// apiTenant authenticates the Bearer API key and returns its tenant.
+func (g *Gateway) apiTenant(r *http.Request, hostTenant *tenant.Tenant) (*tenant.Tenant, *apiRefusal) {
+	deny := func(detail string) *apiRefusal {
+		return &apiRefusal{status: http.StatusUnauthorized, body: apiError{
+			Error: "invalid_client", Description: string(reason.APIKeyInvalid), Detail: detail}}
+	}
+	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	key = strings.TrimSpace(key)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return nil, deny("send Authorization: Bearer <API key>")
+	}
+	t, ok := g.cfg.Tenants().ByAPIKey(key)
+	if !ok {
+		return nil, deny("no tenant lists this API key")
+	}
+	if hostTenant != nil && hostTenant != t {
+		// Hosts isolate tenants: another tenant's key is as good as none.
+		return nil, deny("no tenant lists this API key")
+	}
+	return t, nil
+}
+
+// apiRefuse writes a refusal and audits it (never the key or the body).
+func (g *Gateway) apiRefuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, sub string, ref *apiRefusal) {
+	detail := ref.body.Detail
+	if ref.body.Field != "" {
+		detail = ref.body.Field + ": " + detail
+	}
+	e := Event{Kind: EventReject, Reason: reason.Reason(ref.body.Description), Detail: "token API: " + detail, Subject: sub}
+	if t != nil {
+		e.Tenant = t.ID
+	}
+	g.cfg.Audit(r, e)
+	writeJSON(w, ref.status, ref.body)
+}
+
+// readTokenRequest decodes the body strictly: at most 16 KiB, one JSON
+// object, no unknown fields, numbers kept exact.
+func readTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, *apiRefusal) {
+	tooLarge := &apiRefusal{status: http.StatusRequestEntityTooLarge, body: apiError{
+		Error: "invalid_request", Description: string(reason.BadRequest),
+		Detail: fmt.Sprintf("the body is over %d bytes", maxTokenAPIBody)}}
+	if r.ContentLength > maxTokenAPIBody {
+		return nil, tooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTokenAPIBody))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return nil, tooLarge
+		}
+		return nil, badField("", "unreadable body")
+	}
+	if ref := checkTokenRequestNames(body); ref != nil {
+		return nil, ref
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	dec.UseNumber()
+	var req tokenRequest
+	if err := dec.Decode(&req); err != nil {
+		return nil, decodeRefusal(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badField("", "data after the JSON object")
+	}
+	return &req, nil
+}
+
+// tokenRequestFields are the member names of a token request, exactly.
+var tokenRequestFields = map[string]bool{
+	"sub": true, "email": true, "name": true, "groups": true, "metadata": true,
+	"scopes": true, "claims": true, "expires_in": true, "allowed_origins": true,
+}
+
+// checkTokenRequestNames holds the body's top-level member names to the
+// exact field names, each at most once: encoding/json alone would match
+// names case-insensitively ("SUB") and let a repeated name win silently.
+// Bodies that are not a JSON object are left to the decoder's messages.
+func checkTokenRequestNames(body []byte) *apiRefusal {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := tok.(string)
+		if !tokenRequestFields[name] {
+			return badField(name, "unknown field")
+		}
+		if seen[name] {
+			return badField(name, "given twice")
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// decodeRefusal names the field an encoding/json error is about.
+func decodeRefusal(err error) *apiRefusal {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		field := te.Field
+		if field == "" {
+			return badField("", "the body must be a JSON object")
+		}
+		return badField(field, "wrong type: %s given, %s expected", te.Value, jsonKind(te.Type.String()))
+	}
+	const unknown = `json: unknown field "`
+	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
+		name, _ := strconv.Unquote(msg[len("json: unknown field "):])
+		return badField(name, "unknown field")
+	}
+	if errors.Is(err, io.EOF) {
+		return badField("", "empty body: send a JSON object with at least sub")
+	}
+	return badField("", "the body is not valid JSON")
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "array of strings"
+	case strings.HasPrefix(goType, "map["):
+		return "object"
+	case strings.Contains(goType, "string"):
+		return "string"
+	}
+	return goType
+}
+
+// mint validates the request against t and signs the token.
+func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, string, *apiRefusal) {
+	if req.Sub == nil || *req.Sub == "" {
+		return nil, "", badField("sub", "required: the user the token is for")
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"sub", req.Sub}, {"email", req.Email}, {"name", req.Name}} {
+		if f.v != nil && checkHeaderSafe(f.name, *f.v) != nil {
+			return nil, "", badField(f.name, "holds control characters")
+		}
+	}
+	ttl, ref := g.tokenTTL(req.ExpiresIn)
+	if ref != nil {
+		return nil, "", ref
+	}
+	scopes := []string{}
+	for i, s := range req.Scopes {
+		if s == "" || strings.ContainsFunc(s, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
+			return nil, "", badField("scopes", "scope #%d is empty or holds spaces or control characters", i+1)
+		}
+		if !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	origins, ref := narrowedByRequest(t, req.AllowedOrigins)
+	if ref != nil {
+		return nil, "", ref
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Metadata)) {
+		if registeredClaims[k] {
+			return nil, "", badField("metadata."+k, "%s is a registered claim, set by the gateway only", k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Claims)) {
+		if registeredClaims[k] {
+			return nil, "", badField("claims."+k, "%s is a registered claim, set by the gateway only", k)
+		}
+		if f, ok := fieldClaims[k]; ok {
+			return nil, "", badField("claims."+k, "set %s with the %s field", k, f)
+		}
+	}
+	key, ok := t.SigningKey()
+	if !ok { // tenant.New refuses api_keys without a key; defensive
+		return nil, "", &apiRefusal{status: http.StatusConflict, body: apiError{
+			Error: "invalid_request", Description: string(reason.BadRequest), Detail: "this tenant has no HS256 key to sign with"}}
+	}
+	jti, err := newJTI()
+	if err != nil {
+		return nil, "", &apiRefusal{status: http.StatusInternalServerError, body: apiError{Error: "server_error", Description: string(reason.BadRequest)}}
+	}
+	now := g.now().Truncate(time.Second)
+	exp := now.Add(ttl)
+	claims := make(map[string]any, len(req.Claims)+12)
+	for k, v := range req.Claims {
+		claims[k] = v
+	}
+	claims["iss"], claims["aud"], claims["sub"] = t.ID, t.ID, *req.Sub
+	claims["iat"], claims["exp"], claims["jti"] = now.Unix(), exp.Unix(), jti
+	if req.Email != nil {
+		claims["email"] = *req.Email
+	}
+	if req.Name != nil {
+		claims["name"] = *req.Name
+	}
+	if req.Groups != nil {
+		claims["groups"] = req.Groups
+	}
+	if len(scopes) > 0 {
+		claims["scope"] = strings.Join(scopes, " ")
+	}
+	if req.Metadata != nil {
+		claims["metadata"] = req.Metadata
+	}
+	if origins != nil {
+		claims[AllowedOriginsClaim] = origins
+	}
+	raw, err := signHS256(key, claims)
+	if err != nil {
+		return nil, "", badField("", "the claims cannot be encoded as JSON")
+	}
+	if len(raw) > token.MaxTokenSize {
+		return nil, "", badField("", "the token would be %d bytes, over the %d-byte limit: send fewer claims", len(raw), token.MaxTokenSize)
+	}
+	return &tokenResponse{
+		Token: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second),
+		ExpiresAt: exp.UTC().Format(time.RFC3339), Tenant: t.ID, Scopes: scopes,
+	}, jti, nil
+}
+
+// tokenTTL reads expires_in: a positive whole number of seconds, capped by
+// max_token_age; absent means DefaultTokenTTL (also capped).
+func (g *Gateway) tokenTTL(raw json.RawMessage) (time.Duration, *apiRefusal) {
+	limit := g.cfg.MaxTokenAge
+	if limit <= 0 {
+		limit = token.DefaultMaxTokenAge
+	}
+	if len(raw) == 0 || string(raw) == "null" {
+		return min(DefaultTokenTTL, limit), nil
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, badField("expires_in", "must be a positive whole number of seconds (at most %d)", int64(limit/time.Second))
+	}
+	if n > int64(limit/time.Second) {
+		return limit, nil
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+// narrowedByRequest checks allowed_origins: every origin must already be in
+// the tenant's frame_ancestors (the list narrows, never widens). Nil when the
+// request has none.
+func narrowedByRequest(t *tenant.Tenant, in []string) ([]string, *apiRefusal) {
+	if in == nil {
+		return nil, nil
+	}
+	if len(in) == 0 {
+		return nil, badField("allowed_origins", "empty: omit it to allow the tenant's frame_ancestors")
+	}
+	out := make([]string, 0, len(in))
+	for _, o := range in {
+		origin, err := policy.ParseOrigin(o)
+		if err != nil {
+			return nil, badField("allowed_origins", "%v", err)
+		}
+		if !t.AllowsOrigin(origin) {
+			return nil, badField("allowed_origins", "origin %q is not in frame_ancestors of tenant %q: allowed_origins can only narrow it", origin, t.ID)
+		}
+		if !slices.Contains(out, origin) {
+			out = append(out, origin)
+		}
+	}
+	return out, nil
+}
+
+// newJTI is 128 random bits, base64url.
+func newJTI() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// signHS256 builds a compact JWS with the key's kid, when it has one.
+func signHS256(key tenant.Key, claims map[string]any) (string, error) {
+	hdr := map[string]string{"alg": tenant.HS256, "typ": "JWT"}
+	if key.KID != "" {
+		hdr["kid"] = key.KID
+	}
+	hb, err := json.Marshal(hdr)
+	if err != nil {
+		return "", err
+	}
+	pb, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString(hb) + "." + enc.EncodeToString(pb)
+	mac := hmac.New(sha256.New, key.Secret)
+	mac.Write([]byte(signing))
+	return signing + "." + enc.EncodeToString(mac.Sum(nil)), nil
 }

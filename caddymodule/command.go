@@ -1,0 +1,651 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/token"
+)
+
+// APIKeyPrefix starts every API key that embed-keygen --api-key makes, so
+// that a leaked key is recognisable (and findable by secret scanners).
+const APIKeyPrefix = "egk_"
+
+// Exit statuses of the embed-* subcommands.
+const (
+	exitOK       = 0 // valid token / done
+	exitRejected = 1 // embed-inspect: the token is refused; embed-mint: no usable key
+	exitUsage    = 2 // bad flags or arguments, or a config that cannot be loaded
+)
+
+// maxMintTTL bounds embed-mint --ttl: no max_token_age can exceed it.
+const maxMintTTL = time.Hour
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "embed-keygen",
+		Usage: "[--api-key]",
+		Short: "Generates a tenant's HS256 secret or a token API key",
+		Long: `
+Prints a new random value once, with the Caddyfile line to paste into the
+tenant block. Lines starting with # are comments.
+
+Without flags: an HS256 secret of 256 bits (base64url), for "key", to share
+with the tenant's backend, which signs its own tokens with it.
+
+--api-key
+    A key for the token API (POST /.embed/token), with the "egk_" prefix,
+    for the tenant's backend. The gateway stores only its SHA-256, printed
+    as the "api_key" line.
+
+Exit status: 0 done, 2 usage error.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().Bool("api-key", false, "generate a token API key instead of an HS256 secret")
+			setupCommand(cmd, cmdKeygen)
+		},
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "embed-mint",
+		Usage: "--tenant <id> --sub <subject> (--key-file <file> | --key-env <NAME>) [--kid <kid>] [--ttl 60s] [--claim <name>=<value>...]",
+		Short: "Mints an SSO token, for tests and shell-based backends",
+		Long: `
+Prints a one-time SSO token for the tenant: iss and aud are the tenant id,
+sub the subject, iat now, exp iat + ttl, jti 128 random bits.
+
+--key-file, --key-env
+    Where the signing key is: a file, or an environment variable. An HS256
+    secret (at least 32 bytes; a trailing newline is dropped, as the gateway
+    does for {file.*} and {env.*}), or a PEM private key: RSA (>= 2048 bits)
+    signs RS256, P-256 signs ES256, Ed25519 signs EdDSA.
+--kid
+    The kid header, naming one of the tenant's keys.
+--ttl
+    exp - iat, default 60s, at most 1h. The gateway refuses more than its
+    max_token_age (default 120s).
+--claim name=value
+    An extra claim, repeatable. The value is JSON when it parses as JSON
+    (numbers, true, arrays, objects, "quoted strings"), else a plain string.
+    The registered claims iss, aud, sub, iat, exp, nbf and jti are refused.
+
+Exit status: 0 printed a token, 1 the key is unusable, 2 usage error.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			f := cmd.Flags()
+			f.String("tenant", "", "tenant id (iss and aud)")
+			f.String("sub", "", "subject: the user")
+			f.String("key-file", "", "file holding the HS256 secret or a PEM private key")
+			f.String("key-env", "", "environment variable holding the HS256 secret or a PEM private key")
+			f.String("kid", "", "kid header")
+			f.String("ttl", "60s", "lifetime, exp - iat")
+			f.StringArray("claim", nil, "extra claim name=value (repeatable)")
+			setupCommand(cmd, cmdMint)
+		},
+	})
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "embed-inspect",
+		Usage: "--config <file> [--adapter <name>] <token | ->",
+		Short: "Checks a token against a config, as the gateway would",
+		Long: `
+Loads the config, finds its embed_session handlers, builds their tenants as
+the gateway does (placeholders resolved, jwks fetched) and runs the token
+through the gateway's own verifier, without the single-use check. Prints the
+decoded header and claims, then either "valid for tenant <id>" or the
+rejection reason with a one-line fix. "-" reads the token from stdin, which
+keeps it out of the shell history.
+
+Exit status: 0 valid, 1 rejected, 2 usage error or config that cannot be loaded.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().StringP("config", "c", "", "configuration file (Caddyfile or JSON)")
+			cmd.Flags().StringP("adapter", "a", "", "config adapter; default caddyfile, or none for a .json file")
+			setupCommand(cmd, cmdInspect)
+		},
+	})
+}
+
+// setupCommand wires run into cobra so that its return value is the exit
+// status, flag errors included (status 2), and caddycmd logs nothing extra.
+func setupCommand(cmd *cobra.Command, run func(c *cobra.Command, args []string) int) {
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		fmt.Fprintf(c.ErrOrStderr(), "%s: %v\nusage: %s\n", c.Name(), err, c.UseLine())
+		return exitWith(c, exitUsage)
+	})
+	cmd.RunE = func(c *cobra.Command, args []string) error { return exitWith(c, run(c, args)) }
+}
+
+// errSilentExit makes caddycmd.Main exit 1 without printing anything.
+var errSilentExit = errors.New("exit status 1")
+
+// exitWith turns a status into what caddycmd.Main turns into os.Exit.
+func exitWith(c *cobra.Command, code int) error {
+	if code == exitOK {
+		return nil
+	}
+	c.SilenceErrors, c.SilenceUsage = true, true
+	if code == 1 {
+		return errSilentExit
+	}
+	// Statuses above 1 travel in caddycmd's own exit error.
+	return caddycmd.WrapCommandFuncForCobra(func(caddycmd.Flags) (int, error) { return code, nil })(c, nil)
+}
+
+func usageError(c *cobra.Command, format string, args ...any) int {
+	fmt.Fprintf(c.ErrOrStderr(), "%s: %s\nusage: %s\n", c.Name(), fmt.Sprintf(format, args...), c.UseLine())
+	return exitUsage
+}
+
+// cmdKeygen is embed-keygen.
+func cmdKeygen(c *cobra.Command, args []string) int {
+	if len(args) > 0 {
+		return usageError(c, "unexpected argument %q", args[0])
+	}
+	apiKey, _ := c.Flags().GetBool("api-key")
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "embed-keygen: %v\n", err)
+		return exitRejected
+	}
+	out := c.OutOrStdout()
+	if apiKey {
+		key := APIKeyPrefix + base64.RawURLEncoding.EncodeToString(b)
+		sum := tenant.HashAPIKey(key)
+		fmt.Fprintf(out, "# Token API key, shown once: store it in the tenant backend's secret store now.\n%s\n", key)
+		fmt.Fprintf(out, "# Line for the tenant block (the gateway keeps only the key's SHA-256):\napi_key %x\n", sum)
+		return exitOK
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b)
+	fmt.Fprintf(out, "# HS256 secret (256 bits), shown once: share it with the tenant's backend over a secure channel.\n%s\n", secret)
+	fmt.Fprintf(out, "# Line for the tenant block (better: keep it in the environment and write key {env.TENANT_SECRET}):\nkey %s\n", secret)
+	return exitOK
+}
+
+// registeredClaims are set by embed-mint itself.
+var registeredClaims = []string{"iss", "aud", "sub", "iat", "exp", "nbf", "jti"}
+
+// cmdMint is embed-mint.
+func cmdMint(c *cobra.Command, args []string) int {
+	if len(args) > 0 {
+		return usageError(c, "unexpected argument %q", args[0])
+	}
+	f := c.Flags()
+	tenantID, _ := f.GetString("tenant")
+	sub, _ := f.GetString("sub")
+	keyFile, _ := f.GetString("key-file")
+	keyEnv, _ := f.GetString("key-env")
+	kid, _ := f.GetString("kid")
+	ttlText, _ := f.GetString("ttl")
+	extra, _ := f.GetStringArray("claim")
+	switch {
+	case tenantID == "":
+		return usageError(c, "--tenant is required")
+	case sub == "":
+		return usageError(c, "--sub is required")
+	case (keyFile == "") == (keyEnv == ""):
+		return usageError(c, "give exactly one of --key-file and --key-env")
+	}
+	ttl, err := caddy.ParseDuration(ttlText)
+	if err != nil || ttl <= 0 || ttl > maxMintTTL || ttl%time.Second != 0 {
+		return usageError(c, "--ttl %q: want whole seconds, more than 0s and at most %s", ttlText, maxMintTTL)
+	}
+	claims := jwt.MapClaims{}
+	for _, kv := range extra {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok || name == "" {
+			return usageError(c, "--claim %q: want name=value", kv)
+		}
+		if slices.Contains(registeredClaims, name) {
+			return usageError(c, "--claim %s: a registered claim, set from --tenant, --sub and --ttl", name)
+		}
+		if _, dup := claims[name]; dup {
+			return usageError(c, "--claim %s given twice", name)
+		}
+		claims[name] = claimValue(value)
+	}
+	placeholder := "{env." + keyEnv + "}"
+	if keyFile != "" {
+		placeholder = "{file." + keyFile + "}"
+	}
+	// The same resolution as a `key {env.*}` or `key {file.*}` line, so the
+	// secret is byte for byte what the gateway verifies with.
+	material, err := resolveSecret(caddy.NewReplacer(), placeholder)
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: key: %v\n", err)
+		return exitRejected
+	}
+	method, key, err := signingKey([]byte(material))
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: key: %v\n", err)
+		return exitRejected
+	}
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: %v\n", err)
+		return exitRejected
+	}
+	now := time.Now()
+	claims["iss"], claims["aud"], claims["sub"] = tenantID, tenantID, sub
+	claims["iat"], claims["exp"] = now.Unix(), now.Add(ttl).Unix()
+	claims["jti"] = base64.RawURLEncoding.EncodeToString(jti)
+	tok := jwt.NewWithClaims(method, claims)
+	tok.Header["typ"] = "JWT"
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	raw, err := tok.SignedString(key)
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: signing: %v\n", err)
+		return exitRejected
+	}
+	fmt.Fprintln(c.OutOrStdout(), raw)
+	return exitOK
+}
+
+// claimValue reads a --claim value: JSON when it parses, else the text.
+func claimValue(s string) any {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err == nil && !dec.More() {
+		if _, err := dec.Token(); err == io.EOF {
+			return v
+		}
+	}
+	return s
+}
+
+// signingKey reads an HS256 secret or a PEM private key, with the algorithm
+// the gateway pins for that key type.
+func signingKey(material []byte) (jwt.SigningMethod, any, error) {
+	block, _ := pem.Decode(material)
+	if block == nil {
+		if bytes.Contains(material, []byte("-----BEGIN")) {
+			return nil, nil, errors.New("unreadable PEM block")
+		}
+		if len(material) < tenant.MinSecretLen {
+			return nil, nil, fmt.Errorf("secret is %d bytes, at least %d required", len(material), tenant.MinSecretLen)
+		}
+		return jwt.SigningMethodHS256, material, nil
+	}
+	var priv any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		priv, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		priv, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, nil, fmt.Errorf("PEM block %q is not a private key", block.Type)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing private key: %v", err)
+	}
+	switch k := priv.(type) {
+	case *rsa.PrivateKey:
+		if k.N.BitLen() < tenant.MinRSABits {
+			return nil, nil, fmt.Errorf("RSA key is %d bits, at least %d required", k.N.BitLen(), tenant.MinRSABits)
+		}
+		return jwt.SigningMethodRS256, k, nil
+	case *ecdsa.PrivateKey:
+		if k.Curve != elliptic.P256() {
+			return nil, nil, fmt.Errorf("ECDSA curve %s is not supported (ES256 needs P-256)", k.Curve.Params().Name)
+		}
+		return jwt.SigningMethodES256, k, nil
+	case ed25519.PrivateKey:
+		return jwt.SigningMethodEdDSA, k, nil
+	}
+	return nil, nil, fmt.Errorf("unsupported key type %T", priv)
+}
+
+// cmdInspect is embed-inspect.
+func cmdInspect(c *cobra.Command, args []string) int {
+	configFile, _ := c.Flags().GetString("config")
+	adapter, _ := c.Flags().GetString("adapter")
+	if len(args) != 1 {
+		return usageError(c, "give exactly one token (or - to read it from stdin)")
+	}
+	if configFile == "" {
+		return usageError(c, "--config is required")
+	}
+	raw := args[0]
+	if raw == "-" {
+		b, err := io.ReadAll(io.LimitReader(c.InOrStdin(), 64<<10))
+		if err != nil {
+			fmt.Fprintf(c.ErrOrStderr(), "embed-inspect: reading stdin: %v\n", err)
+			return exitUsage
+		}
+		raw = string(b)
+	}
+	raw = strings.TrimSpace(raw)
+	handlers, err := loadHandlers(configFile, adapter)
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "embed-inspect: %v\n", err)
+		return exitUsage
+	}
+	out, errOut := c.OutOrStdout(), c.ErrOrStderr()
+	d := decodeForDisplay(raw)
+	d.print(out, time.Now())
+
+	// Only the handlers that list the token's iss are built (so their
+	// secrets must resolve); with none, an empty registry gives the same
+	// verdict the gateway would (unknown_tenant, or an earlier one).
+	var ids []string
+	var matches []*Handler
+	for _, h := range handlers {
+		for _, t := range h.Tenants {
+			ids = append(ids, t.ID)
+			if d.iss != "" && t.ID == d.iss && !slices.Contains(matches, h) {
+				matches = append(matches, h)
+			}
+		}
+	}
+	if len(matches) == 0 {
+		matches = []*Handler{{}}
+	}
+	status := exitOK
+	for i, h := range matches {
+		h.setDefaults()
+		reg, err := buildRegistry(context.Background(), h.Tenants, caddy.NewReplacer(), func(id string, err error) {
+			fmt.Fprintf(errOut, "warning: tenant %q: %v\n", id, err)
+		})
+		if err != nil {
+			fmt.Fprintf(errOut, "embed-inspect: config: %v\n", err)
+			return exitUsage
+		}
+		v := &token.Verifier{MaxTokenAge: time.Duration(h.MaxTokenAge), Leeway: time.Duration(h.Leeway)}
+		prefix := ""
+		if len(matches) > 1 {
+			prefix = fmt.Sprintf("embed_session #%d: ", i+1)
+		}
+		res, err := v.Verify(raw, reg, nil)
+		if err != nil {
+			status = exitRejected
+			t, _ := reg.ByID(d.iss)
+			fmt.Fprintln(out, prefix+explain(err, d, t, ids, v))
+			continue
+		}
+		fmt.Fprintf(out, "%svalid for tenant %s\n", prefix, res.Tenant.ID)
+	}
+	return status
+}
+
+// loadHandlers adapts the config file and returns every embed_session
+// handler in it, in config order.
+func loadHandlers(file, adapterName string) ([]*Handler, error) {
+	body, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %v", err)
+	}
+	if adapterName == "" && !strings.HasSuffix(strings.ToLower(file), ".json") {
+		adapterName = "caddyfile"
+	}
+	if adapterName != "" && adapterName != "json" {
+		a := caddyconfig.GetAdapter(adapterName)
+		if a == nil {
+			return nil, fmt.Errorf("unknown config adapter %q", adapterName)
+		}
+		if body, _, err = a.Adapt(body, map[string]any{"filename": file}); err != nil {
+			return nil, fmt.Errorf("adapting config: %v", err)
+		}
+	}
+	var doc any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("config is not JSON: %v", err)
+	}
+	var found []map[string]any
+	collectHandlers(doc, &found)
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%s has no embed_session handler", file)
+	}
+	hs := make([]*Handler, 0, len(found))
+	for i, m := range found {
+		b, _ := json.Marshal(m)
+		h := new(Handler)
+		if err := json.Unmarshal(b, h); err != nil {
+			return nil, fmt.Errorf("embed_session #%d: %v", i+1, err)
+		}
+		hs = append(hs, h)
+	}
+	return hs, nil
+}
+
+// collectHandlers walks a JSON config for objects with
+// "handler": "embed_session", visiting object members in sorted order so
+// that the result does not depend on map iteration.
+func collectHandlers(v any, out *[]map[string]any) {
+	switch x := v.(type) {
+	case map[string]any:
+		if x["handler"] == "embed_session" {
+			*out = append(*out, x)
+			return
+		}
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			collectHandlers(x[k], out)
+		}
+	case []any:
+		for _, e := range x {
+			collectHandlers(e, out)
+		}
+	}
+}
+
+// decoded is a token decoded for display only, without any check.
+type decoded struct {
+	header, payload []byte         // raw JSON, nil when not decodable
+	claims          map[string]any // the payload, when it is an object
+	iss             string
+}
+
+func decodeForDisplay(raw string) decoded {
+	var d decoded
+	parts := strings.Split(raw, ".")
+	seg := func(i int) []byte {
+		if i >= len(parts) || len(raw) > token.MaxTokenSize {
+			return nil
+		}
+		b, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil || !json.Valid(b) {
+			return nil
+		}
+		return b
+	}
+	d.header, d.payload = seg(0), seg(1)
+	if d.payload != nil {
+		dec := json.NewDecoder(bytes.NewReader(d.payload))
+		dec.UseNumber()
+		if dec.Decode(&d.claims) == nil {
+			d.iss, _ = d.claims["iss"].(string)
+		}
+	}
+	return d
+}
+
+func (d decoded) print(w io.Writer, now time.Time) {
+	show := func(name string, b []byte) {
+		var buf bytes.Buffer
+		if b == nil || json.Indent(&buf, b, "  ", "  ") != nil {
+			fmt.Fprintf(w, "%s: (not decodable)\n", name)
+			return
+		}
+		fmt.Fprintf(w, "%s:\n  %s\n", name, buf.String())
+	}
+	show("header", d.header)
+	show("claims", d.payload)
+	for _, name := range []string{"iat", "nbf", "exp"} {
+		if t, ok := d.date(name); ok {
+			rel := "in " + t.Sub(now).Round(time.Second).String()
+			if !t.After(now) {
+				rel = now.Sub(t).Round(time.Second).String() + " ago"
+			}
+			fmt.Fprintf(w, "  %s = %s (%s)\n", name, t.UTC().Format(time.RFC3339), rel)
+		}
+	}
+}
+
+func (d decoded) date(name string) (time.Time, bool) {
+	n, ok := d.claims[name].(json.Number)
+	if !ok {
+		return time.Time{}, false
+	}
+	f, err := n.Float64()
+	if err != nil || f < 0 || f > 253402300799 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(f), 0), true
+}
+
+// explain renders a rejection as "<reason>: <what is wrong>; <fix>", on one
+// line.
+func explain(err error, d decoded, t *tenant.Tenant, tenantIDs []string, v *token.Verifier) string {
+	var re *reason.Error
+	if !errors.As(err, &re) {
+		return "error: " + err.Error()
+	}
+	why, detail := re.Reason, re.Detail
+	line := func(format string, args ...any) string { return string(why) + ": " + fmt.Sprintf(format, args...) }
+	tenantName := fmt.Sprintf("%q", d.iss)
+	maxAge, leeway := v.MaxTokenAge, v.Leeway
+	if maxAge <= 0 {
+		maxAge = token.DefaultMaxTokenAge
+	}
+	switch why {
+	case reason.WrongAudience:
+		aud, _ := json.Marshal(d.claims["aud"])
+		return line("aud is %s, this tenant expects %s", aud, tenantName)
+	case reason.UnknownTenant:
+		return line("iss is %q, this config has tenants %s", d.iss, quoteList(tenantIDs))
+	case reason.UnknownKey:
+		kid, _ := d.headerField("kid")
+		return line("kid is %q, tenant %s has kids %s; send one of those, or no kid", kid, tenantName, quoteList(kidsOf(t)))
+	case reason.BadAlgorithm:
+		if t != nil {
+			return line("%s; tenant %s verifies %s: sign with that algorithm, or add a key for yours", detail, tenantName, strings.Join(algsOf(t), ", "))
+		}
+		return line("%s; sign with HS256 (key), RS256, ES256 or EdDSA (public_key, jwks)", detail)
+	case reason.BadSignature:
+		return line("the signature does not verify under any of tenant %s's keys for this alg; sign with the tenant's current secret or private key (a stale key or a secret with stray whitespace is the usual cause)", tenantName)
+	case reason.ForbiddenHeader:
+		return line("%s; the gateway never takes keys or extensions from a token: remove that header", detail)
+	case reason.Expired:
+		if exp, ok := d.date("exp"); ok {
+			return line("exp was %s ago (leeway %s); mint the token right before use: it lives at most max_token_age (%s) and is single-use", time.Since(exp).Round(time.Second), leeway, maxAge)
+		}
+	case reason.NotYetValid, reason.IssuedInFuture:
+		return line("%s; the minting server's clock is ahead: sync it (NTP)", detail)
+	case reason.LifetimeTooLong:
+		return line("%s; set exp = iat + %d or less (max_token_age)", detail, int64(maxAge/time.Second))
+	case reason.MissingClaim:
+		return line("%s; %s", detail, missingFix(detail, d.iss))
+	case reason.Malformed:
+		if strings.Contains(detail, "exp is not after iat") {
+			return line("exp is not after iat; set exp = iat + the token's lifetime in seconds")
+		}
+		return line("%s; a token is header.payload.signature: unpadded base64url of JSON objects, at most %d bytes (embed-mint makes one)", detail, token.MaxTokenSize)
+	}
+	if detail == "" {
+		return string(why)
+	}
+	return line("%s", detail)
+}
+
+func missingFix(detail, iss string) string {
+	claim, _, _ := strings.Cut(detail, " ")
+	switch claim {
+	case "iss":
+		return "set iss to the tenant id"
+	case "aud":
+		return fmt.Sprintf("set aud to the tenant id (%q)", iss)
+	case "sub":
+		return "set sub to the user's id"
+	case "jti":
+		return "set jti to a new unique id for every token (e.g. a UUID)"
+	case "iat", "exp":
+		return "set iat to now and exp to iat + 60, in seconds since the epoch"
+	}
+	return "add it"
+}
+
+func (d decoded) headerField(name string) (string, bool) {
+	var h map[string]any
+	if json.Unmarshal(d.header, &h) != nil {
+		return "", false
+	}
+	s, ok := h[name].(string)
+	return s, ok
+}
+
+// kidsOf lists the kids of t's keys, static and JWKS.
+func kidsOf(t *tenant.Tenant) []string {
+	if t == nil {
+		return nil
+	}
+	var kids []string
+	keys := t.Keys
+	if t.Source != nil {
+		keys = append(slices.Clip(keys), t.Source.Keys()...)
+	}
+	for _, k := range keys {
+		if k.KID != "" && !slices.Contains(kids, k.KID) {
+			kids = append(kids, k.KID)
+		}
+	}
+	return kids
+}
+
+// algsOf lists the algorithms t's keys verify.
+func algsOf(t *tenant.Tenant) []string {
+	var algs []string
+	keys := t.Keys
+	if t.Source != nil {
+		keys = append(slices.Clip(keys), t.Source.Keys()...)
+	}
+	for _, k := range keys {
+		if !slices.Contains(algs, k.Alg) {
+			algs = append(algs, k.Alg)
+		}
+	}
+	if len(algs) == 0 {
+		return []string{"nothing yet (its jwks has no usable key)"}
+	}
+	return algs
+}
+
+func quoteList(list []string) string {
+	if len(list) == 0 {
+		return "none"
+	}
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return strings.Join(q, ", ")
+}

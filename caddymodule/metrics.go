@@ -1,0 +1,129 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/reason"
+)
+
+// Collectors live for the process, so counters keep counting across config
+// reloads; each new config's registry (Caddy makes one per load) gets them
+// registered again.
+var metrics struct {
+	once          sync.Once
+	exchanges     *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	duration      prometheus.Histogram
+	storeErrors   prometheus.Counter
+	tenants       prometheus.Gauge
+	tenantReloads *prometheus.CounterVec
+}
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		const ns = "embedgate"
+		metrics.exchanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "exchanges_total",
+			Help: "Token exchanges by result (ok, rejected) and rejection reason.",
+		}, []string{"result", "reason", "tenant"})
+		metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "requests_total",
+			Help: "Requests on the session path by result (session_ok, no_session, refused).",
+		}, []string{"result", "tenant"})
+		metrics.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "exchange_duration_seconds",
+			Help:    "Wall time of token exchange requests.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		})
+		metrics.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "store_errors_total",
+			Help: "Replay or revocation store operations that failed (requests refused with store_unavailable).",
+		})
+		metrics.tenants = prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "tenants",
+			Help: "Tenants in the most recently loaded registry.",
+		})
+		metrics.tenantReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "tenant_reloads_total",
+			Help: "Reloads of the tenants file by result (ok, error).",
+		}, []string{"result"})
+	})
+}
+
+// registerMetrics adds the collectors to this config's registry.
+func registerMetrics(ctx caddy.Context) error {
+	initMetrics()
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.exchanges, metrics.requests, metrics.duration,
+		metrics.storeErrors, metrics.tenants, metrics.tenantReloads} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// observer feeds the gateway's outcomes into the collectors. Without the
+// per-tenant label the request counters are bound once, so the hot path is
+// one atomic add.
+type observer struct {
+	perTenant bool
+	sessionOK prometheus.Counter
+	noSession prometheus.Counter
+	refused   prometheus.Counter
+}
+
+func newObserver(perTenant bool) *observer {
+	initMetrics()
+	return &observer{
+		perTenant: perTenant,
+		sessionOK: metrics.requests.WithLabelValues(gateway.RequestSessionOK, ""),
+		noSession: metrics.requests.WithLabelValues(gateway.RequestNoSession, ""),
+		refused:   metrics.requests.WithLabelValues(gateway.RequestRefused, ""),
+	}
+}
+
+func (o *observer) Exchange(tenant string, why reason.Reason) {
+	result := "ok"
+	if why != "" {
+		result = "rejected"
+	}
+	if !o.perTenant {
+		tenant = ""
+	}
+	metrics.exchanges.WithLabelValues(result, string(why), tenant).Inc()
+}
+
+func (o *observer) ExchangeDuration(d time.Duration) { metrics.duration.Observe(d.Seconds()) }
+
+func (o *observer) Request(tenant, result string) {
+	if o.perTenant {
+		metrics.requests.WithLabelValues(result, tenant).Inc()
+		return
+	}
+	switch result {
+	case gateway.RequestSessionOK:
+		o.sessionOK.Inc()
+	case gateway.RequestNoSession:
+		o.noSession.Inc()
+	default:
+		o.refused.Inc()
+	}
+}
+
+// Interface guards
+var (
+	_ gateway.Observer = (*observer)(nil)
+)

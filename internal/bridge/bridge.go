@@ -1,0 +1,137 @@
+// Package bridge holds the browser side of embedgate, shipped in the binary
+// with go:embed: the host-page SDK (sdk.js, sdk.d.ts), the in-frame helper
+// (bridge.js), and the start and gate pages with their inline script. It
+// renders them; the gateway package decides when to serve them and with
+// which headers.
+//
+// The pages' only executable script is static and allowed by its SHA-256
+// hash in their CSP; what varies per request travels in a JSON data block
+// (<script type="application/json">), which CSP does not run.
+package bridge
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"html"
+	"strings"
+)
+
+//go:embed sdk.js sdk.d.ts bridge.js page.js page.css start.html gate.html
+var files embed.FS
+
+func mustRead(name string) []byte {
+	b, err := files.ReadFile(name)
+	if err != nil {
+		panic("bridge: missing embedded file " + name)
+	}
+	return b
+}
+
+var (
+	sdkJS     = mustRead("sdk.js")
+	sdkTypes  = mustRead("sdk.d.ts")
+	bridgeJS  = mustRead("bridge.js")
+	pageJS    = strings.TrimSpace(string(mustRead("page.js")))
+	pageCSS   = strings.TrimSpace(string(mustRead("page.css")))
+	startHTML = string(mustRead("start.html"))
+	gateHTML  = string(mustRead("gate.html"))
+
+	pageCSP = "default-src 'none'; script-src " + hashSource(pageJS) + "; style-src " + hashSource(pageCSS) +
+		"; connect-src 'self'; base-uri 'none'; form-action 'none'"
+)
+
+// The literals that the gateway fills in when it serves a script.
+const (
+	sdkPrefixLine    = `const PREFIX = "/.embed";`
+	bridgeConfigLine = `const CONFIG = {"origins":[],"prefix":"/.embed"};`
+)
+
+func init() {
+	if !bytes.Contains(sdkJS, []byte(sdkPrefixLine)) || !bytes.Contains(bridgeJS, []byte(bridgeConfigLine)) {
+		panic("bridge: a script lost its placeholder line")
+	}
+}
+
+func hashSource(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}
+
+// jsonText encodes v for a script: json.Marshal escapes <, >, & and the
+// line separators U+2028/U+2029, so the text cannot end a <script> element
+// or break a JavaScript string.
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("bridge: " + err.Error())
+	}
+	return string(b)
+}
+
+// SDK is sdk.js with the gateway's prefix filled in.
+func SDK(prefix string) []byte {
+	return bytes.Replace(sdkJS, []byte(sdkPrefixLine), []byte("const PREFIX = "+jsonText(prefix)+";"), 1)
+}
+
+// SDKTypes is sdk.d.ts.
+func SDKTypes() []byte { return sdkTypes }
+
+// BridgeConfig is what bridge.js is told when it is served.
+type BridgeConfig struct {
+	// Origins the bridge posts to and accepts host messages from: the parent
+	// origin bound into the session, or the tenant's allowlist without one.
+	Origins []string `json:"origins"`
+	Prefix  string   `json:"prefix"`
+}
+
+// Bridge is bridge.js with cfg filled in.
+func Bridge(cfg BridgeConfig) []byte {
+	if cfg.Origins == nil {
+		cfg.Origins = []string{}
+	}
+	return bytes.Replace(bridgeJS, []byte(bridgeConfigLine), []byte("const CONFIG = "+jsonText(cfg)+";"), 1)
+}
+
+// PageConfig is the data block of the start and gate pages.
+type PageConfig struct {
+	Page    string   `json:"page"` // "start" or "gate"
+	Tenant  string   `json:"tenant"`
+	Next    string   `json:"next"` // a same-origin path
+	Origins []string `json:"origins"`
+	Bound   string   `json:"bound,omitempty"` // the session's parent origin, when known
+	Reason  string   `json:"reason,omitempty"`
+	Prefix  string   `json:"prefix"`
+}
+
+// PageCSP is the CSP of the start and gate pages without frame-ancestors:
+// nothing but their own hashed script and style, and fetches to self.
+func PageCSP() string { return pageCSP }
+
+// StartPage renders the start page.
+func StartPage(cfg PageConfig) []byte {
+	cfg.Page = "start"
+	return render(startHTML, cfg)
+}
+
+// GatePage renders the gate page: the HTML 401 shown in the frame without a
+// session. It names reason in a meta tag and tells the host.
+func GatePage(cfg PageConfig) []byte {
+	cfg.Page = "gate"
+	return render(gateHTML, cfg)
+}
+
+func render(tpl string, cfg PageConfig) []byte {
+	if cfg.Origins == nil {
+		cfg.Origins = []string{}
+	}
+	r := strings.NewReplacer(
+		"{{STYLE}}", pageCSS,
+		"{{SCRIPT}}", pageJS,
+		"{{CONFIG}}", jsonText(cfg),
+		"{{REASON}}", html.EscapeString(cfg.Reason),
+	)
+	return []byte(r.Replace(tpl))
+}

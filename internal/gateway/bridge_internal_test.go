@@ -1,0 +1,491 @@
+package gateway
+
+// Unit tests of the browser kit's server side: the start, gate and asset
+// pages, Storage Access headers, and inject_bridge with its CSP handling.
+// Internal to the package so that they share no helpers with the black-box
+// suite in gateway_test.
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/bridge"
+	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/tenant"
+)
+
+const (
+	bkAcmeOrigin  = "https://app.acme.test"
+	bkAcmeOrigin2 = "https://www.acme.test"
+	bkAcmeHost    = "acme.gate.test"
+	bkPortal      = "portal.gate.test"
+	bkCookie      = "__Host-embed_session"
+)
+
+type bkEnv struct {
+	t      *testing.T
+	g      *Gateway
+	sealer *session.Sealer
+	now    time.Time
+}
+
+func newBKEnv(t *testing.T, inject bool) *bkEnv {
+	t.Helper()
+	reg, err := tenant.NewRegistry([]tenant.Config{
+		{ID: "acme", Keys: []tenant.SecretConfig{{Secret: strings.Repeat("a", 32)}},
+			FrameAncestors: []string{bkAcmeOrigin, bkAcmeOrigin2}, Hosts: []string{bkAcmeHost}},
+		{ID: "globex", Keys: []tenant.SecretConfig{{Secret: strings.Repeat("g", 32)}},
+			FrameAncestors: []string{"https://globex.test"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := session.NewSealer(bkCookie, [][]byte{[]byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0).UTC()
+	mem := replay.NewMemory(func() time.Time { return now })
+	t.Cleanup(mem.Close)
+	g, err := New(Config{
+		Tenants: func() *tenant.Registry { return reg }, Sealer: sealer, Replay: mem, Revocations: mem,
+		SessionTTL: 8 * time.Hour, IdleTimeout: 30 * time.Minute, MaxTokenAge: 2 * time.Minute, Leeway: 30 * time.Second,
+		CookieName: bkCookie, Prefix: "/.embed", TokenParam: "embed_token", InjectBridge: inject,
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bkEnv{t: t, g: g, sealer: sealer, now: now}
+}
+
+// cookie seals a session of acme bound to origin, issued ago before now.
+func (e *bkEnv) cookie(origin string, ago time.Duration) string {
+	e.t.Helper()
+	iat := e.now.Add(-ago)
+	v, err := e.sealer.Seal(&session.Session{ID: "c2Vzc2lvbi1pZC0xMjM0NTY3OA", Tenant: "acme", Subject: "jane@acme.test",
+		Origin: origin, IssuedAt: iat, LastSeen: iat, ExpiresAt: iat.Add(8 * time.Hour)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return bkCookie + "=" + v
+}
+
+type bkReq struct {
+	method, host, target string
+	hdr                  map[string]string
+}
+
+func (e *bkEnv) do(q bkReq, upstream http.HandlerFunc) *httptest.ResponseRecorder {
+	e.t.Helper()
+	if q.method == "" {
+		q.method = "GET"
+	}
+	if q.host == "" {
+		q.host = bkPortal
+	}
+	r := httptest.NewRequest(q.method, "https://"+q.host+q.target, nil)
+	r.TLS = &tls.ConnectionState{}
+	for k, v := range q.hdr {
+		r.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	err := e.g.ServeHTTP(w, r, func(w http.ResponseWriter, r *http.Request) error {
+		if upstream == nil {
+			e.t.Fatalf("request %s %s reached the upstream", q.method, q.target)
+		}
+		upstream(w, r)
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return w
+}
+
+var (
+	bkDataBlock = regexp.MustCompile(`(?s)<script type="application/json" id="embedgate-config">(.*?)</script>`)
+	bkBridgeCfg = regexp.MustCompile(`const CONFIG = (\{.*?\});`)
+)
+
+func pageConfig(t *testing.T, body string) bridge.PageConfig {
+	t.Helper()
+	m := bkDataBlock.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no data block in:\n%s", body)
+	}
+	var c bridge.PageConfig
+	if err := json.Unmarshal([]byte(m[1]), &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func checkPageHeaders(t *testing.T, w *httptest.ResponseRecorder, status int, framing string) {
+	t.Helper()
+	h := w.Header()
+	if w.Code != status {
+		t.Fatalf("status %d, want %d: %s", w.Code, status, w.Body)
+	}
+	if h.Get("Content-Type") != "text/html; charset=utf-8" || h.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("headers: %v", h)
+	}
+	if h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("Cache-Control = %q", h.Get("Cache-Control"))
+	}
+	csp := h.Values("Content-Security-Policy")
+	if len(csp) != 1 || csp[0] != bridge.PageCSP()+"; "+framing {
+		t.Fatalf("CSP = %q", csp)
+	}
+	if strings.Contains(csp[0], "unsafe-inline") || !strings.Contains(csp[0], "script-src 'sha256-") {
+		t.Fatalf("CSP must allow the script by hash only: %q", csp[0])
+	}
+	if h.Get("Content-Length") != strconv.Itoa(w.Body.Len()) {
+		t.Fatalf("Content-Length %q for %d bytes", h.Get("Content-Length"), w.Body.Len())
+	}
+}
+
+func TestStartPage(t *testing.T) {
+	e := newBKEnv(t, false)
+	w := e.do(bkReq{target: "/.embed/start?tenant=acme&next=%2Fdeals%3Ftab%3D2"}, nil)
+	checkPageHeaders(t, w, 200, "frame-ancestors https://app.acme.test https://www.acme.test")
+	c := pageConfig(t, w.Body.String())
+	if c.Page != "start" || c.Tenant != "acme" || c.Next != "/deals?tab=2" || c.Prefix != "/.embed" ||
+		strings.Join(c.Origins, " ") != bkAcmeOrigin+" "+bkAcmeOrigin2 || c.Bound != "" {
+		t.Fatalf("config = %+v", c)
+	}
+
+	// next must be a same-origin path outside the prefix.
+	for _, next := range []string{"//evil.test/x", "/\\evil.test", "https://evil.test/", "javascript:alert(1)", "/.embed/signout", ""} {
+		w := e.do(bkReq{target: "/.embed/start?tenant=acme&next=" + urlQueryEscape(next)}, nil)
+		if c := pageConfig(t, w.Body.String()); c.Next != "/" {
+			t.Fatalf("next %q kept as %q", next, c.Next)
+		}
+	}
+	// On a tenant host, ?tenant= may be left out, and must match.
+	if w := e.do(bkReq{host: bkAcmeHost, target: "/.embed/start?next=/x"}, nil); w.Code != 200 || pageConfig(t, w.Body.String()).Tenant != "acme" {
+		t.Fatalf("tenant host: %d", w.Code)
+	}
+	for _, tc := range []struct{ host, target string }{
+		{bkPortal, "/.embed/start?tenant=nope"},
+		{bkPortal, "/.embed/start"},
+		{bkAcmeHost, "/.embed/start?tenant=globex"},
+	} {
+		w := e.do(bkReq{host: tc.host, target: tc.target}, nil)
+		if w.Code != 400 || strings.Contains(w.Body.String(), "<script") {
+			t.Fatalf("%s%s: %d %s", tc.host, tc.target, w.Code, w.Body)
+		}
+		if want := "frame-ancestors 'none'"; tc.host == bkPortal && w.Header().Get("Content-Security-Policy") != want {
+			t.Fatalf("%s: CSP %q", tc.target, w.Header().Get("Content-Security-Policy"))
+		}
+	}
+	if w := e.do(bkReq{method: "POST", target: "/.embed/start?tenant=acme"}, nil); w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD" {
+		t.Fatalf("POST start: %d", w.Code)
+	}
+}
+
+func urlQueryEscape(s string) string {
+	r := strings.NewReplacer("%", "%25", "&", "%26", "#", "%23", "+", "%2B", " ", "%20", "?", "%3F")
+	return r.Replace(s)
+}
+
+func TestGatePageTellsTheHost(t *testing.T) {
+	e := newBKEnv(t, false)
+	nav := map[string]string{"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site"}
+
+	// No cookie, tenant host: every allowlisted origin, none bound.
+	w := e.do(bkReq{host: bkAcmeHost, target: "/deals?x=1", hdr: nav}, nil)
+	checkPageHeaders(t, w, 401, "frame-ancestors https://app.acme.test https://www.acme.test")
+	body := w.Body.String()
+	if !strings.Contains(body, `<meta name="embedgate-reason" content="session_missing">`) {
+		t.Fatalf("gate page does not name its reason:\n%s", body)
+	}
+	c := pageConfig(t, body)
+	if c.Page != "gate" || c.Tenant != "acme" || c.Reason != "session_missing" || c.Bound != "" || len(c.Origins) != 2 {
+		t.Fatalf("config = %+v", c)
+	}
+	if c.Next != "/deals?x=1" {
+		t.Fatalf("next = %q", c.Next)
+	}
+	// A failed ?embed_token= shows the gate too; its next drops the token.
+	w = e.do(bkReq{host: bkAcmeHost, target: "/deals?x=1&embed_token=abc", hdr: nav}, nil)
+	if c := pageConfig(t, w.Body.String()); w.Code != 401 || c.Reason != "malformed" || c.Next != "/deals?x=1" {
+		t.Fatalf("token failure: %d %+v", w.Code, c)
+	}
+
+	// An expired cookie names the origin it was bound to.
+	nav2 := map[string]string{"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe", "Cookie": e.cookie(bkAcmeOrigin2, 9*time.Hour)}
+	w = e.do(bkReq{target: "/deals", hdr: nav2}, nil)
+	c = pageConfig(t, w.Body.String())
+	if w.Code != 401 || c.Reason != "session_expired" || c.Bound != bkAcmeOrigin2 {
+		t.Fatalf("expired cookie: %d %+v", w.Code, c)
+	}
+
+	// No tenant known: framed by nobody, tells nobody.
+	w = e.do(bkReq{target: "//evil.test/x", hdr: nav}, nil)
+	checkPageHeaders(t, w, 401, "frame-ancestors 'none'")
+	if c := pageConfig(t, w.Body.String()); len(c.Origins) != 0 || c.Bound != "" || c.Next != "/" {
+		t.Fatalf("no tenant: %+v", c)
+	}
+}
+
+func TestStorageAccessRetry(t *testing.T) {
+	e := newBKEnv(t, false)
+	base := func(status, origin string) map[string]string {
+		return map[string]string{"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe", "Sec-Fetch-Site": "cross-site",
+			"Sec-Fetch-Storage-Access": status, "Origin": origin}
+	}
+	for _, tc := range []struct {
+		name, host, target string
+		hdr                map[string]string
+		want               string
+	}{
+		{"gate, inactive, allowlisted", bkAcmeHost, "/deals", base("inactive", bkAcmeOrigin2), `retry; allowed-origin="https://www.acme.test"`},
+		{"start, inactive, allowlisted", bkPortal, "/.embed/start?tenant=acme", base("inactive", bkAcmeOrigin), `retry; allowed-origin="https://app.acme.test"`},
+		{"stranger origin", bkAcmeHost, "/deals", base("inactive", "https://evil.test"), ""},
+		{"already active", bkAcmeHost, "/deals", base("active", bkAcmeOrigin), ""},
+		{"no grant", bkAcmeHost, "/deals", base("none", bkAcmeOrigin), ""},
+		{"no Origin", bkAcmeHost, "/deals", base("inactive", ""), ""},
+		{"no tenant known", bkPortal, "/deals", base("inactive", bkAcmeOrigin), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.hdr["Origin"] == "" {
+				delete(tc.hdr, "Origin")
+			}
+			w := e.do(bkReq{host: tc.host, target: tc.target, hdr: tc.hdr}, nil)
+			if got := w.Header().Get("Activate-Storage-Access"); got != tc.want {
+				t.Fatalf("Activate-Storage-Access = %q, want %q", got, tc.want)
+			}
+			if tc.host == bkAcmeHost || strings.Contains(tc.target, "start") {
+				if v := w.Header().Values("Vary"); len(v) == 0 || v[len(v)-1] != "Sec-Fetch-Storage-Access" {
+					t.Fatalf("Vary = %q", v)
+				}
+			}
+		})
+	}
+	// A request that carries a cookie already gets no retry.
+	hdr := base("inactive", bkAcmeOrigin)
+	hdr["Cookie"] = e.cookie(bkAcmeOrigin, 9*time.Hour)
+	if w := e.do(bkReq{host: bkAcmeHost, target: "/deals", hdr: hdr}, nil); w.Header().Get("Activate-Storage-Access") != "" {
+		t.Fatal("retry asked although the cookie came")
+	}
+}
+
+func TestAssets(t *testing.T) {
+	e := newBKEnv(t, false)
+	w := e.do(bkReq{target: "/.embed/sdk.js"}, nil)
+	h := w.Header()
+	if w.Code != 200 || h.Get("Content-Type") != "text/javascript; charset=utf-8" || h.Get("X-Content-Type-Options") != "nosniff" ||
+		h.Get("Cache-Control") != "public, max-age=300" || h.Get("Access-Control-Allow-Origin") != "*" || h.Get("ETag") == "" {
+		t.Fatalf("sdk.js: %d %v", w.Code, h)
+	}
+	if !bytes.Equal(w.Body.Bytes(), bridge.SDK("/.embed")) {
+		t.Fatal("sdk.js body")
+	}
+	if w2 := e.do(bkReq{target: "/.embed/sdk.js", hdr: map[string]string{"If-None-Match": h.Get("ETag")}}, nil); w2.Code != 304 || w2.Body.Len() != 0 {
+		t.Fatalf("revalidation: %d", w2.Code)
+	}
+	if w := e.do(bkReq{target: "/.embed/sdk.d.ts"}, nil); w.Code != 200 || !strings.Contains(w.Body.String(), "interface MountOptions") ||
+		w.Header().Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("sdk.d.ts: %d", w.Code)
+	}
+	if w := e.do(bkReq{method: "POST", target: "/.embed/sdk.js"}, nil); w.Code != 405 {
+		t.Fatalf("POST sdk.js: %d", w.Code)
+	}
+	if w := e.do(bkReq{target: "/.embed/nope.js"}, nil); w.Code != 404 {
+		t.Fatalf("unknown asset: %d", w.Code)
+	}
+
+	bridgeOrigins := func(q bkReq) []string {
+		t.Helper()
+		w := e.do(q, nil)
+		if w.Code != 200 || w.Header().Get("Cache-Control") != "private, no-cache" || w.Header().Get("Vary") != "Cookie" ||
+			w.Header().Get("Content-Type") != "text/javascript; charset=utf-8" {
+			t.Fatalf("bridge.js: %d %v", w.Code, w.Header())
+		}
+		m := bkBridgeCfg.FindStringSubmatch(w.Body.String())
+		var c bridge.BridgeConfig
+		if m == nil || json.Unmarshal([]byte(m[1]), &c) != nil {
+			t.Fatal("bridge.js config unreadable")
+		}
+		return c.Origins
+	}
+	// A live session: only the bound origin.
+	if got := bridgeOrigins(bkReq{target: "/.embed/bridge.js", hdr: map[string]string{"Cookie": e.cookie(bkAcmeOrigin2, time.Minute)}}); strings.Join(got, " ") != bkAcmeOrigin2 {
+		t.Fatalf("bound session: %q", got)
+	}
+	// A session without a bound origin, or a tenant host: the allowlist.
+	if got := bridgeOrigins(bkReq{target: "/.embed/bridge.js", hdr: map[string]string{"Cookie": e.cookie("", time.Minute)}}); len(got) != 2 {
+		t.Fatalf("unbound session: %q", got)
+	}
+	if got := bridgeOrigins(bkReq{host: bkAcmeHost, target: "/.embed/bridge.js"}); len(got) != 2 {
+		t.Fatalf("tenant host: %q", got)
+	}
+	// Nobody known: nobody.
+	if got := bridgeOrigins(bkReq{target: "/.embed/bridge.js"}); len(got) != 0 {
+		t.Fatalf("no tenant: %q", got)
+	}
+}
+
+var bkFixedNonce = func() string { return "R4nd0mN0nce" }
+
+func TestAllowBridgeScript(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		csp       []string
+		wantNonce string
+		wantOK    bool
+		wantCSP   []string // nil: unchanged
+	}{
+		{"no CSP", nil, "", true, nil},
+		{"self allowed", []string{"default-src 'self'"}, "", true, nil},
+		{"https scheme allowed", []string{"script-src https: 'unsafe-inline'"}, "", true, nil},
+		{"nonce reused", []string{"script-src 'nonce-abc123' 'strict-dynamic'; object-src 'none'"}, "abc123", true, nil},
+		{"nonce in default-src reused", []string{"default-src 'nonce-abc123'"}, "abc123", true, nil},
+		{"strict-dynamic with hashes gets a nonce", []string{"script-src 'strict-dynamic' 'sha256-AAAA'; base-uri 'none'"}, "R4nd0mN0nce", true,
+			[]string{"script-src 'strict-dynamic' 'sha256-AAAA' 'nonce-R4nd0mN0nce'; base-uri 'none'"}},
+		{"strict-dynamic ignores self", []string{"script-src 'self' 'strict-dynamic' 'sha256-AAAA'"}, "R4nd0mN0nce", true,
+			[]string{"script-src 'self' 'strict-dynamic' 'sha256-AAAA' 'nonce-R4nd0mN0nce'"}},
+		{"unsafe-inline gets self, never a nonce", []string{"script-src 'unsafe-inline' https://cdn.example"}, "", true,
+			[]string{"script-src 'unsafe-inline' https://cdn.example 'self'"}},
+		{"hash without strict-dynamic gets self", []string{"script-src 'sha256-AAAA'"}, "", true,
+			[]string{"script-src 'sha256-AAAA' 'self'"}},
+		{"default-src none gets a script-src", []string{"default-src 'none'; img-src 'self'"}, "", true,
+			[]string{"default-src 'none'; img-src 'self'; script-src 'self'"}},
+		{"default-src host keeps other types narrow", []string{"default-src https://cdn.example; style-src 'self'"}, "", true,
+			[]string{"default-src https://cdn.example; style-src 'self'; script-src https://cdn.example 'self'"}},
+		{"script-src-elem governs", []string{"script-src-elem 'self'; script-src 'none'"}, "", true, nil},
+		{"scripts none: no injection", []string{"script-src 'none'"}, "", false, nil},
+		{"strict-dynamic with only unsafe-inline: no injection", []string{"script-src 'strict-dynamic' 'unsafe-inline'"}, "", false, nil},
+		{"no script directive", []string{"frame-ancestors 'self'; img-src *"}, "", true, nil},
+		{"two headers, one nonce", []string{"script-src 'nonce-abc'", "script-src 'self'"}, "abc", true, nil},
+		{"two nonces: the first is added to the other", []string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic'"}, "aaa", true,
+			[]string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic' 'nonce-aaa'"}},
+		{"comma-separated policies keep one header", []string{"default-src 'self', script-src 'unsafe-inline'"}, "", true,
+			[]string{"default-src 'self', script-src 'unsafe-inline' 'self'"}},
+		{"malformed nonce not reused", []string{`script-src 'nonce-a"b' 'strict-dynamic'`}, "R4nd0mN0nce", true,
+			[]string{`script-src 'nonce-a"b' 'strict-dynamic' 'nonce-R4nd0mN0nce'`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			if tc.csp != nil {
+				h["Content-Security-Policy"] = append([]string(nil), tc.csp...)
+			}
+			nonce, ok := allowBridgeScript(h, bkFixedNonce)
+			if nonce != tc.wantNonce || ok != tc.wantOK {
+				t.Fatalf("got (%q, %v), want (%q, %v)", nonce, ok, tc.wantNonce, tc.wantOK)
+			}
+			want := tc.wantCSP
+			if want == nil {
+				want = tc.csp
+			}
+			if got := h["Content-Security-Policy"]; strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Fatalf("CSP\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+func TestInjectBridge(t *testing.T) {
+	page := "<!doctype html><html><head><title>x</title></head><body><h1>Deals</h1></BODY></html>"
+	type upstreamResp struct {
+		status int
+		hdr    map[string]string
+		chunks []string
+		flush  bool
+	}
+	serve := func(u upstreamResp) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			for k, v := range u.hdr {
+				w.Header().Set(k, v)
+			}
+			if u.status != 0 {
+				w.WriteHeader(u.status)
+			}
+			for _, c := range u.chunks {
+				_, _ = io.WriteString(w, c)
+				if u.flush {
+					_ = http.NewResponseController(w).Flush()
+				}
+			}
+		}
+	}
+	html := map[string]string{"Content-Type": "text/html; charset=utf-8"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{"Content-Type": "text/html; charset=utf-8"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	tag := `<script src="/.embed/bridge.js" defer></script>`
+	big := strings.Repeat("x", maxInjectBody)
+	for _, tc := range []struct {
+		name     string
+		inject   bool
+		method   string
+		resp     upstreamResp
+		wantBody string
+		wantCSP  string // "" skips the check
+	}{
+		{"injected before </body>", true, "GET", upstreamResp{hdr: html, chunks: []string{page}},
+			strings.Replace(page, "</BODY>", tag+"</BODY>", 1), "frame-ancestors https://app.acme.test https://www.acme.test"},
+		{"streamed with flushes", true, "GET", upstreamResp{hdr: html, chunks: []string{page[:20], page[20:]}, flush: true},
+			strings.Replace(page, "</BODY>", tag+"</BODY>", 1), ""},
+		{"no </body>: appended", true, "GET", upstreamResp{hdr: html, chunks: []string{"<p>hi"}}, "<p>hi" + tag, ""},
+		{"nonce reused", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'nonce-n0nce' 'strict-dynamic'; frame-ancestors *"}), chunks: []string{page}},
+			strings.Replace(page, "</BODY>", `<script src="/.embed/bridge.js" defer nonce="n0nce"></script></BODY>`, 1),
+			"script-src 'nonce-n0nce' 'strict-dynamic'; frame-ancestors https://app.acme.test https://www.acme.test"},
+		{"self added", true, "POST", upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'unsafe-inline'"}), chunks: []string{page}, status: 404},
+			strings.Replace(page, "</BODY>", tag+"</BODY>", 1), "script-src 'unsafe-inline' 'self'; frame-ancestors https://app.acme.test https://www.acme.test"},
+		{"scripts none: untouched", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'none'"}), chunks: []string{page}}, page, ""},
+		{"gzip: untouched", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Encoding": "gzip"}), chunks: []string{page}}, page, ""},
+		{"json: untouched", true, "GET", upstreamResp{hdr: map[string]string{"Content-Type": "application/json"}, chunks: []string{`{"a":"</body>"}`}}, `{"a":"</body>"}`, ""},
+		{"304: untouched", true, "GET", upstreamResp{hdr: html, status: 304}, "", ""},
+		{"204: untouched", true, "GET", upstreamResp{hdr: html, status: 204}, "", ""},
+		{"HEAD: untouched", true, "HEAD", upstreamResp{hdr: html}, "", ""},
+		{"too large: untouched and whole", true, "GET", upstreamResp{hdr: html, chunks: []string{big[:1000], big[1000:], "</body>"}}, big + "</body>", ""},
+		{"declared too large: untouched", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Length": strconv.Itoa(maxInjectBody + 1)}), chunks: []string{"</body>"}}, "</body>", ""},
+		{"inject_bridge off", false, "GET", upstreamResp{hdr: html, chunks: []string{page}}, page, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newBKEnv(t, tc.inject)
+			var seenAE string
+			up := serve(tc.resp)
+			w := e.do(bkReq{method: tc.method, target: "/deals", hdr: map[string]string{
+				"Cookie": e.cookie(bkAcmeOrigin, time.Minute), "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe",
+				"Accept-Encoding": "gzip, br", "Origin": "https://" + bkPortal,
+			}}, func(w http.ResponseWriter, r *http.Request) {
+				seenAE = r.Header.Get("Accept-Encoding")
+				up(w, r)
+			})
+			if got := w.Body.String(); got != tc.wantBody {
+				if len(got) > 300 {
+					got = got[:150] + "…" + got[len(got)-150:]
+				}
+				t.Fatalf("body = %q", got)
+			}
+			if cl := w.Header().Get("Content-Length"); strings.Contains(tc.name, "before") && cl != strconv.Itoa(len(tc.wantBody)) {
+				t.Fatalf("Content-Length = %q for %d bytes", cl, len(tc.wantBody))
+			}
+			if tc.wantCSP != "" {
+				if got := w.Header().Values("Content-Security-Policy"); len(got) != 1 || got[0] != tc.wantCSP {
+					t.Fatalf("CSP = %q, want %q", got, tc.wantCSP)
+				}
+			}
+			if tc.inject && tc.method != "HEAD" && seenAE != "" {
+				t.Fatalf("Accept-Encoding %q reached the upstream of a navigation", seenAE)
+			}
+		})
+	}
+}
