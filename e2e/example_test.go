@@ -1,27 +1,23 @@
 package e2e
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const demoSecret = "demo-secret-change-me-0123456789abcdef"
 
-// The README's first command: Caddyfile.example runs as is and shows a
-// protected upstream; the README's Node and Python snippets mint tokens it
-// accepts.
-func TestExampleCaddyfileWithReadmeSnippets(t *testing.T) {
-	if os.Getenv("CI") != "true" {
-		for _, p := range []string{"node", "python3"} {
-			if _, err := exec.LookPath(p); err != nil {
-				t.Skipf("%s not installed (CI installs it)", p)
-			}
-		}
-	}
+// startExample runs Caddyfile.example exactly as the README's first
+// command does, with a private data directory.
+func startExample(t *testing.T) *Gateway {
+	t.Helper()
 	dir := t.TempDir()
 	g := &Gateway{t: t, Dir: filepath.Join(dir, "caddy"), HTTPSPort: 8443, ReadyHost: "localhost", logs: &syncBuffer{}}
 	g.cmd = exec.Command(binary, "run", "--config", filepath.Join(repoRoot(), "Caddyfile.example"), "--adapter", "caddyfile")
@@ -34,6 +30,21 @@ func TestExampleCaddyfileWithReadmeSnippets(t *testing.T) {
 	go func() { _ = g.cmd.Wait(); close(g.done) }()
 	t.Cleanup(g.Stop)
 	g.waitReady()
+	return g
+}
+
+// The README's first command: Caddyfile.example runs as is and shows a
+// protected upstream; the README's Node and Python snippets mint tokens it
+// accepts.
+func TestExampleCaddyfileWithReadmeSnippets(t *testing.T) {
+	if os.Getenv("CI") != "true" {
+		for _, p := range []string{"node", "python3"} {
+			if _, err := exec.LookPath(p); err != nil {
+				t.Skipf("%s not installed (CI installs it)", p)
+			}
+		}
+	}
+	g := startExample(t)
 
 	for _, snippet := range [][]string{
 		{"node", filepath.Join(repoRoot(), "examples/mint/mint.js")},
@@ -72,4 +83,63 @@ func TestExampleCaddyfileWithReadmeSnippets(t *testing.T) {
 	if r.StatusCode != 401 || strings.Contains(body, "Hello") {
 		t.Fatalf("no session: %d %s", r.StatusCode, body)
 	}
+}
+
+// The example's customer site mints through the token API with the API key
+// added server-side, and only for same-origin callers.
+func TestExampleHostSiteMintsThroughTokenAPI(t *testing.T) {
+	g := startExample(t)
+	post := func(site string) (*http.Response, string) {
+		req, _ := http.NewRequest("POST", "https://127.0.0.1:8444/api/embed-token", nil)
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		resp, err := g.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := post("same-origin")
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("mint through the example backend: %d %s\n%s", resp.StatusCode, body, g.Logs())
+	}
+	var minted struct {
+		Token  string `json:"token"`
+		Tenant string `json:"tenant"`
+	}
+	if err := json.Unmarshal([]byte(body), &minted); err != nil || minted.Token == "" || minted.Tenant != "demo" {
+		t.Fatalf("token API answer: %s", body)
+	}
+	if strings.Contains(body, "egk_") {
+		t.Fatal("the API key reached the browser")
+	}
+	c := sessionCookie(t, exchangeJSON(t, g, "localhost", minted.Token))
+	if r, page := get(t, g, "localhost", "/deals", nil, c); r.StatusCode != 200 || !strings.Contains(page, "Hello, jane@example.com") {
+		t.Fatalf("app after exchange: %d %s", r.StatusCode, page)
+	}
+	if resp, _ := post("cross-site"); resp.StatusCode == http.StatusCreated {
+		t.Fatal("the example backend minted for a cross-site caller")
+	}
+}
+
+// The README's run command alone shows a working embed in a browser: the
+// customer page on https://127.0.0.1:8444 frames the app on
+// https://localhost:8443, signed in through the token API.
+func TestExampleEmbedInBrowser(t *testing.T) {
+	requireChromium(t)
+	g := startExample(t)
+	b := newBrowser(t, &browserEnv{t: t, g: g})
+	b.Navigate("https://127.0.0.1:8444/")
+	frame := b.Frame("https://localhost:8443/")
+	b.WaitFor(frame, "the app signed in inside the frame", `document.body && document.body.innerText.includes("Hello, jane@example.com")`, 20*time.Second)
+	b.WaitFor(b.ctx, "the host page saw embed:authenticated", `document.getElementById("log").textContent === "signed in as jane@example.com"`, 10*time.Second)
+	for _, u := range b.CDPURLs() {
+		if strings.Contains(u, "embed_token") || strings.Contains(u, "eyJ") {
+			t.Fatalf("a token appeared in a URL: %s", u)
+		}
+	}
+	b.Screenshot("example-embed.png")
 }

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	// Caddy's standard modules, as in the official caddy binary.
@@ -14,5 +15,7 @@ import (
 )
 
 func main() {
+	// Help and usage text say "embedgate", not "caddy".
+	caddy.CustomBinaryName = "embedgate"
 	caddycmd.Main()
 }
