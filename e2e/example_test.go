@@ -19,17 +19,8 @@ const demoSecret = "demo-secret-change-me-0123456789abcdef"
 func startExample(t *testing.T) *Gateway {
 	t.Helper()
 	dir := t.TempDir()
-	g := &Gateway{t: t, Dir: filepath.Join(dir, "caddy"), HTTPSPort: 8443, ReadyHost: "localhost", logs: &syncBuffer{}}
-	g.cmd = exec.Command(binary, "run", "--config", filepath.Join(repoRoot(), "Caddyfile.example"), "--adapter", "caddyfile")
-	g.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir, "HOME="+dir)
-	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	g.done = make(chan struct{})
-	go func() { _ = g.cmd.Wait(); close(g.done) }()
-	t.Cleanup(g.Stop)
-	g.waitReady()
+	g := &Gateway{t: t, Dir: filepath.Join(dir, "caddy"), HTTPSPort: 8443, ReadyHost: "localhost"}
+	g.run(filepath.Join(repoRoot(), "Caddyfile.example"), []string{"XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir})
 	return g
 }
 

@@ -179,19 +179,26 @@ func startGateway(t testing.TB, site string, data map[string]any, opts GatewayOp
 	}
 	g.Config = filepath.Join(g.Dir, "Caddyfile")
 	g.writeConfig(site, vars)
+	env := append(append([]string(nil), opts.Env...), "HOME="+g.Dir, "XDG_DATA_HOME="+g.Dir, "XDG_CONFIG_HOME="+g.Dir)
+	g.run(g.Config, env)
+	return g
+}
+
+// run starts `embedgate run` on config with env added, and waits until the
+// HTTPS listener answers.
+func (g *Gateway) run(config string, env []string) {
+	g.t.Helper()
 	g.logs = &syncBuffer{}
-	g.cmd = exec.Command(binary, "run", "--config", g.Config, "--adapter", "caddyfile")
-	g.cmd.Env = append(os.Environ(), opts.Env...)
-	g.cmd.Env = append(g.cmd.Env, "HOME="+g.Dir, "XDG_DATA_HOME="+g.Dir, "XDG_CONFIG_HOME="+g.Dir)
+	g.cmd = exec.Command(binary, "run", "--config", config, "--adapter", "caddyfile")
+	g.cmd.Env = append(os.Environ(), env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
+		g.t.Fatal(err)
 	}
 	g.done = make(chan struct{})
 	go func() { _ = g.cmd.Wait(); close(g.done) }()
-	t.Cleanup(g.Stop)
+	g.t.Cleanup(g.Stop)
 	g.waitReady()
-	return g
 }
 
 func (g *Gateway) writeConfig(site string, vars map[string]any) {

@@ -54,16 +54,7 @@ func ParseOrigin(s string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("origin %q: missing host", s)
 	}
-	out := scheme + "://"
-	if strings.Contains(host, ":") {
-		out += "[" + host + "]"
-	} else {
-		out += host
-	}
-	if port != "" {
-		out += ":" + port
-	}
-	return out, nil
+	return serialize(scheme, host, port), nil
 }
 
 // IsLoopbackHost reports whether host (no port) names this machine.
@@ -96,6 +87,12 @@ func NormalizeOrigin(s string) string {
 	if scheme != "https" && scheme != "http" {
 		return ""
 	}
+	return serialize(scheme, host, port)
+}
+
+// serialize writes an origin as browsers send it: IPv6 hosts bracketed, the
+// port only when it is not the scheme's default (callers drop that).
+func serialize(scheme, host, port string) string {
 	out := scheme + "://"
 	if strings.Contains(host, ":") {
 		out += "[" + host + "]"
