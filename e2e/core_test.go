@@ -363,3 +363,42 @@ func TestBinaryFormExchangeReturnTo(t *testing.T) {
 	}
 	sessionCookie(t, r)
 }
+
+// Secrets resolve from {file.*}; the identity placeholders are set for the
+// rest of the route, e.g. reverse_proxy's header_up.
+func TestBinaryFileSecretAndPlaceholders(t *testing.T) {
+	up := newUpstream(t, nil)
+	secretFile := filepath.Join(t.TempDir(), "acme.secret")
+	if err := os.WriteFile(secretFile, []byte(acmeSecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const site = `
+portal.gate.test:{{.HTTPSPort}} {
+	tls internal
+	embed_session {
+		tenant acme {
+			key {file.{{.SecretFile}}}
+			frame_ancestors https://app.acme.test
+		}
+		forward_claim org.id X-Embed-Org
+	}
+	reverse_proxy {{.Upstream}} {
+		header_up X-Seen-User {http.auth.user.id}
+		header_up X-Seen-Tenant {http.embed.tenant}
+		header_up X-Seen-Org {http.embed.claim.org.id}
+	}
+}
+`
+	g := startGateway(t, site, map[string]any{"Upstream": up.Listener.Addr().String(), "SecretFile": secretFile}, GatewayOptions{})
+	tok := mint(t, "acme", acmeSecret, "jane@acme.com", map[string]any{"org": map[string]any{"id": "org-7"}})
+	c := sessionCookie(t, exchangeJSON(t, g, "portal.gate.test", tok))
+	if r, _ := get(t, g, "portal.gate.test", "/x", nil, c); r.StatusCode != 200 {
+		t.Fatalf("status %d", r.StatusCode)
+	}
+	h := up.Last().Header
+	for name, want := range map[string]string{"X-Seen-User": "jane@acme.com", "X-Seen-Tenant": "acme", "X-Seen-Org": "org-7"} {
+		if got := h.Get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
