@@ -8,6 +8,7 @@ package gateway
 import (
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -74,7 +75,7 @@ func (e *bkEnv) cookie(origin string, ago time.Duration) string {
 	e.t.Helper()
 	iat := e.now.Add(-ago)
 	v, err := e.sealer.Seal(&session.Session{ID: "c2Vzc2lvbi1pZC0xMjM0NTY3OA", Tenant: "acme", Subject: "jane@acme.test",
-		Origin: origin, IssuedAt: iat, LastSeen: iat, ExpiresAt: iat.Add(8 * time.Hour)})
+		Origin: origin, IssuedAt: iat, LastSeen: iat, ExpiresAt: iat.Add(8 * time.Hour)}, "portal.gate.test")
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -339,60 +340,167 @@ func TestAssets(t *testing.T) {
 
 var bkFixedNonce = func() string { return "R4nd0mN0nce" }
 
+// bkSrcURL is the bridge script's exact URL on bkPortal over TLS.
+const bkSrcURL = "https://portal.gate.test/.embed/bridge.js"
+
 func TestAllowBridgeScript(t *testing.T) {
+	const fresh = "'nonce-R4nd0mN0nce'"
 	for _, tc := range []struct {
-		name      string
-		csp       []string
-		wantNonce string
-		wantOK    bool
-		wantCSP   []string // nil: unchanged
+		name       string
+		csp        []string
+		reportOnly []string
+		srcURL     string // "" means bkSrcURL; "-" means none
+		wantNonce  string
+		wantOK     bool
+		wantCSP    []string // nil: unchanged
+		wantRO     []string // nil: unchanged
 	}{
-		{"no CSP", nil, "", true, nil},
-		{"self allowed", []string{"default-src 'self'"}, "", true, nil},
-		{"https scheme allowed", []string{"script-src https: 'unsafe-inline'"}, "", true, nil},
-		{"nonce reused", []string{"script-src 'nonce-abc123' 'strict-dynamic'; object-src 'none'"}, "abc123", true, nil},
-		{"nonce in default-src reused", []string{"default-src 'nonce-abc123'"}, "abc123", true, nil},
-		{"strict-dynamic with hashes gets a nonce", []string{"script-src 'strict-dynamic' 'sha256-AAAA'; base-uri 'none'"}, "R4nd0mN0nce", true,
-			[]string{"script-src 'strict-dynamic' 'sha256-AAAA' 'nonce-R4nd0mN0nce'; base-uri 'none'"}},
-		{"strict-dynamic ignores self", []string{"script-src 'self' 'strict-dynamic' 'sha256-AAAA'"}, "R4nd0mN0nce", true,
-			[]string{"script-src 'self' 'strict-dynamic' 'sha256-AAAA' 'nonce-R4nd0mN0nce'"}},
-		{"unsafe-inline gets self, never a nonce", []string{"script-src 'unsafe-inline' https://cdn.example"}, "", true,
-			[]string{"script-src 'unsafe-inline' https://cdn.example 'self'"}},
-		{"hash without strict-dynamic gets self", []string{"script-src 'sha256-AAAA'"}, "", true,
-			[]string{"script-src 'sha256-AAAA' 'self'"}},
-		{"default-src none gets a script-src", []string{"default-src 'none'; img-src 'self'"}, "", true,
-			[]string{"default-src 'none'; img-src 'self'; script-src 'self'"}},
-		{"default-src host keeps other types narrow", []string{"default-src https://cdn.example; style-src 'self'"}, "", true,
-			[]string{"default-src https://cdn.example; style-src 'self'; script-src https://cdn.example 'self'"}},
-		{"script-src-elem governs", []string{"script-src-elem 'self'; script-src 'none'"}, "", true, nil},
-		{"scripts none: no injection", []string{"script-src 'none'"}, "", false, nil},
-		{"strict-dynamic with only unsafe-inline: no injection", []string{"script-src 'strict-dynamic' 'unsafe-inline'"}, "", false, nil},
-		{"no script directive", []string{"frame-ancestors 'self'; img-src *"}, "", true, nil},
-		{"two headers, one nonce", []string{"script-src 'nonce-abc'", "script-src 'self'"}, "abc", true, nil},
-		{"two nonces: the first is added to the other", []string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic'"}, "aaa", true,
-			[]string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic' 'nonce-aaa'"}},
-		{"comma-separated policies keep one header", []string{"default-src 'self', script-src 'unsafe-inline'"}, "", true,
-			[]string{"default-src 'self', script-src 'unsafe-inline' 'self'"}},
-		{"malformed nonce not reused", []string{`script-src 'nonce-a"b' 'strict-dynamic'`}, "R4nd0mN0nce", true,
-			[]string{`script-src 'nonce-a"b' 'strict-dynamic' 'nonce-R4nd0mN0nce'`}},
+		{name: "no CSP", wantOK: true},
+		{name: "no script directive", csp: []string{"frame-ancestors 'self'; img-src *"}, wantOK: true},
+		{name: "self already allows", csp: []string{"default-src 'self'"}, wantOK: true},
+		{name: "https scheme already allows, unsafe-inline kept on", csp: []string{"script-src https: 'unsafe-inline'"}, wantOK: true},
+		{name: "https scheme on an http page gets a nonce", csp: []string{"script-src https:"}, srcURL: "http://portal.gate.test/.embed/bridge.js",
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src https: " + fresh}},
+
+		// A nonce already there is reused and nothing changes.
+		{name: "nonce reused", csp: []string{"script-src 'nonce-abc123' 'strict-dynamic'; object-src 'none'"}, wantNonce: "abc123", wantOK: true},
+		{name: "nonce in default-src reused", csp: []string{"default-src 'nonce-abc123'"}, wantNonce: "abc123", wantOK: true},
+		{name: "nonce beside unsafe-inline reused", csp: []string{"script-src 'unsafe-inline' 'nonce-abc123'"}, wantNonce: "abc123", wantOK: true},
+		{name: "malformed nonce not reused", csp: []string{`script-src 'nonce-a"b' 'strict-dynamic'`}, wantNonce: "R4nd0mN0nce", wantOK: true,
+			wantCSP: []string{`script-src 'nonce-a"b' 'strict-dynamic' ` + fresh}},
+
+		// 'strict-dynamic': a fresh nonce, whatever else is there.
+		{name: "strict-dynamic with hashes gets a nonce", csp: []string{"script-src 'strict-dynamic' 'sha256-AAAA'; base-uri 'none'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'strict-dynamic' 'sha256-AAAA' " + fresh + "; base-uri 'none'"}},
+		{name: "strict-dynamic ignores self", csp: []string{"script-src 'self' 'strict-dynamic' 'sha256-AAAA'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'self' 'strict-dynamic' 'sha256-AAAA' " + fresh}},
+		{name: "strict-dynamic with unsafe-inline gets a nonce, not the URL", csp: []string{"script-src 'strict-dynamic' 'unsafe-inline' https://cdn.example"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'strict-dynamic' 'unsafe-inline' https://cdn.example " + fresh}},
+
+		// 'unsafe-inline' alone: the exact URL, never a nonce, never 'self'.
+		{name: "unsafe-inline gets the exact URL", csp: []string{"script-src 'unsafe-inline' https://cdn.example"}, wantOK: true,
+			wantCSP: []string{"script-src 'unsafe-inline' https://cdn.example " + bkSrcURL}},
+		{name: "unsafe-inline beside a malformed nonce gets the URL", csp: []string{"script-src 'unsafe-inline' 'nonce-'"}, wantOK: true,
+			wantCSP: []string{"script-src 'unsafe-inline' 'nonce-' " + bkSrcURL}},
+		{name: "unsafe-inline with a port", csp: []string{"script-src 'unsafe-inline'"}, srcURL: "https://portal.gate.test:8443/.embed/bridge.js", wantOK: true,
+			wantCSP: []string{"script-src 'unsafe-inline' https://portal.gate.test:8443/.embed/bridge.js"}},
+		{name: "unsafe-inline, URL unwritable: no injection", csp: []string{"script-src 'unsafe-inline'"}, srcURL: "-"},
+		{name: "unsafe-inline beside a hash is off already: nonce", csp: []string{"script-src 'unsafe-inline' 'sha256-AAAA'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'unsafe-inline' 'sha256-AAAA' " + fresh}},
+
+		// Hashes and host lists: a nonce, never 'self'.
+		{name: "hash-only gets a nonce", csp: []string{"script-src 'sha256-AAAA'"}, wantNonce: "R4nd0mN0nce", wantOK: true,
+			wantCSP: []string{"script-src 'sha256-AAAA' " + fresh}},
+		{name: "host list gets a nonce", csp: []string{"script-src https://cdn.example https://portal.gate.test/app/"}, wantNonce: "R4nd0mN0nce", wantOK: true,
+			wantCSP: []string{"script-src https://cdn.example https://portal.gate.test/app/ " + fresh}},
+		{name: "script-src-elem governs", csp: []string{"script-src-elem 'sha256-AAAA'; script-src 'none'"}, wantNonce: "R4nd0mN0nce", wantOK: true,
+			wantCSP: []string{"script-src-elem 'sha256-AAAA' " + fresh + "; script-src 'none'"}},
+		{name: "script-src-elem allowing self", csp: []string{"script-src-elem 'self'; script-src 'none'"}, wantOK: true},
+
+		// 'none': no script.
+		{name: "scripts none: no injection", csp: []string{"script-src 'none'"}},
+		{name: "empty script-src: no injection", csp: []string{"script-src; img-src *"}},
+		{name: "default-src none: no injection", csp: []string{"default-src 'none'; img-src 'self'"}},
+		{name: "script-src-elem none: no injection", csp: []string{"script-src-elem 'none'; script-src 'self'"}},
+
+		// Only default-src: a new script-src copying it, default-src untouched.
+		{name: "default-src hosts copied into script-src", csp: []string{"default-src https://cdn.example 'sha256-AAAA'; style-src 'self'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true,
+			wantCSP: []string{"default-src https://cdn.example 'sha256-AAAA'; style-src 'self'; script-src https://cdn.example 'sha256-AAAA' " + fresh}},
+		{name: "default-src unsafe-inline copied with the URL", csp: []string{"default-src https://cdn.example 'unsafe-inline'"}, wantOK: true,
+			wantCSP: []string{"default-src https://cdn.example 'unsafe-inline'; script-src https://cdn.example 'unsafe-inline' " + bkSrcURL}},
+
+		// Several policies: each must allow the tag.
+		{name: "two headers, one nonce, the other allows self", csp: []string{"script-src 'nonce-abc'", "script-src 'self'"}, wantNonce: "abc", wantOK: true},
+		{name: "two headers, the nonce goes to the hash policy", csp: []string{"script-src 'sha256-AAAA'", "script-src 'nonce-abc' 'strict-dynamic'"},
+			wantNonce: "abc", wantOK: true, wantCSP: []string{"script-src 'sha256-AAAA' 'nonce-abc'", "script-src 'nonce-abc' 'strict-dynamic'"}},
+		{name: "two nonces: the first is added to the other", csp: []string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic'"},
+			wantNonce: "aaa", wantOK: true, wantCSP: []string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic' 'nonce-aaa'"}},
+		{name: "two headers, unsafe-inline and hash", csp: []string{"script-src 'unsafe-inline'", "default-src 'sha256-AAAA'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true,
+			wantCSP: []string{"script-src 'unsafe-inline' " + bkSrcURL, "default-src 'sha256-AAAA'; script-src 'sha256-AAAA' " + fresh}},
+		{name: "two headers, one none: no injection", csp: []string{"script-src 'sha256-AAAA'", "default-src 'none'"}},
+		{name: "comma-separated policies keep one header", csp: []string{"default-src 'self', script-src 'unsafe-inline'"}, wantOK: true,
+			wantCSP: []string{"default-src 'self', script-src 'unsafe-inline' " + bkSrcURL}},
+
+		// Report-only: the same additions; it never stops the injection.
+		{name: "report-only gets the same nonce", csp: []string{"script-src 'sha256-AAAA'"}, reportOnly: []string{"script-src 'sha256-BBBB'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'sha256-AAAA' " + fresh}, wantRO: []string{"script-src 'sha256-BBBB' " + fresh}},
+		{name: "report-only alone", reportOnly: []string{"default-src 'self'; script-src 'unsafe-inline'"}, wantOK: true,
+			wantRO: []string{"default-src 'self'; script-src 'unsafe-inline' " + bkSrcURL}},
+		{name: "report-only nonce reused", csp: []string{"script-src 'strict-dynamic'"}, reportOnly: []string{"script-src 'nonce-ro1' 'strict-dynamic'"},
+			wantNonce: "ro1", wantOK: true, wantCSP: []string{"script-src 'strict-dynamic' 'nonce-ro1'"}},
+		{name: "report-only none does not stop it", csp: []string{"script-src 'self'"}, reportOnly: []string{"script-src 'none'"}, wantOK: true},
+		{name: "enforced none: report-only untouched too", csp: []string{"script-src 'none'"}, reportOnly: []string{"script-src 'sha256-BBBB'"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := http.Header{}
 			if tc.csp != nil {
-				h["Content-Security-Policy"] = append([]string(nil), tc.csp...)
+				h[cspHeader] = append([]string(nil), tc.csp...)
 			}
-			nonce, ok := allowBridgeScript(h, bkFixedNonce)
+			if tc.reportOnly != nil {
+				h[cspReportOnlyHeader] = append([]string(nil), tc.reportOnly...)
+			}
+			src := tc.srcURL
+			switch src {
+			case "":
+				src = bkSrcURL
+			case "-":
+				src = ""
+			}
+			nonce, ok := allowBridgeScript(h, src, bkFixedNonce)
 			if nonce != tc.wantNonce || ok != tc.wantOK {
 				t.Fatalf("got (%q, %v), want (%q, %v)", nonce, ok, tc.wantNonce, tc.wantOK)
 			}
-			want := tc.wantCSP
-			if want == nil {
-				want = tc.csp
-			}
-			if got := h["Content-Security-Policy"]; strings.Join(got, "|") != strings.Join(want, "|") {
-				t.Fatalf("CSP\n got %q\nwant %q", got, want)
+			for _, c := range []struct {
+				key        string
+				was, wants []string
+			}{{cspHeader, tc.csp, tc.wantCSP}, {cspReportOnlyHeader, tc.reportOnly, tc.wantRO}} {
+				want := c.wants
+				if want == nil {
+					want = c.was
+				}
+				if got := h[c.key]; strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Fatalf("%s\n got %q\nwant %q", c.key, got, want)
+				}
+				for _, v := range h[c.key] {
+					if strings.Contains(v, "'self'") && !strings.Contains(strings.Join(c.was, "|"), "'self'") {
+						t.Fatalf("%s gained 'self': %q", c.key, v)
+					}
+				}
 			}
 		})
+	}
+}
+
+func TestNewNonce(t *testing.T) {
+	a, b := newNonce(), newNonce()
+	raw, err := base64.StdEncoding.DecodeString(a)
+	if err != nil || len(raw) < 16 || !validNonce(a) {
+		t.Fatalf("nonce %q: %d bytes, %v", a, len(raw), err)
+	}
+	if a == b {
+		t.Fatal("two nonces alike")
+	}
+}
+
+func TestCSPSourceURL(t *testing.T) {
+	for _, tc := range []struct{ origin, path, want string }{
+		{"https://portal.gate.test", "/.embed/bridge.js", "https://portal.gate.test/.embed/bridge.js"},
+		{"http://127.0.0.1:8080", "/.embed/bridge.js", "http://127.0.0.1:8080/.embed/bridge.js"},
+		{"https://[::1]:8443", "/.embed/bridge.js", ""},                          // no IPv6 in CSP host-source
+		{"https://a.test;script-src", "/.embed/bridge.js", ""},                   // a directive smuggled in the Host
+		{"https://a.test,script-src", "/.embed/bridge.js", ""},                   // a policy smuggled in the Host
+		{"https://a.test:", "/.embed/bridge.js", ""},                             // empty port
+		{"https://a..test", "/.embed/bridge.js", ""},                             // empty label
+		{"https://a.test", "/x;y/bridge.js", ""},                                 // ; in the path
+		{"https://a.test", "/x y/bridge.js", ""},                                 // space in the path
+		{"ftp://a.test", "/.embed/bridge.js", ""},                                // not http(s)
+		{"https://a.test", "/a%20b/bridge.js", "https://a.test/a%20b/bridge.js"}, // escapes pass
+	} {
+		if got := cspSourceURL(tc.origin, tc.path); got != tc.want {
+			t.Errorf("cspSourceURL(%q, %q) = %q, want %q", tc.origin, tc.path, got, tc.want)
+		}
 	}
 }
 
@@ -429,44 +537,70 @@ func TestInjectBridge(t *testing.T) {
 		return m
 	}
 	tag := `<script src="/.embed/bridge.js" defer></script>`
+	injected := strings.Replace(page, "</BODY>", tag+"</BODY>", 1)
 	big := strings.Repeat("x", maxInjectBody)
+	const framing = "frame-ancestors https://app.acme.test https://www.acme.test"
+	// Request headers over the default (an iframe navigation); "" deletes.
+	fetchFragment := map[string]string{"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Accept": "text/html"}
 	for _, tc := range []struct {
 		name     string
 		inject   bool
 		method   string
+		req      map[string]string
 		resp     upstreamResp
 		wantBody string
 		wantCSP  string // "" skips the check
+		wrapped  bool   // the upstream must see a wrapped writer (buffered, no Accept-Encoding)
 	}{
-		{"injected before </body>", true, "GET", upstreamResp{hdr: html, chunks: []string{page}},
-			strings.Replace(page, "</BODY>", tag+"</BODY>", 1), "frame-ancestors https://app.acme.test https://www.acme.test"},
-		{"streamed with flushes", true, "GET", upstreamResp{hdr: html, chunks: []string{page[:20], page[20:]}, flush: true},
-			strings.Replace(page, "</BODY>", tag+"</BODY>", 1), ""},
-		{"no </body>: appended", true, "GET", upstreamResp{hdr: html, chunks: []string{"<p>hi"}}, "<p>hi" + tag, ""},
-		{"nonce reused", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'nonce-n0nce' 'strict-dynamic'; frame-ancestors *"}), chunks: []string{page}},
+		{"injected before </body>", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{page}}, injected, framing, true},
+		{"streamed with flushes", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{page[:20], page[20:]}, flush: true}, injected, "", true},
+		{"no </body>: appended", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{"<p>hi"}}, "<p>hi" + tag, "", true},
+		{"nonce reused", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'nonce-n0nce' 'strict-dynamic'; frame-ancestors *"}), chunks: []string{page}},
 			strings.Replace(page, "</BODY>", `<script src="/.embed/bridge.js" defer nonce="n0nce"></script></BODY>`, 1),
-			"script-src 'nonce-n0nce' 'strict-dynamic'; frame-ancestors https://app.acme.test https://www.acme.test"},
-		{"self added", true, "POST", upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'unsafe-inline'"}), chunks: []string{page}, status: 404},
-			strings.Replace(page, "</BODY>", tag+"</BODY>", 1), "script-src 'unsafe-inline' 'self'; frame-ancestors https://app.acme.test https://www.acme.test"},
-		{"scripts none: untouched", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'none'"}), chunks: []string{page}}, page, ""},
-		{"gzip: untouched", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Encoding": "gzip"}), chunks: []string{page}}, page, ""},
-		{"json: untouched", true, "GET", upstreamResp{hdr: map[string]string{"Content-Type": "application/json"}, chunks: []string{`{"a":"</body>"}`}}, `{"a":"</body>"}`, ""},
-		{"304: untouched", true, "GET", upstreamResp{hdr: html, status: 304}, "", ""},
-		{"204: untouched", true, "GET", upstreamResp{hdr: html, status: 204}, "", ""},
-		{"HEAD: untouched", true, "HEAD", upstreamResp{hdr: html}, "", ""},
-		{"too large: untouched and whole", true, "GET", upstreamResp{hdr: html, chunks: []string{big[:1000], big[1000:], "</body>"}}, big + "</body>", ""},
-		{"declared too large: untouched", true, "GET", upstreamResp{hdr: with(map[string]string{"Content-Length": strconv.Itoa(maxInjectBody + 1)}), chunks: []string{"</body>"}}, "</body>", ""},
-		{"inject_bridge off", false, "GET", upstreamResp{hdr: html, chunks: []string{page}}, page, ""},
+			"script-src 'nonce-n0nce' 'strict-dynamic'; " + framing, true},
+		{"unsafe-inline: exact URL added", true, "POST", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'unsafe-inline'"}), chunks: []string{page}, status: 404},
+			injected, "script-src 'unsafe-inline' " + bkSrcURL + "; " + framing, true},
+		{"scripts none: untouched", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'none'"}), chunks: []string{page}}, page, "script-src 'none'; " + framing, true},
+		{"default-src none: untouched", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "default-src 'none'"}), chunks: []string{page}}, page, "default-src 'none'; " + framing, true},
+		{"gzip: untouched", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Encoding": "gzip"}), chunks: []string{page}}, page, "", true},
+		{"json: untouched", true, "GET", nil, upstreamResp{hdr: map[string]string{"Content-Type": "application/json"}, chunks: []string{`{"a":"</body>"}`}}, `{"a":"</body>"}`, "", true},
+		{"304: untouched", true, "GET", nil, upstreamResp{hdr: html, status: 304}, "", "", true},
+		{"204: untouched", true, "GET", nil, upstreamResp{hdr: html, status: 204}, "", "", true},
+		{"HEAD: untouched", true, "HEAD", nil, upstreamResp{hdr: html}, "", "", false},
+		{"too large: untouched and whole", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{big[:1000], big[1000:], "</body>"}}, big + "</body>", "", true},
+		{"declared too large: untouched", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Length": strconv.Itoa(maxInjectBody + 1)}), chunks: []string{"</body>"}}, "</body>", "", true},
+		{"inject_bridge off", false, "GET", nil, upstreamResp{hdr: html, chunks: []string{page}}, page, "", false},
+
+		// Only document loads: fragments stream through as they are.
+		{"fetch fragment: untouched, streamed", true, "GET", fetchFragment, upstreamResp{hdr: html, chunks: []string{page[:20], page[20:]}, flush: true}, page, framing, false},
+		{"htmx POST fragment: untouched", true, "POST", fetchFragment, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'sha256-AAAA'"}), chunks: []string{page}},
+			page, "script-src 'sha256-AAAA'; " + framing, false},
+		{"navigate into <object>: untouched", true, "GET", map[string]string{"Sec-Fetch-Dest": "object"}, upstreamResp{hdr: html, chunks: []string{page}}, page, "", false},
+		{"no fetch metadata, Accept */*: untouched", true, "GET", map[string]string{"Sec-Fetch-Mode": "", "Sec-Fetch-Dest": "", "Accept": "*/*"},
+			upstreamResp{hdr: html, chunks: []string{page}}, page, "", false},
+		{"no fetch metadata, Accept text/html: injected", true, "GET", map[string]string{"Sec-Fetch-Mode": "", "Sec-Fetch-Dest": "", "Accept": "text/html,*/*;q=0.8"},
+			upstreamResp{hdr: html, chunks: []string{page}}, injected, "", true},
+		{"top-level document: injected", true, "GET", map[string]string{"Sec-Fetch-Dest": "document"}, upstreamResp{hdr: html, chunks: []string{page}}, injected, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newBKEnv(t, tc.inject)
 			var seenAE string
+			var seenWrapped bool
 			up := serve(tc.resp)
-			w := e.do(bkReq{method: tc.method, target: "/deals", hdr: map[string]string{
+			hdr := map[string]string{
 				"Cookie": e.cookie(bkAcmeOrigin, time.Minute), "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe",
 				"Accept-Encoding": "gzip, br", "Origin": "https://" + bkPortal,
-			}}, func(w http.ResponseWriter, r *http.Request) {
+			}
+			for k, v := range tc.req {
+				if v == "" {
+					delete(hdr, k)
+				} else {
+					hdr[k] = v
+				}
+			}
+			w := e.do(bkReq{method: tc.method, target: "/deals", hdr: hdr}, func(w http.ResponseWriter, r *http.Request) {
 				seenAE = r.Header.Get("Accept-Encoding")
+				_, seenWrapped = w.(*injectWriter)
 				up(w, r)
 			})
 			if got := w.Body.String(); got != tc.wantBody {
@@ -483,9 +617,55 @@ func TestInjectBridge(t *testing.T) {
 					t.Fatalf("CSP = %q, want %q", got, tc.wantCSP)
 				}
 			}
-			if tc.inject && tc.method != "HEAD" && seenAE != "" {
-				t.Fatalf("Accept-Encoding %q reached the upstream of a navigation", seenAE)
+			if seenWrapped != tc.wrapped || (seenAE == "") != tc.wrapped {
+				t.Fatalf("upstream writer wrapped %v, Accept-Encoding %q; want wrapped %v", seenWrapped, seenAE, tc.wrapped)
+			}
+			// A held page reaches the client in one piece; anything not
+			// wrapped streams, its flushes reaching the client.
+			if tc.resp.flush && w.Flushed == tc.wrapped {
+				t.Fatalf("flushed = %v for wrapped = %v", w.Flushed, tc.wrapped)
 			}
 		})
+	}
+}
+
+// TestInjectBridgeFreshNonce: a hash-only policy, and each of several CSP
+// headers, gets a fresh random nonce that the tag carries; never 'self'.
+func TestInjectBridgeFreshNonce(t *testing.T) {
+	e := newBKEnv(t, true)
+	page := "<html><body>x</body></html>"
+	seen := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		w := e.do(bkReq{target: "/deals", hdr: map[string]string{
+			"Cookie": e.cookie(bkAcmeOrigin, time.Minute), "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "iframe",
+		}}, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			w.Header().Add("Content-Security-Policy", "script-src 'sha256-AAAA'")
+			w.Header().Add("Content-Security-Policy", "default-src https://cdn.example")
+			w.Header().Set("Content-Security-Policy-Report-Only", "script-src 'unsafe-inline'")
+			_, _ = io.WriteString(w, page)
+		})
+		m := regexp.MustCompile(`<script src="/\.embed/bridge\.js" defer nonce="([^"]+)"></script></body>`).FindStringSubmatch(w.Body.String())
+		if m == nil {
+			t.Fatalf("no nonced tag: %q", w.Body.String())
+		}
+		n := m[1]
+		if raw, err := base64.StdEncoding.DecodeString(n); err != nil || len(raw) < 16 {
+			t.Fatalf("nonce %q: %v", n, err)
+		}
+		if seen[n] {
+			t.Fatalf("nonce %q used twice", n)
+		}
+		seen[n] = true
+		want := []string{
+			"script-src 'sha256-AAAA' 'nonce-" + n + "'; frame-ancestors https://app.acme.test https://www.acme.test",
+			"default-src https://cdn.example; script-src https://cdn.example 'nonce-" + n + "'",
+		}
+		if got := w.Header().Values("Content-Security-Policy"); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("CSP\n got %q\nwant %q", got, want)
+		}
+		if got := w.Header().Get("Content-Security-Policy-Report-Only"); got != "script-src 'unsafe-inline' "+bkSrcURL {
+			t.Fatalf("CSP-Report-Only = %q", got)
+		}
 	}
 }

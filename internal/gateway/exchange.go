@@ -100,19 +100,19 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTe
 // browser sends one, can refuse it there.
 func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*session.Session, *token.Result, error) {
 	self := policy.SelfOrigin(r)
-	checkOrigin := func(t *tenant.Tenant) reason.Reason {
+	checkOrigin := func(allowed func(string) bool) reason.Reason {
 		if !navigation {
-			return policy.CheckOrigin(r, self, t.AllowsOrigin)
+			return policy.CheckOrigin(r, self, allowed)
 		}
 		if o := r.Header.Get("Origin"); o != "" {
-			if n := policy.NormalizeOrigin(o); n != self && !t.AllowsOrigin(n) {
+			if n := policy.NormalizeOrigin(o); n != self && !allowed(n) {
 				return reason.CrossOrigin
 			}
 		}
 		return ""
 	}
 	if expected != nil {
-		if why := checkOrigin(expected); why != "" {
+		if why := checkOrigin(expected.AllowsOrigin); why != "" {
 			return nil, nil, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
 		}
 	}
@@ -125,7 +125,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 	}
 	t := res.Tenant
 	if expected == nil {
-		if why := checkOrigin(t); why != "" {
+		if why := checkOrigin(t.AllowsOrigin); why != "" {
 			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
 		}
 	}
@@ -138,7 +138,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 	}
 	allow := originsAllow(t, origins)
 	if origins != nil {
-		if why := policy.CheckOrigin(r, self, allow); why != "" {
+		if why := checkOrigin(allow); why != "" {
 			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside the token's allowed_origins")
 		}
 	}
@@ -162,7 +162,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Origins: origins, Claims: claims,
 		IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(g.cfg.SessionTTL),
 	}
-	if _, err := g.cfg.Sealer.Seal(sess); err != nil {
+	if _, err := g.cfg.Sealer.Seal(sess, tenant.HostOf(r.Host)); err != nil {
 		return nil, res, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -180,7 +180,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 
 // commit sets the cookie of a fresh session and logs the exchange.
 func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, sess *session.Session, res *token.Result) {
-	value, err := g.cfg.Sealer.Seal(sess)
+	value, err := g.cfg.Sealer.Seal(sess, tenant.HostOf(r.Host))
 	if err != nil { // sealed once already in exchange; cannot fail twice
 		panic("embedgate: sealing a verified session failed: " + err.Error())
 	}

@@ -78,6 +78,10 @@ type Config struct {
 	OnSession func(r *http.Request, s *session.Session, claims map[string]any)
 	// Observer receives counts for metrics; nil means none.
 	Observer Observer
+	// OnTokenInURL is called for a request that carries the token parameter
+	// in its URL, before anything else: the adapter keeps that URL out of
+	// the access log, since the token may still be valid.
+	OnTokenInURL func(r *http.Request)
 }
 
 // Request results reported to the Observer.
@@ -110,8 +114,12 @@ type Gateway struct {
 	verifier *token.Verifier
 	strip    []string // forward_claim headers stripped from requests
 	claimSet []string // claim paths kept in the session
-	paths    endpoints
-	sdk      []byte // sdk.js with the prefix filled in
+	// pathRules is set when a require value reads the request (placeholders):
+	// then only canonical paths are served, so the rule and the upstream
+	// read the same path.
+	pathRules bool
+	paths     endpoints
+	sdk       []byte // sdk.js with the prefix filled in
 }
 
 type endpoints struct {
@@ -155,6 +163,9 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	for _, rq := range cfg.Require {
+		if strings.Contains(rq.Value, "{") {
+			g.pathRules = true
+		}
 		paths := []string{rq.Claim}
 		if rq.Scope != "" {
 			paths = scopeClaims
@@ -173,6 +184,9 @@ func New(cfg Config) (*Gateway, error) {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
 	stripInbound(r.Header, g.strip)
 	hostTenant, _ := g.cfg.Tenants().ByHost(tenant.HostOf(r.Host))
+	if g.cfg.OnTokenInURL != nil && g.cfg.TokenParam != "" && r.URL.RawQuery != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
+		g.cfg.OnTokenInURL(r)
+	}
 
 	if p := r.URL.Path; strings.HasPrefix(p, g.paths.prefixSlash) {
 		return g.serveEndpoint(w, r, hostTenant)

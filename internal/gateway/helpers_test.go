@@ -425,7 +425,7 @@ func (e *env) doWith(r *http.Request, up *upstream) result {
 	for _, line := range res.setCookies() {
 		if m := sessionCookieRE.FindStringSubmatch(line); m != nil {
 			e.remember(m[1])
-			if s, err := e.sealer.Open(m[1]); err == nil {
+			if s, err := e.sealer.Open(m[1], tenant.HostOf(r.Host)); err == nil {
 				e.remember(s.ID)
 			}
 		}
@@ -520,7 +520,7 @@ func (e *env) login(edits ...func(jwt.MapClaims)) string {
 
 func (e *env) open(v string) *session.Session {
 	e.t.Helper()
-	s, err := e.sealer.Open(v)
+	s, err := e.sealer.Open(v, "portal.gate.test")
 	if err != nil {
 		e.t.Fatalf("cookie does not open: %v", err)
 	}

@@ -17,22 +17,35 @@ import (
 const maxInjectBody = 8 << 20
 
 // serveUpstream runs the upstream with w (the framing writer), adding the
-// bridge script to its HTML when inject_bridge is on.
+// bridge script to its HTML when inject_bridge is on. Only a document load
+// (wantsDocument) is wrapped: any other response, such as an HTML fragment
+// fetched by script, streams through untouched and unbuffered.
 func (g *Gateway) serveUpstream(w http.ResponseWriter, r *http.Request, next Next) error {
-	if !g.cfg.InjectBridge || r.Method == http.MethodHead {
+	if !g.cfg.InjectBridge || r.Method == http.MethodHead || !wantsDocument(r) {
 		return next(w, r)
 	}
-	if policy.IsNavigation(r) {
-		// HTML is rewritten only when it arrives uncompressed; Caddy's encode
-		// handler can still compress the result toward the browser.
-		r.Header.Del("Accept-Encoding")
-	}
-	iw := &injectWriter{ResponseWriter: w, src: g.paths.bridge, newNonce: newNonce}
+	// HTML is rewritten only when it arrives uncompressed; Caddy's encode
+	// handler can still compress the result toward the browser.
+	r.Header.Del("Accept-Encoding")
+	iw := &injectWriter{ResponseWriter: w, src: g.paths.bridge,
+		srcURL: cspSourceURL(policy.SelfOrigin(r), g.paths.bridge), newNonce: newNonce}
 	err := next(iw, r)
 	if ferr := iw.finish(); err == nil {
 		err = ferr
 	}
 	return err
+}
+
+// wantsDocument reports whether r loads a document into a window or frame:
+// a navigation (policy.IsNavigation) whose Sec-Fetch-Dest, when sent, is
+// document, iframe or frame. fetch(), XHR and htmx requests have mode cors
+// or same-origin and Sec-Fetch-Dest "empty".
+func wantsDocument(r *http.Request) bool {
+	if !policy.IsNavigation(r) {
+		return false
+	}
+	dest := r.Header.Get("Sec-Fetch-Dest")
+	return dest == "" || strings.EqualFold(dest, "document") || strings.EqualFold(dest, "iframe") || strings.EqualFold(dest, "frame")
 }
 
 // injectWriter holds an eligible HTML response (text/html, not encoded, not
@@ -42,7 +55,8 @@ func (g *Gateway) serveUpstream(w http.ResponseWriter, r *http.Request, next Nex
 // else passes straight through.
 type injectWriter struct {
 	http.ResponseWriter
-	src      string
+	src      string // the tag's src: {prefix}/bridge.js
+	srcURL   string // the same as a CSP source expression, or "" (cspSourceURL)
 	newNonce func() string
 	state    int
 	status   int
@@ -119,7 +133,7 @@ func (iw *injectWriter) finish() error {
 	iw.state = injectPassing
 	body := iw.buf.Bytes()
 	h := iw.Header()
-	if nonce, ok := allowBridgeScript(h, iw.newNonce); ok {
+	if nonce, ok := allowBridgeScript(h, iw.srcURL, iw.newNonce); ok {
 		body = insertScript(body, scriptTag(iw.src, nonce))
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		if et := h.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
@@ -185,80 +199,154 @@ func lastIndexFold(b []byte, sub string) int {
 	return -1
 }
 
+// newNonce is a fresh CSP nonce: 144 bits from crypto/rand, base64.
 func newNonce() string {
 	b := make([]byte, 18)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // never fails (crypto/rand crashes the program instead)
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// allowBridgeScript adjusts the upstream's Content-Security-Policy in h so
-// that an external same-origin script tag with the returned nonce (none when
-// "") may run, and reports false when the script must not be added.
+const (
+	cspHeader           = "Content-Security-Policy"
+	cspReportOnlyHeader = "Content-Security-Policy-Report-Only"
+)
+
+// allowBridgeScript adjusts the upstream's CSP in h so that the tag
+// <script src="{prefix}/bridge.js" nonce="N"> (no nonce attribute when N is
+// "") may run, without letting anything else run that did not before, and
+// reports false when the script must not be added (h is then unchanged).
+// srcURL is that script's absolute URL as a source expression (cspSourceURL),
+// "" when it cannot be written as one.
 //
-// Each enforced policy's directive for <script> elements (script-src-elem,
-// else script-src, else default-src) is checked; the tag must satisfy all.
-//   - A nonce already in a policy is reused, so the tag carries it.
-//   - A policy satisfied by that nonce, or by 'self' (or *, https:) without
-//     'strict-dynamic', is left alone.
-//   - A policy with 'strict-dynamic' or a nonce of its own gets 'nonce-N'
-//     (its 'unsafe-inline' is already ignored by browsers, so its inline
-//     scripts are unaffected).
-//   - Any other policy gets 'self'. A nonce is never added to a policy that
-//     relies on 'unsafe-inline' without a nonce or hash: it would disable
-//     that policy's inline scripts.
-//   - Sources only in default-src are copied into a new script-src, so that
-//     the addition does not widen images, styles or connections.
-//   - A policy whose scripts are 'none' keeps its word: no script is added.
-func allowBridgeScript(h http.Header, newNonce func() string) (string, bool) {
-	vals := h["Content-Security-Policy"]
-	if len(vals) == 0 {
+// In each policy the directive for <script> elements (script-src-elem, else
+// script-src, else default-src) decides; every enforced policy must allow
+// the tag, so the first well-formed nonce found in one is the tag's nonce:
+//   - a policy holding that nonce is left alone;
+//   - 'none' (alone, or an empty list) keeps its word: no script is added;
+//   - 'strict-dynamic' (host sources and 'self' ignored) gets 'nonce-N';
+//   - 'self', * or the page's scheme already allow the script: left alone;
+//   - 'unsafe-inline' without a nonce or hash gets srcURL, an exact path
+//     source matching that one file (a nonce would switch 'unsafe-inline'
+//     off and break the app's inline scripts);
+//   - anything else (hashes, host lists, another nonce) gets 'nonce-N'.
+//
+// 'self' is never added: it would let every same-origin script run (JSONP
+// endpoints, uploaded files). A nonce is fresh (newNonce) unless reused.
+// When only default-src restricts scripts, a new script-src copies its
+// sources plus the addition, so that neither default-src (images, styles,
+// connections) nor the app's own script sources change.
+//
+// Content-Security-Policy-Report-Only gets the same additions, so that a
+// policy the app is trialling does not report the gateway's script on every
+// page view (which would bury real reports and make it look unsafe to
+// enforce). Report-only policies cannot block, so they never stop the
+// injection: one whose scripts are 'none' (or that needs a URL that cannot be
+// written) is left as it is and will report.
+func allowBridgeScript(h http.Header, srcURL string, newNonce func() string) (string, bool) {
+	enforced := parseCSP(h[cspHeader])
+	reportOnly := parseCSP(h[cspReportOnlyHeader])
+	if len(enforced) == 0 && len(reportOnly) == 0 {
 		return "", true
 	}
-	policies := parseCSP(vals)
-	nonce := ""
-	for _, p := range policies {
-		if d := p.scriptDirective(); d != nil {
-			if n := d.firstNonce(); n != "" {
-				nonce = n
-				break
-			}
-		}
+	nonce := firstNonce(enforced)
+	if nonce == "" {
+		nonce = firstNonce(reportOnly)
 	}
-	changed := false
-	for i := range policies {
-		p := &policies[i]
-		d := p.scriptDirective()
-		if d == nil {
-			continue
-		}
-		f := d.features()
-		switch {
-		case f.none:
-			return "", false
-		case nonce != "" && f.nonces[nonce]:
-			continue
-		case f.allowsSelf && !f.strictDynamic:
-			continue
-		}
-		var add string
-		if f.strictDynamic || f.hasNonce {
-			if f.unsafeInline && !f.hasNonce && !f.hasHash {
-				return "", false // strict-dynamic with only 'unsafe-inline': a nonce would break CSP2 browsers
+	httpsPage := strings.HasPrefix(srcURL, "https:")
+	apply := func(policies []cspPolicy, enforcing bool) (changed, ok bool) {
+		for i := range policies {
+			p := &policies[i]
+			d := p.scriptDirective()
+			if d == nil {
+				continue
 			}
-			if nonce == "" {
-				nonce = newNonce()
+			var add string
+			switch bridgeNeeds(d, nonce, httpsPage) {
+			case needNothing:
+				continue
+			case needRefusal:
+				if enforcing {
+					return false, false
+				}
+				continue
+			case needURL:
+				if srcURL == "" {
+					if enforcing {
+						return false, false
+					}
+					continue
+				}
+				add = srcURL
+			case needNonce:
+				if nonce == "" {
+					nonce = newNonce()
+				}
+				add = "'nonce-" + nonce + "'"
 			}
-			add = "'nonce-" + nonce + "'"
-		} else {
-			add = "'self'"
+			p.add(d, add)
+			changed = true
 		}
-		p.add(d, add)
-		changed = true
+		return changed, true
 	}
-	if changed {
-		h["Content-Security-Policy"] = serializeCSP(policies)
+	changedE, ok := apply(enforced, true)
+	if !ok {
+		return "", false
+	}
+	changedR, _ := apply(reportOnly, false)
+	if changedE {
+		h[cspHeader] = serializeCSP(enforced)
+	}
+	if changedR {
+		h[cspReportOnlyHeader] = serializeCSP(reportOnly)
 	}
 	return nonce, true
+}
+
+// What a policy's script directive needs for the bridge script to load.
+const (
+	needNothing = iota // it allows the script as it is
+	needNonce          // 'nonce-N' added
+	needURL            // the script's exact URL added
+	needRefusal        // scripts are 'none': no script may be added
+)
+
+// bridgeNeeds applies allowBridgeScript's rules to the directive d; nonce
+// is the tag's nonce ("" for none yet) and httpsPage whether the page is
+// served over https.
+func bridgeNeeds(d *cspDirective, nonce string, httpsPage bool) int {
+	if len(d.sources) == 0 || (len(d.sources) == 1 && strings.EqualFold(d.sources[0], "'none'")) {
+		return needRefusal
+	}
+	var allowsSelf, strictDynamic, unsafeInline, hasNonce, hasHash bool
+	for _, s := range d.sources {
+		ls := strings.ToLower(s)
+		switch {
+		case ls == "'self'", ls == "*", ls == "http:", ls == "https:" && httpsPage:
+			allowsSelf = true // http: also matches https in CSP3
+		case ls == "'strict-dynamic'":
+			strictDynamic = true
+		case ls == "'unsafe-inline'":
+			unsafeInline = true
+		case nonceValue(s) != "":
+			if nonce != "" && nonceValue(s) == nonce {
+				return needNothing
+			}
+			hasNonce = true
+		case strings.HasPrefix(ls, "'sha256-"), strings.HasPrefix(ls, "'sha384-"), strings.HasPrefix(ls, "'sha512-"):
+			hasHash = true
+		}
+	}
+	switch {
+	case strictDynamic:
+		// CSP3 browsers ignore host sources, 'self' and 'unsafe-inline' here:
+		// only a nonce works, and it switches nothing off that was on.
+		return needNonce
+	case allowsSelf:
+		return needNothing
+	case unsafeInline && !hasNonce && !hasHash:
+		return needURL
+	}
+	return needNonce
 }
 
 // cspPolicy is one policy; header is the index of the header value it came
@@ -325,59 +413,42 @@ func (p *cspPolicy) scriptDirective() *cspDirective {
 	return nil
 }
 
-// add appends source to d, or, when d is default-src, to a new script-src
-// holding default-src's sources.
+// add appends source to d or, when d is default-src, appends a new
+// script-src holding a copy of default-src's sources and source, so that
+// default-src itself is not widened.
 func (p *cspPolicy) add(d *cspDirective, source string) {
 	if d.name != "default-src" {
 		d.sources = append(d.sources, source)
 		return
 	}
-	srcs := append(append([]string(nil), d.sources...), source)
-	if len(d.sources) == 1 && strings.EqualFold(d.sources[0], "'none'") {
-		srcs = []string{source}
-	}
+	srcs := append(append(make([]string, 0, len(d.sources)+1), d.sources...), source)
 	p.directives = append(p.directives, cspDirective{name: "script-src", sources: srcs})
 }
 
-type scriptFeatures struct {
-	none, allowsSelf, strictDynamic, unsafeInline, hasNonce, hasHash bool
-	nonces                                                           map[string]bool
-}
-
-func (d *cspDirective) features() scriptFeatures {
-	f := scriptFeatures{nonces: map[string]bool{}}
-	f.none = len(d.sources) == 0 || (len(d.sources) == 1 && strings.EqualFold(d.sources[0], "'none'"))
-	// default-src 'none' is about everything: a script-src of our own is fine.
-	if f.none && d.name == "default-src" && len(d.sources) == 1 {
-		f.none = false
-	}
-	for _, s := range d.sources {
-		ls := strings.ToLower(s)
-		switch {
-		case ls == "'self'", ls == "*", ls == "https:", ls == "http:":
-			f.allowsSelf = true
-		case ls == "'strict-dynamic'":
-			f.strictDynamic = true
-		case ls == "'unsafe-inline'":
-			f.unsafeInline = true
-		case strings.HasPrefix(ls, "'nonce-") && strings.HasSuffix(ls, "'"):
-			f.hasNonce = true
-			f.nonces[s[len("'nonce-"):len(s)-1]] = true
-		case strings.HasPrefix(ls, "'sha256-"), strings.HasPrefix(ls, "'sha384-"), strings.HasPrefix(ls, "'sha512-"):
-			f.hasHash = true
-		}
-	}
-	return f
-}
-
-// firstNonce is the value of d's first well-formed nonce source.
-func (d *cspDirective) firstNonce() string {
-	for _, s := range d.sources {
-		if len(s) > len("'nonce-'") && strings.EqualFold(s[:len("'nonce-")], "'nonce-") && s[len(s)-1] == '\'' {
-			if v := s[len("'nonce-") : len(s)-1]; validNonce(v) {
-				return v
+// firstNonce is the first well-formed nonce in the script directives of
+// policies.
+func firstNonce(policies []cspPolicy) string {
+	for i := range policies {
+		if d := policies[i].scriptDirective(); d != nil {
+			for _, s := range d.sources {
+				if v := nonceValue(s); v != "" {
+					return v
+				}
 			}
 		}
+	}
+	return ""
+}
+
+// nonceValue is the value of the nonce source s ('nonce-V'), or "" when s is
+// not a well-formed one (browsers ignore those).
+func nonceValue(s string) string {
+	const pre = "'nonce-"
+	if len(s) <= len(pre)+1 || !strings.EqualFold(s[:len(pre)], pre) || s[len(s)-1] != '\'' {
+		return ""
+	}
+	if v := s[len(pre) : len(s)-1]; validNonce(v) {
+		return v
 	}
 	return ""
 }
@@ -391,4 +462,33 @@ func validNonce(v string) bool {
 		}
 	}
 	return v != ""
+}
+
+// cspSourceURL is origin (policy.SelfOrigin: scheme://host[:port]) plus path
+// as a CSP source expression. With no trailing slash its path matches only
+// that file (CSP3 path matching; CSP1 browsers, which ignore paths, would
+// allow the origin). It is "" when the Host cannot be written as a CSP
+// host-source (an IPv6 literal, or characters a header could smuggle a
+// directive in with) or the path holds characters a source may not.
+func cspSourceURL(origin, path string) string {
+	scheme, hostport, ok := strings.Cut(origin, "://")
+	if !ok || (scheme != "http" && scheme != "https") || !strings.HasPrefix(path, "/") {
+		return ""
+	}
+	host, port, hasPort := strings.Cut(hostport, ":")
+	if hasPort && (port == "" || len(port) > 5 || strings.Trim(port, "0123456789") != "") {
+		return ""
+	}
+	for _, label := range strings.Split(host, ".") {
+		if label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return ""
+		}
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$&()*+=:@/%", c) >= 0) {
+			return ""
+		}
+	}
+	return origin + path
 }

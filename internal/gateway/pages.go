@@ -215,7 +215,7 @@ func (g *Gateway) refusedSession(r *http.Request, t *tenant.Tenant) *session.Ses
 	if !ok {
 		return nil
 	}
-	s, err := g.cfg.Sealer.Open(value)
+	s, err := g.cfg.Sealer.Open(value, tenant.HostOf(r.Host))
 	if err != nil || s.Tenant != t.ID {
 		return nil
 	}

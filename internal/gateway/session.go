@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -32,7 +33,7 @@ func (g *Gateway) openSession(r *http.Request, hostTenant *tenant.Tenant) openRe
 		return openResult{err: reason.SessionMissing.Err()}
 	}
 	res := openResult{present: true}
-	s, err := g.cfg.Sealer.Open(value)
+	s, err := g.cfg.Sealer.Open(value, tenant.HostOf(r.Host))
 	if err != nil {
 		res.err = err
 		return res
@@ -90,7 +91,9 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	if o.sess != nil {
 		t = o.tenant
 	}
-	if policy.IsUnsafeMethod(r.Method) {
+	// A WebSocket handshake is a GET, but it carries the session into a
+	// long-lived channel: check its Origin like an unsafe method's.
+	if policy.IsUnsafeMethod(r.Method) || r.Header.Get("Upgrade") != "" {
 		if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
 			setSessionFraming(w.Header(), t, o.sess)
 			g.cfg.Observer.Request(tenantID(t), RequestRefused)
@@ -111,6 +114,13 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 		return nil
 	}
 	s := o.sess
+	if g.pathRules && !canonicalPath(r) {
+		setSessionFraming(w.Header(), t, s)
+		g.cfg.Observer.Request(t.ID, RequestRefused)
+		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path under a require rule with placeholders"), false)
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(reason.BadRequest)})
+		return nil
+	}
 	claims := decodeClaims(s.Claims)
 	if err := g.checkRequire(r, claims); err != nil {
 		setSessionFraming(w.Header(), t, s)
@@ -122,7 +132,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	now := g.now()
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
 		s.LastSeen = now.Truncate(time.Second)
-		if value, err := g.cfg.Sealer.Seal(s); err == nil {
+		if value, err := g.cfg.Sealer.Seal(s, tenant.HostOf(r.Host)); err == nil {
 			w.Header().Add("Set-Cookie", g.cookie(value, s.ExpiresAt.Sub(now)))
 		}
 	}
@@ -136,7 +146,8 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	policy.StripCookie(r.Header, g.cfg.CookieName)
 	// Only a GET exchanges ?embed_token=; on any other method the token is
 	// still removed, so it never reaches the app or its logs.
-	if g.cfg.TokenParam != "" && strings.Contains(r.URL.RawQuery, g.cfg.TokenParam) && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
+	// The name is compared decoded (embed%5Ftoken is the same parameter).
+	if g.cfg.TokenParam != "" && r.URL.RawQuery != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
 		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 		r.RequestURI = r.URL.RequestURI()
 	}
@@ -149,6 +160,31 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	err := g.serveUpstream(fw, r, next)
 	fw.finish()
 	return err
+}
+
+// canonicalPath reports whether the path reads the same to every parser: no
+// dot segments, no empty segments, no encoded or literal slashes or
+// backslashes inside a segment. A require rule such as claim org.id
+// {http.request.uri.path.0} reads the decoded path; an upstream that
+// resolves /acme/../globex itself, or decodes %2F, would serve another
+// tenant's data to a request the rule let through.
+func canonicalPath(r *http.Request) bool {
+	p := r.URL.Path
+	if p == "" || p == "/" {
+		return true
+	}
+	if strings.Contains(p, "\\") || strings.Contains(p, "//") {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") {
+		clean += "/"
+	}
+	if clean != p {
+		return false
+	}
+	raw := strings.ToLower(r.URL.EscapedPath())
+	return !strings.Contains(raw, "%2f") && !strings.Contains(raw, "%5c") && !strings.Contains(raw, "%2e")
 }
 
 func tenantID(t *tenant.Tenant) string {

@@ -164,7 +164,7 @@ func (g *Gateway) apiTenant(r *http.Request, hostTenant *tenant.Tenant) (*tenant
 	if !ok {
 		return nil, deny("no tenant lists this API key")
 	}
-	if hostTenant != nil && hostTenant != t {
+	if hostTenant != nil && hostTenant.ID != t.ID { // by id: the registry may be swapped mid-request
 		// Hosts isolate tenants: another tenant's key is as good as none.
 		return nil, deny("no tenant lists this API key")
 	}

@@ -29,18 +29,18 @@ func FuzzOpen(f *testing.F) {
 	f.Add("")
 	f.Add("!!!!")
 	f.Fuzz(func(t *testing.T, value string) {
-		sess, err := s.Open(value)
+		sess, err := s.Open(value, testHost)
 		if err != nil {
 			if sess != nil || reason.Of(err) != reason.SessionInvalid {
 				t.Fatalf("Open = %v, %v", sess, err)
 			}
 			return
 		}
-		again, err := s.Seal(sess)
+		again, err := s.Seal(sess, testHost)
 		if err != nil {
 			t.Fatalf("an opened session does not seal again: %v", err)
 		}
-		got, err := s.Open(again)
+		got, err := s.Open(again, testHost)
 		if err != nil {
 			t.Fatalf("re-sealed session does not open: %v", err)
 		}
@@ -55,7 +55,7 @@ func BenchmarkSeal(b *testing.B) {
 	sess := typical()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.Seal(sess); err != nil {
+		if _, err := s.Seal(sess, testHost); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -78,7 +78,7 @@ func BenchmarkOpen(b *testing.B) {
 			v := seal(b, s, bc.sess)
 			b.ReportAllocs()
 			for b.Loop() {
-				sess, err := s.Open(v)
+				sess, err := s.Open(v, testHost)
 				if err != nil {
 					b.Fatal(err)
 				}

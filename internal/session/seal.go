@@ -20,8 +20,12 @@ import (
 //	version (1) | key id (4) | tenant length (1) | tenant | nonce (12) | ciphertext+tag (16)
 //
 // The tenant travels in clear because the opener needs it to rebuild the
-// additional data, cookieName + "\x00" + tenant; it is also inside the
-// plaintext, and Open checks the two match.
+// additional data, cookieName + "\x00" + tenant + "\x00" + host; it is also
+// inside the plaintext, and Open checks the two match. The host (the request
+// host, lower-case, no port) binds a cookie to the site that set it: a
+// __Host- cookie is never sent to another host by a browser, and with the
+// host in the additional data a cookie pasted into a request for another
+// site that shares the session key does not open either.
 const (
 	envVersion   = 1
 	keyIDLen     = 4
@@ -127,7 +131,7 @@ func (s *Sealer) find(id []byte) int {
 // fresh random nonce. Times are stored at second precision. It fails with
 // reason.SessionTooLarge when the value would exceed MaxCookieValue, and with
 // a plain error when sess lacks an ID, a tenant (1..255 bytes) or an expiry.
-func (s *Sealer) Seal(sess *Session) (string, error) {
+func (s *Sealer) Seal(sess *Session, host string) (string, error) {
 	if err := sess.validate(); err != nil {
 		return "", err
 	}
@@ -136,7 +140,7 @@ func (s *Sealer) Seal(sess *Session) (string, error) {
 	ptStart := headerLen + tl + nonceLen
 	// One buffer: the envelope, with room for the tag, then the additional data.
 	envCap := ptStart + plainBound(sess) + tagLen
-	buf := make([]byte, ptStart, envCap+len(s.adPrefix)+tl)
+	buf := make([]byte, ptStart, envCap+len(s.adPrefix)+tl+1+len(host))
 	buf[0] = envVersion
 	copy(buf[1:], k.id[:])
 	buf[headerLen-1] = byte(tl)
@@ -150,7 +154,7 @@ func (s *Sealer) Seal(sess *Session) (string, error) {
 		return "", reason.Errorf(reason.SessionTooLarge, "sealed session would be %d bytes, limit %d", n, MaxCookieValue)
 	}
 	ad := append(buf[len(buf)+tagLen:len(buf)+tagLen], s.adPrefix...)
-	ad = append(ad, sess.Tenant...)
+	ad = append(append(append(ad, sess.Tenant...), 0), host...)
 	// Seal in place: the ciphertext overwrites the plaintext exactly.
 	env := k.aead.Seal(buf[:ptStart], nonce, buf[ptStart:], ad)
 	return cookieEnc.EncodeToString(env), nil
@@ -165,7 +169,7 @@ func invalid(detail string) error {
 // Open authenticates and decodes a cookie value. Every failure is a
 // *reason.Error with reason.SessionInvalid. Open does not check expiry: call
 // Check on the result.
-func (s *Sealer) Open(value string) (*Session, error) {
+func (s *Sealer) Open(value, host string) (*Session, error) {
 	switch {
 	case value == "":
 		return nil, invalid("empty cookie value")
@@ -177,7 +181,7 @@ func (s *Sealer) Open(value string) (*Session, error) {
 		return nil, invalid("envelope too short")
 	}
 	// One buffer: the decoded envelope, then room for the additional data.
-	buf := make([]byte, n, n+len(s.adPrefix)+maxTenantLen)
+	buf := make([]byte, n, n+len(s.adPrefix)+maxTenantLen+1+len(host))
 	if !decodeString(buf, value) {
 		return nil, invalid("bad base64")
 	}
@@ -195,7 +199,7 @@ func (s *Sealer) Open(value string) (*Session, error) {
 	}
 	tenant := buf[headerLen : headerLen+tl]
 	ad := append(buf[n:n], s.adPrefix...)
-	ad = append(ad, tenant...)
+	ad = append(append(append(ad, tenant...), 0), host...)
 	pt, err := s.keys[ki].aead.Open(buf[ptStart:ptStart], buf[ptStart-nonceLen:ptStart], buf[ptStart:n], ad)
 	if err != nil {
 		return nil, invalid("authentication failed")

@@ -17,6 +17,9 @@ import (
 
 const cookieName = "__Host-embed_session"
 
+// testHost is the request host sessions are bound to in these tests.
+const testHost = "portal.gate.test"
+
 func secret(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 func newSealer(t testing.TB, name string, secrets ...[]byte) *Sealer {
@@ -44,7 +47,7 @@ func typical() *Session {
 
 func seal(t testing.TB, s *Sealer, sess *Session) string {
 	t.Helper()
-	v, err := s.Seal(sess)
+	v, err := s.Seal(sess, testHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.Open(seal(t, s, tt.in))
+			got, err := s.Open(seal(t, s, tt.in), testHost)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +94,7 @@ func TestRoundTripSecondPrecision(t *testing.T) {
 	s := newSealer(t, cookieName, secret(1))
 	in := typical()
 	in.IssuedAt = t0.Add(999 * time.Millisecond).In(time.FixedZone("X", 3600))
-	got, err := s.Open(seal(t, s, in))
+	got, err := s.Open(seal(t, s, in), testHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +113,7 @@ func TestSealRefusesIncompleteSession(t *testing.T) {
 	} {
 		x := typical()
 		f(x)
-		if v, err := s.Seal(x); err == nil {
+		if v, err := s.Seal(x, testHost); err == nil {
 			t.Errorf("%s: Seal = %q, want error", name, v)
 		}
 	}
@@ -131,14 +134,14 @@ func TestSize(t *testing.T) {
 
 	big := typical()
 	big.Claims = bytes.Repeat([]byte("x"), 3000)
-	_, err := s.Seal(big)
+	_, err := s.Seal(big, testHost)
 	wantReason(t, err, reason.SessionTooLarge)
 
 	// Seal's and Open's limits agree: the largest value Seal makes opens.
 	var last string
 	for n := 2600; ; n++ {
 		big.Claims = bytes.Repeat([]byte("x"), n)
-		v, err := s.Seal(big)
+		v, err := s.Seal(big, testHost)
 		if err != nil {
 			wantReason(t, err, reason.SessionTooLarge)
 			break
@@ -148,7 +151,7 @@ func TestSize(t *testing.T) {
 	if len(last) > MaxCookieValue || len(last) < MaxCookieValue-4 {
 		t.Fatalf("largest sealed value is %d bytes, want just under %d", len(last), MaxCookieValue)
 	}
-	if _, err := s.Open(last); err != nil {
+	if _, err := s.Open(last, testHost); err != nil {
 		t.Fatalf("Open(largest) = %v", err)
 	}
 }
@@ -160,19 +163,19 @@ func TestRotation(t *testing.T) {
 	sB := newSealer(t, cookieName, b)
 
 	old := seal(t, sA, typical())
-	if _, err := sBA.Open(old); err != nil {
+	if _, err := sBA.Open(old, testHost); err != nil {
 		t.Fatalf("ring [B, A] refuses a cookie sealed with A: %v", err)
 	}
-	e := wantReason(t, func() error { _, err := sB.Open(old); return err }(), reason.SessionInvalid)
+	e := wantReason(t, func() error { _, err := sB.Open(old, testHost); return err }(), reason.SessionInvalid)
 	if e.Detail != "unknown key id" {
 		t.Fatalf("detail = %q, want unknown key id", e.Detail)
 	}
 
 	fresh := seal(t, sBA, typical())
-	if _, err := sB.Open(fresh); err != nil {
+	if _, err := sB.Open(fresh, testHost); err != nil {
 		t.Fatalf("new seals do not use the first key: %v", err)
 	}
-	if _, err := sA.Open(fresh); err == nil {
+	if _, err := sA.Open(fresh, testHost); err == nil {
 		t.Fatal("a cookie sealed by ring [B, A] opens with A alone")
 	}
 	env, _ := cookieEnc.DecodeString(fresh)
@@ -200,7 +203,7 @@ func TestKeyDerivation(t *testing.T) {
 	gcm, _ := cipher.NewGCM(block)
 	tl := int(env[headerLen-1])
 	ptStart := headerLen + tl + nonceLen
-	ad := cookieName + "\x00" + string(env[headerLen:headerLen+tl])
+	ad := cookieName + "\x00" + string(env[headerLen:headerLen+tl]) + "\x00" + testHost
 	if _, err := gcm.Open(nil, env[ptStart-nonceLen:ptStart], env[ptStart:], []byte(ad)); err != nil {
 		t.Fatalf("independently derived key does not open the envelope: %v", err)
 	}
@@ -229,7 +232,7 @@ func sealRaw(s *Sealer, tenant string, pt []byte) string {
 	nonce := make([]byte, nonceLen)
 	rand.Read(nonce)
 	env = append(env, nonce...)
-	ad := append(append([]byte{}, s.adPrefix...), tenant...)
+	ad := append(append([]byte{}, s.adPrefix...), tenant+"\x00"+testHost...)
 	return cookieEnc.EncodeToString(k.aead.Seal(env, nonce, pt, ad))
 }
 
@@ -301,7 +304,7 @@ func TestOpenRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sess, err := s.Open(tt.value)
+			sess, err := s.Open(tt.value, testHost)
 			if sess != nil {
 				t.Fatal("Open returned a session with an error")
 			}
@@ -323,7 +326,7 @@ func TestOpenRefusesEveryTamperedByte(t *testing.T) {
 		for _, flip := range []byte{0x01, 0x80, 0xff} {
 			e := append([]byte{}, env...)
 			e[i] ^= flip
-			_, err := s.Open(cookieEnc.EncodeToString(e))
+			_, err := s.Open(cookieEnc.EncodeToString(e), testHost)
 			if err == nil {
 				t.Fatalf("byte %d ^ %#x: tampered cookie opens", i, flip)
 			}
@@ -338,7 +341,7 @@ func TestOpenRefusesEveryTruncation(t *testing.T) {
 	s := newSealer(t, cookieName, secret(1))
 	v := seal(t, s, typical())
 	for n := 0; n < len(v); n++ {
-		if _, err := s.Open(v[:n]); reason.Of(err) != reason.SessionInvalid {
+		if _, err := s.Open(v[:n], testHost); reason.Of(err) != reason.SessionInvalid {
 			t.Fatalf("truncated to %d: err = %v", n, err)
 		}
 	}
@@ -388,9 +391,31 @@ func TestOpenRefusesLineBreaksAnywhere(t *testing.T) {
 	v := seal(t, s, x)
 	for i := 0; i <= len(v); i++ {
 		for _, nl := range []string{"\n", "\r", "\r\n"} {
-			if _, err := s.Open(v[:i] + nl + v[i:]); err == nil {
+			if _, err := s.Open(v[:i]+nl+v[i:], testHost); err == nil {
 				t.Fatalf("%q at %d: opens", nl, i)
 			}
+		}
+	}
+}
+
+// A cookie is bound to the host that set it: pasted into a request for
+// another site that shares the session key, it does not open.
+func TestCookieBoundToHost(t *testing.T) {
+	s, err := NewSealer(cookieName, [][]byte{[]byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	v, err := s.Seal(&Session{ID: "id", Tenant: "acme", Subject: "jane", IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}, "a.portal.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(v, "a.portal.test"); err != nil {
+		t.Fatalf("own host: %v", err)
+	}
+	for _, other := range []string{"b.portal.test", "", "a.portal.test.evil"} {
+		if _, err := s.Open(v, other); reason.Of(err) != reason.SessionInvalid {
+			t.Fatalf("opened for host %q: %v", other, err)
 		}
 	}
 }

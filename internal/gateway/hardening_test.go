@@ -1,0 +1,114 @@
+package gateway_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/embedgate/embedgate/internal/gateway"
+)
+
+// A require rule reading the path must see the path the upstream serves:
+// dot segments, empty segments and encoded slashes are refused (400), so
+// /acme/../globex cannot pass a rule for acme and reach globex's data.
+func TestRequirePlaceholderRefusesNonCanonicalPaths(t *testing.T) {
+	firstSegment := func(e *env, c *gateway.Config) {
+		c.Expand = func(r *http.Request, s string) string {
+			seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+			return strings.ReplaceAll(s, "{path0}", seg)
+		}
+	}
+	e := newEnv(t, withRequire(gateway.Requirement{Claim: "org", Value: "{path0}"}), firstSegment)
+	v := e.login(set("org", "acme"))
+	for _, p := range []string{"/acme/deals", "/acme/deals/", "/acme/a%20b"} {
+		wantCalled(t, e.do(newReq("GET", p, nil, withCookie(v))))
+	}
+	wantJSONError(t, e.do(newReq("GET", "/globex/deals", nil, withCookie(v), xhr())), 403, "forbidden", "requirement_failed")
+	for _, p := range []string{"/acme/../globex/deals", "/acme/./deals", "/acme//deals", "/acme%2F..%2Fglobex/deals", "/acme%2f..%2fglobex", "/acme%5C..%5Cglobex", "/acme/%2E%2E/globex"} {
+		r := newReq("GET", "/", nil, withCookie(v), xhr())
+		r.URL.Path, r.URL.RawPath = "", ""
+		if err := setRawPath(r, p); err != nil {
+			t.Fatal(err)
+		}
+		res := e.do(r)
+		wantJSONError(t, res, 400, "invalid_request", "bad_request")
+		wantNotCalled(t, res)
+	}
+	// Without placeholders in require values, paths are the upstream's business.
+	plain := newEnv(t, withRequire(gateway.Requirement{Claim: "org", Value: "acme"}))
+	pv := plain.login(set("org", "acme"))
+	r := newReq("GET", "/", nil, withCookie(pv))
+	_ = setRawPath(r, "/a/../b")
+	wantCalled(t, plain.do(r))
+}
+
+func setRawPath(r *http.Request, raw string) error {
+	u, err := url.Parse(raw) // not r.URL.Parse: that resolves dot segments away
+	if err != nil {
+		return err
+	}
+	r.URL.Path, r.URL.RawPath = u.Path, u.RawPath
+	r.RequestURI = raw
+	return nil
+}
+
+// A token that narrows the session with allowed_origins still works through
+// ?embed_token= on a cross-site navigation (no Origin header is sent).
+func TestAllowedOriginsOnTokenParamNavigation(t *testing.T) {
+	e := newEnv(t)
+	tok := e.mint("acme", set("allowed_origins", []string{acmeOrigin}))
+	res := e.do(newReq("GET", "/deals?embed_token="+tok, nil, fetchSite("cross-site"), navigate("iframe")))
+	wantStatus(t, res, http.StatusSeeOther)
+	// An Origin outside the narrowed list is still refused.
+	tok2 := e.mint("acme", set("allowed_origins", []string{acmeOrigin}))
+	res = e.do(newReq("GET", "/deals?embed_token="+tok2, nil, fetchSite("cross-site"), fromOrigin(evilOrigin)))
+	wantNotCalled(t, res)
+	if res.Code == http.StatusSeeOther {
+		t.Fatal("exchange from an origin outside allowed_origins succeeded")
+	}
+}
+
+// The token parameter never reaches the upstream, whatever its spelling.
+func TestEncodedTokenParamNeverForwarded(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	for _, q := range []string{"embed%5Ftoken=SECRET", "embed%5ftoken=SECRET&x=1", "x=1&embed_token=SECRET"} {
+		res := e.do(newReq("POST", "/deals?"+q, nil, withCookie(v)))
+		wantCalled(t, res)
+		if strings.Contains(res.up.got.URL.RawQuery, "SECRET") || strings.Contains(res.up.got.RequestURI, "SECRET") {
+			t.Fatalf("%s: token reached the upstream: %q", q, res.up.got.URL.RawQuery)
+		}
+	}
+}
+
+// A WebSocket handshake (a GET with Upgrade) gets the Origin check of an
+// unsafe method: a foreign page cannot ride the session into a socket.
+func TestWebSocketUpgradeOriginChecked(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	ws := func(origin string) result {
+		return e.do(newReq("GET", "/socket", nil, withCookie(v), hdr("Upgrade", "websocket"), hdr("Connection", "Upgrade"), fromOrigin(origin)))
+	}
+	res := ws(evilOrigin)
+	wantJSONError(t, res, 403, "forbidden", "cross_origin")
+	wantNotCalled(t, res)
+	wantCalled(t, ws(selfOrigin))
+	wantCalled(t, ws(acmeOrigin))
+}
+
+// The adapter is told about every request with the token in its URL (to keep
+// it out of the access log), and about no other.
+func TestOnTokenInURL(t *testing.T) {
+	var seen []string
+	e := newEnv(t, func(_ *env, c *gateway.Config) {
+		c.OnTokenInURL = func(r *http.Request) { seen = append(seen, r.Method+" "+r.URL.Path) }
+	})
+	e.do(newReq("GET", "/a?embed_token="+e.mint("acme"), nil))
+	e.do(newReq("HEAD", "/b?embed%5Ftoken=x", nil))
+	e.do(newReq("GET", "/c?x=1", nil))
+	e.do(newReq("GET", "/d", nil))
+	if strings.Join(seen, ",") != "GET /a,HEAD /b" {
+		t.Fatalf("OnTokenInURL saw %v", seen)
+	}
+}
