@@ -24,8 +24,10 @@ func init() {
 //	{"tenant": "acme"}                          every session of the tenant
 //	{"tenant": "acme", "subject": "jane@acme"}  every session of one user
 //
-// Sessions issued up to now are refused from then on, until the last of
-// them would have expired. The revocation goes to every store this process
+// Sessions issued up to now are refused from then on, for MaxSessionTTL
+// (30 days): no instance may have a longer session_ttl, so the cutoff
+// outlives every session it covers on every instance sharing the store, not
+// just this process's. The revocation goes to every store this process
 // runs: with store redis, that is every instance sharing the Redis and key
 // prefix (each refuses the sessions within about a second); with store
 // memory, this process only.
@@ -50,11 +52,18 @@ type revokeRequest struct {
 	Subject string `json:"subject,omitempty"`
 }
 
+// MaxSessionTTL is the longest session_ttl Validate accepts, and how long
+// an admin revocation lasts. It is fixed rather than taken from this
+// process's handlers: an instance sharing the Redis store may run a longer
+// session_ttl, and a cutoff that expired before its sessions did would
+// bring revoked sessions back there.
+const MaxSessionTTL = 30 * 24 * time.Hour
+
 // revokeResponse is the 200 answer.
 type revokeResponse struct {
 	Tenant  string      `json:"tenant"`
 	Subject string      `json:"subject,omitempty"`
-	Until   string      `json:"revoked_until"` // the latest expiry among the stores
+	Until   string      `json:"revoked_until"` // now + MaxSessionTTL
 	Stores  []storeInfo `json:"stores"`
 }
 
@@ -80,21 +89,17 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	resp := revokeResponse{Tenant: req.Tenant, Subject: req.Subject}
-	var latest time.Time
+	until := time.Now().Add(MaxSessionTTL)
 	for _, st := range stores {
-		until := time.Now().Add(st.span().get())
 		_, rv := st.parts()
 		if err := rv.RevokeAll(ctx, req.Tenant, req.Subject, until); err != nil {
 			// Retrying is safe: a later RevokeAll covers an earlier one.
 			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
 				Err: fmt.Errorf("store %s: revocation not stored (store_unavailable), retry: %v", st.info().Type, err)}
 		}
-		if until.After(latest) {
-			latest = until
-		}
 		resp.Stores = append(resp.Stores, st.info())
 	}
-	resp.Until = latest.UTC().Format(time.RFC3339)
+	resp.Until = until.UTC().Format(time.RFC3339)
 	fields := []zap.Field{zap.String("tenant", req.Tenant)}
 	if req.Subject != "" {
 		fields = append(fields, zap.String("sub", req.Subject))

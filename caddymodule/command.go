@@ -110,8 +110,9 @@ Exit status: 0 printed a token, 1 the key is unusable, 2 usage error.`,
 		Usage: "--config <file> [--adapter <name>] <token | ->",
 		Short: "Checks a token against a config, as the gateway would",
 		Long: `
-Loads the config, finds its embed_session handlers, builds their tenants as
-the gateway does (placeholders resolved, jwks fetched) and runs the token
+Loads the config, finds its embed_session handlers, builds their tenants
+(inline and tenants_file) as the gateway does (placeholders resolved, jwks
+fetched) and runs the token
 through the gateway's own verifier, without the single-use check. Prints the
 decoded header and claims, then either "valid for tenant <id>" or the
 rejection reason with a one-line fix. "-" reads the token from stdin, which
@@ -350,26 +351,41 @@ func cmdInspect(c *cobra.Command, args []string) int {
 	d := decodeForDisplay(raw)
 	d.print(out, time.Now())
 
-	// Only the handlers that list the token's iss are built (so their
-	// secrets must resolve); with none, an empty registry gives the same
-	// verdict the gateway would (unknown_tenant, or an earlier one).
+	// Each handler's tenants are its inline ones plus its tenants_file, read
+	// as Provision reads it (no watcher: one look). Only the handlers that
+	// list the token's iss are built (so their secrets must resolve); with
+	// none, an empty registry gives the same verdict the gateway would
+	// (unknown_tenant, or an earlier one).
+	type candidate struct {
+		h        *Handler
+		fromFile []tenant.Config
+	}
+	repl := caddy.NewReplacer()
 	var ids []string
-	var matches []*Handler
-	for _, h := range handlers {
-		for _, t := range h.Tenants {
+	var matches []candidate
+	for i, h := range handlers {
+		file, err := h.readTenantsFile(repl)
+		if err != nil {
+			fmt.Fprintf(errOut, "embed-inspect: config: embed_session #%d: %v\n", i+1, err)
+			return exitUsage
+		}
+		matched := false
+		for _, t := range slices.Concat(h.Tenants, file.tenants) {
 			ids = append(ids, t.ID)
-			if d.iss != "" && t.ID == d.iss && !slices.Contains(matches, h) {
-				matches = append(matches, h)
+			if d.iss != "" && t.ID == d.iss && !matched {
+				matched = true
+				matches = append(matches, candidate{h, file.tenants})
 			}
 		}
 	}
 	if len(matches) == 0 {
-		matches = []*Handler{{}}
+		matches = []candidate{{h: &Handler{}}}
 	}
 	status := exitOK
-	for i, h := range matches {
+	for i, m := range matches {
+		h := m.h
 		h.setDefaults()
-		reg, err := buildRegistry(context.Background(), h.Tenants, caddy.NewReplacer(), func(id string, err error) {
+		reg, err := h.buildTenants(context.Background(), repl, m.fromFile, func(id string, err error) {
 			fmt.Fprintf(errOut, "warning: tenant %q: %v\n", id, err)
 		})
 		if err != nil {
@@ -643,9 +659,14 @@ func quoteList(list []string) string {
 	if len(list) == 0 {
 		return "none"
 	}
-	q := make([]string, len(list))
-	for i, s := range list {
-		q[i] = fmt.Sprintf("%q", s)
+	// A tenants file may hold thousands of tenants: name the first few.
+	const show = 20
+	q := make([]string, 0, min(len(list), show)+1)
+	for _, s := range list[:min(len(list), show)] {
+		q = append(q, fmt.Sprintf("%q", s))
+	}
+	if len(list) > show {
+		q = append(q, fmt.Sprintf("and %d more", len(list)-show))
 	}
 	return strings.Join(q, ", ")
 }

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/spf13/cobra"
 )
 
 // embed-inspect finds every embed_session handler, however deeply the
@@ -132,5 +134,94 @@ func TestMintSigningKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// embed-inspect verifies with the same tenants as the gateway: the inline
+// ones plus the handler's tenants_file, its path resolved as Provision
+// resolves it.
+func TestInspectUsesTenantsFile(t *testing.T) {
+	const (
+		acmeSecret   = "acme-secret-0123456789abcdef0123"
+		globexSecret = "globex-secret-0123456789abcdef01"
+	)
+	dir := t.TempDir()
+	tenants := filepath.Join(dir, "tenants.json")
+	if err := os.WriteFile(tenants, []byte(`{"tenants":[{"id":"globex","keys":[{"secret":"`+globexSecret+`"}],"frame_ancestors":["https://globex.example"]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("EG_TEST_TENANTS_FILE", tenants)
+	cf := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cf, []byte(`a.example {
+	embed_session {
+		tenant acme {
+			key `+acmeSecret+`
+			frame_ancestors https://acme.example
+		}
+		tenants_file {env.EG_TEST_TENANTS_FILE}
+	}
+	respond ok
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mint := func(iss, secret string) string {
+		now := time.Now()
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"iss": iss, "aud": iss, "sub": "jane", "jti": "j-" + iss,
+			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+		}).SignedString([]byte(secret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	inspect := func(config, tok string) (int, string) {
+		cmd := &cobra.Command{Use: "embed-inspect"}
+		cmd.Flags().StringP("config", "c", "", "")
+		cmd.Flags().StringP("adapter", "a", "", "")
+		var buf bytes.Buffer
+		cmd.SetOut(&buf)
+		cmd.SetErr(&buf)
+		_ = cmd.Flags().Set("config", config)
+		code := cmdInspect(cmd, []string{tok})
+		return code, buf.String()
+	}
+
+	for _, c := range []struct {
+		name, tok string
+		code      int
+		want      string
+	}{
+		{"file tenant", mint("globex", globexSecret), exitOK, "valid for tenant globex"},
+		{"inline tenant", mint("acme", acmeSecret), exitOK, "valid for tenant acme"},
+		{"file tenant, wrong key", mint("globex", acmeSecret), exitRejected, "bad_signature"},
+		{"unknown tenant", mint("initech", acmeSecret), exitRejected, `this config has tenants "acme", "globex"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out := inspect(cf, c.tok)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d, want %d with %q:\n%s", code, c.code, c.want, out)
+			}
+		})
+	}
+
+	// An unreadable tenants file is a config error, as it is for Provision.
+	t.Setenv("EG_TEST_TENANTS_FILE", filepath.Join(dir, "missing.json"))
+	if code, out := inspect(cf, mint("acme", acmeSecret)); code != exitUsage || !strings.Contains(out, "embed_session #1: tenants file") {
+		t.Fatalf("missing tenants file: exit %d\n%s", code, out)
+	}
+}
+
+func TestQuoteListCapped(t *testing.T) {
+	ids := make([]string, 25)
+	for i := range ids {
+		ids[i] = "t" + strings.Repeat("x", i%2)
+	}
+	if got := quoteList(ids); !strings.HasSuffix(got, `"t", "tx", and 5 more`) || strings.Count(got, `"`) != 40 {
+		t.Fatalf("quoteList: %s", got)
+	}
+	if got := quoteList([]string{"a", "b"}); got != `"a", "b"` {
+		t.Fatalf("quoteList: %s", got)
 	}
 }

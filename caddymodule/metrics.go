@@ -47,7 +47,7 @@ func initMetrics() {
 		})
 		metrics.tenants = prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "tenants",
-			Help: "Tenants in the most recently loaded registry.",
+			Help: "Tenants in the current registries of all running embed_session handlers (a tenant in two handlers counts twice).",
 		})
 		metrics.tenantReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "tenant_reloads_total",
@@ -73,6 +73,72 @@ func registerMetrics(ctx caddy.Context) error {
 		}
 	}
 	return nil
+}
+
+// tenantCounts feeds embedgate_tenants: the sum of the current registry
+// sizes of the live handlers. A handler is tracked from provisionTenants
+// until its Cleanup; during a config reload the new handlers are added
+// before the old ones are dropped, so the gauge briefly counts both.
+var tenantCounts struct {
+	mu   sync.Mutex
+	live map[*Handler]*tenantCount
+}
+
+// tenantCount is one handler's share of embedgate_tenants.
+type tenantCount struct {
+	n    int
+	dead bool // dropped in Cleanup: a late watcher reload must not revive it
+}
+
+// trackTenants starts counting h's tenants (replacing an earlier count of
+// the same handler, should it be provisioned twice).
+func trackTenants(h *Handler) *tenantCount {
+	initMetrics()
+	tenantCounts.mu.Lock()
+	defer tenantCounts.mu.Unlock()
+	if tenantCounts.live == nil {
+		tenantCounts.live = map[*Handler]*tenantCount{}
+	}
+	if old := tenantCounts.live[h]; old != nil {
+		old.dead = true
+	}
+	c := &tenantCount{}
+	tenantCounts.live[h] = c
+	publishTenantsLocked()
+	return c
+}
+
+// set records the handler's current registry size.
+func (c *tenantCount) set(n int) {
+	tenantCounts.mu.Lock()
+	defer tenantCounts.mu.Unlock()
+	if c.dead {
+		return
+	}
+	c.n = n
+	publishTenantsLocked()
+}
+
+// untrackTenants removes h's count; Cleanup calls it. A no-op for a handler
+// that never got as far as its tenants.
+func untrackTenants(h *Handler) {
+	tenantCounts.mu.Lock()
+	defer tenantCounts.mu.Unlock()
+	c := tenantCounts.live[h]
+	if c == nil {
+		return
+	}
+	c.dead = true
+	delete(tenantCounts.live, h)
+	publishTenantsLocked()
+}
+
+func publishTenantsLocked() {
+	sum := 0
+	for _, c := range tenantCounts.live {
+		sum += c.n
+	}
+	metrics.tenants.Set(float64(sum))
 }
 
 // observer feeds the gateway's outcomes into the collectors. Without the

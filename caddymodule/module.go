@@ -58,7 +58,9 @@ type Handler struct {
 	// configured storage.
 	SessionKeys []string `json:"session_keys,omitempty"`
 
-	// SessionTTL is the absolute lifetime of a session. Default: 8h.
+	// SessionTTL is the absolute lifetime of a session. At most 720h (30
+	// days), the span an admin revocation lasts on every instance.
+	// Default: 8h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
 
 	// IdleTimeout ends a session not used for this long; the cookie is
@@ -121,19 +123,25 @@ type Handler struct {
 // ForwardClaim sends one claim upstream as a header.
 type ForwardClaim struct {
 	// Claim is a dotted path into the token's claims, e.g. "org.id".
+	// Required.
 	Claim string `json:"claim"`
-	// Header is the request header it is sent in, e.g. "X-Embed-Org".
+	// Header is the request header it is sent in, e.g. "X-Embed-Org"; not
+	// a reserved one (Cookie, Host, Authorization, the tenant and subject
+	// headers). Required.
 	Header string `json:"header"`
 }
 
 // Requirement is one require rule: a scope, or a claim with a value.
 type Requirement struct {
 	// Scope must appear in the token's scope (space-separated) or scp claim.
+	// Set this or Claim, not both. Default: none.
 	Scope string `json:"scope,omitempty"`
 	// Claim is a dotted claim path that must equal Value (or, for an array
-	// claim, contain it).
+	// claim, contain it). Set this or Scope, not both. Default: none.
 	Claim string `json:"claim,omitempty"`
-	// Value may hold request placeholders, e.g. {http.request.uri.path.1}.
+	// Value is what Claim must equal; it may hold request placeholders,
+	// e.g. {http.request.uri.path.1}. Required with Claim; unused with
+	// Scope. Default: none.
 	Value string `json:"value,omitempty"`
 }
 
@@ -195,6 +203,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Expand:        expand,
 		OnSession:     setPlaceholders,
 		Observer:      newObserver(h.MetricsPerTenant),
+		OnTokenInURL:  skipAccessLog,
 	})
 	return err
 }
@@ -327,6 +336,9 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("%s: must not be negative", name)
 		}
 	}
+	if h.SessionTTL > caddy.Duration(MaxSessionTTL) {
+		return fmt.Errorf("session_ttl %s: at most %s (30 days), how long an admin revocation lasts", time.Duration(h.SessionTTL), MaxSessionTTL)
+	}
 	if h.MaxTokenAge > caddy.Duration(time.Hour) {
 		return fmt.Errorf("max_token_age %s: one-time tokens should live minutes at most (limit 1h)", time.Duration(h.MaxTokenAge))
 	}
@@ -352,6 +364,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup releases the reload-surviving state.
 func (h *Handler) Cleanup() error {
+	untrackTenants(h)
 	for _, k := range h.pooled {
 		_, _ = statePool.Delete(k)
 	}
@@ -393,6 +406,12 @@ func (h *Handler) audit(r *http.Request, e gateway.Event) {
 	default:
 		h.logger.Warn(e.Kind, fields...)
 	}
+}
+
+// skipAccessLog keeps a request whose URL holds a token out of Caddy's
+// access log; the audit log records the exchange without the token.
+func skipAccessLog(r *http.Request) {
+	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
 }
 
 // expand resolves request placeholders in require values.

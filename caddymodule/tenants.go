@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 
@@ -18,48 +19,69 @@ type tenantSet struct {
 
 func (s *tenantSet) load() *tenant.Registry { return s.current.Load() }
 
+// tenantsFile is a handler's tenants file as first read.
+type tenantsFile struct {
+	path    string          // resolved; "" without a tenants_file
+	tenants []tenant.Config // its tenants
+	version tenant.Version  // what the watcher is seeded with
+}
+
+// readTenantsFile resolves and reads h's tenants_file, if it has one. An
+// unreadable or invalid file is a config error.
+func (h *Handler) readTenantsFile(repl *caddy.Replacer) (tenantsFile, error) {
+	if h.TenantsFile == "" {
+		return tenantsFile{}, nil
+	}
+	f := tenantsFile{path: repl.ReplaceKnown(h.TenantsFile, "")}
+	var err error
+	if f.tenants, f.version, err = tenant.ReadFile(f.path); err != nil {
+		return tenantsFile{}, err
+	}
+	return f, nil
+}
+
+// buildTenants builds the registry of h's inline tenants plus fromFile.
+// Provision (at load and on each file change) and embed-inspect both build
+// here, so the CLI verifies with exactly the gateway's tenants and keys.
+func (h *Handler) buildTenants(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error)) (*tenant.Registry, error) {
+	all := make([]tenant.Config, 0, len(h.Tenants)+len(fromFile))
+	all = append(append(all, h.Tenants...), fromFile...)
+	return buildRegistry(ctx, all, repl, onJWKSError)
+}
+
 // provisionTenants builds the first registry and, with a tenants file,
 // starts a watcher that swaps in each valid new version. An invalid file at
 // load is a config error; an invalid file later is logged and refused whole,
 // and the previous registry stays in force.
 func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*tenantSet, error) {
-	var fileCfgs []tenant.Config
-	var sum [32]byte
-	path := ""
-	if h.TenantsFile != "" {
-		path = repl.ReplaceKnown(h.TenantsFile, "")
-		var err error
-		if fileCfgs, sum, err = tenant.ReadFile(path); err != nil {
-			return nil, err
-		}
-	}
-	build := func(fromFile []tenant.Config) (*tenant.Registry, error) {
-		all := make([]tenant.Config, 0, len(h.Tenants)+len(fromFile))
-		all = append(append(all, h.Tenants...), fromFile...)
-		return buildRegistry(ctx, all, repl, h.jwksError)
-	}
-	reg, err := build(fileCfgs)
+	file, err := h.readTenantsFile(repl)
 	if err != nil {
 		return nil, err
 	}
+	reg, err := h.buildTenants(ctx, repl, file.tenants, h.jwksError)
+	if err != nil {
+		return nil, err
+	}
+	path := file.path
 	if reg.Len() == 0 && path == "" {
 		return nil, fmt.Errorf("embed_session: at least one tenant is required (tenant blocks or tenants_file)")
 	}
 	set := &tenantSet{}
 	set.current.Store(reg)
-	metrics.tenants.Set(float64(reg.Len()))
+	count := trackTenants(h)
+	count.set(reg.Len())
 	if path == "" {
 		return set, nil
 	}
 	w := &tenant.Watcher{
 		Path: path,
 		Apply: func(cfgs []tenant.Config) error {
-			next, err := build(cfgs)
+			next, err := h.buildTenants(ctx, repl, cfgs, h.jwksError)
 			if err != nil {
 				return err
 			}
 			set.current.Store(next)
-			metrics.tenants.Set(float64(next.Len()))
+			count.set(next.Len())
 			h.logger.Info("tenants reloaded", zap.String("file", path), zap.Int("tenants", next.Len()))
 			return nil
 		},
@@ -72,7 +94,9 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 			h.logger.Error("tenants file refused; the previous tenants stay in force", zap.String("file", path), zap.Error(err))
 		},
 	}
-	w.Seed(sum)
+	// Seeded with the stat from before the read above: a write since then
+	// (the build can wait up to 10s on JWKS) is applied on the first tick.
+	w.Seed(file.version)
 	go w.Run(ctx) // ends when this config is unloaded
 	return set, nil
 }

@@ -324,6 +324,19 @@ func TestBackendSubcommands(t *testing.T) {
 	if out, code := runBinary(t, env, "embed-inspect", "--config", kcfg, strings.TrimSpace(out)); code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "valid for tenant acme") {
 		t.Fatalf("inspect keygen-secret token: %d\n%s", code, out)
 	}
+	// Tenants from a tenants_file are the gateway's tenants too: inspect
+	// loads the file (path placeholders resolved) beside the inline ones.
+	tfile := filepath.Join(dir, "tenants.json")
+	writeTenantsFile(t, tfile, `{"tenants":[`+tenantJSON("globex", globexSecret)+`]}`)
+	fcfg := filepath.Join(dir, "Caddyfile.tenants")
+	_ = os.WriteFile(fcfg, []byte("localhost {\n\tembed_session {\n\t\ttenant acme {\n\t\t\tkey {env.ACME_KEY_FROM_KEYGEN}\n\t\t}\n\t\ttenants_file {env.EG_TENANTS_FILE}\n\t}\n\trespond ok\n}\n"), 0o600)
+	fenv := append([]string{"EG_TENANTS_FILE=" + tfile}, env...)
+	if out, code := runBinary(t, fenv, "embed-inspect", "--config", fcfg, "--adapter", "caddyfile", mint(t, "globex", globexSecret, "ann", nil)); code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "valid for tenant globex") {
+		t.Fatalf("inspect tenants_file token: %d\n%s", code, out)
+	}
+	if out, code := runBinary(t, fenv, "embed-inspect", "--config", fcfg, "--adapter", "caddyfile", mint(t, "initech", globexSecret, "ann", nil)); code != 1 || !strings.Contains(out, `this config has tenants "acme", "globex"`) {
+		t.Fatalf("inspect unknown tenant with tenants_file: %d\n%s", code, out)
+	}
 }
 
 // The Go snippet of docs/minting.md (examples/mint/mint.go), beside the

@@ -41,24 +41,40 @@ func ParseFile(data []byte) ([]Config, error) {
 	return *f.Tenants, nil
 }
 
-// ReadFile reads and parses a tenants file, returning its content hash so a
-// watcher can tell real changes from touches.
-func ReadFile(path string) ([]Config, [32]byte, error) {
+// Version identifies the content of a tenants file as it was read: the
+// hash of the bytes, and the size and mtime stat reported before reading
+// them. A write that lands after the stat moves the size or mtime past
+// these, so a watcher seeded with them still sees it.
+type Version struct {
+	Sum     [32]byte
+	Size    int64
+	ModTime time.Time
+}
+
+// ReadFile reads and parses a tenants file, returning the Version it read so
+// a watcher can tell real changes from touches. The stat is taken on the
+// open file before its bytes are read: a file renamed over it afterwards, or
+// written in place, differs from that stat on the watcher's next look.
+func ReadFile(path string) ([]Config, Version, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, [32]byte{}, fmt.Errorf("tenants file: %v", err)
+		return nil, Version{}, fmt.Errorf("tenants file: %v", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, Version{}, fmt.Errorf("tenants file: %v", err)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, [32]byte{}, fmt.Errorf("tenants file: %v", err)
+		return nil, Version{}, fmt.Errorf("tenants file: %v", err)
 	}
 	if len(data) > maxFileSize {
-		return nil, [32]byte{}, fmt.Errorf("tenants file: larger than %d MiB", maxFileSize>>20)
+		return nil, Version{}, fmt.Errorf("tenants file: larger than %d MiB", maxFileSize>>20)
 	}
-	sum := sha256.Sum256(data)
+	v := Version{Sum: sha256.Sum256(data), Size: fi.Size(), ModTime: fi.ModTime()}
 	cfgs, err := ParseFile(data)
-	return cfgs, sum, err
+	return cfgs, v, err
 }
 
 // Watcher polls a tenants file and hands each new content to Apply. Polling
@@ -78,13 +94,12 @@ type Watcher struct {
 	modTime time.Time
 }
 
-// Seed records the content already applied at start, so the first tick
-// does not reload it.
-func (w *Watcher) Seed(sum [32]byte) {
-	w.last = sum
-	if fi, err := os.Stat(w.Path); err == nil {
-		w.size, w.modTime = fi.Size(), fi.ModTime()
-	}
+// Seed records the version already applied at start (as ReadFile returned
+// it), so the first tick does not reload it. Seed does not stat the file
+// itself: a write between that read and Seed would be recorded as seen and
+// never applied.
+func (w *Watcher) Seed(v Version) {
+	w.last, w.size, w.modTime = v.Sum, v.Size, v.ModTime
 }
 
 // Run polls until ctx is done.
@@ -115,14 +130,16 @@ func (w *Watcher) Check() {
 	if fi.Size() == w.size && fi.ModTime().Equal(w.modTime) {
 		return
 	}
-	cfgs, sum, err := ReadFile(w.Path)
-	if sum == w.last {
+	// fi was taken before ReadFile reads, so a write racing this check
+	// leaves the recorded stat behind the file and is seen next tick.
+	cfgs, v, err := ReadFile(w.Path)
+	if v.Sum == w.last {
 		w.size, w.modTime = fi.Size(), fi.ModTime()
 		return
 	}
 	// Remember this content even when it is refused, so a bad file is
 	// reported once, not on every tick until someone fixes it.
-	w.last, w.size, w.modTime = sum, fi.Size(), fi.ModTime()
+	w.last, w.size, w.modTime = v.Sum, fi.Size(), fi.ModTime()
 	if err == nil {
 		err = w.Apply(cfgs)
 	}

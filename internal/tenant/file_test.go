@@ -75,14 +75,14 @@ func TestWatcherAppliesValidAndKeepsPreviousOnInvalid(t *testing.T) {
 		},
 		Report: func(err error) { reports = append(reports, err) },
 	}
-	cfgs, sum, err := ReadFile(path)
+	cfgs, v, err := ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Apply(cfgs); err != nil {
 		t.Fatal(err)
 	}
-	w.Seed(sum)
+	w.Seed(v)
 
 	w.Check() // unchanged: nothing happens
 	if len(reports) != 0 {
@@ -131,6 +131,39 @@ func TestWatcherAppliesValidAndKeepsPreviousOnInvalid(t *testing.T) {
 	w.Check()
 	if _, ok := current.ByID("tenant-0"); ok || current.Len() != 1 {
 		t.Fatalf("after fix: len=%d", current.Len())
+	}
+}
+
+// A write that lands between the first read and Seed (at startup the
+// registry build, JWKS fetches included, takes up to 10s in that gap) must
+// still be applied on the first check: Seed records the stat taken before
+// the read, not the file as it is when Seed runs.
+func TestWatcherSeedDoesNotSwallowWriteBeforeSeed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.json")
+	writeTenants(t, path, 0, 1, "")
+	cfgs, v, err := ReadFile(path)
+	if err != nil || len(cfgs) != 1 {
+		t.Fatalf("read: %d tenants, %v", len(cfgs), err)
+	}
+
+	// The gap: the deploy writes a new version before the watcher is seeded.
+	writeTenants(t, path, 0, 2, "")
+	touchLater(t, path)
+
+	var applied []int
+	w := &Watcher{
+		Path:   path,
+		Apply:  func(cfgs []Config) error { applied = append(applied, len(cfgs)); return nil },
+		Report: func(err error) { t.Logf("report: %v", err) },
+	}
+	w.Seed(v)
+	w.Check()
+	if len(applied) != 1 || applied[0] != 2 {
+		t.Fatalf("write before Seed: applied %v, want [2]", applied)
+	}
+	w.Check() // and only once
+	if len(applied) != 1 {
+		t.Fatalf("applied again: %v", applied)
 	}
 }
 
