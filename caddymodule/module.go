@@ -109,10 +109,12 @@ type Handler struct {
 	Store *StoreConfig `json:"store,omitempty"`
 
 	// InjectBridge adds <script src="{prefix}/bridge.js" defer> before
-	// </body> of the upstream's HTML responses (uncompressed, up to 8 MiB),
-	// with a nonce or 'self' that keeps a strict upstream CSP working, so the
-	// app tells the host page its height and path without including the
-	// script itself. Default: false.
+	// </body> of the upstream's HTML responses to document navigations
+	// (uncompressed, up to 8 MiB), so the app tells the host page its height
+	// and path without including the script itself. A strict upstream CSP
+	// keeps working and is never widened: its nonce is reused, or a fresh
+	// nonce is added, or, beside 'unsafe-inline', the script's exact URL.
+	// Default: false.
 	InjectBridge bool `json:"inject_bridge,omitempty"`
 
 	gw     *gateway.Gateway
