@@ -297,8 +297,12 @@ func normalizeHost(h string) (string, error) {
 
 // HostOf returns the lower-case host of a request's Host header, without port.
 func HostOf(hostport string) string {
-	if host, _, err := net.SplitHostPort(hostport); err == nil {
-		hostport = host
+	// SplitHostPort cannot succeed without a colon, and its error allocates:
+	// the common case on the per-request path is a Host with no port.
+	if strings.Contains(hostport, ":") {
+		if host, _, err := net.SplitHostPort(hostport); err == nil {
+			hostport = host
+		}
 	}
 	return strings.TrimSuffix(strings.ToLower(strings.Trim(hostport, "[]")), ".")
 }

@@ -152,3 +152,27 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("duplicate host: %v", err)
 	}
 }
+
+// TestHostOf pins the Host header normalisation, and that the common case,
+// a host without a port, allocates nothing (it runs on every request).
+func TestHostOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"acme.portal.test":       "acme.portal.test",
+		"Acme.Portal.Test.":      "acme.portal.test",
+		"acme.portal.test:443":   "acme.portal.test",
+		"ACME.portal.test.:8443": "acme.portal.test",
+		"[::1]:443":              "::1",
+		"[::1]":                  "::1",
+		"::1":                    "::1",
+		"acme.portal.test:":      "acme.portal.test",
+		"a:b:c":                  "a:b:c",
+		"":                       "",
+	} {
+		if got := HostOf(in); got != want {
+			t.Errorf("HostOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = HostOf("acme.portal.test") }); n != 0 {
+		t.Errorf("HostOf allocates %v times for a host without a port", n)
+	}
+}

@@ -91,27 +91,82 @@ var (
 // iss or aud of one token), invalid UTF-8 (encoding/json silently replaces it)
 // and anything after the object (a json.Decoder, as golang-jwt's JSON-number
 // path uses, ignores it).
+//
+// encoding/json decodes the value in one pass; shape then counts the members
+// and the nesting in the (by then known valid) text. Decoding into maps
+// drops only duplicate names, so the decoded maps hold fewer members than
+// the text exactly when some object repeats a name.
 func decodeObject(b []byte) (map[string]any, error) {
 	if !utf8.Valid(b) {
 		return nil, errNotUTF8
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return nil, syntaxErr(err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	obj, ok := v.(map[string]any)
+	if !ok {
 		return nil, errNotObject
 	}
-	obj, err := readObject(dec, 1)
-	if err != nil {
-		return nil, err
+	for _, c := range b[dec.InputOffset():] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return nil, errTrailingData
+		}
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errTrailingData
+	members, depth := shape(b)
+	if depth > maxJSONDepth {
+		return nil, errTooDeep
+	}
+	if members != countMembers(obj) {
+		return nil, errDuplicateKey
 	}
 	return obj, nil
+}
+
+// shape counts the object members (the ':' outside strings) and the deepest
+// nesting of objects and arrays in valid JSON text; the outermost value is
+// at depth 1.
+func shape(b []byte) (members, depth int) {
+	d := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++ // skip the escaped byte, which may be a quote
+				}
+			}
+		case '{', '[':
+			if d++; d > depth {
+				depth = d
+			}
+		case '}', ']':
+			d--
+		case ':':
+			members++
+		}
+	}
+	return members, depth
+}
+
+// countMembers is the number of members in the decoded objects of v, at
+// every depth.
+func countMembers(v any) int {
+	n := 0
+	switch v := v.(type) {
+	case map[string]any:
+		n += len(v)
+		for _, e := range v {
+			n += countMembers(e)
+		}
+	case []any:
+		for _, e := range v {
+			n += countMembers(e)
+		}
+	}
+	return n
 }
 
 // syntaxErr keeps only the offset of a JSON syntax error: its message may
@@ -125,69 +180,4 @@ func syntaxErr(err error) error {
 		return errors.New("truncated JSON")
 	}
 	return errors.New("invalid JSON")
-}
-
-// readObject reads members after an opening '{' up to and including '}'.
-func readObject(dec *json.Decoder, depth int) (map[string]any, error) {
-	if depth > maxJSONDepth {
-		return nil, errTooDeep
-	}
-	obj := map[string]any{}
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, syntaxErr(err)
-		}
-		if d, ok := tok.(json.Delim); ok && d == '}' {
-			return obj, nil
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("invalid JSON: member name is not a string")
-		}
-		if _, dup := obj[name]; dup {
-			return nil, errDuplicateKey
-		}
-		if obj[name], err = readValue(dec, depth); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// readArray reads elements after an opening '[' up to and including ']'.
-func readArray(dec *json.Decoder, depth int) ([]any, error) {
-	if depth > maxJSONDepth {
-		return nil, errTooDeep
-	}
-	arr := []any{}
-	for dec.More() {
-		v, err := readValue(dec, depth)
-		if err != nil {
-			return nil, err
-		}
-		arr = append(arr, v)
-	}
-	if _, err := dec.Token(); err != nil { // the closing ']'
-		return nil, syntaxErr(err)
-	}
-	return arr, nil
-}
-
-// readValue reads one value: string, json.Number, bool, nil, object or array.
-func readValue(dec *json.Decoder, depth int) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, syntaxErr(err)
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return tok, nil
-	}
-	switch d {
-	case '{':
-		return readObject(dec, depth+1)
-	case '[':
-		return readArray(dec, depth+1)
-	}
-	return nil, errors.New("invalid JSON: unexpected " + d.String())
 }

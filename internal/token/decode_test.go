@@ -132,3 +132,30 @@ func TestMalformedStructure(t *testing.T) {
 		wantReason(t, err, "")
 	}
 }
+
+// TestDecodeObjectShape covers the member count and nesting scan that
+// decodeObject uses to find duplicate names: names that differ only in
+// escaping are duplicates, and quotes, colons and brackets inside strings
+// count for nothing.
+func TestDecodeObjectShape(t *testing.T) {
+	for _, bad := range []string{
+		`{"iss":"acme","\u0069ss":"globex"}`,
+		`{"a":{"b":1},"a":{"b":1}}`,
+		`{"a":[{"x":1,"y":2,"x":3}]}`,
+		`{"a":"\":{[","a":"x"}`,
+		`{"a":` + strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth) + `}`,
+	} {
+		if _, err := decodeObject([]byte(bad)); err == nil {
+			t.Errorf("decodeObject(%s) accepted", bad)
+		}
+	}
+	for _, ok := range []string{
+		`{"a":"x\":{[\\","b":"\\\"","c":{"d":[1,{"e":null}]},"f":[]}`,
+		`{"a":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1) + `}`,
+		"\t{}\r\n",
+	} {
+		if _, err := decodeObject([]byte(ok)); err != nil {
+			t.Errorf("decodeObject(%s): %v", ok, err)
+		}
+	}
+}

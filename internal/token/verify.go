@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"errors"
 	"fmt"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -14,18 +13,18 @@ import (
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
-// parsers holds one golang-jwt parser per allowed alg, each accepting only
-// that alg. Claims validation is ours (typed reasons, injected clock); the
-// parsers are read-only after init, so sharing them is safe.
-var parsers = func() map[string]*jwt.Parser {
-	m := make(map[string]*jwt.Parser, len(allowedAlgs))
+// methods holds golang-jwt's signing method for each allowed alg. The token
+// is decoded once, by splitToken; golang-jwt only checks the signature over
+// the segments already decoded, with the method of the key's pinned alg.
+// The methods are stateless, so sharing them is safe.
+var methods = func() map[string]jwt.SigningMethod {
+	m := make(map[string]jwt.SigningMethod, len(allowedAlgs))
 	for alg := range allowedAlgs {
-		m[alg] = jwt.NewParser(
-			jwt.WithValidMethods([]string{alg}),
-			jwt.WithStrictDecoding(),
-			jwt.WithJSONNumber(),
-			jwt.WithoutClaimsValidation(),
-		)
+		sm := jwt.GetSigningMethod(alg)
+		if sm == nil || sm.Alg() != alg {
+			panic("token: golang-jwt has no signing method " + alg)
+		}
+		m[alg] = sm
 	}
 	return m
 }()
@@ -77,7 +76,7 @@ func (v *Verifier) Verify(raw string, tenants Tenants, expected *tenant.Tenant) 
 	if err != nil {
 		return nil, err
 	}
-	key, err := verifySignature(raw, keys)
+	key, err := verifySignature(seg, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -178,35 +177,23 @@ func staticKey(t *tenant.Tenant, kid string) *tenant.Key {
 	return nil
 }
 
-// verifySignature returns the first key under which raw's signature holds.
+// verifySignature returns the first key under which seg's signature holds.
 // golang-jwt does the cryptography (hmac.Equal for HS256, so the MAC
-// comparison is constant-time); each parser accepts only the key's own alg.
-func verifySignature(raw string, keys []*tenant.Key) (*tenant.Key, error) {
-	var last error
+// comparison is constant-time) with the signing method of each key's own
+// alg, over the signing input exactly as received.
+func verifySignature(seg *segments, keys []*tenant.Key) (*tenant.Key, error) {
 	for _, k := range keys {
-		p := parsers[k.Alg]
-		if p == nil {
+		m := methods[k.Alg]
+		if m == nil {
 			continue
 		}
 		material, err := verificationKey(k)
 		if err != nil {
-			last = err
 			continue
 		}
-		tok, err := p.Parse(raw, func(tok *jwt.Token) (any, error) {
-			if tok.Method == nil || tok.Method.Alg() != k.Alg {
-				return nil, errors.New("alg changed")
-			}
-			return material, nil
-		})
-		if err == nil && tok != nil && tok.Valid {
+		if m.Verify(seg.signingInput, seg.signature, material) == nil {
 			return k, nil
 		}
-		last = err
-	}
-	if errors.Is(last, jwt.ErrTokenMalformed) {
-		// Unreachable after splitToken (which is stricter); kept typed anyway.
-		return nil, reason.Errorf(reason.Malformed, "token rejected by the JWT decoder")
 	}
 	return nil, reason.Errorf(reason.BadSignature, "signature does not verify under %d candidate key(s)", len(keys))
 }
