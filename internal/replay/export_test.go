@@ -25,3 +25,17 @@ func NewMemoryEvery(now func() time.Time, every time.Duration) *Memory {
 	go m.janitor(every)
 	return m
 }
+
+// SweepByClock deletes the replay entries whose expiry by m's injected
+// clock has passed. The janitor's sweep is go-cache's DeleteExpired, which
+// reads the wall clock; in production that is m's clock, so both free the
+// same entries. Tests advance a fake clock and sweep with this instead of
+// waiting a window out.
+func (m *Memory) SweepByClock() {
+	now := m.now().UnixNano()
+	for k, it := range m.used.Items() {
+		if it.Object.(int64) <= now {
+			m.used.Delete(k)
+		}
+	}
+}
