@@ -108,7 +108,8 @@ func TestBinaryTenantsFileHotReloadAndMetrics(t *testing.T) {
 		`embedgate_tenant_reloads_total{result="ok"} 2`,
 		`embedgate_tenant_reloads_total{result="error"} 1`,
 		`embedgate_exchanges_total{reason="",result="ok",tenant=""}`,
-		`embedgate_exchanges_total{reason="unknown_tenant",result="rejected",tenant=""} 1`,
+		// At least one: the wait for the reload may retry before it lands.
+		`embedgate_exchanges_total{reason="unknown_tenant",result="rejected",tenant=""} `,
 		`embedgate_requests_total{result="session_ok",tenant=""}`,
 		`embedgate_requests_total{result="no_session",tenant=""}`,
 		`embedgate_exchange_duration_seconds_count`,

@@ -46,7 +46,7 @@ func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, hostTena
 		g.refuse(w, r, hostTenant, nil, err)
 		return
 	}
-	sess, res, err := g.exchange(r, req.Token, req.ParentOrigin, expected, false)
+	done, res, err := g.exchange(r, req.Token, req.ParentOrigin, expected, false)
 	if err != nil {
 		t := expected
 		if res != nil {
@@ -55,7 +55,7 @@ func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, hostTena
 		g.refuse(w, r, t, res, err)
 		return
 	}
-	g.commit(w, r, sess, res)
+	g.commit(w, r, done, res)
 	if req.form && req.ReturnTo != "" {
 		h.Set("Location", req.ReturnTo)
 		w.WriteHeader(http.StatusSeeOther)
@@ -71,7 +71,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTe
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	raw := queryParam(r.URL.RawQuery, g.cfg.TokenParam)
-	sess, res, err := g.exchange(r, raw, "", hostTenant, true)
+	done, res, err := g.exchange(r, raw, "", hostTenant, true)
 	if err != nil {
 		t := hostTenant
 		if res != nil {
@@ -80,7 +80,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTe
 		g.denyToken(w, r, t, res, err)
 		return nil
 	}
-	g.commit(w, r, sess, res)
+	g.commit(w, r, done, res)
 	target := localTarget(r.URL.EscapedPath())
 	if q := removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam); q != "" {
 		target += "?" + q
@@ -98,7 +98,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTe
 // back from login_url is a cross-site navigation that carries
 // Sec-Fetch-Site: cross-site and no Origin, so only an Origin header, when a
 // browser sends one, can refuse it there.
-func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*session.Session, *token.Result, error) {
+func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*exchanged, *token.Result, error) {
 	self := policy.SelfOrigin(r)
 	checkOrigin := func(allowed func(string) bool) reason.Reason {
 		if !navigation {
@@ -162,7 +162,10 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Origins: origins, Claims: claims,
 		IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(g.cfg.SessionTTL),
 	}
-	if _, err := g.cfg.Sealer.Seal(sess, tenant.HostOf(r.Host)); err != nil {
+	// Sealed before the jti is consumed: a session too large for a cookie
+	// must not burn the token.
+	value, err := g.cfg.Sealer.Seal(sess, tenant.HostOf(r.Host))
+	if err != nil {
 		return nil, res, err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
@@ -175,18 +178,20 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 		}
 		return nil, res, err
 	}
-	return sess, res, nil
+	return &exchanged{sess: sess, cookie: value}, res, nil
+}
+
+// exchanged is a session made by an exchange and its sealed cookie value.
+type exchanged struct {
+	sess   *session.Session
+	cookie string
 }
 
 // commit sets the cookie of a fresh session and logs the exchange.
-func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, sess *session.Session, res *token.Result) {
-	value, err := g.cfg.Sealer.Seal(sess, tenant.HostOf(r.Host))
-	if err != nil { // sealed once already in exchange; cannot fail twice
-		panic("embedgate: sealing a verified session failed: " + err.Error())
-	}
-	t := res.Tenant
+func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, done *exchanged, res *token.Result) {
+	sess, t := done.sess, res.Tenant
 	setSessionFraming(w.Header(), t, sess)
-	w.Header().Add("Set-Cookie", g.cookie(value, sess.ExpiresAt.Sub(g.now())))
+	w.Header().Add("Set-Cookie", g.cookie(done.cookie, sess.ExpiresAt.Sub(g.now())))
 	g.cfg.Observer.Exchange(t.ID, "")
 	g.cfg.Audit(r, Event{Kind: EventExchange, Tenant: t.ID, Subject: sess.Subject,
 		JTI: Fingerprint(res.Claims.ID), Session: Fingerprint(sess.ID)})
