@@ -36,7 +36,15 @@ func startCluster(t *testing.T, extra string) *cluster {
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
 	up := newUpstream(t, nil)
-	store := "store redis {env.EMBEDGATE_REDIS_URL} {\n\t\t\tkey_prefix " + clusterPrefix + "\n\t\t\ttimeout 150ms\n\t\t}\n\t\t" + extra
+	// The default per-command timeout; a race-built gateway is several times
+	// slower, and 100 concurrent exchanges per instance would then queue for
+	// pooled connections past it and fail closed (503), which is not what
+	// these tests are about.
+	timeout := "150ms"
+	if raceBinary {
+		timeout = "2s"
+	}
+	store := "store redis {env.EMBEDGATE_REDIS_URL} {\n\t\t\tkey_prefix " + clusterPrefix + "\n\t\t\ttimeout " + timeout + "\n\t\t}\n\t\t" + extra
 	env := append(append([]string(nil), coreEnv...), "EMBEDGATE_REDIS_URL="+srv.URL())
 	data := map[string]any{"Upstream": up.Listener.Addr().String(), "Extra": store}
 	a := startGateway(t, coreSite, data, GatewayOptions{Env: env})

@@ -27,6 +27,11 @@ import (
 // binary is the embedgate binary built once for the whole package.
 var binary string
 
+// raceBinary builds that binary with the race detector (scripts/test sets
+// EMBEDGATE_E2E_RACE=1); every gateway process is then checked for data
+// race reports when it stops.
+var raceBinary = os.Getenv("EMBEDGATE_E2E_RACE") == "1"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "embedgate-e2e-")
 	if err != nil {
@@ -34,7 +39,13 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "embedgate")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/embedgate")
+	args := []string{"build", "-o", binary}
+	if raceBinary {
+		// The gateway under test is its own process: -race on this test
+		// binary never instruments it, so it is built with the detector.
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "./cmd/embedgate")...)
 	build.Dir = repoRoot()
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -308,6 +319,10 @@ func (g *Gateway) Stop() {
 	case <-time.After(10 * time.Second):
 		_ = g.cmd.Process.Kill()
 		<-g.done
+	}
+	if logs := g.logs.String(); strings.Contains(logs, "WARNING: DATA RACE") {
+		i := strings.Index(logs, "WARNING: DATA RACE")
+		g.t.Errorf("the embedgate process reported a data race:\n%s", logs[i:min(len(logs), i+6000)])
 	}
 }
 
