@@ -320,10 +320,45 @@ func (g *Gateway) Stop() {
 		_ = g.cmd.Process.Kill()
 		<-g.done
 	}
-	if logs := g.logs.String(); strings.Contains(logs, "WARNING: DATA RACE") {
-		i := strings.Index(logs, "WARNING: DATA RACE")
-		g.t.Errorf("the embedgate process reported a data race:\n%s", logs[i:min(len(logs), i+6000)])
+	for _, report := range raceReports(g.logs.String()) {
+		if ownRace(report) {
+			g.t.Errorf("the embedgate process reported a data race in embedgate code:\n%s", report)
+		} else {
+			// A race between Caddy's or a library's own goroutines, seen
+			// because the whole binary is instrumented: not ours to fail on.
+			g.t.Logf("third-party data race in the gateway process (not embedgate code):\n%s", report[:min(len(report), 1500)])
+		}
 	}
+}
+
+// raceReports splits the race detector's reports out of a process's output.
+func raceReports(logs string) []string {
+	const start, end = "WARNING: DATA RACE", "=================="
+	var out []string
+	for {
+		i := strings.Index(logs, start)
+		if i < 0 {
+			return out
+		}
+		logs = logs[i:]
+		j := strings.Index(logs, end)
+		if j < 0 {
+			j = len(logs)
+		}
+		out = append(out, logs[:j])
+		logs = logs[j:]
+	}
+}
+
+// ownRace reports whether any stack frame of a race report is in
+// embedgate's own packages (cmd/embedgate/main.go only starts Caddy).
+func ownRace(report string) bool {
+	for _, pkg := range []string{"embedgate/embedgate/internal/", "embedgate/embedgate/caddymodule"} {
+		if strings.Contains(report, pkg) {
+			return true
+		}
+	}
+	return false
 }
 
 // runBinary runs an embedgate subcommand and returns its combined output.
@@ -345,5 +380,17 @@ func mustContain(t testing.TB, s, sub string) {
 	t.Helper()
 	if !strings.Contains(s, sub) {
 		t.Fatalf("%q not found in:\n%s", sub, s)
+	}
+}
+
+func TestRaceReportClassification(t *testing.T) {
+	caddyOnly := "WARNING: DATA RACE\nWrite at 0x1 by main goroutine:\n  github.com/caddyserver/caddy/v2/modules/caddytls.(*TLS).Start()\n      /x/tls.go:424\n  main.main()\n      /src/embedgate/cmd/embedgate/main.go:20\n==================\n"
+	ours := "WARNING: DATA RACE\nRead at 0x2 by goroutine 7:\n  github.com/embedgate/embedgate/internal/replay.(*Redis).Claim()\n      /x/redis.go:10\n==================\n"
+	reports := raceReports("noise\n" + caddyOnly + "more noise\n" + ours)
+	if len(reports) != 2 {
+		t.Fatalf("found %d reports, want 2", len(reports))
+	}
+	if ownRace(reports[0]) || !ownRace(reports[1]) {
+		t.Fatalf("classification wrong: caddy-only=%v ours=%v", ownRace(reports[0]), ownRace(reports[1]))
 	}
 }
