@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -29,24 +28,24 @@ type exchangeRequest struct {
 }
 
 // serveExchange is POST {prefix}/exchange: token in, session cookie out.
-func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, rq *request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	req, err := readExchangeRequest(w, r)
 	if err != nil {
-		g.refuse(w, r, hostTenant, nil, err)
+		g.refuse(w, r, rq.hostTenant, nil, err)
 		return
 	}
 	if req.form && req.ReturnTo != "" && !isLocalPath(req.ReturnTo) {
-		g.refuse(w, r, hostTenant, nil, reason.Errorf(reason.BadRequest, "return_to must be a same-origin path"))
+		g.refuse(w, r, rq.hostTenant, nil, reason.Errorf(reason.BadRequest, "return_to must be a same-origin path"))
 		return
 	}
-	expected, err := g.lookupTenant(hostTenant, req.Tenant)
+	expected, err := g.lookupTenant(rq, req.Tenant)
 	if err != nil {
-		g.refuse(w, r, hostTenant, nil, err)
+		g.refuse(w, r, rq.hostTenant, nil, err)
 		return
 	}
-	done, res, err := g.exchange(r, req.Token, req.ParentOrigin, expected, false)
+	done, res, err := g.exchange(r, rq, req.Token, req.ParentOrigin, expected, false)
 	if err != nil {
 		t := expected
 		if res != nil {
@@ -66,14 +65,14 @@ func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, hostTena
 
 // serveTokenParam is a GET with ?embed_token=: exchange, then 303 to the same
 // URL without the token, so it leaves the address bar, history and logs.
-func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) error {
+func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *request) error {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
 	raw := queryParam(r.URL.RawQuery, g.cfg.TokenParam)
-	done, res, err := g.exchange(r, raw, "", hostTenant, true)
+	done, res, err := g.exchange(r, rq, raw, "", rq.hostTenant, true)
 	if err != nil {
-		t := hostTenant
+		t := rq.hostTenant
 		if res != nil {
 			t = res.Tenant
 		}
@@ -98,7 +97,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, hostTe
 // back from login_url is a cross-site navigation that carries
 // Sec-Fetch-Site: cross-site and no Origin, so only an Origin header, when a
 // browser sends one, can refuse it there.
-func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*exchanged, *token.Result, error) {
+func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*exchanged, *token.Result, error) {
 	self := policy.SelfOrigin(r)
 	checkOrigin := func(allowed func(string) bool) reason.Reason {
 		if !navigation {
@@ -119,7 +118,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 	if raw == "" {
 		return nil, nil, reason.Errorf(reason.Malformed, "no token in the request")
 	}
-	res, err := g.verifier.Verify(raw, g.cfg.Tenants(), expected)
+	res, err := g.verifier.Verify(raw, rq.reg, expected)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -164,7 +163,7 @@ func (g *Gateway) exchange(r *http.Request, raw, parentOrigin string, expected *
 	}
 	// Sealed before the jti is consumed: a session too large for a cookie
 	// must not burn the token.
-	value, err := g.cfg.Sealer.Seal(sess, tenant.HostOf(r.Host))
+	value, err := g.cfg.Sealer.Seal(sess, rq.host)
 	if err != nil {
 		return nil, res, err
 	}
@@ -325,4 +324,4 @@ func isLocalPath(p string) bool {
 }
 
 // retryAfter is sent with 503 store_unavailable.
-var retryAfter = strconv.Itoa(1)
+const retryAfter = "1"

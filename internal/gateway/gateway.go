@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/embedgate/embedgate/internal/bridge"
+	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/session"
@@ -181,51 +182,72 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 // ServeHTTP handles r. It strips identity headers first, whatever follows.
+// request is what ServeHTTP works out once about a request and hands down:
+// one registry snapshot (so a reload mid-request cannot mix two), the host,
+// the tenant that owns it, and whether the URL carries the token parameter
+// (under any spelling of its name).
+type request struct {
+	reg        *tenant.Registry
+	host       string
+	hostTenant *tenant.Tenant
+	tokenInURL bool
+}
+
+// newRequest is returned by value: it lives on ServeHTTP's stack, so the
+// per-request path gains no allocation.
+func (g *Gateway) newRequest(r *http.Request) request {
+	rq := request{reg: g.cfg.Tenants(), host: tenant.HostOf(r.Host)}
+	rq.hostTenant, _ = rq.reg.ByHost(rq.host)
+	rq.tokenInURL = g.cfg.TokenParam != "" && r.URL.RawQuery != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
+	return rq
+}
+
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
-	stripInbound(r.Header, g.strip)
-	hostTenant, _ := g.cfg.Tenants().ByHost(tenant.HostOf(r.Host))
-	if g.cfg.OnTokenInURL != nil && g.cfg.TokenParam != "" && r.URL.RawQuery != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
+	policy.StripHeaders(r.Header, g.strip)
+	req := g.newRequest(r)
+	rq := &req
+	if rq.tokenInURL && g.cfg.OnTokenInURL != nil {
 		g.cfg.OnTokenInURL(r)
 	}
 
 	if p := r.URL.Path; strings.HasPrefix(p, g.paths.prefixSlash) {
-		return g.serveEndpoint(w, r, hostTenant)
+		return g.serveEndpoint(w, r, rq)
 	}
-	if r.Method == http.MethodGet && g.cfg.TokenParam != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
+	if r.Method == http.MethodGet && rq.tokenInURL {
 		start := time.Now()
-		err := g.serveTokenParam(w, r, hostTenant)
+		err := g.serveTokenParam(w, r, rq)
 		g.cfg.Observer.ExchangeDuration(time.Since(start))
 		return err
 	}
-	return g.serveSession(w, r, hostTenant, next)
+	return g.serveSession(w, r, rq, next)
 }
 
-func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) error {
+func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, rq *request) error {
 	switch r.URL.Path {
 	case g.paths.exchange:
 		if r.Method != http.MethodPost {
-			return g.methodNotAllowed(w, hostTenant, "POST")
+			return g.methodNotAllowed(w, rq.hostTenant, "POST")
 		}
 		start := time.Now()
-		g.serveExchange(w, r, hostTenant)
+		g.serveExchange(w, r, rq)
 		g.cfg.Observer.ExchangeDuration(time.Since(start))
 	case g.paths.signout:
 		if r.Method != http.MethodPost {
-			return g.methodNotAllowed(w, hostTenant, "POST")
+			return g.methodNotAllowed(w, rq.hostTenant, "POST")
 		}
-		g.serveSignout(w, r, hostTenant)
+		g.serveSignout(w, r, rq)
 	case g.paths.session:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			return g.methodNotAllowed(w, hostTenant, "GET, HEAD")
+			return g.methodNotAllowed(w, rq.hostTenant, "GET, HEAD")
 		}
-		g.serveSessionInfo(w, r, hostTenant)
+		g.serveSessionInfo(w, r, rq)
 	case g.paths.token:
-		g.serveTokenAPI(w, r, hostTenant)
+		g.serveTokenAPI(w, r, rq)
 	default:
-		if g.servePage(w, r, hostTenant) {
+		if g.servePage(w, r, rq) {
 			return nil
 		}
-		setFraming(w.Header(), hostTenant)
+		setFraming(w.Header(), rq.hostTenant)
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_found"})
 	}
 	return nil
@@ -240,17 +262,17 @@ func (g *Gateway) methodNotAllowed(w http.ResponseWriter, t *tenant.Tenant, allo
 
 // lookupTenant resolves the tenant named by a request parameter, checked
 // against the host's tenant when the host names one.
-func (g *Gateway) lookupTenant(hostTenant *tenant.Tenant, param string) (*tenant.Tenant, error) {
+func (g *Gateway) lookupTenant(rq *request, param string) (*tenant.Tenant, error) {
 	if param == "" {
-		return hostTenant, nil
+		return rq.hostTenant, nil
 	}
-	if hostTenant != nil {
-		if param != hostTenant.ID {
-			return nil, reason.Errorf(reason.WrongTenant, "tenant parameter %q on a host of tenant %q", param, hostTenant.ID)
+	if rq.hostTenant != nil {
+		if param != rq.hostTenant.ID {
+			return nil, reason.Errorf(reason.WrongTenant, "tenant parameter %q on a host of tenant %q", param, rq.hostTenant.ID)
 		}
-		return hostTenant, nil
+		return rq.hostTenant, nil
 	}
-	t, ok := g.cfg.Tenants().ByID(param)
+	t, ok := rq.reg.ByID(param)
 	if !ok {
 		return nil, reason.Errorf(reason.UnknownTenant, "tenant parameter %q is not configured", param)
 	}

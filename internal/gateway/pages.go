@@ -18,41 +18,43 @@ import (
 
 // servePage serves the browser kit under the prefix (start page, SDK,
 // bridge). It reports whether it handled the request.
-func (g *Gateway) servePage(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) bool {
-	var serve func(http.ResponseWriter, *http.Request, *tenant.Tenant)
-	switch r.URL.Path {
-	case g.paths.prefixSlash + "start":
-		serve = g.serveStart
-	case g.paths.prefixSlash + "sdk.js":
-		serve = g.serveSDK
-	case g.paths.prefixSlash + "sdk.d.ts":
-		serve = g.serveSDKTypes
-	case g.paths.bridge:
-		serve = g.serveBridge
+func (g *Gateway) servePage(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	switch p := r.URL.Path; p {
+	case g.paths.prefixSlash + "start", g.paths.prefixSlash + "sdk.js", g.paths.prefixSlash + "sdk.d.ts", g.paths.bridge:
 	default:
 		return false
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		_ = g.methodNotAllowed(w, hostTenant, "GET, HEAD")
+		_ = g.methodNotAllowed(w, rq.hostTenant, "GET, HEAD")
 		return true
 	}
-	serve(w, r, hostTenant)
+	// Direct calls, not a func value: rq then stays on the caller's stack.
+	switch r.URL.Path {
+	case g.paths.prefixSlash + "start":
+		g.serveStart(w, r, rq)
+	case g.paths.prefixSlash + "sdk.js":
+		g.serveSDK(w, r, rq)
+	case g.paths.prefixSlash + "sdk.d.ts":
+		g.serveSDKTypes(w, r, rq)
+	default:
+		g.serveBridge(w, r, rq)
+	}
 	return true
 }
 
 // serveStart is GET {prefix}/start?tenant=<id>&next=<path>: the page the
 // SDK's iframe opens first. It takes the token from the parent by
 // postMessage, exchanges it same-origin and navigates to next.
-func (g *Gateway) serveStart(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+func (g *Gateway) serveStart(w http.ResponseWriter, r *http.Request, rq *request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	q := r.URL.Query()
-	t, err := g.lookupTenant(hostTenant, q.Get("tenant"))
+	t, err := g.lookupTenant(rq, q.Get("tenant"))
 	if err == nil && t == nil {
 		err = reason.Errorf(reason.BadRequest, "the start page needs ?tenant=")
 	}
 	if err != nil {
-		setFraming(h, hostTenant)
+		setFraming(h, rq.hostTenant)
 		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(reason.Of(err))})
 		return
 	}
@@ -74,23 +76,23 @@ func (g *Gateway) localNext(next string) string {
 // serveSDK is GET {prefix}/sdk.js, loaded by customers' pages from another
 // site: public, cacheable for a few minutes, readable cross-origin (for
 // subresource integrity).
-func (g *Gateway) serveSDK(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
-	setFraming(w.Header(), hostTenant)
+func (g *Gateway) serveSDK(w http.ResponseWriter, r *http.Request, rq *request) {
+	setFraming(w.Header(), rq.hostTenant)
 	servePublicAsset(w, r, "text/javascript; charset=utf-8", g.sdk)
 }
 
 // serveSDKTypes is GET {prefix}/sdk.d.ts.
-func (g *Gateway) serveSDKTypes(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
-	setFraming(w.Header(), hostTenant)
+func (g *Gateway) serveSDKTypes(w http.ResponseWriter, r *http.Request, rq *request) {
+	setFraming(w.Header(), rq.hostTenant)
 	servePublicAsset(w, r, "application/typescript; charset=utf-8", bridge.SDKTypes())
 }
 
 // serveBridge is GET {prefix}/bridge.js, loaded by the app's own pages. It
 // is rendered per session: it posts only to the parent origin bound into the
 // session, or, for a session without one, to the tenant's allowlist.
-func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
-	o := g.openSession(r, hostTenant)
-	t := hostTenant
+func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, rq *request) {
+	o := g.openSession(r, rq)
+	t := rq.hostTenant
 	if o.sess != nil || t == nil {
 		t = o.tenant
 	}

@@ -261,9 +261,6 @@ func (fw *framingWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush and Hijack underneath.
 func (fw *framingWriter) Unwrap() http.ResponseWriter { return fw.ResponseWriter }
 
-// stripInbound removes every identity header a client may have sent.
-func stripInbound(h http.Header, extra []string) { policy.StripHeaders(h, extra) }
-
 // cookieValue finds one cookie in the Cookie headers without parsing the
 // others: this runs on every request.
 func cookieValue(h http.Header, name string) (string, bool) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"path"
@@ -27,25 +28,25 @@ type openResult struct {
 }
 
 // openSession reads, opens and checks the session cookie without any I/O.
-func (g *Gateway) openSession(r *http.Request, hostTenant *tenant.Tenant) openResult {
+func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	value, ok := cookieValue(r.Header, g.cfg.CookieName)
 	if !ok {
 		return openResult{err: reason.SessionMissing.Err()}
 	}
 	res := openResult{present: true}
-	s, err := g.cfg.Sealer.Open(value, tenant.HostOf(r.Host))
+	s, err := g.cfg.Sealer.Open(value, rq.host)
 	if err != nil {
 		res.err = err
 		return res
 	}
-	t, ok := g.cfg.Tenants().ByID(s.Tenant)
+	t, ok := rq.reg.ByID(s.Tenant)
 	if !ok {
 		res.err = reason.Errorf(reason.UnknownTenant, "session tenant %q is no longer configured", s.Tenant)
 		return res
 	}
 	res.tenant = t
-	if hostTenant != nil && hostTenant.ID != t.ID { // by id: the registry may be swapped mid-request
-		res.err = reason.Errorf(reason.WrongTenant, "session of tenant %q on a host of tenant %q", t.ID, hostTenant.ID)
+	if rq.hostTenant != nil && rq.hostTenant.ID != t.ID {
+		res.err = reason.Errorf(reason.WrongTenant, "session of tenant %q on a host of tenant %q", t.ID, rq.hostTenant.ID)
 		return res
 	}
 	if err := s.Check(g.now(), g.cfg.IdleTimeout); err != nil {
@@ -85,9 +86,9 @@ func allowedOrigins(t *tenant.Tenant, s *session.Session) func(string) bool {
 }
 
 // serveSession guards every request that is not a gateway endpoint.
-func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant, next Next) error {
-	o := g.openSession(r, hostTenant)
-	t := hostTenant
+func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *request, next Next) error {
+	o := g.openSession(r, rq)
+	t := rq.hostTenant
 	if o.sess != nil {
 		t = o.tenant
 	}
@@ -132,7 +133,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	now := g.now()
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
 		s.LastSeen = now.Truncate(time.Second)
-		if value, err := g.cfg.Sealer.Seal(s, tenant.HostOf(r.Host)); err == nil {
+		if value, err := g.cfg.Sealer.Seal(s, rq.host); err == nil {
 			w.Header().Add("Set-Cookie", g.cookie(value, s.ExpiresAt.Sub(now)))
 		}
 	}
@@ -147,7 +148,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, hostTenan
 	// Only a GET exchanges ?embed_token=; on any other method the token is
 	// still removed, so it never reaches the app or its logs.
 	// The name is compared decoded (embed%5Ftoken is the same parameter).
-	if g.cfg.TokenParam != "" && r.URL.RawQuery != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam) {
+	if rq.tokenInURL {
 		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 		r.RequestURI = r.URL.RequestURI()
 	}
@@ -260,7 +261,7 @@ func decodeClaims(raw []byte) map[string]any {
 		return nil
 	}
 	var m map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if dec.Decode(&m) != nil {
 		return nil
@@ -281,11 +282,11 @@ func headerValue(v any) string {
 }
 
 // serveSessionInfo is GET {prefix}/session.
-func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, rq *request) {
 	w.Header().Set("Cache-Control", "no-store")
-	o := g.openSession(r, hostTenant)
+	o := g.openSession(r, rq)
 	if o.sess == nil {
-		t := hostTenant
+		t := rq.hostTenant
 		if t == nil {
 			t = o.tenant
 		}
@@ -312,10 +313,10 @@ type sessionInfo struct {
 
 // serveSignout is POST {prefix}/signout: revoke the session id until its
 // expiry and clear the cookie. Without a live session it still clears.
-func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *request) {
 	w.Header().Set("Cache-Control", "no-store")
-	o := g.openSession(r, hostTenant)
-	t := hostTenant
+	o := g.openSession(r, rq)
+	t := rq.hostTenant
 	if o.sess != nil {
 		t = o.tenant
 	}

@@ -101,25 +101,25 @@ func badField(field, format string, args ...any) *apiRefusal {
 // API is for servers and a browser must never hold an API key); the Bearer
 // API key (401); Content-Type application/json (415); body size (413); body
 // fields (400, naming the field).
-func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, hostTenant *tenant.Tenant) {
+func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
-	setFraming(h, hostTenant)
+	setFraming(h, rq.hostTenant)
 	if r.Method != http.MethodPost {
 		h.Set("Allow", "POST")
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed"})
 		return
 	}
 	if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
-		g.apiRefuse(w, r, hostTenant, "", &apiRefusal{status: http.StatusForbidden, body: apiError{
+		g.apiRefuse(w, r, rq.hostTenant, "", &apiRefusal{status: http.StatusForbidden, body: apiError{
 			Error: "forbidden", Description: string(reason.BrowserRequest),
 			Detail: "the token API is for servers: call it from your backend, never from a browser"}})
 		return
 	}
-	t, ref := g.apiTenant(r, hostTenant)
+	t, ref := g.apiTenant(r, rq)
 	if ref != nil {
 		h.Set("WWW-Authenticate", `Bearer realm="embedgate token API"`)
-		g.apiRefuse(w, r, hostTenant, "", ref)
+		g.apiRefuse(w, r, rq.hostTenant, "", ref)
 		return
 	}
 	setFraming(h, t)
@@ -150,7 +150,7 @@ func subjectOf(req *tokenRequest) string {
 }
 
 // apiTenant authenticates the Bearer API key and returns its tenant.
-func (g *Gateway) apiTenant(r *http.Request, hostTenant *tenant.Tenant) (*tenant.Tenant, *apiRefusal) {
+func (g *Gateway) apiTenant(r *http.Request, rq *request) (*tenant.Tenant, *apiRefusal) {
 	deny := func(detail string) *apiRefusal {
 		return &apiRefusal{status: http.StatusUnauthorized, body: apiError{
 			Error: "invalid_client", Description: string(reason.APIKeyInvalid), Detail: detail}}
@@ -160,11 +160,11 @@ func (g *Gateway) apiTenant(r *http.Request, hostTenant *tenant.Tenant) (*tenant
 	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
 		return nil, deny("send Authorization: Bearer <API key>")
 	}
-	t, ok := g.cfg.Tenants().ByAPIKey(key)
+	t, ok := rq.reg.ByAPIKey(key)
 	if !ok {
 		return nil, deny("no tenant lists this API key")
 	}
-	if hostTenant != nil && hostTenant.ID != t.ID { // by id: the registry may be swapped mid-request
+	if rq.hostTenant != nil && rq.hostTenant.ID != t.ID {
 		// Hosts isolate tenants: another tenant's key is as good as none.
 		return nil, deny("no tenant lists this API key")
 	}
