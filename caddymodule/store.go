@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -62,9 +61,6 @@ type pooledStore interface {
 	parts() (replay.Store, replay.Revocations)
 	// info describes the store for the admin API, without secrets.
 	info() storeInfo
-	// span is the longest session_ttl of the handlers that used the store:
-	// how long a RevokeAll must last to outlive every session it covers.
-	span() *sessionSpan
 }
 
 // storeInfo is a store as the admin API reports it.
@@ -74,38 +70,16 @@ type storeInfo struct {
 	KeyPrefix string `json:"key_prefix,omitempty"`
 }
 
-// sessionSpan holds a maximum duration, raised concurrently.
-type sessionSpan struct{ max atomic.Int64 }
-
-func (s *sessionSpan) note(d time.Duration) {
-	for {
-		old := s.max.Load()
-		if int64(d) <= old || s.max.CompareAndSwap(old, int64(d)) {
-			return
-		}
-	}
-}
-
-func (s *sessionSpan) get() time.Duration { return time.Duration(s.max.Load()) }
-
-type memoryState struct {
-	*replay.Memory
-	sessions sessionSpan
-}
+type memoryState struct{ *replay.Memory }
 
 func (m *memoryState) Destruct() error                           { m.Memory.Close(); return nil }
 func (m *memoryState) parts() (replay.Store, replay.Revocations) { return m.Memory, m.Memory }
 func (m *memoryState) info() storeInfo                           { return storeInfo{Type: "memory"} }
-func (m *memoryState) span() *sessionSpan                        { return &m.sessions }
 
-type redisState struct {
-	*replay.Redis
-	sessions sessionSpan
-}
+type redisState struct{ *replay.Redis }
 
 func (r *redisState) Destruct() error                           { return r.Redis.Close() }
 func (r *redisState) parts() (replay.Store, replay.Revocations) { return r.Redis, r.Redis }
-func (r *redisState) span() *sessionSpan                        { return &r.sessions }
 func (r *redisState) info() storeInfo {
 	return storeInfo{Type: "redis", Redis: r.Target(), KeyPrefix: r.KeyPrefix()}
 }
@@ -154,7 +128,6 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 	}
 	h.pooled = append(h.pooled, key)
 	st := v.(pooledStore)
-	st.span().note(time.Duration(h.SessionTTL))
 	s, rv := st.parts()
 	return s, rv, nil
 }
