@@ -153,8 +153,7 @@ func (s *Sealer) Seal(sess *Session, host string) (string, error) {
 	if n := cookieEnc.EncodedLen(len(buf) + tagLen); n > MaxCookieValue {
 		return "", reason.Errorf(reason.SessionTooLarge, "sealed session would be %d bytes, limit %d", n, MaxCookieValue)
 	}
-	ad := append(buf[len(buf)+tagLen:len(buf)+tagLen], s.adPrefix...)
-	ad = append(append(append(ad, sess.Tenant...), 0), host...)
+	ad := s.appendAD(buf[len(buf)+tagLen:len(buf)+tagLen], sess.Tenant, host)
 	// Seal in place: the ciphertext overwrites the plaintext exactly.
 	env := k.aead.Seal(buf[:ptStart], nonce, buf[ptStart:], ad)
 	return cookieEnc.EncodeToString(env), nil
@@ -198,8 +197,7 @@ func (s *Sealer) Open(value, host string) (*Session, error) {
 		return nil, invalid("bad tenant length")
 	}
 	tenant := buf[headerLen : headerLen+tl]
-	ad := append(buf[n:n], s.adPrefix...)
-	ad = append(append(append(ad, tenant...), 0), host...)
+	ad := s.appendAD(buf[n:n], string(tenant), host)
 	pt, err := s.keys[ki].aead.Open(buf[ptStart:ptStart], buf[ptStart-nonceLen:ptStart], buf[ptStart:n], ad)
 	if err != nil {
 		return nil, invalid("authentication failed")
@@ -237,4 +235,12 @@ func decodeString(dst []byte, value string) bool {
 		out += k
 	}
 	return out == len(dst)
+}
+
+// appendAD appends the additional data, cookieName \x00 tenant \x00 host,
+// to dst (spare capacity of the envelope buffer, so no allocation).
+func (s *Sealer) appendAD(dst []byte, tenant, host string) []byte {
+	dst = append(dst, s.adPrefix...)
+	dst = append(append(dst, tenant...), 0)
+	return append(dst, host...)
 }
