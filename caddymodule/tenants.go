@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
@@ -15,6 +16,9 @@ import (
 // swapped whole when the file changes.
 type tenantSet struct {
 	current atomic.Pointer[tenant.Registry]
+
+	mu     sync.Mutex // serializes rebuilds
+	caches jwksCaches // the JWKS caches of current, reused by the next build
 }
 
 func (s *tenantSet) load() *tenant.Registry { return s.current.Load() }
@@ -44,9 +48,31 @@ func (h *Handler) readTenantsFile(repl *caddy.Replacer) (tenantsFile, error) {
 // Provision (at load and on each file change) and embed-inspect both build
 // here, so the CLI verifies with exactly the gateway's tenants and keys.
 func (h *Handler) buildTenants(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error)) (*tenant.Registry, error) {
+	reg, _, err := h.buildTenantsReusing(ctx, repl, fromFile, onJWKSError, nil)
+	return reg, err
+}
+
+// buildTenantsReusing is buildTenants reusing the JWKS caches in prev (see
+// buildRegistry); it also returns the caches of the new registry.
+func (h *Handler) buildTenantsReusing(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error), prev jwksCaches) (*tenant.Registry, jwksCaches, error) {
 	all := make([]tenant.Config, 0, len(h.Tenants)+len(fromFile))
 	all = append(append(all, h.Tenants...), fromFile...)
-	return buildRegistry(ctx, all, repl, onJWKSError)
+	return buildRegistry(ctx, all, repl, onJWKSError, prev)
+}
+
+// rebuild builds the registry of h's inline tenants plus fromFile, reusing
+// the JWKS caches of the current registry, and swaps it in; on error the
+// current registry and its caches stay.
+func (s *tenantSet) rebuild(ctx context.Context, h *Handler, repl *caddy.Replacer, fromFile []tenant.Config) (*tenant.Registry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reg, caches, err := h.buildTenantsReusing(ctx, repl, fromFile, h.jwksError, s.caches)
+	if err != nil {
+		return nil, err
+	}
+	s.caches = caches
+	s.current.Store(reg)
+	return reg, nil
 }
 
 // provisionTenants builds the first registry and, with a tenants file,
@@ -58,7 +84,8 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 	if err != nil {
 		return nil, err
 	}
-	reg, err := h.buildTenants(ctx, repl, file.tenants, h.jwksError)
+	set := &tenantSet{}
+	reg, err := set.rebuild(ctx, h, repl, file.tenants)
 	if err != nil {
 		return nil, err
 	}
@@ -66,8 +93,6 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 	if reg.Len() == 0 && path == "" {
 		return nil, fmt.Errorf("embed_session: at least one tenant is required (tenant blocks or tenants_file)")
 	}
-	set := &tenantSet{}
-	set.current.Store(reg)
 	count := trackTenants(h)
 	count.set(reg.Len())
 	if path == "" {
@@ -76,11 +101,10 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 	w := &tenant.Watcher{
 		Path: path,
 		Apply: func(cfgs []tenant.Config) error {
-			next, err := h.buildTenants(ctx, repl, cfgs, h.jwksError)
+			next, err := set.rebuild(ctx, h, repl, cfgs)
 			if err != nil {
 				return err
 			}
-			set.current.Store(next)
 			count.set(next.Len())
 			h.logger.Info("tenants reloaded", zap.String("file", path), zap.Int("tenants", next.Len()))
 			return nil

@@ -1,0 +1,111 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/embedgate/embedgate/internal/tenant"
+)
+
+// A tenants-file reload reuses the JWKS cache of every tenant whose jwks URL
+// did not change: no refetch, so the per-cache refresh limit holds. A tenant
+// whose URL changes gets a new cache, fetched once; a tenant that is gone
+// loses its cache.
+func TestReloadReusesJWKSCaches(t *testing.T) {
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":%q}]}`, base64.RawURLEncoding.EncodeToString(pub))
+	var mu sync.Mutex
+	fetches := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		fetches[r.URL.Path]++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, body)
+	}))
+	defer srv.Close()
+	count := func(path string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return fetches[path]
+	}
+	withJWKS := func(id, path string) tenant.Config { return tenant.Config{ID: id, JWKS: srv.URL + path} }
+
+	h := &Handler{Tenants: []tenant.Config{withJWKS("inline", "/inline")}, logger: zap.NewNop()}
+	ctx, repl := context.Background(), caddy.NewReplacer()
+	set := &tenantSet{}
+	reg, err := set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count("/inline") != 1 || count("/a") != 1 {
+		t.Fatalf("first build: fetches %v, want one per URL", fetches)
+	}
+	source := func(r *tenant.Registry, id string) tenant.KeySource {
+		t.Helper()
+		tn, ok := r.ByID(id)
+		if !ok {
+			t.Fatalf("tenant %q missing", id)
+		}
+		return tn.Source
+	}
+	inlineSrc, aSrc := source(reg, "inline"), source(reg, "a")
+
+	// An unrelated tenant is added: nothing already known is refetched.
+	reg, err = set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a"), withJWKS("b", "/b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count("/inline") != 1 || count("/a") != 1 || count("/b") != 1 {
+		t.Fatalf("after adding b: fetches %v, want one per URL", fetches)
+	}
+	if source(reg, "inline") != inlineSrc || source(reg, "a") != aSrc {
+		t.Fatal("unchanged tenants got new caches")
+	}
+	if _, ok := source(reg, "b").Lookup("k1"); !ok {
+		t.Fatal("new tenant b has no keys")
+	}
+
+	// a's URL changes: a new cache, fetched once; b is gone, so is its cache.
+	reg, err = set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if count("/a2") != 1 || count("/a") != 1 || count("/inline") != 1 {
+		t.Fatalf("after a's URL changed: fetches %v", fetches)
+	}
+	if source(reg, "a") == aSrc || source(reg, "inline") != inlineSrc {
+		t.Fatal("a kept its old cache, or inline lost its cache")
+	}
+	if len(set.caches) != 2 {
+		t.Fatalf("caches %v, want inline and a only", set.caches)
+	}
+
+	// A refused build leaves the registry and its caches as they were.
+	if _, err := set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a3"), withJWKS("a", "/a3")}); err == nil {
+		t.Fatal("duplicate tenant id accepted")
+	}
+	if count("/a3") != 0 || set.load() != reg || len(set.caches) != 2 {
+		t.Fatal("a refused build fetched or changed the live set")
+	}
+
+	// Without a set (embed-inspect), every cache is new.
+	if _, err := h.buildTenants(ctx, repl, []tenant.Config{withJWKS("a", "/a2")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if count("/a2") != 2 || count("/inline") != 2 {
+		t.Fatalf("buildTenants: fetches %v, want a fresh fetch per URL", fetches)
+	}
+}
