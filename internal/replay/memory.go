@@ -41,7 +41,7 @@ type Memory struct {
 	revokeMu sync.Mutex             // Revoke's read-modify-write (keep the later until)
 
 	cutMu   sync.RWMutex
-	cutoffs map[cutoffKey]cutoff // RevokeAll: few entries, read on every request
+	cutoffs cutoffTable // RevokeAll: few entries, read on every request
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -55,6 +55,37 @@ type cutoffKey struct{ tenant, subject string }
 type cutoff struct {
 	at    time.Time // sessions issued at or before this are revoked
 	until int64     // Unix nanos after which the cutoff is forgotten
+}
+
+// cutoffTable holds RevokeAll cutoffs by (tenant, subject), for Memory and
+// the Redis mirror. It has no lock of its own: each owner guards it with its
+// existing lock.
+type cutoffTable map[cutoffKey]cutoff
+
+// covers reports whether a live cutoff revokes s: one for its subject, or
+// one for its whole tenant. A zero IssuedAt is covered by any cutoff that
+// applies, the safe reading of an unknown issue time. No allocation.
+func (t cutoffTable) covers(s SessionRef, now int64) bool {
+	if len(t) == 0 {
+		return false
+	}
+	return t.cutBy(cutoffKey{s.Tenant, s.Subject}, s.IssuedAt, now) ||
+		(s.Subject != "" && t.cutBy(cutoffKey{s.Tenant, ""}, s.IssuedAt, now))
+}
+
+// cutBy reports whether the live cutoff k covers a session issued at iat.
+func (t cutoffTable) cutBy(k cutoffKey, iat time.Time, now int64) bool {
+	c, ok := t[k]
+	return ok && c.until > now && !iat.After(c.at)
+}
+
+// dropExpired deletes the cutoffs whose until is at or before now.
+func (t cutoffTable) dropExpired(now int64) {
+	for k, c := range t {
+		if c.until <= now {
+			delete(t, k)
+		}
+	}
 }
 
 var (
@@ -80,7 +111,7 @@ func newMemory(now func() time.Time) *Memory {
 		used:     cache.New(cache.NoExpiration, -1),
 		sessions: cache.New(cache.NoExpiration, -1),
 		seed:     maphash.MakeSeed(),
-		cutoffs:  make(map[cutoffKey]cutoff),
+		cutoffs:  make(cutoffTable),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -114,11 +145,7 @@ func (m *Memory) sweep() {
 	m.sessions.DeleteExpired()
 	now := m.now().UnixNano()
 	m.cutMu.Lock()
-	for k, c := range m.cutoffs {
-		if c.until <= now {
-			delete(m.cutoffs, k)
-		}
-	}
+	m.cutoffs.dropExpired(now)
 	m.cutMu.Unlock()
 }
 
@@ -199,18 +226,7 @@ func (m *Memory) Revoked(s SessionRef) bool {
 	}
 	m.cutMu.RLock()
 	defer m.cutMu.RUnlock()
-	if len(m.cutoffs) == 0 {
-		return false
-	}
-	return m.cutBy(cutoffKey{s.Tenant, s.Subject}, s.IssuedAt, nowNanos) ||
-		(s.Subject != "" && m.cutBy(cutoffKey{s.Tenant, ""}, s.IssuedAt, nowNanos))
-}
-
-// cutBy reports whether the live cutoff k covers a session issued at iat.
-// The caller holds cutMu.
-func (m *Memory) cutBy(k cutoffKey, iat time.Time, now int64) bool {
-	c, ok := m.cutoffs[k]
-	return ok && c.until > now && !iat.After(c.at)
+	return m.cutoffs.covers(s, nowNanos)
 }
 
 // addNanos returns now+d, saturating instead of overflowing.

@@ -22,11 +22,11 @@ type mirror struct {
 
 	mu       sync.RWMutex
 	sessions map[string]int64 // session id -> revoked until (Unix nanos)
-	cutoffs  map[cutoffKey]cutoff
+	cutoffs  cutoffTable
 }
 
 func newMirror(now func() time.Time) *mirror {
-	return &mirror{now: now, sessions: make(map[string]int64), cutoffs: make(map[cutoffKey]cutoff)}
+	return &mirror{now: now, sessions: make(map[string]int64), cutoffs: make(cutoffTable)}
 }
 
 // revokeSession records sid as revoked until the Unix-nano instant until.
@@ -64,18 +64,7 @@ func (m *mirror) revoked(s SessionRef) bool {
 			return true
 		}
 	}
-	if len(m.cutoffs) == 0 {
-		return false
-	}
-	return m.cutBy(cutoffKey{s.Tenant, s.Subject}, s.IssuedAt, now) ||
-		(s.Subject != "" && m.cutBy(cutoffKey{s.Tenant, ""}, s.IssuedAt, now))
-}
-
-// cutBy reports whether the live cutoff k covers a session issued at iat.
-// The caller holds mu.
-func (m *mirror) cutBy(k cutoffKey, iat time.Time, now int64) bool {
-	c, ok := m.cutoffs[k]
-	return ok && c.until > now && !iat.After(c.at)
+	return m.cutoffs.covers(s, now)
 }
 
 // sweep drops expired entries; expiry itself is decided on every read.
@@ -88,11 +77,7 @@ func (m *mirror) sweep() {
 			delete(m.sessions, k)
 		}
 	}
-	for k, c := range m.cutoffs {
-		if c.until <= now {
-			delete(m.cutoffs, k)
-		}
-	}
+	m.cutoffs.dropExpired(now)
 }
 
 // sizes reports the number of entries, for tests.

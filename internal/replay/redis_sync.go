@@ -43,10 +43,7 @@ func (r *Redis) run(ctx context.Context) {
 			delay = minBackoff
 			r.log.Warn("lost the revocation subscription; reconnecting, then resyncing", "error", err.Error())
 		}
-		if time.Since(lastSweep) >= sweepInterval {
-			r.mirror.sweep()
-			lastSweep = time.Now()
-		}
+		r.sweepIfDue(&lastSweep)
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -121,10 +118,16 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time) (synced bool, 
 		case *redis.Message:
 			r.applyAnnouncement(m.Payload)
 		}
-		if time.Since(*lastSweep) >= sweepInterval {
-			r.mirror.sweep()
-			*lastSweep = time.Now()
-		}
+		r.sweepIfDue(lastSweep)
+	}
+}
+
+// sweepIfDue sweeps the mirror when sweepInterval has passed since
+// *lastSweep, and then records the sweep there.
+func (r *Redis) sweepIfDue(lastSweep *time.Time) {
+	if time.Since(*lastSweep) >= sweepInterval {
+		r.mirror.sweep()
+		*lastSweep = time.Now()
 	}
 }
 
