@@ -39,6 +39,11 @@ var (
 	startHTML = string(mustRead("start.html"))
 	gateHTML  = string(mustRead("gate.html"))
 
+	// The pages with their static style and script already in place; only
+	// {{CONFIG}} and {{REASON}} are left for render.
+	startPage = fillStatic(startHTML)
+	gatePage  = fillStatic(gateHTML)
+
 	pageCSP = "default-src 'none'; script-src " + hashSource(pageJS) + "; style-src " + hashSource(pageCSS) +
 		"; connect-src 'self'; base-uri 'none'; form-action 'none'"
 )
@@ -53,6 +58,16 @@ func init() {
 	if !bytes.Contains(sdkJS, []byte(sdkPrefixLine)) || !bytes.Contains(bridgeJS, []byte(bridgeConfigLine)) {
 		panic("bridge: a script lost its placeholder line")
 	}
+}
+
+// fillStatic puts the page's style and script into a page template. They
+// hold no placeholder (checked), so filling them first renders exactly as
+// one pass over all four placeholders would.
+func fillStatic(tpl string) string {
+	if strings.Contains(pageCSS, "{{") || strings.Contains(pageJS, "{{") {
+		panic("bridge: page.css or page.js holds a {{placeholder}}")
+	}
+	return strings.NewReplacer("{{STYLE}}", pageCSS, "{{SCRIPT}}", pageJS).Replace(tpl)
 }
 
 func hashSource(s string) string {
@@ -113,25 +128,24 @@ func PageCSP() string { return pageCSP }
 // StartPage renders the start page.
 func StartPage(cfg PageConfig) []byte {
 	cfg.Page = "start"
-	return render(startHTML, cfg)
+	return render(startPage, cfg)
 }
 
 // GatePage renders the gate page: the HTML 401 shown in the frame without a
 // session. It names reason in a meta tag and tells the host.
 func GatePage(cfg PageConfig) []byte {
 	cfg.Page = "gate"
-	return render(gateHTML, cfg)
+	return render(gatePage, cfg)
 }
 
-func render(tpl string, cfg PageConfig) []byte {
+// render fills the per-request placeholders of a page from fillStatic.
+func render(page string, cfg PageConfig) []byte {
 	if cfg.Origins == nil {
 		cfg.Origins = []string{}
 	}
 	r := strings.NewReplacer(
-		"{{STYLE}}", pageCSS,
-		"{{SCRIPT}}", pageJS,
 		"{{CONFIG}}", jsonText(cfg),
 		"{{REASON}}", html.EscapeString(cfg.Reason),
 	)
-	return []byte(r.Replace(tpl))
+	return []byte(r.Replace(page))
 }

@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +109,37 @@ func TestScriptsParse(t *testing.T) {
 		}
 		if out, err := exec.Command(node, "--check", p).CombinedOutput(); err != nil {
 			t.Fatalf("%s: %v\n%s", name, err, out)
+		}
+	}
+}
+
+// The pages render byte for byte as the original one-pass, four-placeholder
+// rendering did, placeholders smuggled in through values included.
+func TestRenderMatchesOnePass(t *testing.T) {
+	old := func(tpl string, cfg PageConfig) []byte {
+		if cfg.Origins == nil {
+			cfg.Origins = []string{}
+		}
+		return []byte(strings.NewReplacer(
+			"{{STYLE}}", pageCSS,
+			"{{SCRIPT}}", pageJS,
+			"{{CONFIG}}", jsonText(cfg),
+			"{{REASON}}", html.EscapeString(cfg.Reason),
+		).Replace(tpl))
+	}
+	cfgs := []PageConfig{
+		{},
+		{Tenant: "acme", Next: "/deals", Origins: []string{"https://app.acme.test"}, Bound: "https://app.acme.test", Prefix: "/.embed", Reason: "session_expired"},
+		{Tenant: "{{STYLE}}", Next: "/{{SCRIPT}}", Reason: `{{CONFIG}}"<&>{{REASON}}{{SCRIPT}}`, Prefix: "{{REASON}}"},
+	}
+	for _, cfg := range cfgs {
+		start, gate := cfg, cfg
+		start.Page, gate.Page = "start", "gate"
+		if got, want := StartPage(cfg), old(startHTML, start); !bytes.Equal(got, want) {
+			t.Fatalf("start page differs for %+v:\n%s\nwant\n%s", cfg, got, want)
+		}
+		if got, want := GatePage(cfg), old(gateHTML, gate); !bytes.Equal(got, want) {
+			t.Fatalf("gate page differs for %+v:\n%s\nwant\n%s", cfg, got, want)
 		}
 	}
 }

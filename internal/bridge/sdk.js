@@ -190,12 +190,7 @@
         destroyed = true;
         window.removeEventListener("message", onMessage);
         listeners.clear();
-        if (pendingSignOut) {
-          clearTimeout(pendingSignOut.fallback);
-          clearTimeout(pendingSignOut.timeout);
-          pendingSignOut.resolve();
-          pendingSignOut = null;
-        }
+        finishSignOut(); // a pending signOut() resolves: the frame is gone
         iframe.remove();
       },
     };
