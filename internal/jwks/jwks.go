@@ -111,8 +111,7 @@ type Cache struct {
 // New checks opts and returns a Cache with no keys; call Start to fetch.
 func New(opts Options) (*Cache, error) {
 	u, err := url.Parse(opts.URL)
-	if err != nil || u.Host == "" || u.User != nil ||
-		!(u.Scheme == "https" || (u.Scheme == "http" && policy.IsLoopbackHost(u.Hostname()))) {
+	if err != nil || u.User != nil || !policy.SecureURL(u) {
 		return nil, errors.New("jwks: URL must be absolute https (http only for localhost), without user info")
 	}
 	if opts.Client == nil {

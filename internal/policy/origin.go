@@ -67,6 +67,13 @@ func IsLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// SecureURL reports whether u is absolute (has a host) and either https, or
+// http to a loopback host (IsLoopbackHost) for local development. Callers
+// add their own rules (user info, fragment, ...).
+func SecureURL(u *url.URL) bool {
+	return u.Host != "" && (u.Scheme == "https" || (u.Scheme == "http" && IsLoopbackHost(u.Hostname())))
+}
+
 // NormalizeOrigin canonicalizes an Origin header value from a request so it
 // can be compared with configured origins. It returns "" for anything that is
 // not a plain scheme://host[:port] origin, including "null".

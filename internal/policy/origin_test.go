@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+)
 
 func TestParseOrigin(t *testing.T) {
 	for _, c := range []struct {
@@ -81,5 +84,31 @@ func TestFrameAncestors(t *testing.T) {
 	}
 	if got := FrameAncestors([]string{"https://a.example", "https://b.example"}); got != "frame-ancestors https://a.example https://b.example" {
 		t.Errorf("two: %q", got)
+	}
+}
+
+func TestSecureURL(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"https://idp.example/jwks":      true,
+		"HTTPS://idp.example/jwks":      true,
+		"http://localhost:8080/jwks":    true,
+		"http://127.0.0.1/jwks":         true,
+		"http://[::1]:9000/jwks":        true,
+		"http://app.localhost/login":    true,
+		"http://idp.example/jwks":       false,
+		"ftp://idp.example/jwks":        false,
+		"https:///jwks":                 false,
+		"/jwks":                         false,
+		"idp.example/jwks":              false,
+		"https:idp.example":             false,
+		"http://127.0.0.1.example/jwks": false,
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SecureURL(u); got != want {
+			t.Errorf("SecureURL(%q) = %v, want %v", raw, got, want)
+		}
 	}
 }

@@ -11,12 +11,6 @@ import (
 	"time"
 )
 
-// File is the JSON shape of a tenants file: the same tenant objects as the
-// handler's JSON config.
-type File struct {
-	Tenants []Config `json:"tenants"`
-}
-
 // maxFileSize bounds a tenants file: 10,000 tenants take about 4 MiB.
 const maxFileSize = 64 << 20
 

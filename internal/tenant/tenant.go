@@ -232,7 +232,7 @@ func New(c Config) (*Tenant, error) {
 	}
 	if c.LoginURL != "" {
 		u, err := url.Parse(c.LoginURL)
-		if err != nil || u.Host == "" || !(u.Scheme == "https" || (u.Scheme == "http" && policy.IsLoopbackHost(u.Hostname()))) {
+		if err != nil || !policy.SecureURL(u) {
 			return nil, fmt.Errorf("tenant %q: login_url %q: must be an absolute https URL (http only for localhost)", c.ID, c.LoginURL)
 		}
 	}
@@ -267,7 +267,7 @@ func checkJWKSURL(raw string) error {
 	if u.User != nil {
 		return fmt.Errorf("the URL may not hold user info")
 	}
-	if u.Host == "" || u.Fragment != "" || !(u.Scheme == "https" || (u.Scheme == "http" && policy.IsLoopbackHost(u.Hostname()))) {
+	if u.Fragment != "" || !policy.SecureURL(u) {
 		return fmt.Errorf("%q: must be an absolute https URL without fragment (http only for localhost)", raw)
 	}
 	return nil
@@ -289,10 +289,7 @@ func normalizeHost(h string) (string, error) {
 	if h == "" || strings.ContainsAny(h, "/*@ ") {
 		return "", fmt.Errorf("host %q: a bare host name is expected", h)
 	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
-		h = host
-	}
-	return strings.TrimSuffix(strings.ToLower(strings.Trim(h, "[]")), "."), nil
+	return HostOf(h), nil
 }
 
 // HostOf returns the lower-case host of a request's Host header, without port.
