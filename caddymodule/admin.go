@@ -24,10 +24,11 @@ func init() {
 //	{"tenant": "acme"}                          every session of the tenant
 //	{"tenant": "acme", "subject": "jane@acme"}  every session of one user
 //
-// Sessions issued up to now are refused from then on, for MaxSessionTTL
-// (30 days): no instance may have a longer session_ttl, so the cutoff
-// outlives every session it covers on every instance sharing the store, not
-// just this process's. The revocation goes to every store this process
+// An unknown tenant is 404 {"error":"unknown_tenant"}. Sessions issued up to
+// now are refused from then on; the cutoff is stored for MaxSessionTTL (30
+// days): no instance may have a longer session_ttl, so it outlives every
+// session it covers on every instance sharing the store, not just this
+// process's. revoked_until is when the last session it covers here ends. The revocation goes to every store this process
 // runs: with store redis, that is every instance sharing the Redis and key
 // prefix (each refuses the sessions within about a second); with store
 // memory, this process only.
@@ -63,7 +64,7 @@ const MaxSessionTTL = 30 * 24 * time.Hour
 type revokeResponse struct {
 	Tenant  string      `json:"tenant"`
 	Subject string      `json:"subject,omitempty"`
-	Until   string      `json:"revoked_until"` // now + MaxSessionTTL
+	Until   string      `json:"revoked_until"` // now + the longest session_ttl serving the tenant
 	Stores  []storeInfo `json:"stores"`
 }
 
@@ -86,10 +87,21 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 	if len(stores) == 0 {
 		return caddy.APIError{HTTPStatus: http.StatusConflict, Err: errors.New("no embed_session handler is running in this process")}
 	}
+	span, known := revocationSpan(req.Tenant)
+	if !known {
+		// A mistyped tenant during an incident must not look like success.
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Message: "unknown_tenant",
+			Err: fmt.Errorf("tenant %q is not configured in any running embed_session handler", req.Tenant)}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
 	resp := revokeResponse{Tenant: req.Tenant, Subject: req.Subject}
-	until := time.Now().Add(MaxSessionTTL)
+	now := time.Now()
+	// The cutoff is stored for MaxSessionTTL, so that it outlives the
+	// sessions of any instance sharing the store; revoked_until reports the
+	// real end of what it covers here: the longest session_ttl serving the
+	// tenant, after which every session it revoked would have ended anyway.
+	until := now.Add(MaxSessionTTL)
 	for _, st := range stores {
 		_, rv := st.parts()
 		if err := rv.RevokeAll(ctx, req.Tenant, req.Subject, until); err != nil {
@@ -99,7 +111,7 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 		}
 		resp.Stores = append(resp.Stores, st.info())
 	}
-	resp.Until = until.UTC().Format(time.RFC3339)
+	resp.Until = now.Add(span).UTC().Format(time.RFC3339)
 	fields := []zap.Field{zap.String("tenant", req.Tenant)}
 	if req.Subject != "" {
 		fields = append(fields, zap.String("sub", req.Subject))
@@ -137,6 +149,22 @@ func readRevokeRequest(r *http.Request) (revokeRequest, error) {
 		}
 	}
 	return req, nil
+}
+
+// revocationSpan is how long the tenant's sessions in this process can still
+// live: the longest session_ttl among the running handlers that serve it
+// (inline or from a tenants file). known is false when none does.
+func revocationSpan(tenantID string) (span time.Duration, known bool) {
+	for _, h := range liveHandlers() {
+		if h.tenants == nil {
+			continue
+		}
+		if _, ok := h.tenants.load().ByID(tenantID); ok {
+			known = true
+			span = max(span, time.Duration(h.SessionTTL))
+		}
+	}
+	return span, known
 }
 
 // Interface guards

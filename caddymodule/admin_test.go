@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -10,13 +12,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/replay/replaytest"
+	"github.com/embedgate/embedgate/internal/tenant"
 )
 
 // A revocation made here must outlive the sessions of every instance that
 // shares the Redis store, including one whose session_ttl is longer than
-// any handler's in this process: the cutoff lasts MaxSessionTTL, not this
-// process's longest session_ttl.
+// any handler's in this process: the stored cutoff lasts MaxSessionTTL. The
+// answer's revoked_until is the real end of what it covers here: now + the
+// longest session_ttl serving the tenant (1h), not always now + 720h.
 func TestAdminRevokeLastsMaxSessionTTL(t *testing.T) {
 	srv := replaytest.StartRedis(t)
 	t.Setenv("EG_TEST_REDIS_URL", srv.URL())
@@ -27,6 +32,7 @@ func TestAdminRevokeLastsMaxSessionTTL(t *testing.T) {
 	if _, _, err := h.provisionStore(ctx); err != nil {
 		t.Fatal(err)
 	}
+	serveTenants(t, h, "acme")
 	defer func() { _ = h.Cleanup() }()
 
 	began := time.Now()
@@ -39,8 +45,8 @@ func TestAdminRevokeLastsMaxSessionTTL(t *testing.T) {
 		t.Fatal(err)
 	}
 	until, err := time.Parse(time.RFC3339, resp.Until)
-	if err != nil || until.Before(began.Add(MaxSessionTTL).Add(-time.Second)) || until.After(time.Now().Add(MaxSessionTTL)) {
-		t.Fatalf("revoked_until %s, want about now + %s", resp.Until, MaxSessionTTL)
+	if err != nil || until.Before(began.Add(time.Hour).Add(-time.Second)) || until.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("revoked_until %s, want about now + 1h (the session_ttl serving acme)", resp.Until)
 	}
 	raw := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer raw.Close()
@@ -67,5 +73,47 @@ func TestValidateSessionTTLBound(t *testing.T) {
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("session_ttl %s: %v, want %q", c.ttl, err, c.want)
 		}
+	}
+}
+
+// serveTenants makes h look provisioned with the given tenants to the admin
+// API (as provisionTenants does), until Cleanup.
+func serveTenants(t *testing.T, h *Handler, ids ...string) {
+	t.Helper()
+	var cfgs []tenant.Config
+	for _, id := range ids {
+		cfgs = append(cfgs, tenant.Config{ID: id, Keys: []tenant.SecretConfig{{Secret: strings.Repeat("k", 32)}}})
+	}
+	reg, err := tenant.NewRegistry(cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &tenantSet{}
+	set.current.Store(reg)
+	h.tenants = set
+	trackTenants(h)
+}
+
+// A mistyped tenant during an incident must not look like success: it is
+// 404 unknown_tenant, and nothing is revoked.
+func TestAdminRevokeUnknownTenant(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{SessionTTL: caddy.Duration(time.Hour)}
+	_, rev, err := h.provisionStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveTenants(t, h, "acme")
+	defer func() { _ = h.Cleanup() }()
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("POST", "/embed_session/revoke", strings.NewReader(`{"tenant":"nope"}`))
+	err = new(AdminRevoke).handleRevoke(w, r)
+	ae, ok := err.(caddy.APIError)
+	if !ok || ae.HTTPStatus != http.StatusNotFound || ae.Message != "unknown_tenant" {
+		t.Fatalf("unknown tenant: %#v, want 404 unknown_tenant", err)
+	}
+	if rev.Revoked(replay.SessionRef{ID: "s", Tenant: "nope", Subject: "x", IssuedAt: time.Now().Add(-time.Second)}) {
+		t.Fatal("an unknown tenant's revoke was stored")
 	}
 }

@@ -133,6 +133,17 @@ func untrackTenants(h *Handler) {
 	publishTenantsLocked()
 }
 
+// liveHandlers are the provisioned, not yet cleaned up handlers.
+func liveHandlers() []*Handler {
+	tenantCounts.mu.Lock()
+	defer tenantCounts.mu.Unlock()
+	out := make([]*Handler, 0, len(tenantCounts.live))
+	for h := range tenantCounts.live {
+		out = append(out, h)
+	}
+	return out
+}
+
 func publishTenantsLocked() {
 	sum := 0
 	for _, c := range tenantCounts.live {

@@ -117,9 +117,10 @@ type Handler struct {
 	// Default: false.
 	InjectBridge bool `json:"inject_bridge,omitempty"`
 
-	gw     *gateway.Gateway
-	logger *zap.Logger
-	pooled []string // usage pool keys released in Cleanup
+	gw      *gateway.Gateway
+	tenants *tenantSet // the live registry, read by the admin API
+	logger  *zap.Logger
+	pooled  []string // usage pool keys released in Cleanup
 }
 
 // ForwardClaim sends one claim upstream as a header.

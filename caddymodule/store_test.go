@@ -148,6 +148,7 @@ func TestAdminRevokeMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveTenants(t, h, "acme", "globex")
 	defer func() { _ = h.Cleanup() }()
 	before := time.Now().Add(-time.Second)
 	jane := replay.SessionRef{ID: "s1", Tenant: "acme", Subject: "jane", IssuedAt: before}
@@ -217,6 +218,7 @@ func TestProvisionRedisStorePooled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveTenants(t, next, "acme")
 	if rev1 != rev2 {
 		t.Fatal("a reload with the same store config built a second client")
 	}

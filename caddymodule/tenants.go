@@ -93,6 +93,7 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 	if reg.Len() == 0 && path == "" {
 		return nil, fmt.Errorf("embed_session: at least one tenant is required (tenant blocks or tenants_file)")
 	}
+	h.tenants = set // before trackTenants publishes h to the admin API
 	count := trackTenants(h)
 	count.set(reg.Len())
 	if path == "" {

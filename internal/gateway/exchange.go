@@ -69,7 +69,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *re
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("Referrer-Policy", "no-referrer")
-	raw := queryParam(r.URL.RawQuery, g.cfg.TokenParam)
+	raw := policy.QueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 	done, res, err := g.exchange(r, rq, raw, "", rq.hostTenant, true)
 	if err != nil {
 		t := rq.hostTenant
@@ -81,7 +81,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *re
 	}
 	g.commit(w, r, done, res)
 	target := localTarget(r.URL.EscapedPath())
-	if q := removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam); q != "" {
+	if q := policy.RemoveQueryParam(r.URL.RawQuery, g.cfg.TokenParam); q != "" {
 		target += "?" + q
 	}
 	h.Set("Location", target)

@@ -113,8 +113,8 @@ func (nopObserver) Request(string, string)         {}
 type Gateway struct {
 	cfg      Config
 	verifier *token.Verifier
-	strip    []string // forward_claim headers stripped from requests
-	claimSet []string // claim paths kept in the session
+	boundary *policy.Boundary // what of a request may reach the app
+	claimSet []string         // claim paths kept in the session
 	// pathRules is set when a require value reads the request (placeholders):
 	// then only canonical paths are served, so the rule and the upstream
 	// read the same path.
@@ -156,8 +156,9 @@ func New(cfg Config) (*Gateway, error) {
 		sdk: bridge.SDK(cfg.Prefix),
 	}
 	seen := map[string]bool{}
+	protected := []string{HeaderTenant, HeaderSubject}
 	for _, fc := range cfg.ForwardClaims {
-		g.strip = append(g.strip, http.CanonicalHeaderKey(fc.Header))
+		protected = append(protected, fc.Header)
 		if !seen[fc.Claim] {
 			seen[fc.Claim] = true
 			g.claimSet = append(g.claimSet, fc.Claim)
@@ -178,10 +179,10 @@ func New(cfg Config) (*Gateway, error) {
 			}
 		}
 	}
+	g.boundary = policy.NewBoundary(protected)
 	return g, nil
 }
 
-// ServeHTTP handles r. It strips identity headers first, whatever follows.
 // request is what ServeHTTP works out once about a request and hands down:
 // one registry snapshot (so a reload mid-request cannot mix two), the host,
 // the tenant that owns it, and whether the URL carries the token parameter
@@ -198,12 +199,18 @@ type request struct {
 func (g *Gateway) newRequest(r *http.Request) request {
 	rq := request{reg: g.cfg.Tenants(), host: tenant.HostOf(r.Host)}
 	rq.hostTenant, _ = rq.reg.ByHost(rq.host)
-	rq.tokenInURL = g.cfg.TokenParam != "" && r.URL.RawQuery != "" && hasQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
+	rq.tokenInURL = g.cfg.TokenParam != "" && r.URL.RawQuery != "" && policy.HasQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 	return rq
 }
 
+// ServeHTTP handles r. The identity boundary runs first, whatever follows:
+// a request it refuses gets 400 before any tenant logic, and every other
+// request loses the headers only the gateway may set.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
-	policy.StripHeaders(r.Header, g.strip)
+	if err := g.boundary.Admit(r); err != nil {
+		g.refuseAtBoundary(w, r, err)
+		return nil
+	}
 	req := g.newRequest(r)
 	rq := &req
 	if rq.tokenInURL && g.cfg.OnTokenInURL != nil {
@@ -220,6 +227,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		return err
 	}
 	return g.serveSession(w, r, rq, next)
+}
+
+// refuseAtBoundary answers a request the identity boundary refused. No
+// tenant is trusted yet (the Host itself may be what was refused), so the
+// answer may not be framed.
+func (g *Gateway) refuseAtBoundary(w http.ResponseWriter, r *http.Request, err error) {
+	setFraming(w.Header(), nil)
+	w.Header().Set("Cache-Control", "no-store")
+	g.cfg.Observer.Request("", RequestRefused)
+	g.audit(r, nil, nil, err, false)
+	writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(reason.BadRequest)})
 }
 
 func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, rq *request) error {

@@ -49,10 +49,8 @@ func Fingerprint(s string) string {
 }
 
 func (g *Gateway) audit(r *http.Request, t *tenant.Tenant, s *session.Session, err error, exchange bool) {
-	e := Event{Kind: EventReject, Reason: reason.Of(err), HotPath: !exchange}
-	if re, ok := err.(*reason.Error); ok {
-		e.Detail = re.Detail
-	}
+	typed := reason.Ensure(err, reason.BadRequest)
+	e := Event{Kind: EventReject, Reason: typed.Reason, Detail: typed.Detail, HotPath: !exchange}
 	if t != nil {
 		e.Tenant = t.ID
 	}
@@ -87,12 +85,9 @@ func setFraming(h http.Header, t *tenant.Tenant) {
 // refuse answers a failed exchange; nothing has been applied. res, when
 // the token verified, names who and which jti for the audit log.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, res *token.Result, err error) {
-	why := reason.Of(err)
-	if why == "" {
-		why = reason.Malformed
-		err = &reason.Error{Reason: why, Detail: err.Error()}
-	}
-	g.auditExchangeReject(r, t, res, err)
+	typed := reason.Ensure(err, reason.Malformed)
+	why := typed.Reason
+	g.auditExchangeReject(r, t, res, typed)
 	setFraming(w.Header(), t)
 	switch why {
 	case reason.ForbiddenOrigin, reason.CrossOrigin:
@@ -109,8 +104,9 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenan
 
 // denyToken answers a GET whose ?embed_token= failed to exchange.
 func (g *Gateway) denyToken(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, res *token.Result, err error) {
-	g.auditExchangeReject(r, t, res, err)
-	g.respondDenied(w, r, t, err, true)
+	typed := reason.Ensure(err, reason.Malformed)
+	g.auditExchangeReject(r, t, res, typed)
+	g.respondDenied(w, r, t, typed, true)
 }
 
 // deny answers a request that has no usable session.
@@ -119,11 +115,8 @@ func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant,
 	g.respondDenied(w, r, t, err, false)
 }
 
-func (g *Gateway) auditExchangeReject(r *http.Request, t *tenant.Tenant, res *token.Result, err error) {
-	e := Event{Kind: EventReject, Reason: reason.Of(err)}
-	if re, ok := err.(*reason.Error); ok {
-		e.Detail = re.Detail
-	}
+func (g *Gateway) auditExchangeReject(r *http.Request, t *tenant.Tenant, res *token.Result, err *reason.Error) {
+	e := Event{Kind: EventReject, Reason: err.Reason, Detail: err.Detail}
 	if t != nil {
 		e.Tenant = t.ID
 	}
@@ -170,7 +163,7 @@ func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenan
 // originalURI is the request URI without the token parameter.
 func originalURI(r *http.Request, tokenParam string) string {
 	u := r.URL.EscapedPath()
-	if q := removeQueryParam(r.URL.RawQuery, tokenParam); q != "" {
+	if q := policy.RemoveQueryParam(r.URL.RawQuery, tokenParam); q != "" {
 		u += "?" + q
 	}
 	return u
@@ -279,51 +272,4 @@ func cookieValue(h http.Header, name string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// hasQueryParam and friends read the raw query so that the rest of it is
-// kept byte-for-byte when the token is removed.
-func hasQueryParam(raw, name string) bool {
-	_, ok := findQueryParam(raw, name)
-	return ok
-}
-
-func queryParam(raw, name string) string {
-	v, _ := findQueryParam(raw, name)
-	return v
-}
-
-func findQueryParam(raw, name string) (string, bool) {
-	for raw != "" {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		k, v, _ := strings.Cut(pair, "=")
-		if key, err := url.QueryUnescape(k); err == nil && key == name {
-			val, err := url.QueryUnescape(v)
-			if err != nil {
-				return "", true
-			}
-			return val, true
-		}
-	}
-	return "", false
-}
-
-func removeQueryParam(raw, name string) string {
-	if raw == "" {
-		return ""
-	}
-	kept := make([]string, 0, 4)
-	for raw != "" {
-		var pair string
-		pair, raw, _ = strings.Cut(raw, "&")
-		k, _, _ := strings.Cut(pair, "=")
-		if key, err := url.QueryUnescape(k); err == nil && key == name {
-			continue
-		}
-		if pair != "" {
-			kept = append(kept, pair)
-		}
-	}
-	return strings.Join(kept, "&")
 }

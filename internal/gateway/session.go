@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
@@ -115,7 +114,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		return nil
 	}
 	s := o.sess
-	if g.pathRules && !canonicalPath(r) {
+	if g.pathRules && !policy.CanonicalPath(r) {
 		setSessionFraming(w.Header(), t, s)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
 		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path under a require rule with placeholders"), false)
@@ -149,7 +148,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	// still removed, so it never reaches the app or its logs.
 	// The name is compared decoded (embed%5Ftoken is the same parameter).
 	if rq.tokenInURL {
-		r.URL.RawQuery = removeQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
+		r.URL.RawQuery = policy.RemoveQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 		r.RequestURI = r.URL.RequestURI()
 	}
 	if g.cfg.OnSession != nil {
@@ -161,31 +160,6 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	err := g.serveUpstream(fw, r, next)
 	fw.finish()
 	return err
-}
-
-// canonicalPath reports whether the path reads the same to every parser: no
-// dot segments, no empty segments, no encoded or literal slashes or
-// backslashes inside a segment. A require rule such as claim org.id
-// {http.request.uri.path.0} reads the decoded path; an upstream that
-// resolves /acme/../globex itself, or decodes %2F, would serve another
-// tenant's data to a request the rule let through.
-func canonicalPath(r *http.Request) bool {
-	p := r.URL.Path
-	if p == "" || p == "/" {
-		return true
-	}
-	if strings.Contains(p, "\\") || strings.Contains(p, "//") {
-		return false
-	}
-	clean := path.Clean(p)
-	if strings.HasSuffix(p, "/") {
-		clean += "/"
-	}
-	if clean != p {
-		return false
-	}
-	raw := strings.ToLower(r.URL.EscapedPath())
-	return !strings.Contains(raw, "%2f") && !strings.Contains(raw, "%5c") && !strings.Contains(raw, "%2e")
 }
 
 func tenantID(t *tenant.Tenant) string {

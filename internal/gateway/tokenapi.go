@@ -328,6 +328,11 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 		if f, ok := fieldClaims[k]; ok {
 			return nil, "", badField("claims."+k, "set %s with the %s field", k, f)
 		}
+		if strings.Contains(k, ".") {
+			// forward_claim and require read dotted paths: a top-level
+			// "metadata.plan" would stand in for the nested member.
+			return nil, "", badField("claims."+k, "a claim name may not contain '.': nest it as an object instead")
+		}
 	}
 	key, ok := t.SigningKey()
 	if !ok { // tenant.New refuses api_keys without a key; defensive
@@ -368,8 +373,8 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	if err != nil {
 		return nil, "", badField("", "the claims cannot be encoded as JSON")
 	}
-	if len(raw) > token.MaxTokenSize {
-		return nil, "", badField("", "the token would be %d bytes, over the %d-byte limit: send fewer claims", len(raw), token.MaxTokenSize)
+	if err := token.CheckShape(raw); err != nil {
+		return nil, "", badField("", "%s", reason.Ensure(err, reason.Malformed).Detail)
 	}
 	return &tokenResponse{
 		Token: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second),

@@ -11,7 +11,7 @@ const embedPrefix = "x-embed-"
 
 // StripHeaders deletes from h every header whose name, compared
 // case-insensitively and with '_' treated as '-', starts with "x-embed-" or
-// equals one of extra (canonical names), all copies. '_' matters because
+// equals one of extra (canonical names) or of alwaysRemoved, all copies. '_' matters because
 // CGI, PHP and some proxies map X_Embed_Subject to the same variable as
 // X-Embed-Subject, and net/http does not canonicalize names holding '_'.
 // It walks the map once and allocates nothing.
@@ -21,13 +21,21 @@ func StripHeaders(h http.Header, extra []string) {
 			delete(h, k)
 			continue
 		}
-		for _, e := range extra {
-			if len(k) == len(e) && headerPrefix(k, e) {
-				delete(h, k)
-				break
-			}
+		if equalFoldAny(k, extra) || equalFoldAny(k, alwaysRemoved) {
+			delete(h, k)
 		}
 	}
+}
+
+// equalFoldAny reports whether name equals one of names, folding ASCII case
+// and '_' to '-'.
+func equalFoldAny(name string, names []string) bool {
+	for _, e := range names {
+		if len(name) == len(e) && headerPrefix(name, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // headerPrefix reports whether name starts with prefix, folding ASCII case

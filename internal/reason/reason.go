@@ -93,3 +93,19 @@ func Of(err error) Reason {
 	}
 	return ""
 }
+
+// Ensure returns err as an *Error. An error that carries no reason gets
+// fallback, with its text as the detail (such errors come from embedgate's
+// own code, never from a store or a client, so the text holds no secret):
+// a refusal is always counted, logged and answered with a typed reason, and
+// is never mistaken for a success. Ensure(nil, …) is nil.
+func Ensure(err error, fallback Reason) *Error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Reason: fallback, Detail: err.Error()}
+}

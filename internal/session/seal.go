@@ -180,7 +180,7 @@ func (s *Sealer) Open(value, host string) (*Session, error) {
 		return nil, invalid("envelope too short")
 	}
 	// One buffer: the decoded envelope, then room for the additional data.
-	buf := make([]byte, n, n+len(s.adPrefix)+maxTenantLen+1+len(host))
+	buf := make([]byte, n, n+len(s.adPrefix)+MaxTenantLen+1+len(host))
 	if !decodeString(buf, value) {
 		return nil, invalid("bad base64")
 	}

@@ -19,9 +19,9 @@ import (
 // 4096-byte per-cookie limit that browsers enforce.
 const MaxCookieValue = 3800
 
-// maxTenantLen is the longest tenant id: the envelope stores its length in
+// MaxTenantLen is the longest tenant id: the envelope stores its length in
 // one byte.
-const maxTenantLen = 255
+const MaxTenantLen = 255
 
 // idBytes is the entropy of a session id: 128 bits.
 const idBytes = 16
@@ -81,8 +81,8 @@ func (s *Session) validate() error {
 		return errors.New("session: empty session id")
 	case s.Tenant == "":
 		return errors.New("session: empty tenant")
-	case len(s.Tenant) > maxTenantLen:
-		return fmt.Errorf("session: tenant id is %d bytes, limit %d", len(s.Tenant), maxTenantLen)
+	case len(s.Tenant) > MaxTenantLen:
+		return fmt.Errorf("session: tenant id is %d bytes, limit %d", len(s.Tenant), MaxTenantLen)
 	case s.ExpiresAt.IsZero():
 		// A session without an absolute expiry would live forever.
 		return errors.New("session: no expiry")

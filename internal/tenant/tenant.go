@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/embedgate/embedgate/internal/policy"
+	"github.com/embedgate/embedgate/internal/session"
 )
 
 // Config is one tenant as written in the JSON config (and, later, in a
@@ -155,13 +156,22 @@ func (t *Tenant) SigningKey() (Key, bool) {
 	return Key{}, false
 }
 
+// MaxIDLen is the longest tenant id, in bytes: the sealed session's limit.
+const MaxIDLen = session.MaxTenantLen
+
 // New validates c and builds a Tenant. Errors name the tenant and the field
 // and never quote a secret.
 func New(c Config) (*Tenant, error) {
 	if c.ID == "" {
 		return nil, fmt.Errorf("tenant: id is required")
 	}
-	if strings.ContainsAny(c.ID, " \t\r\n:/") {
+	if len(c.ID) > MaxIDLen {
+		return nil, fmt.Errorf("tenant %.40q…: id: %d bytes, at most %d (the session cookie and the token's iss and aud carry it)", c.ID, len(c.ID), MaxIDLen)
+	}
+	if strings.ContainsFunc(c.ID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return nil, fmt.Errorf("tenant %q: id: control characters are not allowed", c.ID)
+	}
+	if strings.ContainsAny(c.ID, " :/") {
 		return nil, fmt.Errorf("tenant %q: id may not contain spaces, ':' or '/'", c.ID)
 	}
 	t := &Tenant{ID: c.ID, LoginURL: c.LoginURL, ancestors: map[string]struct{}{}}

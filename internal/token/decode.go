@@ -181,3 +181,17 @@ func syntaxErr(err error) error {
 	}
 	return errors.New("invalid JSON")
 }
+
+// CheckShape applies the verifier's decoding limits (size, base64url, strict
+// JSON, nesting depth, duplicate names) to a compact token without checking
+// its signature or claims. A minter calls it before handing a token out, so
+// that it never issues one its own exchange would refuse as malformed.
+func CheckShape(raw string) error {
+	if len(raw) > MaxTokenSize {
+		return reason.Errorf(reason.Malformed, "the token would be %d bytes, over the %d-byte limit: send fewer claims", len(raw), MaxTokenSize)
+	}
+	if _, err := splitToken(raw); err != nil {
+		return reason.Errorf(reason.Malformed, "the exchange would refuse this token (%s; nesting is limited to %d levels)", reason.Ensure(err, reason.Malformed).Detail, maxJSONDepth)
+	}
+	return nil
+}

@@ -1,0 +1,296 @@
+package policy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"path"
+	"strings"
+
+	"github.com/embedgate/embedgate/internal/reason"
+)
+
+// Boundary is the identity boundary: the one place that decides what of a
+// client's request may travel on to the app. The app trusts the headers the
+// gateway sets (X-Embed-*, forward_claim headers), so every channel by which
+// a client could forge, remove or smuggle past them is checked here:
+//
+//   - request headers: every X-Embed-* and protected header is removed, and
+//     so are method-override headers and HTTP2-Settings;
+//   - hop-by-hop handling: a Connection header naming a protected header
+//     would make the proxy delete the gateway's own copy after it was set;
+//   - trailers: a declared or sent protected trailer would arrive after the
+//     headers were checked;
+//   - upgrades: after 101 the proxy tunnels bytes it never parses, so only
+//     WebSocket (which the gateway Origin-checks) may pass;
+//   - Host: parsed strictly, so that no odd spelling escapes the host to
+//     tenant binding;
+//   - path: CanonicalPath, where a rule reads it;
+//   - query: the token parameter after '&' or ';' (query.go).
+type Boundary struct {
+	protected []string // canonical names, beyond the X-Embed- prefix
+}
+
+// alwaysRemoved are request headers that never reach the app: the
+// method-override headers that many frameworks honour (a cross-site GET
+// with X-HTTP-Method-Override: DELETE would pass as a safe method), and
+// HTTP2-Settings, which only means something on an h2c upgrade.
+var alwaysRemoved = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "Http2-Settings"}
+
+// NewBoundary protects X-Embed-* and each of protected (header names the
+// gateway sets upstream, such as forward_claim headers).
+func NewBoundary(protected []string) *Boundary {
+	b := &Boundary{}
+	for _, p := range protected {
+		b.protected = append(b.protected, http.CanonicalHeaderKey(p))
+	}
+	return b
+}
+
+// Protects reports whether name, folding ASCII case and '_' to '-', is a
+// header only the gateway may set.
+func (b *Boundary) Protects(name string) bool {
+	if headerPrefix(name, embedPrefix) {
+		return true
+	}
+	return equalFoldAny(name, b.protected)
+}
+
+// Admit checks r before any tenant logic and removes what a client may never
+// send. It returns a *reason.Error with reason.BadRequest (answer 400) for a
+// request that cannot be made safe; nothing of r is changed then. On success
+// r's protected and always-removed headers are gone and, where the body can
+// carry trailers, the body refuses a protected trailer when it arrives.
+func (b *Boundary) Admit(r *http.Request) error {
+	if err := CheckHost(r.Host); err != nil {
+		return err
+	}
+	if err := checkUpgrade(r); err != nil {
+		return err
+	}
+	for _, name := range listTokens(r.Header["Connection"]) {
+		if b.Protects(name) {
+			return reason.Errorf(reason.BadRequest, "Connection names the protected header %s", sanitizeName(name))
+		}
+	}
+	// net/http moves a declared Trailer header into r.Trailer's keys; a
+	// handler-built request may still carry it as a header.
+	for _, name := range listTokens(r.Header["Trailer"]) {
+		if b.Protects(name) {
+			return reason.Errorf(reason.BadRequest, "Trailer declares the protected header %s", sanitizeName(name))
+		}
+	}
+	for name := range r.Trailer {
+		if b.Protects(name) {
+			return reason.Errorf(reason.BadRequest, "Trailer declares the protected header %s", sanitizeName(name))
+		}
+	}
+	StripHeaders(r.Header, b.protected)
+	// A body of unknown length (chunked, or HTTP/2 without a length) may end
+	// in trailers; net/http fills r.Trailer only when the body reaches EOF,
+	// which is after the request has gone upstream.
+	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || r.Trailer != nil) {
+		r.Body = &trailerGuard{ReadCloser: r.Body, req: r, b: b}
+	}
+	return nil
+}
+
+// ErrProtectedTrailer ends the body of a request whose trailers carry a
+// protected header: the upstream request fails instead of completing with
+// a forged identity in r.Trailer.
+var ErrProtectedTrailer = errors.New("request trailer carries a protected header")
+
+// trailerGuard checks the trailers net/http has just filled in at EOF, and
+// removes protected ones before any reader of r.Trailer (the proxy copies
+// them in its own body wrapper, which reads through this one) can see them.
+type trailerGuard struct {
+	io.ReadCloser
+	req *http.Request
+	b   *Boundary
+}
+
+func (t *trailerGuard) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		found := false
+		for name := range t.req.Trailer {
+			if t.b.Protects(name) {
+				delete(t.req.Trailer, name)
+				found = true
+			}
+		}
+		if found {
+			return n, ErrProtectedTrailer
+		}
+	}
+	return n, err
+}
+
+// checkUpgrade lets only a WebSocket handshake change protocols. After a 101
+// the proxy copies bytes both ways without parsing them, so an h2c (or any
+// other) upgrade would carry requests that no check ever sees. An HTTP/2
+// extended CONNECT (RFC 8441) is the same handshake, allowed only for
+// websocket; any other CONNECT has no business behind an app gateway.
+func checkUpgrade(r *http.Request) error {
+	if r.Method == http.MethodConnect {
+		if p := r.Header.Get(":protocol"); p == "" || !strings.EqualFold(p, "websocket") {
+			return reason.Errorf(reason.BadRequest, "CONNECT is only accepted for a WebSocket (RFC 8441)")
+		}
+		return nil
+	}
+	vals, ok := r.Header["Upgrade"]
+	if !ok {
+		return nil
+	}
+	toks := listTokens(vals)
+	if len(toks) != 1 || !strings.EqualFold(toks[0], "websocket") {
+		return reason.Errorf(reason.BadRequest, "only Upgrade: websocket is accepted")
+	}
+	return nil
+}
+
+// listTokens splits comma-separated header values into trimmed, non-empty
+// tokens.
+func listTokens(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.Trim(tok, " \t"); tok != "" {
+				out = append(out, tok)
+			}
+		}
+	}
+	return out
+}
+
+// sanitizeName keeps a client-chosen header name printable and short for a
+// log detail.
+func sanitizeName(s string) string {
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x21 || r > 0x7e {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// CheckHost accepts a Host that is exactly host[:port]: a DNS name of valid
+// labels with at most one trailing dot, an IPv4 address, or a bracketed IPv6
+// address; at most one port of 1 to 5 digits, 1..65535, without a leading
+// zero. Any other spelling (acme.test:80:80, acme.test.., acme.test:443:1)
+// could normalize to no configured host and escape the host to tenant
+// binding on a catch-all site, so it is refused before any tenant logic.
+func CheckHost(hostport string) error {
+	bad := reason.Errorf(reason.BadRequest, "Host is not a valid host[:port]")
+	host, port := hostport, ""
+	if strings.HasPrefix(host, "[") {
+		end := strings.IndexByte(host, ']')
+		if end < 0 {
+			return bad
+		}
+		host, port = hostport[1:end], hostport[end+1:]
+		if !validIPv6(host) {
+			return bad
+		}
+	} else if i := strings.IndexByte(host, ':'); i >= 0 {
+		host, port = hostport[:i], hostport[i:]
+		if !validDNSName(host) {
+			return bad
+		}
+	} else if !validDNSName(host) {
+		return bad
+	}
+	if port != "" && !validPort(port) {
+		return bad
+	}
+	return nil
+}
+
+// validDNSName: 1..253 bytes of labels (letters, digits, '-' and '_', 1..63
+// bytes, no leading or trailing '-'), with at most one trailing dot. An IPv4
+// address is such a name too.
+func validDNSName(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// validIPv6 accepts hex digits, ':' and '.' (an embedded IPv4 tail) that
+// form an address; a zone ("%eth0") is refused.
+func validIPv6(h string) bool {
+	if h == "" || !strings.Contains(h, ":") {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
+			return false
+		}
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.Is6() && a.Zone() == ""
+}
+
+// validPort is ":" and 1..65535 in decimal without a leading zero.
+func validPort(p string) bool {
+	if len(p) < 2 || len(p) > 6 || p[0] != ':' || p[1] == '0' {
+		return false
+	}
+	n := 0
+	for i := 1; i < len(p); i++ {
+		c := p[i]
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n <= 65535
+}
+
+// CanonicalPath reports whether r's path reads the same to every parser: no
+// dot segments, no empty segments, no encoded or literal slashes or
+// backslashes, and no path parameters (';' or %3B) in any segment. A require
+// rule such as claim org.id {http.request.uri.path.0} reads the decoded
+// path; an upstream that resolves /acme/../globex itself, decodes %2F, or
+// (as servlet containers do) drops ";params" and then resolves "..", would
+// serve another tenant's data to a request the rule let through.
+func CanonicalPath(r *http.Request) bool {
+	p := r.URL.Path
+	if p == "" || p == "/" {
+		return true
+	}
+	if strings.ContainsAny(p, "\\;") || strings.Contains(p, "//") {
+		return false
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") {
+		clean += "/"
+	}
+	if clean != p {
+		return false
+	}
+	raw := strings.ToLower(r.URL.EscapedPath())
+	for _, enc := range [...]string{"%2f", "%5c", "%2e", "%3b"} {
+		if strings.Contains(raw, enc) {
+			return false
+		}
+	}
+	return true
+}
