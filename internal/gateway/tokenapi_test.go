@@ -391,6 +391,8 @@ func TestTokenAPIRefusedBodies(t *testing.T) {
 		{"allowed_origins empty", `{"sub":"jane","allowed_origins":[]}`, 400, "allowed_origins", "empty"},
 		{"claims shadowing a field", `{"sub":"jane","claims":{"scope":"admin"}}`, 400, "claims.scope", "scopes field"},
 		{"claims allowed_origins", `{"sub":"jane","claims":{"allowed_origins":["` + tapiOriginOff + `"]}}`, 400, "claims.allowed_origins", "allowed_origins field"},
+		{"claims name with a dot", `{"sub":"jane","metadata":{"plan":"free"},"claims":{"metadata.plan":"enterprise"}}`, 400, "claims.metadata.plan", "may not contain '.'"},
+		{"metadata nested past the exchange's limit", `{"sub":"jane","metadata":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`, 400, "", "the exchange would refuse this token"},
 		{"not JSON", `sub=jane`, 400, "", "not valid JSON"},
 		{"an array", `[{"sub":"jane"}]`, 400, "", "JSON object"},
 		{"two objects", `{"sub":"jane"}{"sub":"mallory"}`, 400, "", "after the JSON object"},

@@ -176,3 +176,19 @@ func TestHostOf(t *testing.T) {
 		t.Errorf("HostOf allocates %v times for a host without a port", n)
 	}
 }
+
+// A tenant id that no session cookie can carry (over 255 bytes) or that
+// holds control characters is a config error naming the field, not a tenant
+// whose valid tokens all fail at the exchange.
+func TestTenantIDBounds(t *testing.T) {
+	key := []SecretConfig{{Secret: strings.Repeat("k", 32)}}
+	if _, err := New(Config{ID: strings.Repeat("a", 255), Keys: key}); err != nil {
+		t.Fatalf("255-byte id: %v", err)
+	}
+	for _, id := range []string{strings.Repeat("a", 256), strings.Repeat("a", 300), "acme\x00", "ac\x7fme", "acme\x1b[31m"} {
+		_, err := New(Config{ID: id, Keys: key})
+		if err == nil || !strings.Contains(err.Error(), "id") {
+			t.Errorf("id %.20q…: %v, want an error naming the id", id, err)
+		}
+	}
+}

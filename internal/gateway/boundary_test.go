@@ -1,0 +1,119 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/reason"
+)
+
+// wantBoundaryRefusal is the identity boundary's answer: 400 bad_request,
+// not framable, nothing upstream, one audit event with the reason.
+func wantBoundaryRefusal(t *testing.T, e *env, res result) {
+	t.Helper()
+	wantJSONError(t, res, http.StatusBadRequest, "invalid_request", "bad_request")
+	wantNotCalled(t, res)
+	wantCSP(t, res, "frame-ancestors 'none'")
+	ev := e.onlyEvent()
+	if ev.Kind != gateway.EventReject || ev.Reason != reason.BadRequest || ev.Detail == "" {
+		t.Fatalf("audit event %+v", ev)
+	}
+}
+
+// Upgrade smuggling: a session request with Upgrade: h2c would, after 101,
+// tunnel requests the gateway never sees (forged X-Embed-* included).
+func TestSessionUpgradeOtherThanWebSocketRefused(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	for _, up := range []string{"h2c", "foo", "websocket, h2c"} {
+		e.resetEvents()
+		res := e.do(newReq("GET", "/app", nil, withCookie(v), hdr("Connection", "Upgrade"), hdr("Upgrade", up), hdr("HTTP2-Settings", "AAMAAABkAAQAoAAAAAIAAAAA")))
+		wantBoundaryRefusal(t, e, res)
+	}
+	res := e.do(newReq("GET", "/app", nil, withCookie(v), hdr("HTTP2-Settings", "AAMAAABkAAQAoAAAAAIAAAAA")))
+	wantCalled(t, res)
+	if _, ok := res.up.headers["Http2-Settings"]; ok {
+		t.Fatal("HTTP2-Settings reached the app")
+	}
+}
+
+// Hop-by-hop deletion of the gateway's own headers: Connection: X-Embed-Tenant
+// would make the proxy remove the tenant the gateway set, after it set it.
+func TestConnectionNamingIdentityHeaderRefused(t *testing.T) {
+	e := newEnv(t, withForward(gateway.ForwardClaim{Claim: "org.id", Header: "X-Org-Id"}))
+	v := e.login()
+	for _, c := range []string{"X-Embed-Tenant", "keep-alive, x-embed-subject", "X_Embed_Subject", "x-org-id"} {
+		e.resetEvents()
+		wantBoundaryRefusal(t, e, e.do(newReq("GET", "/app", nil, withCookie(v), hdr("Connection", c))))
+	}
+	res := e.do(newReq("GET", "/app", nil, withCookie(v), hdr("Connection", "keep-alive")))
+	wantCalled(t, res)
+	if res.up.headers.Get(gateway.HeaderTenant) != "acme" {
+		t.Fatalf("identity missing upstream: %v", res.up.headers)
+	}
+}
+
+// Forged identity in request trailers: a declared X-Embed-Subject trailer
+// would reach the app in r.Trailer after the headers were checked.
+func TestProtectedTrailerRefused(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	r := newReq("POST", "/app", strings.NewReader("x"), withCookie(v))
+	r.Trailer = http.Header{"X-Embed-Subject": nil, "X-Embed-Tenant": nil}
+	e.resetEvents()
+	wantBoundaryRefusal(t, e, e.do(r))
+}
+
+// Host spellings that match no configured host (acme:80:80, a trailing "..")
+// would escape the host to tenant binding: they are refused before any
+// tenant logic, so another tenant's token is not even looked at, let alone
+// consumed.
+func TestOddHostRefusedBeforeTenantLogic(t *testing.T) {
+	e := newEnv(t)
+	tok := e.mint("globex")
+	for _, h := range []string{"portal.gate.test:80:80", "portal.gate.test..", "portal.gate.test:443:1", ""} {
+		e.resetEvents()
+		wantBoundaryRefusal(t, e, e.do(exchangeReq(tok, onHost(h))))
+	}
+	// The token was not consumed: it still exchanges on its own host.
+	wantStatus(t, e.do(exchangeReq(tok, onHost(globexHost))), http.StatusNoContent)
+}
+
+// Method override: a cross-site GET with X-HTTP-Method-Override: DELETE
+// passes the CSRF check as a safe method, and many frameworks then run it
+// as a DELETE. The header never reaches the app.
+func TestMethodOverrideHeadersRemoved(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	res := e.do(newReq("GET", "/items/1", nil, withCookie(v), fetchSite("cross-site"),
+		hdr("X-HTTP-Method-Override", "DELETE"), hdr("X-HTTP-Method", "DELETE"), hdr("X-Method-Override", "DELETE"), rawHdr("X_HTTP_Method_Override", "DELETE")))
+	wantCalled(t, res)
+	for k := range res.up.headers {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(k, "_", "-")), "method") {
+			t.Fatalf("%s reached the app", k)
+		}
+	}
+}
+
+// The token after ';' (Rack and others split on it) is the token parameter:
+// exchanged on a GET, removed on others, never forwarded or logged.
+func TestTokenParamAfterSemicolon(t *testing.T) {
+	var inURL int
+	e := newEnv(t, func(_ *env, c *gateway.Config) { c.OnTokenInURL = func(*http.Request) { inURL++ } })
+	res := e.do(newReq("GET", "/deals?a=1;embed_token="+e.mint("acme"), nil))
+	wantStatus(t, res, http.StatusSeeOther)
+	if loc := res.hdrs().Get("Location"); loc != "/deals?a=1" {
+		t.Fatalf("Location %q", loc)
+	}
+	v, _ := sessionCookie(t, res)
+	res = e.do(newReq("POST", "/deals?a=1;embed_token=SECRET;b=2", nil, withCookie(v)))
+	wantCalled(t, res)
+	if q := res.up.got.URL.RawQuery; q != "a=1;b=2" || strings.Contains(res.up.got.RequestURI, "SECRET") {
+		t.Fatalf("upstream query %q, uri %q", q, res.up.got.RequestURI)
+	}
+	if inURL != 2 {
+		t.Fatalf("OnTokenInURL called %d times, want 2", inURL)
+	}
+}

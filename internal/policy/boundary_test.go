@@ -1,0 +1,229 @@
+package policy
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/embedgate/embedgate/internal/reason"
+)
+
+func newBoundary() *Boundary { return NewBoundary([]string{"X-Org-Id"}) }
+
+func admitted(t *testing.T, r *http.Request) error {
+	t.Helper()
+	err := newBoundary().Admit(r)
+	if err != nil && reason.Of(err) != reason.BadRequest {
+		t.Fatalf("refusal without bad_request: %v", err)
+	}
+	return err
+}
+
+// Upgrade tunnels: after 101 the proxy copies bytes it never parses, so any
+// protocol but WebSocket would carry requests no check sees (h2c smuggling).
+func TestBoundaryUpgradeOnlyWebSocket(t *testing.T) {
+	for _, c := range []struct {
+		upgrade []string
+		ok      bool
+	}{
+		{[]string{"websocket"}, true},
+		{[]string{"WebSocket"}, true},
+		{[]string{" websocket "}, true},
+		{[]string{"h2c"}, false},
+		{[]string{"foo"}, false},
+		{[]string{"websocket, h2c"}, false},
+		{[]string{"websocket", "h2c"}, false},
+		{[]string{""}, false},
+		{[]string{"websocket/13"}, false},
+	} {
+		r := httptest.NewRequest("GET", "https://portal.test/ws", nil)
+		r.Header["Upgrade"] = c.upgrade
+		r.Header.Set("Connection", "Upgrade")
+		if err := admitted(t, r); (err == nil) != c.ok {
+			t.Errorf("Upgrade %q: %v, want ok=%v", c.upgrade, err, c.ok)
+		}
+	}
+	for _, c := range []struct {
+		protocol string
+		ok       bool
+	}{{"websocket", true}, {"", false}, {"connect-udp", false}} {
+		r := httptest.NewRequest("CONNECT", "https://portal.test/ws", nil)
+		r.Host = "portal.test"
+		if c.protocol != "" {
+			r.Header.Set(":protocol", c.protocol)
+		}
+		if err := admitted(t, r); (err == nil) != c.ok {
+			t.Errorf("CONNECT :protocol %q: %v, want ok=%v", c.protocol, err, c.ok)
+		}
+	}
+}
+
+// Hop-by-hop deletion: Connection naming a header the gateway sets makes the
+// proxy delete the gateway's own copy after it was set.
+func TestBoundaryConnectionNamingProtected(t *testing.T) {
+	for _, v := range []string{"X-Embed-Tenant", "x-embed-subject", "keep-alive, X-Embed-Subject", "X_Embed_Tenant", "X-EMBED-ANYTHING", "x-org-id", "X_Org_Id"} {
+		r := httptest.NewRequest("GET", "https://portal.test/", nil)
+		r.Header.Set("Connection", v)
+		if admitted(t, r) == nil {
+			t.Errorf("Connection: %s passed", v)
+		}
+	}
+	for _, v := range []string{"keep-alive", "close", "Upgrade", "X-Org-Ids", "X-Embedded"} {
+		r := httptest.NewRequest("GET", "https://portal.test/", nil)
+		r.Header.Set("Connection", v)
+		if err := admitted(t, r); err != nil {
+			t.Errorf("Connection: %s refused: %v", v, err)
+		}
+	}
+}
+
+// Request trailers: a declared protected trailer would arrive after the
+// headers were checked and stripped.
+func TestBoundaryDeclaredProtectedTrailer(t *testing.T) {
+	r := httptest.NewRequest("POST", "https://portal.test/", strings.NewReader("x"))
+	r.Trailer = http.Header{"X-Embed-Subject": nil}
+	if admitted(t, r) == nil {
+		t.Error("declared X-Embed-Subject trailer passed")
+	}
+	r = httptest.NewRequest("POST", "https://portal.test/", strings.NewReader("x"))
+	r.Header.Set("Trailer", "X-Checksum, x_org_id")
+	if admitted(t, r) == nil {
+		t.Error("Trailer header naming a forward_claim header passed")
+	}
+	r = httptest.NewRequest("POST", "https://portal.test/", strings.NewReader("x"))
+	r.Trailer = http.Header{"X-Checksum": nil}
+	if err := admitted(t, r); err != nil {
+		t.Errorf("harmless trailer refused: %v", err)
+	}
+}
+
+// A trailer that was not declared (HTTP/2 accepts more than it declared)
+// is caught when the body reaches EOF: it is removed and the body fails.
+func TestBoundaryTrailerAtEOF(t *testing.T) {
+	r := httptest.NewRequest("POST", "https://portal.test/", io.NopCloser(strings.NewReader("body")))
+	r.ContentLength = -1
+	r.Trailer = http.Header{"X-Checksum": nil}
+	if err := admitted(t, r); err != nil {
+		t.Fatal(err)
+	}
+	// What net/http does at EOF: fill the declared map, here with more.
+	body := r.Body
+	r.Trailer["X-Checksum"] = []string{"abc"}
+	r.Trailer["X-Embed-Subject"] = []string{"mallory"}
+	_, err := io.ReadAll(body)
+	if !errors.Is(err, ErrProtectedTrailer) {
+		t.Fatalf("read: %v, want ErrProtectedTrailer", err)
+	}
+	if _, ok := r.Trailer["X-Embed-Subject"]; ok || r.Trailer.Get("X-Checksum") != "abc" {
+		t.Fatalf("trailers after EOF: %v", r.Trailer)
+	}
+	// A clean body reads to EOF as usual.
+	r = httptest.NewRequest("POST", "https://portal.test/", io.NopCloser(strings.NewReader("body")))
+	r.ContentLength = -1
+	if err := admitted(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r.Body); err != nil || string(b) != "body" {
+		t.Fatalf("clean body: %q %v", b, err)
+	}
+	// A body of known length and no declared trailer is not wrapped.
+	r = httptest.NewRequest("POST", "https://portal.test/", strings.NewReader("body"))
+	orig := r.Body
+	_ = admitted(t, r)
+	if r.Body != orig {
+		t.Error("a fixed-length body without trailers was wrapped")
+	}
+}
+
+// Host spellings that normalize to no configured host would escape the host
+// to tenant binding on a catch-all site.
+func TestCheckHost(t *testing.T) {
+	for _, h := range []string{
+		"portal.test", "portal.test.", "PORTAL.test:8443", "portal.test:443", "localhost", "127.0.0.1", "127.0.0.1:1",
+		"[::1]", "[::1]:8443", "my_app.internal", "a.b-c.d:65535",
+	} {
+		if err := CheckHost(h); err != nil {
+			t.Errorf("%q refused: %v", h, err)
+		}
+	}
+	for _, h := range []string{
+		"", "acme.portal.test:80:80", "acme.portal.test..", "acme.portal.test:443:1", ".portal.test", "a..b",
+		"portal.test:", "portal.test:0443", "portal.test:0", "portal.test:65536", "portal.test:99999", "portal.test:8a",
+		"-a.test", "a-.test", "[::1", "[::1]x", "[::1]:", "[fe80::1%eth0]", "[127.0.0.1]", "::1", "porta l.test",
+		"portal.test/x", "user@portal.test", strings.Repeat("a", 64) + ".test", strings.Repeat("a.", 127) + "aa",
+	} {
+		if err := CheckHost(h); reason.Of(err) != reason.BadRequest {
+			t.Errorf("%q: %v, want bad_request", h, err)
+		}
+	}
+}
+
+// Path parameters: servlet containers drop ";params" and then resolve "..",
+// so /workflows/W1/..;/W2 serves W2 to a rule that read W1.
+func TestCanonicalPathRefusesPathParameters(t *testing.T) {
+	for _, p := range []string{"/workflows/W1/..;/W2", "/workflows/W1/..;x=1/W2", "/workflows/W1/.;/..;/W2", "/workflows/W1/..%3B/W2", "/workflows/W1/..%3b/W2", "/workflows/W1;x=1", "/a/../b", "/a//b", "/a/%2e%2e/b", "/a%2fb", "/a\\b"} {
+		r := httptest.NewRequest("GET", "https://portal.test/", nil)
+		if err := setPath(r, p); err != nil {
+			t.Fatal(err)
+		}
+		if CanonicalPath(r) {
+			t.Errorf("%s: canonical", p)
+		}
+	}
+	for _, p := range []string{"/", "/workflows/W1", "/workflows/W1/", "/a/b.c", "/a/%20b"} {
+		r := httptest.NewRequest("GET", "https://portal.test/", nil)
+		if err := setPath(r, p); err != nil {
+			t.Fatal(err)
+		}
+		if !CanonicalPath(r) {
+			t.Errorf("%s: not canonical", p)
+		}
+	}
+}
+
+// setPath sets r's path as a server parses it from the request line.
+func setPath(r *http.Request, escaped string) error {
+	u, err := url.ParseRequestURI(escaped)
+	if err != nil {
+		return err
+	}
+	r.URL = u
+	return nil
+}
+
+// Method-override headers are honoured by many frameworks: a cross-site GET
+// carrying X-HTTP-Method-Override: DELETE would pass as a safe method.
+func TestBoundaryRemovesMethodOverrideAndHTTP2Settings(t *testing.T) {
+	r := httptest.NewRequest("GET", "https://portal.test/", nil)
+	for _, h := range []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "HTTP2-Settings"} {
+		r.Header.Set(h, "DELETE")
+	}
+	r.Header["X_HTTP_Method_Override"] = []string{"DELETE"}
+	r.Header["x-method-override"] = []string{"DELETE"}
+	r.Header.Set("X-Embed-Subject", "mallory")
+	r.Header.Set("X-Org-Id", "o2")
+	r.Header.Set("X-Request-Id", "keep")
+	if err := admitted(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Header) != 1 || r.Header.Get("X-Request-Id") != "keep" {
+		t.Fatalf("headers left: %v", r.Header)
+	}
+}
+
+// A refused request is left as it was: nothing is half-applied.
+func TestBoundaryRefusalChangesNothing(t *testing.T) {
+	r := httptest.NewRequest("GET", "https://portal.test/", nil)
+	r.Header.Set("Connection", "X-Embed-Subject")
+	r.Header.Set("X-Embed-Subject", "mallory")
+	if admitted(t, r) == nil {
+		t.Fatal("passed")
+	}
+	if r.Header.Get("X-Embed-Subject") != "mallory" {
+		t.Error("a refused request was changed")
+	}
+}
