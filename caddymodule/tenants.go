@@ -118,6 +118,9 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 			metrics.tenantReloads.WithLabelValues("error").Inc()
 			h.logger.Error("tenants file refused; the previous tenants stay in force", zap.String("file", path), zap.Error(err))
 		},
+		Recovered: func() {
+			h.logger.Info("tenants file readable again; the tenants in force are unchanged", zap.String("file", path))
+		},
 	}
 	// Seeded with the stat from before the read above: a write since then
 	// (the build can wait up to 10s on JWKS) is applied on the first tick.

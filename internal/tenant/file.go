@@ -80,12 +80,19 @@ type Watcher struct {
 	// Apply builds and swaps in a registry. An error leaves the previous
 	// one in force; the watcher reports it and waits for the next change.
 	Apply func(cfgs []Config) error
-	// Report is told of every attempt: err is nil when Apply succeeded.
+	// Report is told of each distinct outcome: nil when a new version was
+	// applied, the error for each refused version, and, for a file that
+	// cannot be read (deleted, unreadable), the error once when it starts,
+	// not on every poll while it lasts.
 	Report func(err error)
+	// Recovered is told that a file that could not be read is readable
+	// again, unchanged since the version in force. Optional.
+	Recovered func()
 
 	last    [32]byte
 	size    int64
 	modTime time.Time
+	failing string // the read error reported last, "" when none
 }
 
 // Seed records the version already applied at start (as ReadFile returned
@@ -118,26 +125,54 @@ func (w *Watcher) Run(ctx context.Context) {
 func (w *Watcher) Check() {
 	fi, err := os.Stat(w.Path)
 	if err != nil {
-		w.report(fmt.Errorf("tenants file: %v", err))
+		w.readFailed(fmt.Errorf("tenants file: %v", err))
 		return
 	}
 	if fi.Size() == w.size && fi.ModTime().Equal(w.modTime) {
+		w.readable()
 		return
 	}
 	// fi was taken before ReadFile reads, so a write racing this check
 	// leaves the recorded stat behind the file and is seen next tick.
 	cfgs, v, err := ReadFile(w.Path)
+	if v == (Version{}) {
+		// Not read at all (opened or read failed): nothing to remember, so
+		// the next tick tries again.
+		w.readFailed(err)
+		return
+	}
 	if v.Sum == w.last {
 		w.size, w.modTime = fi.Size(), fi.ModTime()
+		w.readable()
 		return
 	}
 	// Remember this content even when it is refused, so a bad file is
 	// reported once, not on every tick until someone fixes it.
 	w.last, w.size, w.modTime = v.Sum, fi.Size(), fi.ModTime()
+	w.failing = ""
 	if err == nil {
 		err = w.Apply(cfgs)
 	}
 	w.report(err)
+}
+
+// readFailed reports a read error when it differs from the one in progress.
+func (w *Watcher) readFailed(err error) {
+	if msg := err.Error(); msg != w.failing {
+		w.failing = msg
+		w.report(err)
+	}
+}
+
+// readable ends a read failure in progress: the file is back, unchanged.
+func (w *Watcher) readable() {
+	if w.failing == "" {
+		return
+	}
+	w.failing = ""
+	if w.Recovered != nil {
+		w.Recovered()
+	}
 }
 
 func (w *Watcher) report(err error) {

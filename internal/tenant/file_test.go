@@ -225,3 +225,50 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// A deleted tenants file is one failure, not one per poll: reported once
+// when it starts (so logs and the error counter see one event), once more
+// only for a different failure, and its end is told to Recovered.
+func TestWatcherMissingFileReportedOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.json")
+	writeTenants(t, path, 0, 1, "")
+	var reports []error
+	recovered := 0
+	w := &Watcher{Path: path, Apply: func([]Config) error { return nil },
+		Report: func(err error) { reports = append(reports, err) }, Recovered: func() { recovered++ }}
+	data, _ := os.ReadFile(path)
+	_, v, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Seed(v)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		w.Check()
+	}
+	if len(reports) != 1 || reports[0] == nil || !strings.Contains(reports[0].Error(), "no such file") {
+		t.Fatalf("missing file: reports %v, want one", reports)
+	}
+	// Back with the same content: no reload, one recovery.
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, v.ModTime, v.ModTime); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		w.Check()
+	}
+	if len(reports) != 1 || recovered != 1 {
+		t.Fatalf("after restore: reports %v, recovered %d", reports, recovered)
+	}
+	// A second outage is a new failure.
+	_ = os.Remove(path)
+	w.Check()
+	w.Check()
+	if len(reports) != 2 {
+		t.Fatalf("second outage: reports %v", reports)
+	}
+}
