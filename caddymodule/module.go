@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -19,8 +20,10 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
@@ -381,6 +384,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 
 // audit logs an event once, here at the boundary.
 func (h *Handler) audit(r *http.Request, e gateway.Event) {
+	level := zapcore.WarnLevel
+	switch {
+	case e.Kind != gateway.EventReject:
+		level = zapcore.InfoLevel
+	case e.Reason == reason.StoreUnavailable:
+		metrics.storeErrors.Inc() // counted whatever the log level
+		level = zapcore.ErrorLevel
+	case e.HotPath:
+		level = zapcore.DebugLevel
+	}
+	// Check first: on the hot path the fields are built only when the
+	// line is written.
+	ce := h.logger.Check(level, e.Kind)
+	if ce == nil {
+		return
+	}
 	fields := []zap.Field{zap.String("tenant", e.Tenant)}
 	if e.Subject != "" {
 		fields = append(fields, zap.String("sub", e.Subject))
@@ -397,18 +416,22 @@ func (h *Handler) audit(r *http.Request, e gateway.Event) {
 	if e.Detail != "" {
 		fields = append(fields, zap.String("detail", e.Detail))
 	}
-	fields = append(fields, zap.String("remote_ip", r.RemoteAddr), zap.String("uri", r.URL.Path))
-	switch {
-	case e.Kind != gateway.EventReject:
-		h.logger.Info(e.Kind, fields...)
-	case e.Reason == "store_unavailable":
-		metrics.storeErrors.Inc()
-		h.logger.Error(e.Kind, fields...)
-	case e.HotPath:
-		h.logger.Debug(e.Kind, fields...)
-	default:
-		h.logger.Warn(e.Kind, fields...)
+	ce.Write(append(fields, requestFields(r)...)...)
+}
+
+// requestFields name the client as Caddy's access log does: client_ip
+// honours trusted_proxies (behind a load balancer, the client, not the
+// balancer), remote_ip is the peer address without its port.
+func requestFields(r *http.Request) []zap.Field {
+	remote, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		remote = r.RemoteAddr
 	}
+	client, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if client == "" {
+		client = remote
+	}
+	return []zap.Field{zap.String("client_ip", client), zap.String("remote_ip", remote), zap.String("path", r.URL.Path)}
 }
 
 // skipAccessLog keeps a request whose URL holds a token out of Caddy's
