@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/tenant"
 )
 
 // Behind a load balancer the audit trail must name the client, not the
@@ -56,4 +58,22 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// A tenant no page can embed is loadable (direct links work) but named in a
+// warning at load, not passed over in silence.
+func TestWarnUnframableTenant(t *testing.T) {
+	core, logs := zapobserver.New(zapcore.WarnLevel)
+	reg, err := tenant.NewRegistry([]tenant.Config{
+		{ID: "framed", Keys: []tenant.SecretConfig{{Secret: strings.Repeat("k", 32)}}, FrameAncestors: []string{"https://a.test"}},
+		{ID: "bare", Keys: []tenant.SecretConfig{{Secret: strings.Repeat("k", 32)}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warnUnframable(zap.New(core), reg)
+	all := logs.All()
+	if len(all) != 1 || all[0].ContextMap()["tenant"] != "bare" || !strings.Contains(all[0].Message, "frame_ancestors") {
+		t.Fatalf("warnings %v", all)
+	}
 }

@@ -72,7 +72,20 @@ func (s *tenantSet) rebuild(ctx context.Context, h *Handler, repl *caddy.Replace
 	}
 	s.caches = caches
 	s.current.Store(reg)
+	warnUnframable(h.logger, reg)
 	return reg, nil
+}
+
+// warnUnframable names each tenant without frame_ancestors: it loads (direct
+// links with login_url still work) but no page can embed it, since its
+// responses carry frame-ancestors 'none'.
+func warnUnframable(logger *zap.Logger, reg *tenant.Registry) {
+	for _, id := range reg.IDs() {
+		if t, _ := reg.ByID(id); len(t.FrameAncestors) == 0 {
+			logger.Warn("tenant has no frame_ancestors: no page can embed it (frame-ancestors 'none'); direct links still work",
+				zap.String("tenant", id))
+		}
+	}
 }
 
 // provisionTenants builds the first registry and, with a tenants file,
