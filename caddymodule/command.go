@@ -527,6 +527,27 @@ func (d decoded) print(w io.Writer, now time.Time) {
 	}
 }
 
+// millisecondsHint names the first of iat, nbf, exp that reads as a
+// millisecond timestamp (JavaScript's Date.now()), with the date it means.
+func (d decoded) millisecondsHint() (string, bool) {
+	for _, name := range []string{"iat", "nbf", "exp"} {
+		n, ok := d.claims[name].(json.Number)
+		if !ok {
+			continue
+		}
+		f, err := n.Float64()
+		// Seconds stay under 1e11 until the year 5138; milliseconds of any
+		// date after 1973 are above it.
+		if err != nil || f < 1e11 || f > 1e14 {
+			continue
+		}
+		secs := int64(f / 1000)
+		return fmt.Sprintf("%s is %s, which looks like milliseconds: iat, nbf and exp are whole seconds since the epoch (%d is %s); divide by 1000 (Math.floor(Date.now() / 1000))",
+			name, n, secs, time.Unix(secs, 0).UTC().Format(time.RFC3339)), true
+	}
+	return "", false
+}
+
 func (d decoded) date(name string) (time.Time, bool) {
 	n, ok := d.claims[name].(json.Number)
 	if !ok {
@@ -582,6 +603,9 @@ func explain(err error, d decoded, t *tenant.Tenant, tenantIDs []string, v *toke
 	case reason.MissingClaim:
 		return line("%s; %s", detail, missingFix(detail, d.iss))
 	case reason.Malformed:
+		if hint, ok := d.millisecondsHint(); ok {
+			return line("%s; %s", detail, hint)
+		}
 		if strings.Contains(detail, "exp is not after iat") {
 			return line("exp is not after iat; set exp = iat + the token's lifetime in seconds")
 		}

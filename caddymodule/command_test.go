@@ -197,6 +197,11 @@ func TestInspectUsesTenantsFile(t *testing.T) {
 		{"inline tenant", mint("acme", acmeSecret), exitOK, "valid for tenant acme"},
 		{"file tenant, wrong key", mint("globex", acmeSecret), exitRejected, "bad_signature"},
 		{"unknown tenant", mint("initech", acmeSecret), exitRejected, `this config has tenants "acme", "globex"`},
+		{"millisecond timestamps", func() string {
+			ms := time.Now().UnixMilli()
+			tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "acme", "aud": "acme", "sub": "jane", "jti": "j-ms", "iat": ms, "exp": ms + 60000}).SignedString([]byte(acmeSecret))
+			return tok
+		}(), exitRejected, "looks like milliseconds: iat, nbf and exp are whole seconds since the epoch"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, out := inspect(cf, c.tok)
@@ -204,6 +209,24 @@ func TestInspectUsesTenantsFile(t *testing.T) {
 				t.Fatalf("exit %d, want %d with %q:\n%s", code, c.code, c.want, out)
 			}
 		})
+	}
+
+	// A config that cannot be loaded is exit 2, whatever the cause.
+	for name, body := range map[string]string{
+		"short secret":  "a.example {\n embed_session {\n tenant acme {\n key short\n }\n }\n}\n",
+		"unset env":     "a.example {\n embed_session {\n tenant acme {\n key {env.EG_TEST_UNSET_ANYWHERE}\n }\n }\n}\n",
+		"syntax error":  "a.example {\n embed_session {\n",
+		"no handler":    "a.example {\n respond ok\n}\n",
+		"unknown field": "a.example {\n embed_session {\n colour red\n }\n}\n",
+	} {
+		bad := filepath.Join(dir, "bad-"+strings.ReplaceAll(name, " ", "-"))
+		_ = os.WriteFile(bad, []byte(body), 0o600)
+		if code, out := inspect(bad, mint("acme", acmeSecret)); code != exitUsage {
+			t.Errorf("%s: exit %d, want %d\n%s", name, code, exitUsage, out)
+		}
+	}
+	if code, _ := inspect(filepath.Join(dir, "nonexistent"), mint("acme", acmeSecret)); code != exitUsage {
+		t.Errorf("missing config: exit %d", code)
 	}
 
 	// An unreadable tenants file is a config error, as it is for Provision.
