@@ -45,6 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		prefix <path>                       # default /.embed
 //		token_param <name>                  # default embed_token
 //		inject_bridge                       # add bridge.js to the app's HTML; default off
+//		caddy_errors                        # 401/403 into the app go to handle_errors; default off
 //		forward_claim <claim.path> <Header-Name>
 //		require scope <scope>
 //		require claim <claim.path> <value>
@@ -111,6 +112,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.InjectBridge = true
+		case "caddy_errors":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.CaddyErrors = true
 		case "forward_claim":
 			args := d.RemainingArgs()
 			if len(args) != 2 {

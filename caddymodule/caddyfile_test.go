@@ -84,6 +84,8 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "inline argument", input: "embed_session acme", wantErr: "wrong argument count"},
 		{name: "inject_bridge", input: "embed_session {\n tenant acme {\n key s\n }\n inject_bridge\n}", want: `{"tenants":[{"id":"acme","keys":[{"secret":"s"}]}],"inject_bridge":true}`},
 		{name: "inject_bridge with argument", input: "embed_session {\n inject_bridge on\n}", wantErr: "wrong argument count"},
+		{name: "caddy_errors", input: "embed_session {\n tenant acme {\n key s\n }\n caddy_errors\n}", want: `{"tenants":[{"id":"acme","keys":[{"secret":"s"}]}],"caddy_errors":true}`},
+		{name: "caddy_errors with argument", input: "embed_session {\n caddy_errors on\n}", wantErr: "wrong argument count"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,12 +6,7 @@
 package caddymodule
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/http"
 	"strings"
@@ -43,9 +38,6 @@ const (
 	DefaultTokenParam  = "embed_token"
 )
 
-// storageKey is where a generated session key is kept in Caddy's storage, so
-// restarts and instances sharing that storage keep sessions valid.
-const storageKey = "embedgate/session_key"
 
 // Handler exchanges one-time SSO tokens for a sealed session cookie, guards
 // every request with that session, sends verified identity headers upstream
@@ -120,6 +112,16 @@ type Handler struct {
 	// Default: false.
 	InjectBridge bool `json:"inject_bridge,omitempty"`
 
+	// CaddyErrors returns refusals of requests into the app (401 without a
+	// session on a non-navigation request, 403 for a cross-origin unsafe
+	// request or a failed require rule) as Caddy errors, so handle_errors
+	// runs, with {http.error.status_code} and {http.embed.reason} (the typed
+	// reason). The gateway's own endpoints, the login redirect and the gate
+	// page (which talks to the host page) are answered as usual. The
+	// refusal's framing CSP and cookie clearing are already set.
+	// Default: false.
+	CaddyErrors bool `json:"caddy_errors,omitempty"`
+
 	gw      *gateway.Gateway
 	tenants *tenantSet // the live registry, read by the admin API
 	logger  *zap.Logger
@@ -191,25 +193,26 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
 	}
 	h.gw, err = gateway.New(gateway.Config{
-		Tenants:       tenants.load,
-		Sealer:        sealer,
-		Replay:        store,
-		Revocations:   revocations,
-		SessionTTL:    time.Duration(h.SessionTTL),
-		IdleTimeout:   time.Duration(h.IdleTimeout),
-		MaxTokenAge:   time.Duration(h.MaxTokenAge),
-		Leeway:        time.Duration(h.Leeway),
-		CookieName:    h.CookieName,
-		Prefix:        h.Prefix,
-		TokenParam:    h.TokenParam,
-		InjectBridge:  h.InjectBridge,
-		ForwardClaims: fwd,
-		Require:       req,
-		Audit:         h.audit,
-		Expand:        expand,
-		OnSession:     setPlaceholders,
-		Observer:      newObserver(h.MetricsPerTenant),
-		OnTokenInURL:  skipAccessLog,
+		Tenants:        tenants.load,
+		Sealer:         sealer,
+		Replay:         store,
+		Revocations:    revocations,
+		SessionTTL:     time.Duration(h.SessionTTL),
+		IdleTimeout:    time.Duration(h.IdleTimeout),
+		MaxTokenAge:    time.Duration(h.MaxTokenAge),
+		Leeway:         time.Duration(h.Leeway),
+		CookieName:     h.CookieName,
+		Prefix:         h.Prefix,
+		TokenParam:     h.TokenParam,
+		InjectBridge:   h.InjectBridge,
+		ReturnRefusals: h.CaddyErrors,
+		ForwardClaims:  fwd,
+		Require:        req,
+		Audit:          h.audit,
+		Expand:         expand,
+		OnSession:      setPlaceholders,
+		Observer:       newObserver(h.MetricsPerTenant),
+		OnTokenInURL:   skipAccessLog,
 	})
 	return err
 }
@@ -271,61 +274,6 @@ func resolveSecret(repl *caddy.Replacer, s string) (string, error) {
 	return strings.TrimRight(out, "\r\n"), nil
 }
 
-// provisionSealer builds the session key ring from config, or from a key
-// generated once and kept in Caddy's storage.
-func (h *Handler) provisionSealer(ctx caddy.Context, repl *caddy.Replacer) (*session.Sealer, error) {
-	var secrets [][]byte
-	for i, k := range h.SessionKeys {
-		s, err := resolveSecret(repl, k)
-		if err != nil {
-			return nil, fmt.Errorf("session_key #%d: %v", i+1, err)
-		}
-		if len(s) < 32 {
-			return nil, fmt.Errorf("session_key #%d: %d bytes, at least 32 required", i+1, len(s))
-		}
-		secrets = append(secrets, []byte(s))
-	}
-	if len(secrets) == 0 {
-		key, err := storedSessionKey(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("session_key: none configured and none could be kept in storage: %v", err)
-		}
-		secrets = [][]byte{key}
-	}
-	return session.NewSealer(h.CookieName, secrets)
-}
-
-// storedSessionKey loads the generated session key from Caddy's storage,
-// creating it under the storage lock so concurrent instances agree.
-func storedSessionKey(ctx caddy.Context) ([]byte, error) {
-	st := ctx.Storage()
-	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := st.Lock(lctx, storageKey); err != nil {
-		return nil, err
-	}
-	defer func() { _ = st.Unlock(context.Background(), storageKey) }()
-	data, err := st.Load(lctx, storageKey)
-	if err == nil {
-		key, derr := base64.RawURLEncoding.DecodeString(strings.TrimSpace(string(data)))
-		if derr != nil || len(key) < 32 {
-			return nil, fmt.Errorf("stored key %s is corrupt; delete it to generate a new one", storageKey)
-		}
-		return key, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	if err := st.Store(lctx, storageKey, []byte(base64.RawURLEncoding.EncodeToString(key))); err != nil {
-		return nil, err
-	}
-	return key, nil
-}
-
 // Validate checks the configuration without changing it.
 func (h *Handler) Validate() error {
 	if !strings.HasPrefix(h.Prefix, "/") || strings.HasSuffix(h.Prefix, "/") || strings.ContainsAny(h.Prefix, " ?#*") {
@@ -379,7 +327,14 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP runs the gateway in front of next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	return h.gw.ServeHTTP(w, r, next.ServeHTTP)
+	err := h.gw.ServeHTTP(w, r, next.ServeHTTP)
+	if ref, ok := err.(*gateway.Refusal); ok {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Set("http.embed.reason", string(ref.Reason))
+		}
+		return caddyhttp.Error(ref.Status, ref)
+	}
+	return err
 }
 
 // audit logs an event once, here at the boundary.

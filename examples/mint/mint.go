@@ -39,8 +39,8 @@ func mintEmbedToken(tenant, secret, sub string, extra map[string]any) (string, e
 }
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: mint <tenant> <subject>   (secret in EMBEDGATE_SECRET)")
+	if len(os.Args) != 3 || os.Getenv("EMBEDGATE_SECRET") == "" {
+		fmt.Fprintln(os.Stderr, "usage: go run ./examples/mint <tenant> <subject>   (secret in EMBEDGATE_SECRET)")
 		os.Exit(2)
 	}
 	tok, err := mintEmbedToken(os.Args[1], os.Getenv("EMBEDGATE_SECRET"), os.Args[2], map[string]any{"email": os.Args[2]})

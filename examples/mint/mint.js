@@ -11,5 +11,10 @@ function mintEmbedToken(tenant, secret, sub, extra = {}) {
   return `${head}.${body}.${sig}`;
 }
 
-const [tenant, sub] = process.argv.slice(2);
+const usage = "usage: node mint.js <tenant> <subject>   (secret in EMBEDGATE_SECRET)";
+const [tenant, sub, ...rest] = process.argv.slice(2);
+if (!tenant || !sub || rest.length || !process.env.EMBEDGATE_SECRET) {
+  console.error(usage);
+  process.exit(2);
+}
 console.log(mintEmbedToken(tenant, process.env.EMBEDGATE_SECRET, sub, { email: sub }));

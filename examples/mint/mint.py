@@ -16,4 +16,8 @@ def mint_embed_token(tenant, secret, sub, **extra):
 
 
 if __name__ == "__main__":
-    print(mint_embed_token(sys.argv[1], os.environ["EMBEDGATE_SECRET"], sys.argv[2], email=sys.argv[2]))
+    secret = os.environ.get("EMBEDGATE_SECRET", "")
+    if len(sys.argv) != 3 or not secret:
+        print("usage: python3 mint.py <tenant> <subject>   (secret in EMBEDGATE_SECRET)", file=sys.stderr)
+        sys.exit(2)
+    print(mint_embed_token(sys.argv[1], secret, sys.argv[2], email=sys.argv[2]))

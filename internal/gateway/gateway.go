@@ -44,11 +44,18 @@ type Requirement struct {
 	Value string // may hold placeholders, expanded per request
 }
 
+// Sealer seals and opens session cookies: *session.Sealer, or a wrapper
+// that loads its key ring on first use.
+type Sealer interface {
+	Seal(sess *session.Session, host string) (string, error)
+	Open(value, host string) (*session.Session, error)
+}
+
 // Config is everything the gateway needs; zero durations are not defaults
 // here: the adapter sets them.
 type Config struct {
 	Tenants     func() *tenant.Registry // the current registry (swapped on reload)
-	Sealer      *session.Sealer
+	Sealer      Sealer
 	Replay      replay.Store
 	Revocations replay.Revocations
 
@@ -68,6 +75,12 @@ type Config struct {
 	// upstream's HTML responses, keeping a strict upstream CSP working.
 	InjectBridge bool
 
+	// ReturnRefusals makes ServeHTTP return a *Refusal, instead of writing
+	// the JSON answer, for refusals of requests into the app: 401 without a
+	// session (not the gate page or the login redirect) and 403. Headers
+	// (framing, cookie clearing) are set on w first.
+	ReturnRefusals bool
+
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Audit receives one event per exchange, rejection and sign-out.
@@ -83,6 +96,24 @@ type Config struct {
 	// in its URL, before anything else: the adapter keeps that URL out of
 	// the access log, since the token may still be valid.
 	OnTokenInURL func(r *http.Request)
+}
+
+// Refusal is a refused request into the app, returned by ServeHTTP when
+// Config.ReturnRefusals is set.
+type Refusal struct {
+	Status int
+	Reason reason.Reason
+}
+
+func (r *Refusal) Error() string { return string(r.Reason) }
+
+// refuseRequest answers a refused request into the app: JSON, or a
+// *Refusal for the caller to render when ReturnRefusals is set.
+func (g *Gateway) refuseRequest(w http.ResponseWriter, status int, code string, why reason.Reason) error {
+	if g.cfg.ReturnRefusals {
+		return &Refusal{Status: status, Reason: why}
+	}
+	return writeRefusal(w, status, code, why)
 }
 
 // Request results reported to the Observer.

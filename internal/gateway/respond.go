@@ -106,13 +106,14 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenan
 func (g *Gateway) denyToken(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, res *token.Result, err error) {
 	typed := reason.Ensure(err, reason.Malformed)
 	g.auditExchangeReject(r, t, res, typed)
-	g.respondDenied(w, r, t, typed, true)
+	_ = g.respondDenied(w, r, t, typed, true) // a token failure is always written
 }
 
-// deny answers a request that has no usable session.
-func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error) {
+// deny answers a request into the app that has no usable session; a
+// *Refusal when the caller renders refusals (Config.ReturnRefusals).
+func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error) error {
 	g.audit(r, t, nil, err, false)
-	g.respondDenied(w, r, t, err, false)
+	return g.respondDenied(w, r, t, err, false)
 }
 
 func (g *Gateway) auditExchangeReject(r *http.Request, t *tenant.Tenant, res *token.Result, err *reason.Error) {
@@ -129,35 +130,46 @@ func (g *Gateway) auditExchangeReject(r *http.Request, t *tenant.Tenant, res *to
 
 // respondDenied is a login redirect for top-level navigations of a tenant
 // with a login_url, the HTML gate page for other navigations, JSON otherwise.
-func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error, tokenFailure bool) {
+// For a request into the app (not a token failure) the 401 and 403 JSON
+// answers go through refuseRequest.
+func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error, tokenFailure bool) error {
 	why := reason.Of(err)
 	h := w.Header()
 	setFraming(h, t)
 	h.Set("Cache-Control", "no-store")
+	refuse := g.refuseRequest
+	if tokenFailure {
+		refuse = writeRefusal
+	}
 	switch why {
 	case reason.ForbiddenOrigin, reason.CrossOrigin:
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
-		return
+		return refuse(w, http.StatusForbidden, "forbidden", why)
 	case reason.StoreUnavailable:
 		h.Set("Retry-After", retryAfter)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(why)})
-		return
+		return nil
 	}
 	g.storageAccessRetry(h, r, t)
 	if policy.IsNavigation(r) {
 		if t != nil && t.LoginURL != "" && policy.IsTopLevelNavigation(r) && !tokenFailure {
 			h.Set("Location", loginRedirect(t.LoginURL, policy.SelfOrigin(r)+originalURI(r, g.cfg.TokenParam)))
 			w.WriteHeader(http.StatusFound)
-			return
+			return nil
 		}
 		g.writeGate(w, r, t, why)
-		return
+		return nil
 	}
-	code := "invalid_session"
 	if tokenFailure {
-		code = "invalid_token"
+		return writeRefusal(w, http.StatusUnauthorized, "invalid_token", why)
 	}
-	writeJSON(w, http.StatusUnauthorized, errorBody{Error: code, Description: string(why)})
+	return refuse(w, http.StatusUnauthorized, "invalid_session", why)
+}
+
+// writeRefusal writes a refusal as JSON; refuseRequest's signature, for the
+// answers that are never handed to the caller.
+func writeRefusal(w http.ResponseWriter, status int, code string, why reason.Reason) error {
+	writeJSON(w, status, errorBody{Error: code, Description: string(why)})
+	return nil
 }
 
 // originalURI is the request URI without the token parameter.

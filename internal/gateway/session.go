@@ -98,8 +98,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 			setSessionFraming(w.Header(), t, o.sess)
 			g.cfg.Observer.Request(tenantID(t), RequestRefused)
 			g.audit(r, t, o.sess, reason.Errorf(why, "%s from a foreign origin", r.Method), false)
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
-			return nil
+			return g.refuseRequest(w, http.StatusForbidden, "forbidden", why)
 		}
 	}
 	if o.sess == nil {
@@ -110,8 +109,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 			t = o.tenant // frame the gate page for the tenant the cookie named
 		}
 		g.cfg.Observer.Request(tenantID(t), RequestNoSession)
-		g.deny(w, r, t, o.err)
-		return nil
+		return g.deny(w, r, t, o.err)
 	}
 	s := o.sess
 	if g.pathRules && !policy.CanonicalPath(r) {
@@ -126,8 +124,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		setSessionFraming(w.Header(), t, s)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
 		g.audit(r, t, s, err, false)
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(reason.Of(err))})
-		return nil
+		return g.refuseRequest(w, http.StatusForbidden, "forbidden", reason.Of(err))
 	}
 	now := g.now()
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
