@@ -38,7 +38,6 @@ const (
 	DefaultTokenParam  = "embed_token"
 )
 
-
 // Handler exchanges one-time SSO tokens for a sealed session cookie, guards
 // every request with that session, sends verified identity headers upstream
 // and sets frame-ancestors on every response.
