@@ -77,3 +77,22 @@ func TestWarnUnframableTenant(t *testing.T) {
 		t.Fatalf("warnings %v", all)
 	}
 }
+
+// The token API's outcomes reach embedgate_tokens_issued_total and
+// embedgate_token_refusals_total, with a tenant label only under
+// metrics_per_tenant.
+func TestTokenMetrics(t *testing.T) {
+	initMetrics()
+	issued := func(tenant string) float64 { return counterValue(t, metrics.tokensIssued.WithLabelValues(tenant)) }
+	refused := func(why, tenant string) float64 {
+		return counterValue(t, metrics.tokenRefusals.WithLabelValues(why, tenant))
+	}
+	i0, r0, p0 := issued(""), refused("api_key_invalid", ""), issued("acme")
+	o := newObserver(false)
+	o.Token("acme", "")
+	o.Token("", reason.APIKeyInvalid)
+	newObserver(true).Token("acme", "")
+	if issued("") != i0+1 || refused("api_key_invalid", "") != r0+1 || issued("acme") != p0+1 {
+		t.Fatalf("issued %v/%v, refused %v", issued(""), issued("acme"), refused("api_key_invalid", ""))
+	}
+}

@@ -23,6 +23,8 @@ var metrics struct {
 	storeErrors   prometheus.Counter
 	tenants       prometheus.Gauge
 	tenantReloads *prometheus.CounterVec
+	tokensIssued  *prometheus.CounterVec
+	tokenRefusals *prometheus.CounterVec
 }
 
 func initMetrics() {
@@ -53,6 +55,14 @@ func initMetrics() {
 			Namespace: ns, Name: "tenant_reloads_total",
 			Help: "Reloads of the tenants file by result (ok, error).",
 		}, []string{"result"})
+		metrics.tokensIssued = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "tokens_issued_total",
+			Help: "Tokens issued by the token API.",
+		}, []string{"tenant"})
+		metrics.tokenRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "token_refusals_total",
+			Help: "Token API calls refused, by reason (api_key_invalid, browser_request, bad_request).",
+		}, []string{"reason", "tenant"})
 	})
 }
 
@@ -64,7 +74,7 @@ func registerMetrics(ctx caddy.Context) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{metrics.exchanges, metrics.requests, metrics.duration,
-		metrics.storeErrors, metrics.tenants, metrics.tenantReloads} {
+		metrics.storeErrors, metrics.tenants, metrics.tenantReloads, metrics.tokensIssued, metrics.tokenRefusals} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -198,6 +208,17 @@ func (o *observer) Request(tenant, result string) {
 	default:
 		o.refused.Inc()
 	}
+}
+
+func (o *observer) Token(tenant string, why reason.Reason) {
+	if !o.perTenant {
+		tenant = ""
+	}
+	if why == "" {
+		metrics.tokensIssued.WithLabelValues(tenant).Inc()
+		return
+	}
+	metrics.tokenRefusals.WithLabelValues(string(why), tenant).Inc()
 }
 
 // Interface guards

@@ -20,6 +20,7 @@ func (o *countingObserver) Exchange(_ string, why reason.Reason) {
 }
 func (o *countingObserver) ExchangeDuration(time.Duration) {}
 func (o *countingObserver) Request(string, string)         {}
+func (o *countingObserver) Token(string, reason.Reason)    {}
 
 // An exchange error that carries no typed reason (a bug or an internal
 // failure) is still a failure: it is counted and logged with a reason on

@@ -132,6 +132,9 @@ type Observer interface {
 	ExchangeDuration(d time.Duration)
 	// Request reports one request on the session path.
 	Request(tenant, result string)
+	// Token reports one token API call: why is "" when a token was
+	// issued, else the refusal's reason. tenant is "" when none is known.
+	Token(tenant string, why reason.Reason)
 }
 
 type nopObserver struct{}
@@ -139,6 +142,7 @@ type nopObserver struct{}
 func (nopObserver) Exchange(string, reason.Reason) {}
 func (nopObserver) ExchangeDuration(time.Duration) {}
 func (nopObserver) Request(string, string)         {}
+func (nopObserver) Token(string, reason.Reason)    {}
 
 // Gateway serves the embed endpoints and guards every other request.
 type Gateway struct {

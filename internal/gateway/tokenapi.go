@@ -138,6 +138,7 @@ func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *requ
 		g.apiRefuse(w, r, t, subjectOf(req), ref)
 		return
 	}
+	g.cfg.Observer.Token(t.ID, "")
 	g.cfg.Audit(r, Event{Kind: EventTokenIssued, Tenant: t.ID, Subject: *req.Sub, JTI: Fingerprint(jti)})
 	writeJSON(w, http.StatusCreated, resp)
 }
@@ -181,6 +182,7 @@ func (g *Gateway) apiRefuse(w http.ResponseWriter, r *http.Request, t *tenant.Te
 	if t != nil {
 		e.Tenant = t.ID
 	}
+	g.cfg.Observer.Token(e.Tenant, e.Reason)
 	g.cfg.Audit(r, e)
 	writeJSON(w, ref.status, ref.body)
 }

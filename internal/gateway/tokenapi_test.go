@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
@@ -48,6 +49,7 @@ type tapiEnv struct {
 	mu     sync.Mutex
 	events []gateway.Event
 	seen   []*http.Request
+	tokens tokenCounts
 }
 
 func tapiConfigs(acmeKeys ...string) []tenant.Config {
@@ -60,6 +62,35 @@ func tapiConfigs(acmeKeys ...string) []tenant.Config {
 			FrameAncestors: []string{tapiOriginA, tapiOriginB}},
 		{ID: "globex", Keys: []tenant.SecretConfig{{Secret: "globex-token-api-secret-0123456789abcd"}}, APIKeys: []string{tapiDigest(tapiKeyG)},
 			FrameAncestors: []string{"https://globex.test"}, Hosts: []string{"globex.gate.test"}},
+	}
+}
+
+// tokenCounts records the token API outcomes the Observer is told of.
+type tokenCounts struct {
+	mu  sync.Mutex
+	got []string // "tenant/reason", reason "" when issued
+}
+
+func (c *tokenCounts) Exchange(string, reason.Reason) {}
+func (c *tokenCounts) ExchangeDuration(time.Duration) {}
+func (c *tokenCounts) Request(string, string)         {}
+func (c *tokenCounts) Token(t string, why reason.Reason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, t+"/"+string(why))
+}
+
+// Every token API outcome is counted for metrics: issued, and each refusal
+// with its reason, whatever the log level.
+func TestTokenAPIMetrics(t *testing.T) {
+	e := newTapiEnv(t)
+	e.token(tapiKeyA1, `{"sub":"jane"}`)
+	e.token("egk_unknown", `{"sub":"jane"}`)
+	e.token(tapiKeyA1, `{"sub":"jane","role":"x"}`)
+	e.do(tapiReq{path: "/.embed/token", body: `{"sub":"jane"}`, hdr: map[string]string{"Authorization": "Bearer " + tapiKeyA1, "Content-Type": "application/json", "Origin": tapiOriginA}})
+	want := []string{"acme/", "/api_key_invalid", "acme/bad_request", "/browser_request"}
+	if strings.Join(e.tokens.got, ",") != strings.Join(want, ",") {
+		t.Fatalf("observed %v, want %v", e.tokens.got, want)
 	}
 }
 
@@ -84,6 +115,7 @@ func newTapiEnv(t testing.TB) *tapiEnv {
 			e.events = append(e.events, ev)
 			e.mu.Unlock()
 		},
+		Observer: &e.tokens,
 	})
 	if err != nil {
 		t.Fatal(err)
