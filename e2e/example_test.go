@@ -2,14 +2,21 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
 )
 
 const demoSecret = "demo-secret-change-me-0123456789abcdef"
@@ -18,10 +25,31 @@ const demoSecret = "demo-secret-change-me-0123456789abcdef"
 // command does, with a private data directory.
 func startExample(t *testing.T) *Gateway {
 	t.Helper()
+	requireExamplePortsFree(t)
 	dir := t.TempDir()
 	g := &Gateway{t: t, Dir: filepath.Join(dir, "caddy"), HTTPSPort: 8443, ReadyHost: "localhost"}
 	g.run(filepath.Join(repoRoot(), "Caddyfile.example"), []string{"XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir, "HOME=" + dir})
 	return g
+}
+
+// examplePorts are the fixed ports of Caddyfile.example (gateway, customer
+// site, app, admin).
+var examplePorts = []int{8443, 8444, 9080, 2019}
+
+// requireExamplePortsFree fails at once, naming the port, when something
+// (typically the example itself, started by hand) holds one of them: the
+// example must run as the README runs it, on its own ports.
+func requireExamplePortsFree(t *testing.T) {
+	t.Helper()
+	for _, p := range examplePorts {
+		for _, host := range []string{"127.0.0.1", "[::1]"} {
+			l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", host, p))
+			if err != nil {
+				t.Fatalf("port %d on %s is in use (is the example already running? stop it first): %v", p, host, err)
+			}
+			l.Close()
+		}
+	}
 }
 
 // The README's first command: Caddyfile.example runs as is and shows a
@@ -133,4 +161,56 @@ func TestExampleEmbedInBrowser(t *testing.T) {
 		}
 	}
 	b.Screenshot("example-embed.png")
+
+	// The page follows the SDK's events: signOut() ends in "signed out".
+	b.WaitFor(b.ctx, "the sign-out button is enabled", `!document.getElementById("signout").disabled`, 5*time.Second)
+	Eval[any](b, b.ctx, `document.getElementById("signout").click()`)
+	b.WaitFor(b.ctx, "the host page says signed out", `document.getElementById("log").textContent === "signed out"`, 10*time.Second)
+
+	// When sdk.js cannot load (the gateway's certificate not accepted yet),
+	// the page says what to do instead of showing only its heading.
+	if _, err := chromedp.Call(b.ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+		URLPatterns: []*network.BlockPattern{{URLPattern: "https://localhost:8443/.embed/sdk.js", Block: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	b.Navigate("https://127.0.0.1:8444/")
+	b.WaitFor(b.ctx, "the page explains the missing SDK", `document.getElementById("log").textContent.includes("accept its certificate")`, 10*time.Second)
+}
+
+// The example listens on loopback only: its secret and API key are public,
+// and its demo backend signs in anyone who can reach it.
+func TestExampleListensOnLoopbackOnly(t *testing.T) {
+	startExample(t)
+	seen := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6", "/proc/net/udp", "/proc/net/udp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 {
+				continue
+			}
+			local := f[1]
+			addr, portHex, _ := strings.Cut(local, ":")
+			port, _ := strconv.ParseUint(portHex, 16, 16)
+			listening := f[3] == "0A" || strings.HasPrefix(file, "/proc/net/udp")
+			if !listening || !slices.Contains(examplePorts, int(port)) {
+				continue
+			}
+			seen++
+			loopback := addr == "0100007F" || addr == "00000000000000000000000001000000"
+			if !loopback {
+				t.Errorf("%s: port %d bound on %s, not loopback", file, port, addr)
+			}
+		}
+	}
+	// 8443 and 8444 over TCP and UDP on both loopbacks, 9080 and 2019 over TCP.
+	if seen < 8 {
+		t.Fatalf("found %d listening sockets on the example's ports, want at least 8", seen)
+	}
 }
