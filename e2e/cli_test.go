@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -72,3 +73,29 @@ func TestBinaryValidateErrors(t *testing.T) {
 		t.Fatalf("valid config refused: %s", out)
 	}
 }
+
+// The CLI reads as embedgate: version names embedgate's version beside
+// Caddy's, help shows embedgate's commands and not "$ caddy run", and
+// list-modules --versions gives the module a version.
+func TestBinaryNamesItself(t *testing.T) {
+	out, code := runBinary(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "embedgate ") || !strings.Contains(out, "(Caddy v2.") {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	for _, args := range [][]string{{"help"}, {"--help"}, {}} {
+		out, _ = runBinary(t, nil, args...)
+		if strings.Contains(out, "$ caddy run") || !strings.Contains(out, "$ embedgate run") {
+			t.Fatalf("embedgate %v:\n%s", args, out)
+		}
+	}
+	out, _ = runBinary(t, nil, "embed-mint", "--help")
+	if strings.Contains(out, "Full documentation is available at:\nhttps://caddyserver.com") {
+		t.Fatalf("embed-mint help points at Caddy's docs only:\n%s", out)
+	}
+	out, _ = runBinary(t, nil, "list-modules", "--versions")
+	if !regexpMatch(`(?m)^http\.handlers\.embed_session \S+$`, out) {
+		t.Fatalf("list-modules --versions:\n%s", out)
+	}
+}
+
+func regexpMatch(re, s string) bool { return regexp.MustCompile(re).MatchString(s) }
