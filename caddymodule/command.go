@@ -3,11 +3,8 @@ package caddymodule
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
+	"crypto"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -24,7 +21,6 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/embedgate/embedgate/internal/reason"
@@ -183,9 +179,6 @@ func cmdKeygen(c *cobra.Command, args []string) int {
 	return exitOK
 }
 
-// registeredClaims are set by embed-mint itself.
-var registeredClaims = []string{"iss", "aud", "sub", "iat", "exp", "nbf", "jti"}
-
 // cmdMint is embed-mint.
 func cmdMint(c *cobra.Command, args []string) int {
 	if len(args) > 0 {
@@ -211,13 +204,13 @@ func cmdMint(c *cobra.Command, args []string) int {
 	if err != nil || ttl <= 0 || ttl > maxMintTTL || ttl%time.Second != 0 {
 		return usageError(c, "--ttl %q: want whole seconds, more than 0s and at most %s", ttlText, maxMintTTL)
 	}
-	claims := jwt.MapClaims{}
+	claims := map[string]any{}
 	for _, kv := range extra {
 		name, value, ok := strings.Cut(kv, "=")
 		if !ok || name == "" {
 			return usageError(c, "--claim %q: want name=value", kv)
 		}
-		if slices.Contains(registeredClaims, name) {
+		if token.IsRegistered(name) {
 			return usageError(c, "--claim %s: a registered claim, set from --tenant, --sub and --ttl", name)
 		}
 		if _, dup := claims[name]; dup {
@@ -236,26 +229,17 @@ func cmdMint(c *cobra.Command, args []string) int {
 		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: key: %v\n", err)
 		return exitRejected
 	}
-	method, key, err := signingKey([]byte(material))
+	signer, err := signingKey([]byte(material))
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: key: %v\n", err)
 		return exitRejected
 	}
-	jti := make([]byte, 16)
-	if _, err := rand.Read(jti); err != nil {
-		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: %v\n", err)
-		return exitRejected
-	}
+	signer.KID = kid
 	now := time.Now()
 	claims["iss"], claims["aud"], claims["sub"] = tenantID, tenantID, sub
 	claims["iat"], claims["exp"] = now.Unix(), now.Add(ttl).Unix()
-	claims["jti"] = base64.RawURLEncoding.EncodeToString(jti)
-	tok := jwt.NewWithClaims(method, claims)
-	tok.Header["typ"] = "JWT"
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	raw, err := tok.SignedString(key)
+	claims["jti"] = token.NewID()
+	raw, err := token.Sign(signer, claims)
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: signing: %v\n", err)
 		return exitRejected
@@ -277,18 +261,18 @@ func claimValue(s string) any {
 	return s
 }
 
-// signingKey reads an HS256 secret or a PEM private key, with the algorithm
-// the gateway pins for that key type.
-func signingKey(material []byte) (jwt.SigningMethod, any, error) {
+// signingKey reads an HS256 secret or a PEM private key; the algorithm is
+// the one the gateway pins for that key type (tenant.AcceptPrivateKey).
+func signingKey(material []byte) (token.Signer, error) {
 	block, _ := pem.Decode(material)
 	if block == nil {
 		if bytes.Contains(material, []byte("-----BEGIN")) {
-			return nil, nil, errors.New("unreadable PEM block")
+			return token.Signer{}, errors.New("unreadable PEM block")
 		}
 		if len(material) < tenant.MinSecretLen {
-			return nil, nil, fmt.Errorf("secret is %d bytes, at least %d required", len(material), tenant.MinSecretLen)
+			return token.Signer{}, fmt.Errorf("secret is %d bytes, at least %d required", len(material), tenant.MinSecretLen)
 		}
-		return jwt.SigningMethodHS256, material, nil
+		return token.Signer{Alg: tenant.HS256, Key: material}, nil
 	}
 	var priv any
 	var err error
@@ -300,26 +284,20 @@ func signingKey(material []byte) (jwt.SigningMethod, any, error) {
 	case "EC PRIVATE KEY":
 		priv, err = x509.ParseECPrivateKey(block.Bytes)
 	default:
-		return nil, nil, fmt.Errorf("PEM block %q is not a private key", block.Type)
+		return token.Signer{}, fmt.Errorf("PEM block %q is not a private key", block.Type)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("parsing private key: %v", err)
+		return token.Signer{}, fmt.Errorf("parsing private key: %v", err)
 	}
-	switch k := priv.(type) {
-	case *rsa.PrivateKey:
-		if k.N.BitLen() < tenant.MinRSABits {
-			return nil, nil, fmt.Errorf("RSA key is %d bits, at least %d required", k.N.BitLen(), tenant.MinRSABits)
-		}
-		return jwt.SigningMethodRS256, k, nil
-	case *ecdsa.PrivateKey:
-		if k.Curve != elliptic.P256() {
-			return nil, nil, fmt.Errorf("ECDSA curve %s is not supported (ES256 needs P-256)", k.Curve.Params().Name)
-		}
-		return jwt.SigningMethodES256, k, nil
-	case ed25519.PrivateKey:
-		return jwt.SigningMethodEdDSA, k, nil
+	signer, ok := priv.(crypto.Signer)
+	if !ok {
+		return token.Signer{}, fmt.Errorf("unsupported key type %T", priv)
 	}
-	return nil, nil, fmt.Errorf("unsupported key type %T", priv)
+	alg, err := tenant.AcceptPrivateKey(signer)
+	if err != nil {
+		return token.Signer{}, err
+	}
+	return token.Signer{Alg: alg, Key: signer}, nil
 }
 
 // cmdInspect is embed-inspect.

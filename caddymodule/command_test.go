@@ -18,6 +18,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/spf13/cobra"
+
+	"github.com/embedgate/embedgate/internal/token"
 )
 
 // embed-inspect finds every embed_session handler, however deeply the
@@ -120,17 +122,17 @@ func TestMintSigningKeys(t *testing.T) {
 		{"broken pem", []byte("-----BEGIN PRIVATE KEY-----\nnope"), "", "unreadable PEM"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, key, err := signingKey(tc.material)
+			s, err := signingKey(tc.material)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
 				}
 				return
 			}
-			if err != nil || m.Alg() != tc.alg {
-				t.Fatalf("alg %v, err %v", m, err)
+			if err != nil || s.Alg != tc.alg {
+				t.Fatalf("alg %v, err %v", s.Alg, err)
 			}
-			if _, err := jwt.NewWithClaims(m, jwt.MapClaims{"a": 1}).SignedString(key); err != nil {
+			if _, err := token.Sign(s, map[string]any{"a": 1}); err != nil {
 				t.Fatal(err)
 			}
 		})

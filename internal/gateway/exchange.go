@@ -152,10 +152,7 @@ func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin strin
 	if err != nil {
 		return nil, res, err
 	}
-	id, err := session.NewID()
-	if err != nil {
-		return nil, res, err
-	}
+	id := token.NewID()
 	now := g.now().Truncate(time.Second)
 	sess := &session.Session{
 		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Origins: origins, Claims: claims,
@@ -322,6 +319,3 @@ func isLocalPath(p string) bool {
 	u, err := url.Parse(p)
 	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
 }
-
-// retryAfter is sent with 503 store_unavailable.
-const retryAfter = "1"

@@ -107,13 +107,14 @@ type Refusal struct {
 
 func (r *Refusal) Error() string { return string(r.Reason) }
 
-// refuseRequest answers a refused request into the app: JSON, or a
-// *Refusal for the caller to render when ReturnRefusals is set.
-func (g *Gateway) refuseRequest(w http.ResponseWriter, status int, code string, why reason.Reason) error {
-	if g.cfg.ReturnRefusals {
-		return &Refusal{Status: status, Reason: why}
+// refuseRequest answers a refused request into the app: JSON, or, for a
+// 401 or 403 when ReturnRefusals is set, a *Refusal for the caller to render.
+func (g *Gateway) refuseRequest(w http.ResponseWriter, a answer, why reason.Reason) error {
+	if g.cfg.ReturnRefusals && (a.status == http.StatusUnauthorized || a.status == http.StatusForbidden) {
+		return &Refusal{Status: a.status, Reason: why}
 	}
-	return writeRefusal(w, status, code, why)
+	writeAnswer(w, a, why)
+	return nil
 }
 
 // Request results reported to the Observer.
@@ -272,7 +273,7 @@ func (g *Gateway) refuseAtBoundary(w http.ResponseWriter, r *http.Request, err e
 	w.Header().Set("Cache-Control", "no-store")
 	g.cfg.Observer.Request("", RequestRefused)
 	g.audit(r, nil, nil, err, false)
-	writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(reason.BadRequest)})
+	writeRefusal(w, reason.BadRequest, pathSession)
 }
 
 func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, rq *request) error {

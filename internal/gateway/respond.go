@@ -89,17 +89,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, t *tenant.Tenan
 	why := typed.Reason
 	g.auditExchangeReject(r, t, res, typed)
 	setFraming(w.Header(), t)
-	switch why {
-	case reason.ForbiddenOrigin, reason.CrossOrigin:
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
-	case reason.BadRequest, reason.WrongTenant:
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(why)})
-	case reason.StoreUnavailable:
-		w.Header().Set("Retry-After", retryAfter)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(why)})
-	default:
-		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid_token", Description: string(why)})
-	}
+	writeRefusal(w, why, pathExchange)
 }
 
 // denyToken answers a GET whose ?embed_token= failed to exchange.
@@ -137,18 +127,21 @@ func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenan
 	h := w.Header()
 	setFraming(h, t)
 	h.Set("Cache-Control", "no-store")
-	refuse := g.refuseRequest
+	p := pathSession
 	if tokenFailure {
-		refuse = writeRefusal
+		p = pathToken
 	}
-	switch why {
-	case reason.ForbiddenOrigin, reason.CrossOrigin:
-		return refuse(w, http.StatusForbidden, "forbidden", why)
-	case reason.StoreUnavailable:
-		h.Set("Retry-After", retryAfter)
-		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(why)})
+	a := answerFor(why, p)
+	switch a.status {
+	case http.StatusForbidden:
+		return g.answerDenied(w, a, why, p)
+	case http.StatusServiceUnavailable:
+		writeAnswer(w, a, why)
 		return nil
 	}
+	// Anything else means no usable session or token: 401, with the code
+	// of this path, unless a navigation gets the login redirect or gate.
+	a = answer{status: http.StatusUnauthorized, code: answerFor(reason.SessionMissing, p).code}
 	g.storageAccessRetry(h, r, t)
 	if policy.IsNavigation(r) {
 		if t != nil && t.LoginURL != "" && policy.IsTopLevelNavigation(r) && !tokenFailure {
@@ -159,16 +152,15 @@ func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenan
 		g.writeGate(w, r, t, why)
 		return nil
 	}
-	if tokenFailure {
-		return writeRefusal(w, http.StatusUnauthorized, "invalid_token", why)
-	}
-	return refuse(w, http.StatusUnauthorized, "invalid_session", why)
+	return g.answerDenied(w, a, why, p)
 }
 
-// writeRefusal writes a refusal as JSON; refuseRequest's signature, for the
-// answers that are never handed to the caller.
-func writeRefusal(w http.ResponseWriter, status int, code string, why reason.Reason) error {
-	writeJSON(w, status, errorBody{Error: code, Description: string(why)})
+// answerDenied writes a, or, on the session path, hands it to refuseRequest.
+func (g *Gateway) answerDenied(w http.ResponseWriter, a answer, why reason.Reason, p path) error {
+	if p == pathSession {
+		return g.refuseRequest(w, a, why)
+	}
+	writeAnswer(w, a, why)
 	return nil
 }
 

@@ -98,7 +98,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 			setSessionFraming(w.Header(), t, o.sess)
 			g.cfg.Observer.Request(tenantID(t), RequestRefused)
 			g.audit(r, t, o.sess, reason.Errorf(why, "%s from a foreign origin", r.Method), false)
-			return g.refuseRequest(w, http.StatusForbidden, "forbidden", why)
+			return g.refuseRequest(w, answerFor(why, pathSession), why)
 		}
 	}
 	if o.sess == nil {
@@ -116,7 +116,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		setSessionFraming(w.Header(), t, s)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
 		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path under a require rule with placeholders"), false)
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(reason.BadRequest)})
+		writeRefusal(w, reason.BadRequest, pathSession)
 		return nil
 	}
 	claims := decodeClaims(s.Claims)
@@ -124,7 +124,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		setSessionFraming(w.Header(), t, s)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
 		g.audit(r, t, s, err, false)
-		return g.refuseRequest(w, http.StatusForbidden, "forbidden", reason.Of(err))
+		return g.refuseRequest(w, answerFor(reason.Of(err), pathSession), reason.Of(err))
 	}
 	now := g.now()
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
@@ -265,7 +265,7 @@ func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, rq *r
 		if o.present {
 			w.Header().Add("Set-Cookie", g.clearCookie())
 		}
-		writeJSON(w, http.StatusUnauthorized, errorBody{Error: "invalid_session", Description: string(reason.Of(o.err))})
+		writeRefusal(w, reason.Ensure(o.err, reason.SessionInvalid).Reason, pathSession)
 		return
 	}
 	setSessionFraming(w.Header(), o.tenant, o.sess)
@@ -293,14 +293,13 @@ func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	setSessionFraming(w.Header(), t, o.sess)
 	if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
-		writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Description: string(why)})
+		writeRefusal(w, why, pathSession)
 		return
 	}
 	if o.sess != nil {
 		if err := g.cfg.Revocations.Revoke(r.Context(), o.sess.ID, o.sess.ExpiresAt); err != nil {
 			// A revocation that did not stick must not look like a sign-out.
-			w.Header().Set("Retry-After", retryAfter)
-			writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "temporarily_unavailable", Description: string(reason.StoreUnavailable)})
+			writeRefusal(w, reason.StoreUnavailable, pathSession)
 			g.audit(r, t, o.sess, &reason.Error{Reason: reason.StoreUnavailable, Detail: "revoking session: " + err.Error()}, true)
 			return
 		}

@@ -2,10 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,10 +32,6 @@ const (
 
 // EventTokenIssued is the audit kind of a token minted by the token API.
 const EventTokenIssued = "token_issued"
-
-// registeredClaims are set by the gateway alone; neither metadata nor claims
-// may name them.
-var registeredClaims = map[string]bool{"iss": true, "aud": true, "exp": true, "iat": true, "nbf": true, "jti": true, "sub": true}
 
 // fieldClaims are set from a request field of their own; claims may not
 // name them either.
@@ -319,12 +311,12 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 		return nil, "", ref
 	}
 	for _, k := range slices.Sorted(maps.Keys(req.Metadata)) {
-		if registeredClaims[k] {
+		if token.IsRegistered(k) {
 			return nil, "", badField("metadata."+k, "%s is a registered claim, set by the gateway only", k)
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(req.Claims)) {
-		if registeredClaims[k] {
+		if token.IsRegistered(k) {
 			return nil, "", badField("claims."+k, "%s is a registered claim, set by the gateway only", k)
 		}
 		if f, ok := fieldClaims[k]; ok {
@@ -341,10 +333,7 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 		return nil, "", &apiRefusal{status: http.StatusConflict, body: apiError{
 			Error: "invalid_request", Description: string(reason.BadRequest), Detail: "this tenant has no HS256 key to sign with"}}
 	}
-	jti, err := newJTI()
-	if err != nil {
-		return nil, "", &apiRefusal{status: http.StatusInternalServerError, body: apiError{Error: "server_error", Description: string(reason.BadRequest)}}
-	}
+	jti := token.NewID()
 	now := g.now().Truncate(time.Second)
 	exp := now.Add(ttl)
 	claims := make(map[string]any, len(req.Claims)+12)
@@ -371,7 +360,7 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	if origins != nil {
 		claims[AllowedOriginsClaim] = origins
 	}
-	raw, err := signHS256(key, claims)
+	raw, err := token.Sign(token.Signer{Alg: tenant.HS256, KID: key.KID, Key: key.Secret}, claims)
 	if err != nil {
 		return nil, "", badField("", "the claims cannot be encoded as JSON")
 	}
@@ -428,34 +417,4 @@ func narrowedByRequest(t *tenant.Tenant, in []string) ([]string, *apiRefusal) {
 		}
 	}
 	return out, nil
-}
-
-// newJTI is 128 random bits, base64url.
-func newJTI() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// signHS256 builds a compact JWS with the key's kid, when it has one.
-func signHS256(key tenant.Key, claims map[string]any) (string, error) {
-	hdr := map[string]string{"alg": tenant.HS256, "typ": "JWT"}
-	if key.KID != "" {
-		hdr["kid"] = key.KID
-	}
-	hb, err := json.Marshal(hdr)
-	if err != nil {
-		return "", err
-	}
-	pb, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	enc := base64.RawURLEncoding
-	signing := enc.EncodeToString(hb) + "." + enc.EncodeToString(pb)
-	mac := hmac.New(sha256.New, key.Secret)
-	mac.Write([]byte(signing))
-	return signing + "." + enc.EncodeToString(mac.Sum(nil)), nil
 }

@@ -425,7 +425,7 @@ func admit(j jwk) (k tenant.Key, skip bool, err error) {
 		if err != nil {
 			return k, false, err
 		}
-		k.Alg, k.Public = tenant.RS256, pub
+		k.Public = pub
 	case "EC":
 		if j.Crv != "P-256" {
 			return k, false, fmt.Errorf("EC curve %q is not accepted (want P-256)", j.Crv)
@@ -442,7 +442,7 @@ func admit(j jwk) (k tenant.Key, skip bool, err error) {
 		if err != nil {
 			return k, false, errors.New("EC key: the point is not on P-256")
 		}
-		k.Alg, k.Public = tenant.ES256, pub
+		k.Public = pub
 	case "OKP":
 		if j.Crv != "Ed25519" {
 			return k, false, fmt.Errorf("OKP curve %q is not accepted (want Ed25519)", j.Crv)
@@ -454,12 +454,19 @@ func admit(j jwk) (k tenant.Key, skip bool, err error) {
 		if err != nil || len(x) != ed25519.PublicKeySize {
 			return k, false, errors.New("Ed25519 key: x must be a 32-byte base64url value")
 		}
-		k.Alg, k.Public = tenant.EdDSA, ed25519.PublicKey(x)
+		k.Public = ed25519.PublicKey(x)
 	case "":
 		return k, false, errors.New("no kty")
 	default:
 		return k, false, fmt.Errorf("kty %q is not accepted (want RSA, EC or OKP)", j.Kty)
 	}
+	// The JWK's own fields are checked above; which keys verify, and with
+	// which algorithm, is tenant's one rule.
+	accepted, err := tenant.AcceptPublicKey(k.Public)
+	if err != nil {
+		return k, false, err
+	}
+	k.Alg = accepted.Alg
 	return k, false, nil
 }
 
@@ -470,8 +477,10 @@ func rsaKey(n64, e64 string) (*rsa.PublicKey, error) {
 		return nil, errors.New("RSA key: n and e must be minimal base64url integers")
 	}
 	n := new(big.Int).SetBytes(nb)
-	if bits := n.BitLen(); bits < tenant.MinRSABits || bits > maxRSABits {
-		return nil, fmt.Errorf("RSA key is %d bits, want %d to %d", bits, tenant.MinRSABits, maxRSABits)
+	// Only the upper bound here (a huge modulus is a CPU cost per verify);
+	// the lower one is tenant.AcceptPublicKey's.
+	if bits := n.BitLen(); bits > maxRSABits {
+		return nil, fmt.Errorf("RSA key is %d bits, at most %d accepted", bits, maxRSABits)
 	}
 	e := 0
 	for _, b := range eb {

@@ -56,6 +56,18 @@ const (
 	BrowserRequest Reason = "browser_request" // Origin or Sec-Fetch-Site: the API is for servers
 )
 
+// All lists every reason, in the order above: the closed set clients match
+// on, for the tables that must cover each one (responses, docs).
+func All() []Reason {
+	return []Reason{
+		Malformed, BadAlgorithm, BadSignature, UnknownTenant, UnknownKey, ForbiddenHeader, Expired,
+		NotYetValid, IssuedInFuture, LifetimeTooLong, WrongIssuer, WrongAudience, MissingClaim, Replayed, StoreUnavailable,
+		SessionMissing, SessionInvalid, SessionExpired, SessionIdle, SessionRevoked, WrongTenant,
+		CrossOrigin, ForbiddenOrigin, RequirementFailed, BadRequest, SessionTooLarge,
+		APIKeyInvalid, BrowserRequest,
+	}
+}
+
 // Error is a rejection with its reason and a detail for operators. The detail
 // must never hold a token, secret or cookie value: it is logged and, for
 // config-time tools, printed.

@@ -5,8 +5,6 @@
 package session
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -23,9 +21,6 @@ const MaxCookieValue = 3800
 // one byte.
 const MaxTenantLen = 255
 
-// idBytes is the entropy of a session id: 128 bits.
-const idBytes = 16
-
 // Session is the state carried by the sealed cookie. Open returns string
 // fields that share one backing allocation, and Claims aliases the decoded
 // cookie; treat a Session as read-only and copy what must outlive it.
@@ -39,16 +34,6 @@ type Session struct {
 	IssuedAt  time.Time // second precision
 	LastSeen  time.Time // second precision; the sliding idle window starts here
 	ExpiresAt time.Time // absolute expiry, second precision
-}
-
-// NewID returns a fresh session id: 128 random bits as 22 base64url (raw)
-// characters, enough that ids can be neither guessed nor collide.
-func NewID() (string, error) {
-	var b [idBytes]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("session: reading random id: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // Check applies the absolute and the idle expiry at now. It returns a

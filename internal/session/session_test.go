@@ -1,7 +1,6 @@
 package session
 
 import (
-	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
@@ -23,28 +22,6 @@ func wantReason(t *testing.T, err error, r reason.Reason) *reason.Error {
 		t.Fatalf("reason = %q (%v), want %q", e.Reason, err, r)
 	}
 	return e
-}
-
-func TestNewID(t *testing.T) {
-	const n = 10000
-	seen := make(map[string]bool, n)
-	for i := 0; i < n; i++ {
-		id, err := NewID()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(id) != 22 {
-			t.Fatalf("len(%q) = %d, want 22", id, len(id))
-		}
-		raw, err := base64.RawURLEncoding.Strict().DecodeString(id)
-		if err != nil || len(raw) != 16 {
-			t.Fatalf("%q is not 16 bytes of base64url: %v", id, err)
-		}
-		if seen[id] {
-			t.Fatalf("duplicate id %q after %d calls", id, i)
-		}
-		seen[id] = true
-	}
 }
 
 func TestCheck(t *testing.T) {

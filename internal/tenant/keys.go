@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -70,10 +71,15 @@ func ParsePublicKeyPEM(data []byte) (Key, error) {
 	if err != nil {
 		return Key{}, fmt.Errorf("parsing public key: %v", err)
 	}
-	return publicKey(pub)
+	return AcceptPublicKey(pub)
 }
 
-func publicKey(pub any) (Key, error) {
+// AcceptPublicKey is the one rule for which keys verify tokens, and with
+// which algorithm, pinned by key type: RSA of at least MinRSABits → RS256,
+// P-256 → ES256, Ed25519 → EdDSA. PEM files, JWKS, the verifier and the
+// CLI's signing keys all go through it: accepting a new algorithm is one
+// edit here.
+func AcceptPublicKey(pub any) (Key, error) {
 	switch k := pub.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < MinRSABits {
@@ -86,8 +92,39 @@ func publicKey(pub any) (Key, error) {
 		}
 		return Key{Alg: ES256, Public: k}, nil
 	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return Key{}, fmt.Errorf("Ed25519 key is %d bytes, want %d", len(k), ed25519.PublicKeySize)
+		}
 		return Key{Alg: EdDSA, Public: k}, nil
 	default:
 		return Key{}, fmt.Errorf("unsupported key type %T", pub)
 	}
+}
+
+// AcceptPrivateKey is the algorithm a private key signs with, by the rule of
+// AcceptPublicKey for its public half.
+func AcceptPrivateKey(priv crypto.Signer) (string, error) {
+	k, err := AcceptPublicKey(priv.Public())
+	return k.Alg, err
+}
+
+// Check refuses key material that New would not have accepted: an HS256
+// secret under MinSecretLen, or a public key that AcceptPublicKey refuses or
+// pins to another algorithm. The verifier calls it, so that a key set built
+// some other way cannot weaken verification.
+func (k Key) Check() error {
+	if k.Alg == HS256 {
+		if len(k.Secret) < MinSecretLen {
+			return fmt.Errorf("HS256 secret shorter than %d bytes", MinSecretLen)
+		}
+		return nil
+	}
+	got, err := AcceptPublicKey(k.Public)
+	if err != nil {
+		return err
+	}
+	if got.Alg != k.Alg {
+		return fmt.Errorf("a %s key cannot verify %s", got.Alg, k.Alg)
+	}
+	return nil
 }

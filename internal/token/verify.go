@@ -1,10 +1,6 @@
 package token
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"fmt"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -199,27 +195,15 @@ func verifySignature(seg *segments, keys []*tenant.Key) (*tenant.Key, error) {
 }
 
 // verificationKey returns the key material golang-jwt expects for k.Alg,
-// refusing material that tenant.New would not have accepted: a Tenants
-// implementation other than tenant.Registry must not weaken verification.
+// refusing material that tenant.New would not have accepted (Key.Check): a
+// Tenants implementation other than tenant.Registry must not weaken
+// verification.
 func verificationKey(k *tenant.Key) (any, error) {
-	switch k.Alg {
-	case tenant.HS256:
-		if len(k.Secret) < tenant.MinSecretLen {
-			return nil, fmt.Errorf("HS256 secret shorter than %d bytes", tenant.MinSecretLen)
-		}
-		return k.Secret, nil
-	case tenant.RS256:
-		if pub, ok := k.Public.(*rsa.PublicKey); ok && pub != nil && pub.N != nil && pub.N.BitLen() >= tenant.MinRSABits {
-			return pub, nil
-		}
-	case tenant.ES256:
-		if pub, ok := k.Public.(*ecdsa.PublicKey); ok && pub != nil && pub.Curve == elliptic.P256() {
-			return pub, nil
-		}
-	case tenant.EdDSA:
-		if pub, ok := k.Public.(ed25519.PublicKey); ok && len(pub) == ed25519.PublicKeySize {
-			return pub, nil
-		}
+	if err := k.Check(); err != nil {
+		return nil, fmt.Errorf("key unusable for %s: %v", k.Alg, err)
 	}
-	return nil, fmt.Errorf("key unusable for %s", k.Alg)
+	if k.Alg == tenant.HS256 {
+		return k.Secret, nil
+	}
+	return k.Public, nil
 }
