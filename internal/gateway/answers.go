@@ -33,6 +33,9 @@ const (
 	codeInvalidClient  = "invalid_client"
 	codeForbidden      = "forbidden"
 	codeUnavailable    = "temporarily_unavailable"
+	// Not refusals of a reason: no such endpoint, or the wrong method.
+	codeNotFound         = "not_found"
+	codeMethodNotAllowed = "method_not_allowed"
 )
 
 // retryAfter is sent with 503 store_unavailable.

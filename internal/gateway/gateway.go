@@ -302,7 +302,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 			return nil
 		}
 		setFraming(w.Header(), rq.hostTenant)
-		writeJSON(w, http.StatusNotFound, errorBody{Error: "not_found"})
+		writeJSON(w, http.StatusNotFound, errorBody{Error: codeNotFound})
 	}
 	return nil
 }
@@ -310,7 +310,7 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 func (g *Gateway) methodNotAllowed(w http.ResponseWriter, t *tenant.Tenant, allow string) error {
 	setFraming(w.Header(), t)
 	w.Header().Set("Allow", allow)
-	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed"})
+	writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: codeMethodNotAllowed})
 	return nil
 }
 

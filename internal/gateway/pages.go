@@ -55,7 +55,7 @@ func (g *Gateway) serveStart(w http.ResponseWriter, r *http.Request, rq *request
 	}
 	if err != nil {
 		setFraming(h, rq.hostTenant)
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid_request", Description: string(reason.Of(err))})
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: codeInvalidRequest, Description: string(reason.Of(err))})
 		return
 	}
 	g.storageAccessRetry(h, r, t)

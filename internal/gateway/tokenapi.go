@@ -79,9 +79,16 @@ type apiRefusal struct {
 	body   apiError
 }
 
+// refusalFor is the token API's answer to why, from the one table.
+func refusalFor(why reason.Reason, detail string) *apiRefusal {
+	a := answerFor(why, pathAPI)
+	return &apiRefusal{status: a.status, body: apiError{Error: a.code, Description: string(why), Detail: detail}}
+}
+
 func badField(field, format string, args ...any) *apiRefusal {
-	return &apiRefusal{status: http.StatusBadRequest, body: apiError{
-		Error: "invalid_request", Description: string(reason.BadRequest), Field: field, Detail: fmt.Sprintf(format, args...)}}
+	ref := refusalFor(reason.BadRequest, fmt.Sprintf(format, args...))
+	ref.body.Field = field
+	return ref
 }
 
 // serveTokenAPI is POST {prefix}/token, the server-to-server token API: a
@@ -99,13 +106,11 @@ func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *requ
 	setFraming(h, rq.hostTenant)
 	if r.Method != http.MethodPost {
 		h.Set("Allow", "POST")
-		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed"})
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: codeMethodNotAllowed})
 		return
 	}
 	if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
-		g.apiRefuse(w, r, rq.hostTenant, "", &apiRefusal{status: http.StatusForbidden, body: apiError{
-			Error: "forbidden", Description: string(reason.BrowserRequest),
-			Detail: "the token API is for servers: call it from your backend, never from a browser"}})
+		g.apiRefuse(w, r, rq.hostTenant, "", refusalFor(reason.BrowserRequest, "the token API is for servers: call it from your backend, never from a browser"))
 		return
 	}
 	t, ref := g.apiTenant(r, rq)
@@ -117,7 +122,7 @@ func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *requ
 	setFraming(h, t)
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/json" {
 		g.apiRefuse(w, r, t, "", &apiRefusal{status: http.StatusUnsupportedMediaType, body: apiError{
-			Error: "invalid_request", Description: string(reason.BadRequest), Detail: "Content-Type must be application/json"}})
+			Error: codeInvalidRequest, Description: string(reason.BadRequest), Detail: "Content-Type must be application/json"}})
 		return
 	}
 	req, ref := readTokenRequest(w, r)
@@ -145,8 +150,7 @@ func subjectOf(req *tokenRequest) string {
 // apiTenant authenticates the Bearer API key and returns its tenant.
 func (g *Gateway) apiTenant(r *http.Request, rq *request) (*tenant.Tenant, *apiRefusal) {
 	deny := func(detail string) *apiRefusal {
-		return &apiRefusal{status: http.StatusUnauthorized, body: apiError{
-			Error: "invalid_client", Description: string(reason.APIKeyInvalid), Detail: detail}}
+		return refusalFor(reason.APIKeyInvalid, detail)
 	}
 	scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	key = strings.TrimSpace(key)
@@ -183,7 +187,7 @@ func (g *Gateway) apiRefuse(w http.ResponseWriter, r *http.Request, t *tenant.Te
 // object, no unknown fields, numbers kept exact.
 func readTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, *apiRefusal) {
 	tooLarge := &apiRefusal{status: http.StatusRequestEntityTooLarge, body: apiError{
-		Error: "invalid_request", Description: string(reason.BadRequest),
+		Error: codeInvalidRequest, Description: string(reason.BadRequest),
 		Detail: fmt.Sprintf("the body is over %d bytes", maxTokenAPIBody)}}
 	if r.ContentLength > maxTokenAPIBody {
 		return nil, tooLarge
@@ -331,7 +335,7 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	key, ok := t.SigningKey()
 	if !ok { // tenant.New refuses api_keys without a key; defensive
 		return nil, "", &apiRefusal{status: http.StatusConflict, body: apiError{
-			Error: "invalid_request", Description: string(reason.BadRequest), Detail: "this tenant has no HS256 key to sign with"}}
+			Error: codeInvalidRequest, Description: string(reason.BadRequest), Detail: "this tenant has no HS256 key to sign with"}}
 	}
 	jti := token.NewID()
 	now := g.now().Truncate(time.Second)
