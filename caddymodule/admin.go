@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/embedgate/embedgate/internal/gateway"
 )
 
 func init() {
@@ -54,11 +56,11 @@ type revokeRequest struct {
 }
 
 // MaxSessionTTL is the longest session_ttl Validate accepts, and how long
-// an admin revocation lasts. It is fixed rather than taken from this
-// process's handlers: an instance sharing the Redis store may run a longer
-// session_ttl, and a cutoff that expired before its sessions did would
-// bring revoked sessions back there.
-const MaxSessionTTL = 30 * 24 * time.Hour
+// an admin revocation lasts (the core's rule). It is fixed rather than
+// taken from this process's handlers: an instance sharing the Redis store
+// may run a longer session_ttl, and a cutoff that expired before its
+// sessions did would bring revoked sessions back there.
+const MaxSessionTTL = gateway.MaxSessionTTL
 
 // revokeResponse is the 200 answer.
 type revokeResponse struct {

@@ -27,15 +27,15 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Defaults, as documented on the fields.
+// Defaults, as documented on the fields: the core's.
 const (
-	DefaultSessionTTL  = 8 * time.Hour
-	DefaultIdleTimeout = 30 * time.Minute
-	DefaultMaxTokenAge = 120 * time.Second
-	DefaultLeeway      = 30 * time.Second
-	DefaultCookieName  = "__Host-embed_session"
-	DefaultPrefix      = "/.embed"
-	DefaultTokenParam  = "embed_token"
+	DefaultSessionTTL  = gateway.DefaultSessionTTL
+	DefaultIdleTimeout = gateway.DefaultIdleTimeout
+	DefaultMaxTokenAge = gateway.DefaultMaxTokenAge
+	DefaultLeeway      = gateway.DefaultLeeway
+	DefaultCookieName  = gateway.DefaultCookieName
+	DefaultPrefix      = gateway.DefaultPrefix
+	DefaultTokenParam  = gateway.DefaultTokenParam
 )
 
 // Handler exchanges one-time SSO tokens for a sealed session cookie, guards
@@ -299,9 +299,8 @@ func (h *Handler) Validate() error {
 		if fc.Claim == "" || !validHeaderName(fc.Header) {
 			return fmt.Errorf("forward_claim #%d: needs a claim path and a header name", i+1)
 		}
-		if hd := http.CanonicalHeaderKey(fc.Header); hd == gateway.HeaderTenant || hd == gateway.HeaderSubject ||
-			strings.EqualFold(hd, "Cookie") || strings.EqualFold(hd, "Host") || strings.EqualFold(hd, "Authorization") {
-			return fmt.Errorf("forward_claim #%d: header %s is reserved", i+1, fc.Header)
+		if err := gateway.CheckForwardHeader(fc.Header); err != nil {
+			return fmt.Errorf("forward_claim #%d: %v", i+1, err)
 		}
 	}
 	for i, rq := range h.Require {

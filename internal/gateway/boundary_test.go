@@ -117,3 +117,15 @@ func TestTokenParamAfterSemicolon(t *testing.T) {
 		t.Fatalf("OnTokenInURL called %d times, want 2", inURL)
 	}
 }
+
+// The core refuses a forward_claim header it owns itself (Cookie carries the
+// session; the identity headers are the gateway's), whoever builds Config.
+func TestNewRefusesReservedForwardHeader(t *testing.T) {
+	for _, h := range []string{"Cookie", "cookie", "X-Embed-Tenant", "Host", "Authorization"} {
+		cfg := newEnv(t).cfg
+		cfg.ForwardClaims = []gateway.ForwardClaim{{Claim: "org", Header: h}}
+		if _, err := gateway.New(cfg); err == nil {
+			t.Errorf("forward_claim header %s accepted", h)
+		}
+	}
+}
