@@ -164,6 +164,15 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.setDefaults()
+	// Caddy calls Validate after Provision, which dials Redis and fetches
+	// key sets: every check that needs no network runs first, so a bad
+	// config fails in milliseconds.
+	if err := h.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := h.storePlan(); err != nil {
+		return err
+	}
 	repl := caddy.NewReplacer()
 	if err := registerMetrics(ctx); err != nil {
 		return err

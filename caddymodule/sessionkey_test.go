@@ -4,12 +4,17 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 
 	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/tenant"
 )
 
 // Provisioning (which `embedgate validate` runs too) writes nothing: the
@@ -33,5 +38,44 @@ func TestSessionKeyCreatedOnFirstUse(t *testing.T) {
 	s, err := b.Open(v, "portal.test")
 	if err != nil || s.Subject != "jane" {
 		t.Fatalf("second instance: %v %v", s, err)
+	}
+}
+
+// A config error that needs no network (a negative leeway) is reported
+// before Provision dials Redis or fetches a key set: no connection reaches
+// either server.
+func TestProvisionChecksBeforeNetwork(t *testing.T) {
+	var hits atomic.Int32
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			hits.Add(1)
+			c.Close()
+		}
+	}()
+	addr := l.Addr().String()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{
+		Leeway:      caddy.Duration(-time.Second),
+		Store:       &StoreConfig{Type: "redis", URL: "redis://" + addr + "/0"},
+		Tenants:     []tenant.Config{{ID: "acme", JWKS: "http://" + addr + "/jwks.json"}},
+		SessionKeys: []string{strings.Repeat("s", 32)},
+	}
+	err = h.Provision(ctx)
+	if err == nil || !strings.Contains(err.Error(), "leeway") {
+		t.Fatalf("Provision: %v, want the leeway error", err)
+	}
+	_ = h.Cleanup()
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("%d connection(s) before the config error was reported", n)
 	}
 }

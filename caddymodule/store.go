@@ -89,38 +89,23 @@ func (r *redisState) info() storeInfo {
 // and timeout: a reload that keeps them reuses the connected client and its
 // loaded mirror.
 func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revocations, error) {
-	cfg := StoreConfig{Type: "memory"}
-	if h.Store != nil {
-		cfg = *h.Store
+	key, rc, err := h.storePlan()
+	if err != nil {
+		return nil, nil, err
 	}
-	var key string
-	var construct caddy.Constructor
-	switch cfg.Type {
-	case "", "memory":
-		if cfg.URL != "" || cfg.KeyPrefix != "" || cfg.Timeout != 0 {
-			return nil, nil, fmt.Errorf("store memory: url, key_prefix and timeout apply to store redis only")
-		}
-		key = "memory"
-		construct = func() (caddy.Destructor, error) {
-			return &memoryState{Memory: replay.NewMemory(nil)}, nil
-		}
-	case "redis":
-		rc, err := redisConfig(cfg)
-		if err != nil {
-			return nil, nil, err
-		}
-		key = "redis\x00" + rc.URL + "\x00" + rc.KeyPrefix + "\x00" + rc.Timeout.String()
+	construct := func() (caddy.Destructor, error) {
+		return &memoryState{Memory: replay.NewMemory(nil)}, nil
+	}
+	if rc != nil {
 		rc.Logger = ctx.Slogger()
 		construct = func() (caddy.Destructor, error) {
 			routeRedisLogs()
-			r, err := replay.NewRedis(ctx, rc)
+			r, err := replay.NewRedis(ctx, *rc)
 			if err != nil {
 				return nil, fmt.Errorf("store redis: %v", err)
 			}
 			return &redisState{Redis: r}, nil
 		}
-	default:
-		return nil, nil, fmt.Errorf("store: unknown type %q (want memory or redis)", cfg.Type)
 	}
 	v, _, err := statePool.LoadOrNew(key, construct)
 	if err != nil {
@@ -130,6 +115,29 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 	st := v.(pooledStore)
 	s, rv := st.parts()
 	return s, rv, nil
+}
+
+// storePlan checks the store config without any I/O: the usage-pool key of
+// the store, and for store redis its resolved config (nil for memory).
+func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
+	cfg := StoreConfig{Type: "memory"}
+	if h.Store != nil {
+		cfg = *h.Store
+	}
+	switch cfg.Type {
+	case "", "memory":
+		if cfg.URL != "" || cfg.KeyPrefix != "" || cfg.Timeout != 0 {
+			return "", nil, fmt.Errorf("store memory: url, key_prefix and timeout apply to store redis only")
+		}
+		return "memory", nil, nil
+	case "redis":
+		rc, err := redisConfig(cfg)
+		if err != nil {
+			return "", nil, err
+		}
+		return "redis\x00" + rc.URL + "\x00" + rc.KeyPrefix + "\x00" + rc.Timeout.String(), &rc, nil
+	}
+	return "", nil, fmt.Errorf("store: unknown type %q (want memory or redis)", cfg.Type)
 }
 
 // redisConfig checks cfg and resolves placeholders in the URL. No error
