@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -254,6 +255,55 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	}
 	*dst = caddy.Duration(dur)
 	return nil
+}
+
+// parseStore reads:
+//
+//	store memory
+//	store redis <url> {
+//		key_prefix <prefix>     # default embedgate:
+//		timeout <duration>      # per command, default 150ms
+//	}
+func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
+	if !d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	switch typ := d.Val(); typ {
+	case "memory":
+		if d.NextArg() {
+			return nil, d.ArgErr()
+		}
+		for d.NextBlock(1) {
+			return nil, d.Errf("store memory takes no options")
+		}
+		return &StoreConfig{Type: "memory"}, nil
+	case "redis":
+		args := d.RemainingArgs()
+		if len(args) != 1 {
+			return nil, d.Errf("store redis takes one <url>, then an optional block")
+		}
+		sc := &StoreConfig{Type: "redis", URL: args[0]}
+		for d.NextBlock(1) {
+			switch d.Val() {
+			case "key_prefix":
+				if err := oneArg(d, &sc.KeyPrefix); err != nil {
+					return nil, err
+				}
+			case "timeout":
+				if err := parseDuration(d, &sc.Timeout); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, d.Errf("store redis: unrecognized subdirective %q", d.Val())
+			}
+		}
+		return sc, nil
+	default:
+		if strings.Contains(typ, "://") { // never echo a URL: it may hold a password
+			return nil, d.Errf("store: the type comes before the url: store redis <url>")
+		}
+		return nil, d.Errf("unknown store %q (want memory or redis)", typ)
+	}
 }
 
 // Interface guards

@@ -15,12 +15,12 @@ import (
 type jwksKey struct{ tenant, url string }
 
 // jwksCaches are the JWKS caches of one registry, by tenant and URL. A
-// rebuild hands in the caches of the registry it replaces, so a tenant whose
+// buildAndSwap hands in the caches of the registry it replaces, so a tenant whose
 // jwks URL did not change keeps its cache: its keys, its refresh schedule
 // and its MinInterval limit.
 type jwksCaches map[jwksKey]*jwks.Cache
 
-// buildRegistry turns a handler's tenant configs into the tenant registry:
+// registryFromConfigs turns a handler's tenant configs into the tenant registry:
 // {env.*} and {file.*} resolved in secrets (and in public key files, jwks
 // URLs and api_keys), every tenant validated, and a JWKS cache attached to
 // each tenant that names one. A cache found in prev under the same tenant id
@@ -33,7 +33,7 @@ type jwksCaches map[jwksKey]*jwks.Cache
 // is untouched and no new cache was fetched. Provision and embed-inspect
 // both build their registry here, so the CLI sees exactly the keys the
 // gateway uses.
-func buildRegistry(ctx context.Context, in []tenant.Config, repl *caddy.Replacer, onJWKSError func(tenantID string, err error), prev jwksCaches) (*tenant.Registry, jwksCaches, error) {
+func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Replacer, onJWKSError func(tenantID string, err error), prev jwksCaches) (*tenant.Registry, jwksCaches, error) {
 	cfgs, err := resolveTenants(in, repl)
 	if err != nil {
 		return nil, nil, err

@@ -46,7 +46,7 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	h := &Handler{Tenants: []tenant.Config{withJWKS("inline", "/inline")}, logger: zap.NewNop()}
 	ctx, repl := context.Background(), caddy.NewReplacer()
 	set := &tenantSet{}
-	reg, err := set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a")})
+	reg, err := set.buildAndSwap(ctx, h, repl, []tenant.Config{withJWKS("a", "/a")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	inlineSrc, aSrc := source(reg, "inline"), source(reg, "a")
 
 	// An unrelated tenant is added: nothing already known is refetched.
-	reg, err = set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a"), withJWKS("b", "/b")})
+	reg, err = set.buildAndSwap(ctx, h, repl, []tenant.Config{withJWKS("a", "/a"), withJWKS("b", "/b")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	}
 
 	// a's URL changes: a new cache, fetched once; b is gone, so is its cache.
-	reg, err = set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a2")})
+	reg, err = set.buildAndSwap(ctx, h, repl, []tenant.Config{withJWKS("a", "/a2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	}
 
 	// A refused build leaves the registry and its caches as they were.
-	if _, err := set.rebuild(ctx, h, repl, []tenant.Config{withJWKS("a", "/a3"), withJWKS("a", "/a3")}); err == nil {
+	if _, err := set.buildAndSwap(ctx, h, repl, []tenant.Config{withJWKS("a", "/a3"), withJWKS("a", "/a3")}); err == nil {
 		t.Fatal("duplicate tenant id accepted")
 	}
 	if count("/a3") != 0 || set.load() != reg || len(set.caches) != 2 {
@@ -102,10 +102,10 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	}
 
 	// Without a set (embed-inspect), every cache is new.
-	if _, err := h.buildTenants(ctx, repl, []tenant.Config{withJWKS("a", "/a2")}, nil); err != nil {
+	if _, err := h.freshRegistry(ctx, repl, []tenant.Config{withJWKS("a", "/a2")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if count("/a2") != 2 || count("/inline") != 2 {
-		t.Fatalf("buildTenants: fetches %v, want a fresh fetch per URL", fetches)
+		t.Fatalf("freshRegistry: fetches %v, want a fresh fetch per URL", fetches)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/embedgate/embedgate/internal/replay"
@@ -197,53 +196,4 @@ type redisLogger struct{}
 func (redisLogger) Printf(_ context.Context, format string, v ...any) {
 	// caddy.Log() at each call, so the messages follow config reloads.
 	caddy.Log().Named("redis").Debug(fmt.Sprintf(format, v...))
-}
-
-// parseStore reads:
-//
-//	store memory
-//	store redis <url> {
-//		key_prefix <prefix>     # default embedgate:
-//		timeout <duration>      # per command, default 150ms
-//	}
-func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
-	if !d.NextArg() {
-		return nil, d.ArgErr()
-	}
-	switch typ := d.Val(); typ {
-	case "memory":
-		if d.NextArg() {
-			return nil, d.ArgErr()
-		}
-		for d.NextBlock(1) {
-			return nil, d.Errf("store memory takes no options")
-		}
-		return &StoreConfig{Type: "memory"}, nil
-	case "redis":
-		args := d.RemainingArgs()
-		if len(args) != 1 {
-			return nil, d.Errf("store redis takes one <url>, then an optional block")
-		}
-		sc := &StoreConfig{Type: "redis", URL: args[0]}
-		for d.NextBlock(1) {
-			switch d.Val() {
-			case "key_prefix":
-				if err := oneArg(d, &sc.KeyPrefix); err != nil {
-					return nil, err
-				}
-			case "timeout":
-				if err := parseDuration(d, &sc.Timeout); err != nil {
-					return nil, err
-				}
-			default:
-				return nil, d.Errf("store redis: unrecognized subdirective %q", d.Val())
-			}
-		}
-		return sc, nil
-	default:
-		if strings.Contains(typ, "://") { // never echo a URL: it may hold a password
-			return nil, d.Errf("store: the type comes before the url: store redis <url>")
-		}
-		return nil, d.Errf("unknown store %q (want memory or redis)", typ)
-	}
 }

@@ -44,29 +44,30 @@ func (h *Handler) readTenantsFile(repl *caddy.Replacer) (tenantsFile, error) {
 	return f, nil
 }
 
-// buildTenants builds the registry of h's inline tenants plus fromFile.
-// Provision (at load and on each file change) and embed-inspect both build
-// here, so the CLI verifies with exactly the gateway's tenants and keys.
-func (h *Handler) buildTenants(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error)) (*tenant.Registry, error) {
-	reg, _, err := h.buildTenantsReusing(ctx, repl, fromFile, onJWKSError, nil)
+// freshRegistry builds the registry of h's inline tenants plus fromFile with
+// new JWKS caches: embed-inspect's one look. Provision builds through the
+// same registryReusingCaches, so the CLI verifies with exactly the gateway's
+// tenants and keys.
+func (h *Handler) freshRegistry(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error)) (*tenant.Registry, error) {
+	reg, _, err := h.registryReusingCaches(ctx, repl, fromFile, onJWKSError, nil)
 	return reg, err
 }
 
-// buildTenantsReusing is buildTenants reusing the JWKS caches in prev (see
-// buildRegistry); it also returns the caches of the new registry.
-func (h *Handler) buildTenantsReusing(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error), prev jwksCaches) (*tenant.Registry, jwksCaches, error) {
+// registryReusingCaches is freshRegistry reusing the JWKS caches in prev (see
+// registryFromConfigs); it also returns the caches of the new registry.
+func (h *Handler) registryReusingCaches(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error), prev jwksCaches) (*tenant.Registry, jwksCaches, error) {
 	all := make([]tenant.Config, 0, len(h.Tenants)+len(fromFile))
 	all = append(append(all, h.Tenants...), fromFile...)
-	return buildRegistry(ctx, all, repl, onJWKSError, prev)
+	return registryFromConfigs(ctx, all, repl, onJWKSError, prev)
 }
 
-// rebuild builds the registry of h's inline tenants plus fromFile, reusing
+// buildAndSwap builds the registry of h's inline tenants plus fromFile, reusing
 // the JWKS caches of the current registry, and swaps it in; on error the
 // current registry and its caches stay.
-func (s *tenantSet) rebuild(ctx context.Context, h *Handler, repl *caddy.Replacer, fromFile []tenant.Config) (*tenant.Registry, error) {
+func (s *tenantSet) buildAndSwap(ctx context.Context, h *Handler, repl *caddy.Replacer, fromFile []tenant.Config) (*tenant.Registry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	reg, caches, err := h.buildTenantsReusing(ctx, repl, fromFile, h.jwksError, s.caches)
+	reg, caches, err := h.registryReusingCaches(ctx, repl, fromFile, h.jwksError, s.caches)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +99,7 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 		return nil, err
 	}
 	set := &tenantSet{}
-	reg, err := set.rebuild(ctx, h, repl, file.tenants)
+	reg, err := set.buildAndSwap(ctx, h, repl, file.tenants)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +116,7 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 	w := &tenant.Watcher{
 		Path: path,
 		Apply: func(cfgs []tenant.Config) error {
-			next, err := set.rebuild(ctx, h, repl, cfgs)
+			next, err := set.buildAndSwap(ctx, h, repl, cfgs)
 			if err != nil {
 				return err
 			}
