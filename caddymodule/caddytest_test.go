@@ -1,0 +1,332 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// These tests run the module inside a real Caddy (caddytest starts one in
+// this process, admin on localhost:2999 as in Caddy's own integration
+// tests) behind Caddy's real replacer, reverse_proxy and access logger: the
+// regressions they guard depend on how the handler and Caddy fit together,
+// which the unit tests of internal/gateway cannot see.
+
+const (
+	ctPort    = 9181 // http_port; clear of 2019, 2999, 8443, 8444 and 9080
+	ctBase    = "http://localhost:9181"
+	ctSecret  = "acme-caddytest-hs256-secret-0123456789abcdef" // >= 32 bytes
+	ctSealKey = "caddytest-session-sealing-key-0123456789abcdef"
+	ctSubject = "jane@acme.test"
+	ctCookie  = "__Host-embed_session"
+)
+
+// seenRequest is what the upstream app received.
+type seenRequest struct {
+	URI    string // RequestURI, as sent on the wire by the proxy
+	Header http.Header
+}
+
+// upstream is the app behind reverse_proxy; it records every request.
+type upstream struct {
+	mu   sync.Mutex
+	seen []seenRequest
+	addr string
+}
+
+func newUpstream(t *testing.T) *upstream {
+	t.Helper()
+	u := &upstream{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		u.seen = append(u.seen, seenRequest{URI: r.RequestURI, Header: r.Header.Clone()})
+		u.mu.Unlock()
+		fmt.Fprint(w, "app")
+	}))
+	t.Cleanup(srv.Close)
+	u.addr = strings.TrimPrefix(srv.URL, "http://")
+	return u
+}
+
+// take returns and forgets the requests received so far.
+func (u *upstream) take() []seenRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := u.seen
+	u.seen = nil
+	return out
+}
+
+// startGateway loads a Caddyfile: embed_session (with extra subdirectives)
+// before reverse_proxy to the upstream, header_up X-User from
+// {http.auth.user.id}, and a JSON access log, whose path it returns.
+func startGateway(t *testing.T, up *upstream, extra string) (*caddytest.Tester, string) {
+	t.Helper()
+	// Not t.TempDir: Caddy's storage cleaning runs in the background and
+	// may still write here when the test ends, which would fail its
+	// RemoveAll.
+	dir, err := os.MkdirTemp("", "embedgate-caddytest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	accessLog := filepath.Join(dir, "access.log")
+	// Registered before InitServer, so it runs after caddytest's own
+	// cleanup (which dumps the config of a failed test): leave an empty
+	// config behind, so no handler of this test outlives it.
+	t.Cleanup(func() { unload(t) })
+	tester := caddytest.NewTester(t)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	tester.InitServer(fmt.Sprintf(`
+	{
+		skip_install_trust
+		admin localhost:2999
+		http_port %d
+		https_port 9544
+		grace_period 1ns
+		persist_config off
+		storage file_system %s
+	}
+	%s {
+		log {
+			output file %s
+			format json
+		}
+		embed_session {
+			tenant acme {
+				key %s
+				frame_ancestors https://app.acme.test
+			}
+			session_key %s
+			%s
+		}
+		reverse_proxy %s {
+			header_up X-User {http.auth.user.id}
+		}
+	}
+	`, ctPort, filepath.Join(dir, "storage"), ctBase, accessLog, ctSecret, ctSealKey, extra, up.addr), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+	return tester, accessLog
+}
+
+// unload replaces the test's config with one that serves nothing.
+func unload(t *testing.T) {
+	body := `{"admin":{"listen":"localhost:2999","config":{"persist":false}}}`
+	resp, err := http.Post("http://localhost:2999/load", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Logf("unloading the test config: %v", err)
+		return
+	}
+	resp.Body.Close()
+}
+
+// mint signs a one-time HS256 token for tenant acme, with extra claims.
+func mint(t *testing.T, extra map[string]any) string {
+	t.Helper()
+	jti := make([]byte, 12)
+	if _, err := rand.Read(jti); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{
+		"iss": "acme", "aud": "acme", "sub": ctSubject,
+		"iat": now.Unix(), "exp": now.Add(60 * time.Second).Unix(), "jti": hex.EncodeToString(jti),
+	}
+	for k, v := range extra {
+		claims[k] = v
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(ctSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sessionCookie reads the session cookie from resp's Set-Cookie lines.
+func sessionCookie(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	for _, c := range resp.Cookies() {
+		if c.Name == ctCookie && c.Value != "" {
+			return c.Value
+		}
+	}
+	t.Fatalf("no %s cookie in %q", ctCookie, resp.Header.Values("Set-Cookie"))
+	return ""
+}
+
+// login exchanges a fresh token at POST /.embed/exchange and returns the
+// session cookie value. Over plain HTTP the jar keeps a Secure cookie to
+// itself, so callers send it back by hand.
+func login(t *testing.T, tester *caddytest.Tester, extra map[string]any) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ctBase+"/.embed/exchange",
+		strings.NewReader(`{"token":"`+mint(t, extra)+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp := tester.AssertResponseCode(req, http.StatusNoContent)
+	defer resp.Body.Close()
+	return sessionCookie(t, resp)
+}
+
+// get requests path with the session cookie (if any) and extra headers,
+// asserts the status and returns the response (body read and closed).
+func get(t *testing.T, tester *caddytest.Tester, path, cookie string, status int, hdr ...string) *http.Response {
+	t.Helper()
+	return do(t, tester, http.MethodGet, path, cookie, status, hdr...)
+}
+
+func do(t *testing.T, tester *caddytest.Tester, method, path, cookie string, status int, hdr ...string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, ctBase+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookie != "" {
+		req.Header.Set("Cookie", ctCookie+"="+cookie)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Add(hdr[i], hdr[i+1])
+	}
+	resp := tester.AssertResponseCode(req, status)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// TestCaddytestHeaderUpSubjectCannotBeForged stops identity spoofing through
+// a header the app trusts: `header_up X-User {http.auth.user.id}` must send
+// the subject the gateway verified, and a client that sends its own X-User
+// (or X-Embed-Subject / X-Embed-Tenant) must not get it past the proxy,
+// neither instead of nor beside the real one. Without a session the forged
+// headers must not reach the app at all; and the app never sees the session
+// cookie, which would let it (or its logs) replay the session.
+func TestCaddytestHeaderUpSubjectCannotBeForged(t *testing.T) {
+	up := newUpstream(t)
+	tester, _ := startGateway(t, up, "")
+
+	forged := []string{"X-User", "admin@evil.test", "X-User", "root", "X-Embed-Subject", "admin@evil.test", "X-Embed-Tenant", "globex"}
+
+	// No session: refused before the proxy, forged headers or not.
+	get(t, tester, "/app/data", "", http.StatusUnauthorized, forged...)
+	if seen := up.take(); len(seen) != 0 {
+		t.Fatalf("the app was reached without a session: %+v", seen)
+	}
+
+	cookie := login(t, tester, nil)
+	get(t, tester, "/app/data", cookie, http.StatusOK, forged...)
+	seen := up.take()
+	if len(seen) != 1 {
+		t.Fatalf("the app got %d requests, want 1", len(seen))
+	}
+	h := seen[0].Header
+	for name, want := range map[string]string{"X-User": ctSubject, "X-Embed-Subject": ctSubject, "X-Embed-Tenant": "acme"} {
+		if got := h.Values(name); len(got) != 1 || got[0] != want {
+			t.Errorf("upstream %s = %q, want exactly [%q] (the verified identity)", name, got, want)
+		}
+	}
+	if c := h.Get("Cookie"); strings.Contains(c, ctCookie) || strings.Contains(c, cookie) {
+		t.Errorf("upstream got the session cookie: %q", c)
+	}
+}
+
+// TestCaddytestTokenURLKeptOutOfAccessLog stops token leakage through the
+// access log: a GET with ?embed_token= carries a token that may still be
+// unused when the log is read (a log reader could then sign in as the
+// user), so the handler sets caddyhttp.LogSkipVar and Caddy's access log
+// must not record the request at all, while ordinary requests are still
+// logged. The token URL itself never reaches the app either.
+func TestCaddytestTokenURLKeptOutOfAccessLog(t *testing.T) {
+	up := newUpstream(t)
+	tester, logFile := startGateway(t, up, "")
+
+	tok := mint(t, nil)
+	resp := get(t, tester, "/app/page?embed_token="+tok+"&tab=2", "", http.StatusSeeOther)
+	if loc := resp.Header.Get("Location"); loc != "/app/page?tab=2" {
+		t.Errorf("Location = %q, want /app/page?tab=2 (the URL without the token)", loc)
+	}
+	cookie := sessionCookie(t, resp)
+	if seen := up.take(); len(seen) != 0 {
+		t.Errorf("the token URL reached the app: %+v", seen)
+	}
+	// A token in the URL of a request that is not exchanged (a POST with
+	// a session) goes upstream without it, and is kept out of the log too.
+	tok2 := mint(t, nil)
+	do(t, tester, http.MethodPost, "/app/other?embed_token="+tok2+"&x=1", cookie, http.StatusOK)
+	if seen := up.take(); len(seen) != 1 || seen[0].URI != "/app/other?x=1" {
+		t.Errorf("POST with a token URL: upstream saw %+v, want one request for /app/other?x=1", seen)
+	}
+
+	// A request that is logged, after the token requests: once its line is
+	// in the file, theirs would be too.
+	const marker = "/app/logged-marker"
+	get(t, tester, marker, cookie, http.StatusOK)
+	var logged []byte
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		logged, _ = os.ReadFile(logFile)
+		if bytes.Contains(logged, []byte(marker)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ordinary request %s never reached the access log; log:\n%s", marker, logged)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, leak := range []string{tok, tok2, "embed_token", "/app/page", "/app/other"} {
+		if bytes.Contains(logged, []byte(leak)) {
+			t.Errorf("access log holds %q from a token URL:\n%s", leak, logged)
+		}
+	}
+}
+
+// TestCaddytestRequirePathRuleNoTraversal stops cross-tenant access through
+// path tricks: with `require claim org {http.request.uri.path.0}`, Caddy's
+// replacer reads "acme" from /acme/../globex or /acme/..;/globex, so the
+// rule passes, while the app (or a servlet container dropping ";params")
+// resolves the path to /globex and serves another organisation's data. Such
+// non-canonical paths must be refused with 400 before the proxy; the plain
+// path of the session's own org passes, another org's is 403.
+func TestCaddytestRequirePathRuleNoTraversal(t *testing.T) {
+	up := newUpstream(t)
+	tester, _ := startGateway(t, up, "require claim org {http.request.uri.path.0}")
+	cookie := login(t, tester, map[string]any{"org": "acme"})
+
+	get(t, tester, "/acme/x", cookie, http.StatusOK)
+	if seen := up.take(); len(seen) != 1 || seen[0].URI != "/acme/x" {
+		t.Fatalf("own org: upstream saw %+v, want one request for /acme/x", seen)
+	}
+
+	get(t, tester, "/globex/x", cookie, http.StatusForbidden)
+	if seen := up.take(); len(seen) != 0 {
+		t.Fatalf("another org's path reached the app: %+v", seen)
+	}
+
+	for _, p := range []string{
+		"/acme/../globex",
+		"/acme/../globex/x",
+		"/acme/..;/globex",
+		"/acme/%2e%2e/globex",
+		"/acme/..%2fglobex",
+		"/acme//../globex",
+		"/acme/.%2e;x/globex",
+	} {
+		get(t, tester, p, cookie, http.StatusBadRequest)
+		if seen := up.take(); len(seen) != 0 {
+			t.Errorf("%s reached the app: %+v", p, seen)
+		}
+	}
+}
