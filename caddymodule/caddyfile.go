@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -251,7 +250,7 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 		return d.Errf("%s: %v", name, err)
 	}
 	if dur <= 0 {
-		return d.Errf("%s: must be positive, got %s", name, time.Duration(dur))
+		return d.Errf("%s: must be positive, got %s", name, dur)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

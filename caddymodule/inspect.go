@@ -18,10 +18,11 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/spf13/cobra"
+
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
-	"github.com/spf13/cobra"
 )
 
 func init() {
@@ -335,6 +336,8 @@ func explain(err error, d decoded, t *tenant.Tenant, tenantIDs []string, v *toke
 			return line("exp is not after iat; set exp = iat + the token's lifetime in seconds")
 		}
 		return line("%s; a token is header.payload.signature: unpadded base64url of JSON objects, at most %d bytes (embed-mint makes one)", detail, token.MaxTokenSize)
+	default:
+		// The detail alone says what to fix.
 	}
 	if detail == "" {
 		return string(why)

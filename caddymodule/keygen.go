@@ -7,8 +7,9 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
-	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/spf13/cobra"
+
+	"github.com/embedgate/embedgate/internal/tenant"
 )
 
 // APIKeyPrefix starts every API key that embed-keygen --api-key makes, so

@@ -76,8 +76,7 @@ func registerMetrics(ctx caddy.Context) error {
 	for _, c := range []prometheus.Collector{metrics.exchanges, metrics.requests, metrics.duration,
 		metrics.storeErrors, metrics.tenants, metrics.tenantReloads, metrics.tokensIssued, metrics.tokenRefusals} {
 		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
+			if _, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); !ok {
 				return err
 			}
 		}

@@ -15,9 +15,10 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/spf13/cobra"
+
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
-	"github.com/spf13/cobra"
 )
 
 // maxMintTTL bounds embed-mint --ttl: no max_token_age can exceed it.

@@ -6,6 +6,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -335,7 +336,7 @@ func (h *Handler) Cleanup() error {
 // ServeHTTP runs the gateway in front of next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	err := h.gw.ServeHTTP(w, r, next.ServeHTTP)
-	if ref, ok := err.(*gateway.Refusal); ok {
+	if ref, ok := errors.AsType[*gateway.RefusalError](err); ok {
 		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 			repl.Set("http.embed.reason", string(ref.Reason))
 		}

@@ -75,7 +75,7 @@ type Config struct {
 	// upstream's HTML responses, keeping a strict upstream CSP working.
 	InjectBridge bool
 
-	// ReturnRefusals makes ServeHTTP return a *Refusal, instead of writing
+	// ReturnRefusals makes ServeHTTP return a *RefusalError, instead of writing
 	// the JSON answer, for refusals of requests into the app: 401 without a
 	// session (not the gate page or the login redirect) and 403. Headers
 	// (framing, cookie clearing) are set on w first.
@@ -98,20 +98,20 @@ type Config struct {
 	OnTokenInURL func(r *http.Request)
 }
 
-// Refusal is a refused request into the app, returned by ServeHTTP when
-// Config.ReturnRefusals is set.
-type Refusal struct {
+// RefusalError is a refused request into the app, returned by ServeHTTP
+// when Config.ReturnRefusals is set.
+type RefusalError struct {
 	Status int
 	Reason reason.Reason
 }
 
-func (r *Refusal) Error() string { return string(r.Reason) }
+func (r *RefusalError) Error() string { return string(r.Reason) }
 
 // refuseRequest answers a refused request into the app: JSON, or, for a
 // 401 or 403 when ReturnRefusals is set, a *Refusal for the caller to render.
 func (g *Gateway) refuseRequest(w http.ResponseWriter, a answer, why reason.Reason) error {
 	if g.cfg.ReturnRefusals && (a.status == http.StatusUnauthorized || a.status == http.StatusForbidden) {
-		return &Refusal{Status: a.status, Reason: why}
+		return &RefusalError{Status: a.status, Reason: why}
 	}
 	writeAnswer(w, a, why)
 	return nil

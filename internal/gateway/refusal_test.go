@@ -23,7 +23,7 @@ func TestReturnRefusals(t *testing.T) {
 	wantRefusal := func(name string, r *http.Request, status int, why reason.Reason) {
 		t.Helper()
 		w, err := serve(r)
-		var ref *gateway.Refusal
+		var ref *gateway.RefusalError
 		if !errors.As(err, &ref) || ref.Status != status || ref.Reason != why {
 			t.Fatalf("%s: %v, want a %d %s refusal", name, err, status, why)
 		}

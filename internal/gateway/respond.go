@@ -100,7 +100,7 @@ func (g *Gateway) denyToken(w http.ResponseWriter, r *http.Request, t *tenant.Te
 }
 
 // deny answers a request into the app that has no usable session; a
-// *Refusal when the caller renders refusals (Config.ReturnRefusals).
+// *RefusalError when the caller renders refusals (Config.ReturnRefusals).
 func (g *Gateway) deny(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, err error) error {
 	g.audit(r, t, nil, err, false)
 	return g.respondDenied(w, r, t, err, false)
@@ -185,10 +185,7 @@ func loginRedirect(loginURL, original string) string {
 func (g *Gateway) cookie(value string, maxAge time.Duration) string {
 	// Round up: the cookie may outlive the session by under a second (the
 	// session itself still expires on time), never the other way round.
-	secs := int64((maxAge + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
+	secs := max(int64((maxAge+time.Second-1)/time.Second), 1)
 	return g.cfg.CookieName + "=" + value + "; Path=/; Max-Age=" + strconv.FormatInt(secs, 10) +
 		"; HttpOnly; Secure; SameSite=None; Partitioned"
 }

@@ -224,7 +224,7 @@ func validDNSName(h string) bool {
 		}
 		for i := 0; i < len(label); i++ {
 			c := label[i]
-			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			if !isLabelByte(c) {
 				return false
 			}
 		}
@@ -240,13 +240,19 @@ func validIPv6(h string) bool {
 	}
 	for i := 0; i < len(h); i++ {
 		c := h[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == ':' || c == '.') {
+		if !isHex(c) && c != ':' && c != '.' {
 			return false
 		}
 	}
 	a, err := netip.ParseAddr(h)
 	return err == nil && a.Is6() && a.Zone() == ""
 }
+
+func isLabelByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
 // validPort is ":" and 1..65535 in decimal without a leading zero.
 func validPort(p string) bool {

@@ -22,7 +22,7 @@ func ParseOrigin(s string) (string, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("origin %q: %v", s, err)
+		return "", fmt.Errorf("origin %q: %w", s, err)
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if u.Opaque != "" || u.Host == "" {

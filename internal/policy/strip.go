@@ -110,7 +110,7 @@ func StripCookie(h http.Header, name string) {
 func removeCookie(v, name string) (string, bool) {
 	var kept []string
 	removed := false
-	for _, part := range strings.Split(v, ";") {
+	for part := range strings.SplitSeq(v, ";") {
 		part = strings.Trim(part, " \t")
 		if part == "" {
 			continue

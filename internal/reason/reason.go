@@ -99,8 +99,7 @@ func Errorf(r Reason, format string, args ...any) *Error {
 
 // Of returns the reason carried by err, or "" when err carries none.
 func Of(err error) Reason {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Reason
 	}
 	return ""
@@ -115,8 +114,7 @@ func Ensure(err error, fallback Reason) *Error {
 	if err == nil {
 		return nil
 	}
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e
 	}
 	return &Error{Reason: fallback, Detail: err.Error()}

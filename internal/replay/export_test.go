@@ -39,3 +39,10 @@ func (m *Memory) SweepByClock() {
 		}
 	}
 }
+
+// sizes reports the number of entries, for tests.
+func (m *mirror) sizes() (sessions, cutoffs int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return len(m.sessions), len(m.cutoffs)
+}

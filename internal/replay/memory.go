@@ -7,8 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/patrickmn/go-cache"
+
+	"github.com/embedgate/embedgate/internal/reason"
 )
 
 // janitorInterval is how often expired entries are swept. Sweeping only

@@ -79,10 +79,3 @@ func (m *mirror) sweep() {
 	}
 	m.cutoffs.dropExpired(now)
 }
-
-// sizes reports the number of entries, for tests.
-func (m *mirror) sizes() (sessions, cutoffs int) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.sessions), len(m.cutoffs)
-}

@@ -228,7 +228,7 @@ func (r *Redis) Revoke(ctx context.Context, sessionID string, until time.Time) e
 }
 
 // RevokeAll implements Revocations: the cutoff (now) is written under
-// <prefix>rev:cut:<tenant>:<subject> until until and announced.
+// <prefix>rev:cut:<tenant>:<subject>, kept until the time given, and announced.
 func (r *Redis) RevokeAll(ctx context.Context, tenant, subject string, until time.Time) error {
 	now := r.now()
 	d := until.Sub(now)

@@ -61,11 +61,11 @@ func newRedisClient(raw string) (redis.UniversalClient, string, error) {
 
 // urlError drops the URL that url.Parse puts in its errors.
 func urlError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	// url.Error repeats the URL, which may hold a password: keep its cause.
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		err = ue.Err
 	}
-	return fmt.Errorf("redis url: %v", err)
+	return fmt.Errorf("redis url: %w", err)
 }
 
 // redactURL is raw without its password, in the userinfo or a query value.

@@ -24,7 +24,7 @@ func ParseFile(data []byte) ([]Config, error) {
 		Tenants *[]Config `json:"tenants"`
 	}
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("tenants file: %v", err)
+		return nil, fmt.Errorf("tenants file: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("tenants file: trailing data after the JSON object")
@@ -52,16 +52,16 @@ type Version struct {
 func ReadFile(path string) ([]Config, Version, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, Version{}, fmt.Errorf("tenants file: %v", err)
+		return nil, Version{}, fmt.Errorf("tenants file: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, Version{}, fmt.Errorf("tenants file: %v", err)
+		return nil, Version{}, fmt.Errorf("tenants file: %w", err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, Version{}, fmt.Errorf("tenants file: %v", err)
+		return nil, Version{}, fmt.Errorf("tenants file: %w", err)
 	}
 	if len(data) > maxFileSize {
 		return nil, Version{}, fmt.Errorf("tenants file: larger than %d MiB", maxFileSize>>20)

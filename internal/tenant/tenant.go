@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -214,10 +215,8 @@ func New(c Config) (*Tenant, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tenant %q: api_keys #%d: %v", c.ID, i+1, err)
 		}
-		for _, prev := range t.apiKeys {
-			if prev == sum {
-				return nil, fmt.Errorf("tenant %q: api_keys #%d: duplicate digest", c.ID, i+1)
-			}
+		if slices.Contains(t.apiKeys, sum) {
+			return nil, fmt.Errorf("tenant %q: api_keys #%d: duplicate digest", c.ID, i+1)
 		}
 		t.apiKeys = append(t.apiKeys, sum)
 	}

@@ -172,11 +172,10 @@ func countMembers(v any) int {
 // syntaxErr keeps only the offset of a JSON syntax error: its message may
 // quote a byte of the token.
 func syntaxErr(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
 		return errors.New("invalid JSON at byte " + strconv.FormatInt(se.Offset, 10))
 	}
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errors.New("truncated JSON")
 	}
 	return errors.New("invalid JSON")

@@ -146,9 +146,7 @@ func concurrentClaims(t *testing.T, ctx context.Context, store replay.Store, jti
 	start := make(chan struct{})
 	errs := make(chan error, n)
 	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-start
 			err := store.Claim(ctx, "acme", jti, time.Minute)
 			switch reason.Of(err) {
@@ -163,7 +161,7 @@ func concurrentClaims(t *testing.T, ctx context.Context, store replay.Store, jti
 			default:
 				errs <- err
 			}
-		}()
+		})
 	}
 	close(start)
 	wg.Wait()
