@@ -41,14 +41,36 @@ var examplePorts = []int{8443, 8444, 9080, 2019}
 // example must run as the README runs it, on its own ports.
 func requireExamplePortsFree(t *testing.T) {
 	t.Helper()
+	if err := busyExamplePort(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// busyExamplePort names the first of the example's ports that is taken.
+func busyExamplePort() error {
 	for _, p := range examplePorts {
 		for _, host := range []string{"127.0.0.1", "[::1]"} {
 			l, err := net.Listen("tcp", fmt.Sprintf("%s:%d", host, p))
 			if err != nil {
-				t.Fatalf("port %d on %s is in use (is the example already running? stop it first): %v", p, host, err)
+				return fmt.Errorf("port %d on %s is in use (is the example already running? stop it first): %v", p, host, err)
 			}
 			l.Close()
 		}
+	}
+	return nil
+}
+
+// With the example already running (or anything on its ports), the suite
+// says so at once, naming the port, instead of "not ready" after 30 s.
+func TestExampleBusyPortNamedAtOnce(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:8444")
+	if err != nil {
+		t.Fatalf("cannot hold 8444 for the test: %v", err)
+	}
+	defer l.Close()
+	err = busyExamplePort()
+	if err == nil || !strings.Contains(err.Error(), "port 8444") || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("busyExamplePort with 8444 held: %v", err)
 	}
 }
 

@@ -121,11 +121,44 @@ func TestTokenParamAfterSemicolon(t *testing.T) {
 // The core refuses a forward_claim header it owns itself (Cookie carries the
 // session; the identity headers are the gateway's), whoever builds Config.
 func TestNewRefusesReservedForwardHeader(t *testing.T) {
-	for _, h := range []string{"Cookie", "cookie", "X-Embed-Tenant", "Host", "Authorization"} {
+	for _, h := range []string{"Cookie", "cookie", "X-Embed-Tenant", "Host", "Authorization", "Connection", "Te", "Upgrade", "Trailer", "Keep-Alive", "Transfer-Encoding", "X-HTTP-Method-Override"} {
 		cfg := newEnv(t).cfg
 		cfg.ForwardClaims = []gateway.ForwardClaim{{Claim: "org", Header: h}}
 		if _, err := gateway.New(cfg); err == nil {
 			t.Errorf("forward_claim header %s accepted", h)
 		}
+	}
+}
+
+// A request the boundary refuses may still carry a live token in its URL:
+// it is kept out of the access log all the same (the token is not consumed,
+// so whoever reads the log could use it).
+func TestBoundaryRefusalKeepsTokenURLOutOfLog(t *testing.T) {
+	var inURL int
+	e := newEnv(t, func(_ *env, c *gateway.Config) { c.OnTokenInURL = func(*http.Request) { inURL++ } })
+	tok := e.mint("acme")
+	res := e.do(newReq("GET", "/deals?embed_token="+tok, nil, hdr("Connection", "X-Embed-Tenant")))
+	wantJSONError(t, res, http.StatusBadRequest, "invalid_request", "bad_request")
+	if inURL != 1 {
+		t.Fatalf("OnTokenInURL called %d times for a refused request with a token", inURL)
+	}
+}
+
+// A require rule that reads the query sees one value; an app whose parser
+// splits on ';', takes the last of repeated names or builds org[] arrays
+// would see another. Under such a rule, only unambiguous queries pass.
+func TestQueryRuleRefusesAmbiguousQueries(t *testing.T) {
+	orgParam := func(_ *env, c *gateway.Config) {
+		c.Expand = func(r *http.Request, s string) string {
+			return strings.ReplaceAll(s, "{http.request.uri.query.org}", r.URL.Query().Get("org"))
+		}
+	}
+	e := newEnv(t, withRequire(gateway.Requirement{Claim: "org", Value: "{http.request.uri.query.org}"}), orgParam)
+	v := e.login(set("org", "W1"))
+	wantCalled(t, e.do(newReq("GET", "/deals?org=W1", nil, withCookie(v))))
+	for _, q := range []string{"x=;org=W2&org=W1", "org=W1&org=W2", "org=W1&org[]=W2"} {
+		res := e.do(newReq("GET", "/deals?"+q, nil, withCookie(v), xhr()))
+		wantJSONError(t, res, http.StatusBadRequest, "invalid_request", "bad_request")
+		wantNotCalled(t, res)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/token"
 )
 
@@ -26,15 +27,23 @@ const (
 // the sessions of every instance sharing the store.
 const MaxSessionTTL = 30 * 24 * time.Hour
 
+// reservedForwardHeaders are headers a forward_claim may not set: the
+// session travels in Cookie; Host and Authorization mean something to every
+// server; the hop-by-hop ones would be dropped by the proxy (or change how
+// the request is framed); the method overrides never reach the app.
+var reservedForwardHeaders = []string{
+	"Cookie", "Host", "Authorization", "Connection", "Keep-Alive", "Proxy-Connection", "Te", "Trailer",
+	"Transfer-Encoding", "Upgrade", "Content-Length", "Expect", "Proxy-Authorization",
+}
+
 // CheckForwardHeader refuses a forward_claim header the gateway or HTTP
-// itself owns: the identity headers, Cookie (the session travels in it),
-// Host and Authorization.
+// itself owns.
 func CheckForwardHeader(name string) error {
 	hd := http.CanonicalHeaderKey(name)
-	if hd == HeaderTenant || hd == HeaderSubject {
+	if hd == HeaderTenant || hd == HeaderSubject || policy.IsAlwaysRemoved(hd) {
 		return fmt.Errorf("header %s is reserved", name)
 	}
-	for _, r := range []string{"Cookie", "Host", "Authorization"} {
+	for _, r := range reservedForwardHeaders {
 		if strings.EqualFold(hd, r) {
 			return fmt.Errorf("header %s is reserved", name)
 		}

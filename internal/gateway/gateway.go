@@ -121,7 +121,7 @@ func (g *Gateway) refuseRequest(w http.ResponseWriter, a answer, why reason.Reas
 const (
 	RequestSessionOK = "session_ok" // went upstream with a live session
 	RequestNoSession = "no_session" // 401, login redirect or gate page
-	RequestRefused   = "refused"    // 403: origin check or require rule
+	RequestRefused   = "refused"    // 403 (origin check, require rule), 400 (identity boundary, non-canonical path)
 )
 
 // Observer receives the gateway's outcomes for metrics. Its methods run on
@@ -155,8 +155,11 @@ type Gateway struct {
 	// then only canonical paths are served, so the rule and the upstream
 	// read the same path.
 	pathRules bool
-	paths     endpoints
-	sdk       []byte // sdk.js with the prefix filled in
+	// queryRules is set when a require value reads the query: then only
+	// unambiguous queries are served (policy.CanonicalQuery).
+	queryRules bool
+	paths      endpoints
+	sdk        []byte // sdk.js with the prefix filled in
 }
 
 type endpoints struct {
@@ -212,6 +215,9 @@ func New(cfg Config) (*Gateway, error) {
 		if strings.Contains(rq.Value, "{") {
 			g.pathRules = true
 		}
+		if strings.Contains(rq.Value, "uri.query") || strings.Contains(rq.Value, "{query.") {
+			g.queryRules = true
+		}
 		paths := []string{rq.Claim}
 		if rq.Scope != "" {
 			paths = scopeClaims
@@ -240,10 +246,9 @@ type request struct {
 
 // newRequest is returned by value: it lives on ServeHTTP's stack, so the
 // per-request path gains no allocation.
-func (g *Gateway) newRequest(r *http.Request) request {
-	rq := request{reg: g.cfg.Tenants(), host: tenant.HostOf(r.Host)}
+func (g *Gateway) newRequest(r *http.Request, tokenInURL bool) request {
+	rq := request{reg: g.cfg.Tenants(), host: tenant.HostOf(r.Host), tokenInURL: tokenInURL}
 	rq.hostTenant, _ = rq.reg.ByHost(rq.host)
-	rq.tokenInURL = g.cfg.TokenParam != "" && r.URL.RawQuery != "" && policy.HasQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 	return rq
 }
 
@@ -251,15 +256,18 @@ func (g *Gateway) newRequest(r *http.Request) request {
 // a request it refuses gets 400 before any tenant logic, and every other
 // request loses the headers only the gateway may set.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	// A URL with the token stays out of the access log whatever happens
+	// next, the boundary's refusals included: the token may still be valid.
+	tokenInURL := g.cfg.TokenParam != "" && r.URL.RawQuery != "" && policy.HasQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
+	if tokenInURL && g.cfg.OnTokenInURL != nil {
+		g.cfg.OnTokenInURL(r)
+	}
 	if err := g.boundary.Admit(r); err != nil {
 		g.refuseAtBoundary(w, r, err)
 		return nil
 	}
-	req := g.newRequest(r)
+	req := g.newRequest(r, tokenInURL)
 	rq := &req
-	if rq.tokenInURL && g.cfg.OnTokenInURL != nil {
-		g.cfg.OnTokenInURL(r)
-	}
 
 	if p := r.URL.Path; strings.HasPrefix(p, g.paths.prefixSlash) {
 		return g.serveEndpoint(w, r, rq)

@@ -112,10 +112,10 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		return g.deny(w, r, t, o.err)
 	}
 	s := o.sess
-	if g.pathRules && !policy.CanonicalPath(r) {
+	if g.pathRules && !policy.CanonicalPath(r) || g.queryRules && !policy.CanonicalQuery(r.URL.RawQuery) {
 		setSessionFraming(w.Header(), t, s)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
-		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path under a require rule with placeholders"), false)
+		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path or query under a require rule with placeholders"), false)
 		writeRefusal(w, reason.BadRequest, pathSession)
 		return nil
 	}

@@ -1,11 +1,14 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/embedgate/embedgate/internal/reason"
@@ -48,8 +51,8 @@ func NewBoundary(protected []string) *Boundary {
 	return b
 }
 
-// Protects reports whether name, folding ASCII case and '_' to '-', is a
-// header only the gateway may set.
+// Protects reports whether name, folding ASCII case and '_' and '.' to '-',
+// is a header only the gateway may set.
 func (b *Boundary) Protects(name string) bool {
 	if headerPrefix(name, embedPrefix) {
 		return true
@@ -87,13 +90,60 @@ func (b *Boundary) Admit(r *http.Request) error {
 		}
 	}
 	StripHeaders(r.Header, b.protected)
-	// A body of unknown length (chunked, or HTTP/2 without a length) may end
-	// in trailers; net/http fills r.Trailer only when the body reaches EOF,
-	// which is after the request has gone upstream.
-	if r.Body != nil && r.Body != http.NoBody && (r.ContentLength < 0 || r.Trailer != nil) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	// net/http fills r.Trailer only when the body reaches EOF, after the
+	// request has gone upstream, and with every trailer sent, declared or
+	// not, once any is declared. So a request that declares trailers (rare:
+	// chunked uploads with a checksum) is read first, up to
+	// maxTrailerBody, and its trailers checked: a protected one is a 400
+	// before anything goes upstream.
+	if r.Trailer != nil {
+		if err := b.readTrailers(r); err != nil {
+			return err
+		}
+	}
+	// A body still of unknown length may end in trailers nobody declared,
+	// or be larger than maxTrailerBody: the guard checks them at EOF.
+	if r.ContentLength < 0 || r.Trailer != nil {
 		r.Body = &trailerGuard{ReadCloser: r.Body, req: r, b: b}
 	}
 	return nil
+}
+
+// maxTrailerBody bounds the body read ahead to check declared trailers; a
+// longer one streams, and the guard fails it at EOF if a protected trailer
+// comes.
+const maxTrailerBody = 8 << 20
+
+// readTrailers reads r's body (up to maxTrailerBody) so that its trailers
+// are known, refuses a protected one, and puts the body back.
+func (b *Boundary) readTrailers(r *http.Request) error {
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxTrailerBody+1))
+	if err != nil {
+		return reason.Errorf(reason.BadRequest, "reading a body with trailers: %v", err)
+	}
+	if len(buf) > maxTrailerBody {
+		// Too long to hold: stream the rest behind the guard.
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return nil
+	}
+	for name := range r.Trailer {
+		if b.Protects(name) {
+			return reason.Errorf(reason.BadRequest, "a trailer carries the protected header %s", sanitizeName(name))
+		}
+	}
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.ContentLength = int64(len(buf))
+	return nil
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // ErrProtectedTrailer ends the body of a request whose trailers carry a
@@ -106,21 +156,24 @@ var ErrProtectedTrailer = errors.New("request trailer carries a protected header
 // them in its own body wrapper, which reads through this one) can see them.
 type trailerGuard struct {
 	io.ReadCloser
-	req *http.Request
-	b   *Boundary
+	req     *http.Request
+	b       *Boundary
+	refused bool // once refused, every later Read fails too
 }
 
 func (t *trailerGuard) Read(p []byte) (int, error) {
+	if t.refused {
+		return 0, ErrProtectedTrailer
+	}
 	n, err := t.ReadCloser.Read(p)
-	if err == io.EOF {
-		found := false
+	if errors.Is(err, io.EOF) {
 		for name := range t.req.Trailer {
 			if t.b.Protects(name) {
 				delete(t.req.Trailer, name)
-				found = true
+				t.refused = true
 			}
 		}
-		if found {
+		if t.refused {
 			return n, ErrProtectedTrailer
 		}
 	}
@@ -134,10 +187,14 @@ func (t *trailerGuard) Read(p []byte) (int, error) {
 // websocket; any other CONNECT has no business behind an app gateway.
 func checkUpgrade(r *http.Request) error {
 	if r.Method == http.MethodConnect {
-		if p := r.Header.Get(":protocol"); p == "" || !strings.EqualFold(p, "websocket") {
-			return reason.Errorf(reason.BadRequest, "CONNECT is only accepted for a WebSocket (RFC 8441)")
+		// Exactly the test Caddy's proxy makes before it turns the CONNECT
+		// into a WebSocket upgrade: HTTP/2 carries :protocol as a header,
+		// quic-go's HTTP/3 puts it in r.Proto.
+		if r.ProtoMajor == 2 && r.Header.Get(":protocol") == "websocket" ||
+			r.ProtoMajor == 3 && r.Proto == "websocket" {
+			return nil
 		}
-		return nil
+		return reason.Errorf(reason.BadRequest, "CONNECT is only accepted for a WebSocket (RFC 8441, RFC 9220)")
 	}
 	vals, ok := r.Header["Upgrade"]
 	if !ok {
@@ -293,10 +350,39 @@ func CanonicalPath(r *http.Request) bool {
 		return false
 	}
 	raw := strings.ToLower(r.URL.EscapedPath())
-	for _, enc := range [...]string{"%2f", "%5c", "%2e", "%3b"} {
+	// %25 too: an upstream that decodes twice would read %252e%252e as "..".
+	for _, enc := range [...]string{"%2f", "%5c", "%2e", "%3b", "%25"} {
 		if strings.Contains(raw, enc) {
 			return false
 		}
 	}
 	return true
 }
+
+// CanonicalQuery reports whether a raw query reads the same to every parser:
+// no ';' (some split on it, some do not), no name given twice (some take the
+// first value, some the last, as Caddy's placeholder takes the first) and
+// no "[" in a name (PHP and Rack build arrays from org[]=). A require rule
+// that reads the query, such as {http.request.uri.query.org}, is only
+// applied to such queries.
+func CanonicalQuery(raw string) bool {
+	if strings.IndexByte(raw, ';') >= 0 {
+		return false
+	}
+	var seen []string
+	for raw != "" {
+		var pair string
+		pair, _, raw = nextPair(raw)
+		k, _, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil || strings.ContainsAny(name, "[]") || slices.Contains(seen, name) {
+			return false
+		}
+		seen = append(seen, name)
+	}
+	return true
+}
+
+// IsAlwaysRemoved reports whether name is a request header that never
+// reaches the app (method overrides, HTTP2-Settings).
+func IsAlwaysRemoved(name string) bool { return equalFoldAny(name, alwaysRemoved) }

@@ -48,16 +48,20 @@ func TestBoundaryUpgradeOnlyWebSocket(t *testing.T) {
 		}
 	}
 	for _, c := range []struct {
+		major    int
 		protocol string
 		ok       bool
-	}{{"websocket", true}, {"", false}, {"connect-udp", false}} {
+	}{{2, "websocket", true}, {2, "", false}, {2, "connect-udp", false}, {2, "WebSocket", false}, {1, "websocket", false},
+		{3, "websocket", true}, {3, "connect-udp", false}} {
 		r := httptest.NewRequest("CONNECT", "https://portal.test/ws", nil)
-		r.Host = "portal.test"
-		if c.protocol != "" {
+		r.Host, r.ProtoMajor = "portal.test", c.major
+		if c.major == 3 {
+			r.Proto = c.protocol // quic-go's HTTP/3 carries :protocol here
+		} else if c.protocol != "" {
 			r.Header.Set(":protocol", c.protocol)
 		}
 		if err := admitted(t, r); (err == nil) != c.ok {
-			t.Errorf("CONNECT :protocol %q: %v, want ok=%v", c.protocol, err, c.ok)
+			t.Errorf("HTTP/%d CONNECT :protocol %q: %v, want ok=%v", c.major, c.protocol, err, c.ok)
 		}
 	}
 }
@@ -65,7 +69,7 @@ func TestBoundaryUpgradeOnlyWebSocket(t *testing.T) {
 // Hop-by-hop deletion: Connection naming a header the gateway sets makes the
 // proxy delete the gateway's own copy after it was set.
 func TestBoundaryConnectionNamingProtected(t *testing.T) {
-	for _, v := range []string{"X-Embed-Tenant", "x-embed-subject", "keep-alive, X-Embed-Subject", "X_Embed_Tenant", "X-EMBED-ANYTHING", "x-org-id", "X_Org_Id"} {
+	for _, v := range []string{"X-Embed-Tenant", "x-embed-subject", "keep-alive, X-Embed-Subject", "X_Embed_Tenant", "X.Embed.Subject", "X-EMBED-ANYTHING", "x-org-id", "X_Org_Id", "x.org.id"} {
 		r := httptest.NewRequest("GET", "https://portal.test/", nil)
 		r.Header.Set("Connection", v)
 		if admitted(t, r) == nil {
@@ -101,8 +105,8 @@ func TestBoundaryDeclaredProtectedTrailer(t *testing.T) {
 	}
 }
 
-// A trailer that was not declared (HTTP/2 accepts more than it declared)
-// is caught when the body reaches EOF: it is removed and the body fails.
+// A protected trailer that turns up at EOF (net/http takes every trailer
+// sent once any is declared) is removed and the body fails.
 func TestBoundaryTrailerAtEOF(t *testing.T) {
 	r := httptest.NewRequest("POST", "https://portal.test/", io.NopCloser(strings.NewReader("body")))
 	r.ContentLength = -1
@@ -165,7 +169,7 @@ func TestCheckHost(t *testing.T) {
 // Path parameters: servlet containers drop ";params" and then resolve "..",
 // so /workflows/W1/..;/W2 serves W2 to a rule that read W1.
 func TestCanonicalPathRefusesPathParameters(t *testing.T) {
-	for _, p := range []string{"/workflows/W1/..;/W2", "/workflows/W1/..;x=1/W2", "/workflows/W1/.;/..;/W2", "/workflows/W1/..%3B/W2", "/workflows/W1/..%3b/W2", "/workflows/W1;x=1", "/a/../b", "/a//b", "/a/%2e%2e/b", "/a%2fb", "/a\\b"} {
+	for _, p := range []string{"/workflows/W1/%252e%252e/W2", "/workflows/W1/..%253B/W2", "/workflows/W1/..;/W2", "/workflows/W1/..;x=1/W2", "/workflows/W1/.;/..;/W2", "/workflows/W1/..%3B/W2", "/workflows/W1/..%3b/W2", "/workflows/W1;x=1", "/a/../b", "/a//b", "/a/%2e%2e/b", "/a%2fb", "/a\\b"} {
 		r := httptest.NewRequest("GET", "https://portal.test/", nil)
 		if err := setPath(r, p); err != nil {
 			t.Fatal(err)
@@ -203,6 +207,8 @@ func TestBoundaryRemovesMethodOverrideAndHTTP2Settings(t *testing.T) {
 		r.Header.Set(h, "DELETE")
 	}
 	r.Header["X_HTTP_Method_Override"] = []string{"DELETE"}
+	r.Header["X.HTTP.Method.Override"] = []string{"DELETE"}
+	r.Header["X.Embed.Subject"] = []string{"mallory"}
 	r.Header["x-method-override"] = []string{"DELETE"}
 	r.Header.Set("X-Embed-Subject", "mallory")
 	r.Header.Set("X-Org-Id", "o2")
@@ -225,5 +231,76 @@ func TestBoundaryRefusalChangesNothing(t *testing.T) {
 	}
 	if r.Header.Get("X-Embed-Subject") != "mallory" {
 		t.Error("a refused request was changed")
+	}
+}
+
+// A trailer sent without being declared, once another one is declared, is
+// caught when the body is read ahead: 400 before anything goes upstream.
+func TestBoundaryUndeclaredProtectedTrailerReadAhead(t *testing.T) {
+	body := &trailerBody{r: strings.NewReader("data")}
+	r := httptest.NewRequest("POST", "https://portal.test/", body)
+	r.ContentLength = -1
+	r.Trailer = http.Header{"X-Checksum": nil}
+	body.onEOF = func() { r.Trailer["X-Checksum"] = []string{"abc"}; r.Trailer["X.Embed.Subject"] = []string{"mallory"} }
+	if err := admitted(t, r); err == nil {
+		t.Fatal("an undeclared X.Embed.Subject trailer passed")
+	}
+	// A harmless one passes, with its body intact.
+	body = &trailerBody{r: strings.NewReader("data")}
+	r = httptest.NewRequest("POST", "https://portal.test/", body)
+	r.ContentLength = -1
+	r.Trailer = http.Header{"X-Checksum": nil}
+	body.onEOF = func() { r.Trailer["X-Checksum"] = []string{"abc"} }
+	if err := admitted(t, r); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(r.Body); err != nil || string(b) != "data" || r.Trailer.Get("X-Checksum") != "abc" {
+		t.Fatalf("body %q %v, trailers %v", b, err, r.Trailer)
+	}
+}
+
+// trailerBody fills trailers at EOF, as net/http does.
+type trailerBody struct {
+	r     io.Reader
+	onEOF func()
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if errors.Is(err, io.EOF) && b.onEOF != nil {
+		b.onEOF()
+		b.onEOF = nil
+	}
+	return n, err
+}
+
+// Once the guard refuses, it keeps refusing: a buffering proxy that reads
+// again after the error must not see a clean end of the body.
+func TestTrailerGuardStaysRefused(t *testing.T) {
+	r := httptest.NewRequest("POST", "https://portal.test/", io.NopCloser(strings.NewReader("x")))
+	r.ContentLength = -1
+	r.Trailer = http.Header{}
+	g := &trailerGuard{ReadCloser: r.Body, req: r, b: newBoundary()}
+	r.Trailer["X-Embed-Tenant"] = []string{"beta"}
+	if _, err := io.ReadAll(g); !errors.Is(err, ErrProtectedTrailer) {
+		t.Fatalf("first read to EOF: %v", err)
+	}
+	if n, err := g.Read(make([]byte, 8)); n != 0 || !errors.Is(err, ErrProtectedTrailer) {
+		t.Fatalf("read after refusal: %d %v", n, err)
+	}
+}
+
+// Query rules read one value; parsers disagree on ';', repeated names and
+// name[] arrays, so only an unambiguous query is accepted under them.
+func TestCanonicalQuery(t *testing.T) {
+	for _, q := range []string{"", "org=W1", "org=W1&x=2", "a%20b=1"} {
+		if !CanonicalQuery(q) {
+			t.Errorf("%q refused", q)
+		}
+	}
+	for _, q := range []string{"x=;org=W2&org=W1", "org=W2&org=W1", "org[]=W2&org=W1", "org%5B%5D=1", "a=1;b=2", "org=1&%6Frg=2"} {
+		if CanonicalQuery(q) {
+			t.Errorf("%q accepted", q)
+		}
 	}
 }

@@ -10,7 +10,7 @@ import (
 const embedPrefix = "x-embed-"
 
 // StripHeaders deletes from h every header whose name, compared
-// case-insensitively and with '_' treated as '-', starts with "x-embed-" or
+// case-insensitively and with '_' and '.' treated as '-', starts with "x-embed-" or
 // equals one of extra (canonical names) or of alwaysRemoved, all copies. '_' matters because
 // CGI, PHP and some proxies map X_Embed_Subject to the same variable as
 // X-Embed-Subject, and net/http does not canonicalize names holding '_'.
@@ -39,7 +39,8 @@ func equalFoldAny(name string, names []string) bool {
 }
 
 // headerPrefix reports whether name starts with prefix, folding ASCII case
-// and '_' to '-' on both sides.
+// and '_' and '.' to '-' on both sides: CGI and PHP map X_Embed_Subject and
+// X.Embed.Subject to the same variable as X-Embed-Subject.
 func headerPrefix(name, prefix string) bool {
 	if len(name) < len(prefix) {
 		return false
@@ -54,7 +55,7 @@ func headerPrefix(name, prefix string) bool {
 
 func foldHeaderByte(c byte) byte {
 	switch {
-	case c == '_':
+	case c == '_' || c == '.':
 		return '-'
 	case 'A' <= c && c <= 'Z':
 		return c + 'a' - 'A'
