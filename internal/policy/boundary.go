@@ -72,17 +72,13 @@ func (b *Boundary) Admit(r *http.Request) error {
 	if err := checkUpgrade(r); err != nil {
 		return err
 	}
-	for _, name := range listTokens(r.Header["Connection"]) {
-		if b.Protects(name) {
-			return reason.Errorf(reason.BadRequest, "Connection names the protected header %s", sanitizeName(name))
-		}
+	if name, ok := b.firstProtected(r.Header["Connection"]); ok {
+		return reason.Errorf(reason.BadRequest, "Connection names the protected header %s", sanitizeName(name))
 	}
 	// net/http moves a declared Trailer header into r.Trailer's keys; a
 	// handler-built request may still carry it as a header.
-	for _, name := range listTokens(r.Header["Trailer"]) {
-		if b.Protects(name) {
-			return reason.Errorf(reason.BadRequest, "Trailer declares the protected header %s", sanitizeName(name))
-		}
+	if name, ok := b.firstProtected(r.Header["Trailer"]); ok {
+		return reason.Errorf(reason.BadRequest, "Trailer declares the protected header %s", sanitizeName(name))
 	}
 	for name := range r.Trailer {
 		if b.Protects(name) {
@@ -207,6 +203,20 @@ func checkUpgrade(r *http.Request) error {
 	return nil
 }
 
+// firstProtected is the first token of comma-separated header values that
+// names a protected header. It allocates nothing: Connection is on nearly
+// every HTTP/1.1 request.
+func (b *Boundary) firstProtected(vals []string) (string, bool) {
+	for _, v := range vals {
+		for tok := range strings.SplitSeq(v, ",") {
+			if tok = strings.Trim(tok, " \t"); tok != "" && b.Protects(tok) {
+				return tok, true
+			}
+		}
+	}
+	return "", false
+}
+
 // listTokens splits comma-separated header values into trimmed, non-empty
 // tokens.
 func listTokens(vals []string) []string {
@@ -242,29 +252,33 @@ func sanitizeName(s string) string {
 // could normalize to no configured host and escape the host to tenant
 // binding on a catch-all site, so it is refused before any tenant logic.
 func CheckHost(hostport string) error {
-	bad := reason.Errorf(reason.BadRequest, "Host is not a valid host[:port]")
+	if validHostPort(hostport) {
+		return nil
+	}
+	return reason.Errorf(reason.BadRequest, "Host is not a valid host[:port]")
+}
+
+// validHostPort is CheckHost's test; it allocates nothing.
+func validHostPort(hostport string) bool {
 	host, port := hostport, ""
 	if strings.HasPrefix(host, "[") {
 		end := strings.IndexByte(host, ']')
 		if end < 0 {
-			return bad
+			return false
 		}
 		host, port = hostport[1:end], hostport[end+1:]
 		if !validIPv6(host) {
-			return bad
+			return false
 		}
 	} else if i := strings.IndexByte(host, ':'); i >= 0 {
 		host, port = hostport[:i], hostport[i:]
 		if !validDNSName(host) {
-			return bad
+			return false
 		}
 	} else if !validDNSName(host) {
-		return bad
+		return false
 	}
-	if port != "" && !validPort(port) {
-		return bad
-	}
-	return nil
+	return port == "" || validPort(port)
 }
 
 // validDNSName: 1..253 bytes of labels (letters, digits, '-' and '_', 1..63

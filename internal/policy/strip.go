@@ -111,7 +111,11 @@ func StripCookie(h http.Header, name string) {
 func removeCookie(v, name string) (string, bool) {
 	var kept []string
 	removed := false
-	for part := range strings.SplitSeq(v, ";") {
+	// strings.Cut, not SplitSeq: the iterator's closure escapes here and
+	// costs allocations on every request.
+	for rest := v; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, ";")
 		part = strings.Trim(part, " \t")
 		if part == "" {
 			continue
