@@ -99,19 +99,19 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *re
 // browser sends one, can refuse it there.
 func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*exchanged, *token.Result, error) {
 	self := policy.SelfOrigin(r)
-	checkOrigin := func(allowed func(string) bool) reason.Reason {
+	checkOrigin := func(allowed Origins) reason.Reason {
 		if !navigation {
-			return policy.CheckOrigin(r, self, allowed)
+			return policy.CheckOrigin(r, self, allowed.Allows)
 		}
 		if o := r.Header.Get("Origin"); o != "" {
-			if n := policy.NormalizeOrigin(o); n != self && !allowed(n) {
+			if n := policy.NormalizeOrigin(o); n != self && !allowed.Allows(n) {
 				return reason.CrossOrigin
 			}
 		}
 		return ""
 	}
 	if expected != nil {
-		if why := checkOrigin(expected.AllowsOrigin); why != "" {
+		if why := checkOrigin(tenantOrigins(expected)); why != "" {
 			return nil, nil, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
 		}
 	}
@@ -124,24 +124,23 @@ func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin strin
 	}
 	t := res.Tenant
 	if expected == nil {
-		if why := checkOrigin(t.AllowsOrigin); why != "" {
+		if why := checkOrigin(tenantOrigins(t)); why != "" {
 			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
 		}
 	}
 	// A token's allowed_origins narrows this session's allowlist (never
 	// widens it): the exchange itself must come from inside it, and the
 	// session keeps it for its framing CSP and Origin checks.
-	origins, err := narrowedByToken(t, res.Claims)
+	allowed, err := narrowedByToken(tenantOrigins(t), res.Claims)
 	if err != nil {
 		return nil, res, err
 	}
-	allow := originsAllow(t, origins)
-	if origins != nil {
-		if why := checkOrigin(allow); why != "" {
+	if allowed.Narrowed() != nil {
+		if why := checkOrigin(allowed); why != "" {
 			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside the token's allowed_origins")
 		}
 	}
-	origin, err := bindOrigin(r, t, parentOrigin, self, allow)
+	origin, err := bindOrigin(r, allowed, parentOrigin, self)
 	if err != nil {
 		return nil, res, err
 	}
@@ -155,7 +154,7 @@ func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin strin
 	id := token.NewID()
 	now := g.now().Truncate(time.Second)
 	sess := &session.Session{
-		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Origins: origins, Claims: claims,
+		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Origins: allowed.Narrowed(), Claims: claims,
 		IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(g.cfg.SessionTTL),
 	}
 	// Sealed before the jti is consumed: a session too large for a cookie
@@ -186,7 +185,7 @@ type exchanged struct {
 // commit sets the cookie of a fresh session and logs the exchange.
 func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, done *exchanged, res *token.Result) {
 	sess, t := done.sess, res.Tenant
-	setSessionFraming(w.Header(), t, sess)
+	setSessionFraming(w.Header(), sessionOrigins(t, sess))
 	w.Header().Add("Set-Cookie", g.cookie(done.cookie, sess.ExpiresAt.Sub(g.now())))
 	g.cfg.Observer.Exchange(t.ID, "")
 	g.cfg.Audit(r, Event{Kind: EventExchange, Tenant: t.ID, Subject: sess.Subject,
@@ -195,18 +194,17 @@ func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, done *exchanged
 
 // bindOrigin picks the parent origin bound into the session: the one the
 // start page reports (checked again here), else the request's own Origin
-// when it is an allowed framer; anything outside the allowlist (allow: the
-// tenant's frame_ancestors, narrowed by the token's allowed_origins) is
-// refused.
-func bindOrigin(r *http.Request, t *tenant.Tenant, parentOrigin, self string, allow func(string) bool) (string, error) {
+// when it is an allowed framer; anything outside allowed (the tenant's
+// frame_ancestors, narrowed by the token's allowed_origins) is refused.
+func bindOrigin(r *http.Request, allowed Origins, parentOrigin, self string) (string, error) {
 	if parentOrigin != "" {
 		o := policy.NormalizeOrigin(parentOrigin)
-		if !allow(o) {
-			return "", reason.Errorf(reason.ForbiddenOrigin, "parent_origin is not in frame_ancestors of tenant %q (or the token's allowed_origins)", t.ID)
+		if !allowed.Allows(o) {
+			return "", reason.Errorf(reason.ForbiddenOrigin, "parent_origin is not in frame_ancestors of tenant %q (or the token's allowed_origins)", allowed.t.ID)
 		}
 		return o, nil
 	}
-	if o := policy.NormalizeOrigin(r.Header.Get("Origin")); o != "" && o != self && allow(o) {
+	if o := policy.NormalizeOrigin(r.Header.Get("Origin")); o != "" && o != self && allowed.Allows(o) {
 		return o, nil
 	}
 	return "", nil

@@ -65,23 +65,10 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	return res
 }
 
-// allowedOrigins is the allowlist for a session: its narrowed list when it
-// has one, else the tenant's frame_ancestors.
+// allowedOrigins is sessionOrigins(t, s).Allows as a bare func, the form
+// the bridge and gate pages take it in.
 func allowedOrigins(t *tenant.Tenant, s *session.Session) func(string) bool {
-	if s != nil && s.Origins != nil {
-		return func(o string) bool {
-			for _, a := range s.Origins {
-				if a == o && t.AllowsOrigin(o) {
-					return true
-				}
-			}
-			return false
-		}
-	}
-	if t == nil {
-		return func(string) bool { return false }
-	}
-	return t.AllowsOrigin
+	return sessionOrigins(t, s).Allows
 }
 
 // serveSession guards every request that is not a gateway endpoint.
@@ -91,11 +78,12 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	if o.sess != nil {
 		t = o.tenant
 	}
+	allowed := sessionOrigins(t, o.sess)
 	// A WebSocket handshake is a GET, but it carries the session into a
 	// long-lived channel: check its Origin like an unsafe method's.
 	if policy.IsUnsafeMethod(r.Method) || r.Header.Get("Upgrade") != "" {
-		if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
-			setSessionFraming(w.Header(), t, o.sess)
+		if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowed.Allows); why != "" {
+			setSessionFraming(w.Header(), allowed)
 			g.cfg.Observer.Request(tenantID(t), RequestRefused)
 			g.audit(r, t, o.sess, reason.Errorf(why, "%s from a foreign origin", r.Method), false)
 			return g.refuseRequest(w, answerFor(why, pathSession), why)
@@ -113,7 +101,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	s := o.sess
 	if g.pathRules && !policy.CanonicalPath(r) || g.queryRules && !policy.CanonicalQuery(r.URL.RawQuery) {
-		setSessionFraming(w.Header(), t, s)
+		setSessionFraming(w.Header(), allowed)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
 		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path or query under a require rule with placeholders"), false)
 		writeRefusal(w, reason.BadRequest, pathSession)
@@ -121,7 +109,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	claims := decodeClaims(s.Claims)
 	if err := g.checkRequire(r, claims); err != nil {
-		setSessionFraming(w.Header(), t, s)
+		setSessionFraming(w.Header(), allowed)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
 		g.audit(r, t, s, err, false)
 		return g.refuseRequest(w, answerFor(reason.Of(err), pathSession), reason.Of(err))
@@ -151,9 +139,11 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	if g.cfg.OnSession != nil {
 		g.cfg.OnSession(r, s, claims)
 	}
-	setSessionFraming(w.Header(), t, s)
+	// Computed once: a narrowed session's directive is built per request.
+	csp := allowed.CSP()
+	setFramingCSP(w.Header(), csp)
 	g.cfg.Observer.Request(t.ID, RequestSessionOK)
-	fw := &framingWriter{ResponseWriter: w, csp: framingCSP(t, s)}
+	fw := &framingWriter{ResponseWriter: w, csp: csp}
 	err := g.serveUpstream(fw, r, next)
 	fw.finish()
 	return err
@@ -268,7 +258,7 @@ func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, rq *r
 		writeRefusal(w, reason.Ensure(o.err, reason.SessionInvalid).Reason, pathSession)
 		return
 	}
-	setSessionFraming(w.Header(), o.tenant, o.sess)
+	setSessionFraming(w.Header(), sessionOrigins(o.tenant, o.sess))
 	writeJSON(w, http.StatusOK, sessionInfo{
 		Tenant: o.sess.Tenant, Subject: o.sess.Subject, Origin: o.sess.Origin,
 		ExpiresAt: o.sess.ExpiresAt.UTC().Format(time.RFC3339),
@@ -291,8 +281,9 @@ func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *reque
 	if o.sess != nil {
 		t = o.tenant
 	}
-	setSessionFraming(w.Header(), t, o.sess)
-	if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowedOrigins(t, o.sess)); why != "" {
+	allowed := sessionOrigins(t, o.sess)
+	setSessionFraming(w.Header(), allowed)
+	if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowed.Allows); why != "" {
 		writeRefusal(w, why, pathSession)
 		return
 	}

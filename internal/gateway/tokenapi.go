@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
@@ -310,9 +309,9 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 			scopes = append(scopes, s)
 		}
 	}
-	origins, ref := narrowedByRequest(t, req.AllowedOrigins)
-	if ref != nil {
-		return nil, "", ref
+	allowed, err := tenantOrigins(t).Narrow(req.AllowedOrigins)
+	if err != nil {
+		return nil, "", allowedOriginsRefusal(t, err)
 	}
 	for _, k := range slices.Sorted(maps.Keys(req.Metadata)) {
 		if token.IsRegistered(k) {
@@ -361,7 +360,7 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	if req.Metadata != nil {
 		claims["metadata"] = req.Metadata
 	}
-	if origins != nil {
+	if origins := allowed.Narrowed(); origins != nil {
 		claims[AllowedOriginsClaim] = origins
 	}
 	raw, err := token.Sign(token.Signer{Alg: tenant.HS256, KID: key.KID, Key: key.Secret}, claims)
@@ -397,28 +396,16 @@ func (g *Gateway) tokenTTL(raw json.RawMessage) (time.Duration, *apiRefusal) {
 	return time.Duration(n) * time.Second, nil
 }
 
-// narrowedByRequest checks allowed_origins: every origin must already be in
-// the tenant's frame_ancestors (the list narrows, never widens). Nil when the
-// request has none.
-func narrowedByRequest(t *tenant.Tenant, in []string) ([]string, *apiRefusal) {
-	if in == nil {
-		return nil, nil
+// allowedOriginsRefusal words Narrow's refusal of allowed_origins: nil means
+// the tenant's frame_ancestors, so an empty list is a mistake, and the list
+// narrows them, never widens.
+func allowedOriginsRefusal(t *tenant.Tenant, err error) *apiRefusal {
+	ne, _ := errors.AsType[*narrowError](err)
+	switch {
+	case ne == nil || ne.err != nil: // an entry is not an origin: ParseOrigin says why
+		return badField("allowed_origins", "%v", err)
+	case ne.outside != "":
+		return badField("allowed_origins", "origin %q is not in frame_ancestors of tenant %q: allowed_origins can only narrow it", ne.outside, t.ID)
 	}
-	if len(in) == 0 {
-		return nil, badField("allowed_origins", "empty: omit it to allow the tenant's frame_ancestors")
-	}
-	out := make([]string, 0, len(in))
-	for _, o := range in {
-		origin, err := policy.ParseOrigin(o)
-		if err != nil {
-			return nil, badField("allowed_origins", "%v", err)
-		}
-		if !t.AllowsOrigin(origin) {
-			return nil, badField("allowed_origins", "origin %q is not in frame_ancestors of tenant %q: allowed_origins can only narrow it", origin, t.ID)
-		}
-		if !slices.Contains(out, origin) {
-			out = append(out, origin)
-		}
-	}
-	return out, nil
+	return badField("allowed_origins", "empty: omit it to allow the tenant's frame_ancestors")
 }
