@@ -109,7 +109,7 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 		if err := rv.RevokeAll(ctx, req.Tenant, req.Subject, until); err != nil {
 			// Retrying is safe: a later RevokeAll covers an earlier one.
 			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
-				Err: fmt.Errorf("store %s: revocation not stored (store_unavailable), retry: %v", st.info().Type, err)}
+				Err: fmt.Errorf("store %s: revocation not stored (store_unavailable), retry: %w", st.info().Type, err)}
 		}
 		resp.Stores = append(resp.Stores, st.info())
 	}
@@ -132,7 +132,7 @@ func readRevokeRequest(r *http.Request) (revokeRequest, error) {
 	dec := json.NewDecoder(io.LimitReader(r.Body, maxRevokeBody+1))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return req, fmt.Errorf("body: want {\"tenant\": \"...\", \"subject\": \"...\"} (subject optional): %v", err)
+		return req, fmt.Errorf("body: want {\"tenant\": \"...\", \"subject\": \"...\"} (subject optional): %w", err)
 	}
 	if dec.More() {
 		return req, errors.New("body: one JSON object expected")

@@ -140,7 +140,7 @@ func cmdInspect(c *cobra.Command, args []string) int {
 func loadHandlers(file, adapterName string) ([]*Handler, error) {
 	body, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("reading config: %v", err)
+		return nil, fmt.Errorf("reading config: %w", err)
 	}
 	if adapterName == "" && !strings.HasSuffix(strings.ToLower(file), ".json") {
 		adapterName = "caddyfile"
@@ -151,12 +151,12 @@ func loadHandlers(file, adapterName string) ([]*Handler, error) {
 			return nil, fmt.Errorf("unknown config adapter %q", adapterName)
 		}
 		if body, _, err = a.Adapt(body, map[string]any{"filename": file}); err != nil {
-			return nil, fmt.Errorf("adapting config: %v", err)
+			return nil, fmt.Errorf("adapting config: %w", err)
 		}
 	}
 	var doc any
 	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, fmt.Errorf("config is not JSON: %v", err)
+		return nil, fmt.Errorf("config is not JSON: %w", err)
 	}
 	var found []map[string]any
 	collectHandlers(doc, &found)
@@ -168,7 +168,7 @@ func loadHandlers(file, adapterName string) ([]*Handler, error) {
 		b, _ := json.Marshal(m)
 		h := new(Handler)
 		if err := json.Unmarshal(b, h); err != nil {
-			return nil, fmt.Errorf("embed_session #%d: %v", i+1, err)
+			return nil, fmt.Errorf("embed_session #%d: %w", i+1, err)
 		}
 		hs = append(hs, h)
 	}

@@ -171,7 +171,7 @@ func signingKey(material []byte) (token.Signer, error) {
 		return token.Signer{}, fmt.Errorf("PEM block %q is not a private key", block.Type)
 	}
 	if err != nil {
-		return token.Signer{}, fmt.Errorf("parsing private key: %v", err)
+		return token.Signer{}, fmt.Errorf("parsing private key: %w", err)
 	}
 	signer, ok := priv.(crypto.Signer)
 	if !ok {

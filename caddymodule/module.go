@@ -260,7 +260,7 @@ func resolveTenants(in []tenant.Config, repl *caddy.Replacer) ([]tenant.Config, 
 		for j := range c.Keys {
 			s, err := resolveSecret(repl, c.Keys[j].Secret)
 			if err != nil {
-				return nil, fmt.Errorf("tenant %q: key #%d: %v", c.ID, j+1, err)
+				return nil, fmt.Errorf("tenant %q: key #%d: %w", c.ID, j+1, err)
 			}
 			c.Keys[j].Secret = s
 		}
@@ -278,7 +278,7 @@ func resolveTenants(in []tenant.Config, repl *caddy.Replacer) ([]tenant.Config, 
 func resolveSecret(repl *caddy.Replacer, s string) (string, error) {
 	out, err := repl.ReplaceOrErr(s, true, true)
 	if err != nil {
-		return "", fmt.Errorf("resolving placeholder: %v", err)
+		return "", fmt.Errorf("resolving placeholder: %w", err)
 	}
 	return strings.TrimRight(out, "\r\n"), nil
 }
@@ -310,7 +310,7 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("forward_claim #%d: needs a claim path and a header name", i+1)
 		}
 		if err := gateway.CheckForwardHeader(fc.Header); err != nil {
-			return fmt.Errorf("forward_claim #%d: %v", i+1, err)
+			return fmt.Errorf("forward_claim #%d: %w", i+1, err)
 		}
 	}
 	for i, rq := range h.Require {

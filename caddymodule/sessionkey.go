@@ -34,7 +34,7 @@ func (h *Handler) provisionSealer(ctx caddy.Context, repl *caddy.Replacer) (gate
 	for i, k := range h.SessionKeys {
 		s, err := resolveSecret(repl, k)
 		if err != nil {
-			return nil, fmt.Errorf("session_key #%d: %v", i+1, err)
+			return nil, fmt.Errorf("session_key #%d: %w", i+1, err)
 		}
 		if len(s) < 32 {
 			return nil, fmt.Errorf("session_key #%d: %d bytes, at least 32 required", i+1, len(s))
@@ -52,7 +52,7 @@ func (h *Handler) provisionSealer(ctx caddy.Context, repl *caddy.Replacer) (gate
 	case errors.Is(err, fs.ErrNotExist):
 		return &lazySealer{storage: st, cookieName: h.CookieName}, nil
 	default:
-		return nil, fmt.Errorf("session_key: none configured and the stored one cannot be read: %v", err)
+		return nil, fmt.Errorf("session_key: none configured and the stored one cannot be read: %w", err)
 	}
 }
 

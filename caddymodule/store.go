@@ -101,7 +101,7 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 			routeRedisLogs()
 			r, err := replay.NewRedis(ctx, *rc)
 			if err != nil {
-				return nil, fmt.Errorf("store redis: %v", err)
+				return nil, fmt.Errorf("store redis: %w", err)
 			}
 			return &redisState{Redis: r}, nil
 		}
@@ -144,7 +144,7 @@ func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 func redisConfig(cfg StoreConfig) (replay.RedisConfig, error) {
 	url, err := resolveSecret(caddy.NewReplacer(), cfg.URL)
 	if err != nil {
-		return replay.RedisConfig{}, fmt.Errorf("store redis: url: %v", err)
+		return replay.RedisConfig{}, fmt.Errorf("store redis: url: %w", err)
 	}
 	if url == "" {
 		return replay.RedisConfig{}, fmt.Errorf("store redis: a url is required")

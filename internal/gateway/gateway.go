@@ -174,7 +174,7 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	for _, fc := range cfg.ForwardClaims {
 		if err := CheckForwardHeader(fc.Header); err != nil {
-			return nil, fmt.Errorf("gateway: forward claim %q: %v", fc.Claim, err)
+			return nil, fmt.Errorf("gateway: forward claim %q: %w", fc.Claim, err)
 		}
 	}
 	if cfg.SessionTTL > MaxSessionTTL {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -180,10 +181,8 @@ func hasScope(claims map[string]any, scope string) bool {
 	for _, name := range scopeClaims {
 		switch v := claims[name].(type) {
 		case string:
-			for _, s := range strings.Fields(v) {
-				if s == scope {
-					return true
-				}
+			if slices.Contains(strings.Fields(v), scope) {
+				return true
 			}
 		case []any:
 			for _, s := range v {

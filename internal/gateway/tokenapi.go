@@ -340,9 +340,7 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	now := g.now().Truncate(time.Second)
 	exp := now.Add(ttl)
 	claims := make(map[string]any, len(req.Claims)+12)
-	for k, v := range req.Claims {
-		claims[k] = v
-	}
+	maps.Copy(claims, req.Claims)
 	claims["iss"], claims["aud"], claims["sub"] = t.ID, t.ID, *req.Sub
 	claims["iat"], claims["exp"], claims["jti"] = now.Unix(), exp.Unix(), jti
 	if req.Email != nil {

@@ -354,7 +354,7 @@ func Parse(body []byte) (keys []tenant.Key, refused []error, err error) {
 		}
 		k, skip, err := admit(j)
 		if err != nil {
-			refused = append(refused, fmt.Errorf("jwks: key #%d%s: %v", i+1, kidNote(j.Kid), err))
+			refused = append(refused, fmt.Errorf("jwks: key #%d%s: %w", i+1, kidNote(j.Kid), err))
 			continue
 		}
 		if skip {

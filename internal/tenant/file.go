@@ -125,7 +125,7 @@ func (w *Watcher) Run(ctx context.Context) {
 func (w *Watcher) Check() {
 	fi, err := os.Stat(w.Path)
 	if err != nil {
-		w.readFailed(fmt.Errorf("tenants file: %v", err))
+		w.readFailed(fmt.Errorf("tenants file: %w", err))
 		return
 	}
 	if fi.Size() == w.size && fi.ModTime().Equal(w.modTime) {

@@ -26,7 +26,7 @@ func loadPublicKey(p PublicKeyConfig) (Key, error) {
 		}
 		var err error
 		if data, err = os.ReadFile(p.File); err != nil {
-			return Key{}, fmt.Errorf("reading key file: %v", err)
+			return Key{}, fmt.Errorf("reading key file: %w", err)
 		}
 	}
 	if len(data) == 0 {
@@ -35,7 +35,7 @@ func loadPublicKey(p PublicKeyConfig) (Key, error) {
 	key, err := ParsePublicKeyPEM(data)
 	if err != nil {
 		if p.File != "" {
-			return Key{}, fmt.Errorf("%s: %v", p.File, err)
+			return Key{}, fmt.Errorf("%s: %w", p.File, err)
 		}
 		return Key{}, err
 	}
@@ -69,7 +69,7 @@ func ParsePublicKeyPEM(data []byte) (Key, error) {
 		return Key{}, fmt.Errorf("unsupported PEM block %q (want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE)", block.Type)
 	}
 	if err != nil {
-		return Key{}, fmt.Errorf("parsing public key: %v", err)
+		return Key{}, fmt.Errorf("parsing public key: %w", err)
 	}
 	return AcceptPublicKey(pub)
 }

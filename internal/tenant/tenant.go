@@ -182,23 +182,23 @@ func New(c Config) (*Tenant, error) {
 			return nil, fmt.Errorf("tenant %q: key #%d: secret is %d bytes, at least %d required", c.ID, i+1, len(k.Secret), MinSecretLen)
 		}
 		if err := addKID(kids, k.KID); err != nil {
-			return nil, fmt.Errorf("tenant %q: key #%d: %v", c.ID, i+1, err)
+			return nil, fmt.Errorf("tenant %q: key #%d: %w", c.ID, i+1, err)
 		}
 		t.Keys = append(t.Keys, Key{KID: k.KID, Alg: HS256, Secret: []byte(k.Secret)})
 	}
 	for i, p := range c.PublicKeys {
 		key, err := loadPublicKey(p)
 		if err != nil {
-			return nil, fmt.Errorf("tenant %q: public_key #%d: %v", c.ID, i+1, err)
+			return nil, fmt.Errorf("tenant %q: public_key #%d: %w", c.ID, i+1, err)
 		}
 		if err := addKID(kids, p.KID); err != nil {
-			return nil, fmt.Errorf("tenant %q: public_key #%d: %v", c.ID, i+1, err)
+			return nil, fmt.Errorf("tenant %q: public_key #%d: %w", c.ID, i+1, err)
 		}
 		t.Keys = append(t.Keys, key)
 	}
 	if c.JWKS != "" {
 		if err := checkJWKSURL(c.JWKS); err != nil {
-			return nil, fmt.Errorf("tenant %q: jwks: %v", c.ID, err)
+			return nil, fmt.Errorf("tenant %q: jwks: %w", c.ID, err)
 		}
 		t.JWKS = c.JWKS
 	}
@@ -213,7 +213,7 @@ func New(c Config) (*Tenant, error) {
 	for i, h := range c.APIKeys {
 		sum, err := ParseAPIKeyHash(h)
 		if err != nil {
-			return nil, fmt.Errorf("tenant %q: api_keys #%d: %v", c.ID, i+1, err)
+			return nil, fmt.Errorf("tenant %q: api_keys #%d: %w", c.ID, i+1, err)
 		}
 		if slices.Contains(t.apiKeys, sum) {
 			return nil, fmt.Errorf("tenant %q: api_keys #%d: duplicate digest", c.ID, i+1)
@@ -223,7 +223,7 @@ func New(c Config) (*Tenant, error) {
 	for _, o := range c.FrameAncestors {
 		origin, err := policy.ParseOrigin(o)
 		if err != nil {
-			return nil, fmt.Errorf("tenant %q: frame_ancestors: %v", c.ID, err)
+			return nil, fmt.Errorf("tenant %q: frame_ancestors: %w", c.ID, err)
 		}
 		if _, dup := t.ancestors[origin]; dup {
 			continue
@@ -235,7 +235,7 @@ func New(c Config) (*Tenant, error) {
 	for _, h := range c.Hosts {
 		host, err := normalizeHost(h)
 		if err != nil {
-			return nil, fmt.Errorf("tenant %q: hosts: %v", c.ID, err)
+			return nil, fmt.Errorf("tenant %q: hosts: %w", c.ID, err)
 		}
 		t.Hosts = append(t.Hosts, host)
 	}
@@ -368,7 +368,7 @@ func NewRegistry(cfgs []Config, opts ...Option) (*Registry, error) {
 				return nil, fmt.Errorf("tenant %q: jwks: no JWKS fetcher is available here", t.ID)
 			}
 			if t.Source, err = o.keySource(t.ID, t.JWKS); err != nil {
-				return nil, fmt.Errorf("tenant %q: jwks: %v", t.ID, err)
+				return nil, fmt.Errorf("tenant %q: jwks: %w", t.ID, err)
 			}
 		}
 	}

@@ -200,7 +200,7 @@ func verifySignature(seg *segments, keys []*tenant.Key) (*tenant.Key, error) {
 // verification.
 func verificationKey(k *tenant.Key) (any, error) {
 	if err := k.Check(); err != nil {
-		return nil, fmt.Errorf("key unusable for %s: %v", k.Alg, err)
+		return nil, fmt.Errorf("key unusable for %s: %w", k.Alg, err)
 	}
 	if k.Alg == tenant.HS256 {
 		return k.Secret, nil
