@@ -79,20 +79,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.SessionKeys = append(h.SessionKeys, keys...)
-		case "session_ttl":
-			if err := parseDuration(d, &h.SessionTTL); err != nil {
-				return err
-			}
-		case "idle_timeout":
-			if err := parseDuration(d, &h.IdleTimeout); err != nil {
-				return err
-			}
-		case "max_token_age":
-			if err := parseDuration(d, &h.MaxTokenAge); err != nil {
-				return err
-			}
-		case "leeway":
-			if err := parseDuration(d, &h.Leeway); err != nil {
+		case "session_ttl", "idle_timeout", "max_token_age", "leeway":
+			if err := parseDuration(d, h.durationField(d.Val())); err != nil {
 				return err
 			}
 		case "cookie_name":
@@ -149,6 +137,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// durationField is the field a duration subdirective sets.
+func (h *Handler) durationField(name string) *caddy.Duration {
+	return map[string]*caddy.Duration{"session_ttl": &h.SessionTTL, "idle_timeout": &h.IdleTimeout,
+		"max_token_age": &h.MaxTokenAge, "leeway": &h.Leeway}[name]
 }
 
 func parseTenant(d *caddyfile.Dispenser) (tenant.Config, error) {

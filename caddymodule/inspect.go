@@ -58,16 +58,11 @@ func cmdInspect(c *cobra.Command, args []string) int {
 	if configFile == "" {
 		return usageError(c, "--config is required")
 	}
-	raw := args[0]
-	if raw == "-" {
-		b, err := io.ReadAll(io.LimitReader(c.InOrStdin(), 64<<10))
-		if err != nil {
-			fmt.Fprintf(c.ErrOrStderr(), "embed-inspect: reading stdin: %v\n", err)
-			return exitUsage
-		}
-		raw = string(b)
+	raw, err := tokenArg(c, args[0])
+	if err != nil {
+		fmt.Fprintf(c.ErrOrStderr(), "embed-inspect: reading stdin: %v\n", err)
+		return exitUsage
 	}
-	raw = strings.TrimSpace(raw)
 	handlers, err := loadHandlers(configFile, adapter)
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "embed-inspect: %v\n", err)
@@ -133,6 +128,15 @@ func cmdInspect(c *cobra.Command, args []string) int {
 		fmt.Fprintf(out, "%svalid for tenant %s\n", prefix, res.Tenant.ID)
 	}
 	return status
+}
+
+// tokenArg is the token argument, read from stdin when it is "-".
+func tokenArg(c *cobra.Command, arg string) (string, error) {
+	if arg != "-" {
+		return strings.TrimSpace(arg), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(c.InOrStdin(), 64<<10))
+	return strings.TrimSpace(string(b)), err
 }
 
 // loadHandlers adapts the config file and returns every embed_session

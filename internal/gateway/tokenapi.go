@@ -313,23 +313,8 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	if err != nil {
 		return nil, "", allowedOriginsRefusal(t, err)
 	}
-	for _, k := range slices.Sorted(maps.Keys(req.Metadata)) {
-		if token.IsRegistered(k) {
-			return nil, "", badField("metadata."+k, "%s is a registered claim, set by the gateway only", k)
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(req.Claims)) {
-		if token.IsRegistered(k) {
-			return nil, "", badField("claims."+k, "%s is a registered claim, set by the gateway only", k)
-		}
-		if f, ok := fieldClaims[k]; ok {
-			return nil, "", badField("claims."+k, "set %s with the %s field", k, f)
-		}
-		if strings.Contains(k, ".") {
-			// forward_claim and require read dotted paths: a top-level
-			// "metadata.plan" would stand in for the nested member.
-			return nil, "", badField("claims."+k, "a claim name may not contain '.': nest it as an object instead")
-		}
+	if ref := checkExtraClaims(req); ref != nil {
+		return nil, "", ref
 	}
 	key, ok := t.SigningKey()
 	if !ok { // tenant.New refuses api_keys without a key; defensive
@@ -372,6 +357,31 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 		Token: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second),
 		ExpiresAt: exp.UTC().Format(time.RFC3339), Tenant: t.ID, Scopes: scopes,
 	}, jti, nil
+}
+
+// checkExtraClaims holds metadata and claims to what the gateway may sign:
+// no registered claim, no claim that a field of its own sets, no dotted
+// name in claims.
+func checkExtraClaims(req *tokenRequest) *apiRefusal {
+	for _, k := range slices.Sorted(maps.Keys(req.Metadata)) {
+		if token.IsRegistered(k) {
+			return badField("metadata."+k, "%s is a registered claim, set by the gateway only", k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(req.Claims)) {
+		if token.IsRegistered(k) {
+			return badField("claims."+k, "%s is a registered claim, set by the gateway only", k)
+		}
+		if f, ok := fieldClaims[k]; ok {
+			return badField("claims."+k, "set %s with the %s field", k, f)
+		}
+		if strings.Contains(k, ".") {
+			// forward_claim and require read dotted paths: a top-level
+			// "metadata.plan" would stand in for the nested member.
+			return badField("claims."+k, "a claim name may not contain '.': nest it as an object instead")
+		}
+	}
+	return nil
 }
 
 // tokenTTL reads expires_in: a positive whole number of seconds, capped by

@@ -160,20 +160,27 @@ func (t *Tenant) SigningKey() (Key, bool) {
 // MaxIDLen is the longest tenant id, in bytes: the sealed session's limit.
 const MaxIDLen = session.MaxTenantLen
 
+// checkID refuses a tenant id that no session cookie can carry, or that
+// would break a header, a log line or a key prefix.
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("tenant: id is required")
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("tenant %.40q…: id: %d bytes, at most %d (the session cookie and the token's iss and aud carry it)", id, len(id), MaxIDLen)
+	case strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("tenant %q: id: control characters are not allowed", id)
+	case strings.ContainsAny(id, " :/"):
+		return fmt.Errorf("tenant %q: id may not contain spaces, ':' or '/'", id)
+	}
+	return nil
+}
+
 // New validates c and builds a Tenant. Errors name the tenant and the field
 // and never quote a secret.
 func New(c Config) (*Tenant, error) {
-	if c.ID == "" {
-		return nil, fmt.Errorf("tenant: id is required")
-	}
-	if len(c.ID) > MaxIDLen {
-		return nil, fmt.Errorf("tenant %.40q…: id: %d bytes, at most %d (the session cookie and the token's iss and aud carry it)", c.ID, len(c.ID), MaxIDLen)
-	}
-	if strings.ContainsFunc(c.ID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return nil, fmt.Errorf("tenant %q: id: control characters are not allowed", c.ID)
-	}
-	if strings.ContainsAny(c.ID, " :/") {
-		return nil, fmt.Errorf("tenant %q: id may not contain spaces, ':' or '/'", c.ID)
+	if err := checkID(c.ID); err != nil {
+		return nil, err
 	}
 	t := &Tenant{ID: c.ID, LoginURL: c.LoginURL, ancestors: map[string]struct{}{}}
 	kids := map[string]bool{}
