@@ -243,8 +243,10 @@ const (
 // injection: one whose scripts are 'none' (or that needs a URL that cannot be
 // written) is left as it is and will report.
 func allowBridgeScript(h http.Header, srcURL string, newNonce func() string) (string, bool) {
-	enforced := parseCSP(h[cspHeader])
-	reportOnly := parseCSP(h[cspReportOnlyHeader])
+	// Normalized first, so that a header rewritten here keeps the form it
+	// has always had: lower-case names, sources separated by single spaces.
+	enforced := policy.ParseCSP(h[cspHeader]).Normalize()
+	reportOnly := policy.ParseCSP(h[cspReportOnlyHeader]).Normalize()
 	if len(enforced) == 0 && len(reportOnly) == 0 {
 		return "", true
 	}
@@ -253,15 +255,15 @@ func allowBridgeScript(h http.Header, srcURL string, newNonce func() string) (st
 		nonce = firstNonce(reportOnly)
 	}
 	httpsPage := strings.HasPrefix(srcURL, "https:")
-	apply := func(policies []cspPolicy, enforcing bool) (changed, ok bool) {
-		for i := range policies {
-			p := &policies[i]
-			d := p.scriptDirective()
+	apply := func(csp policy.CSP, enforcing bool) (changed, ok bool) {
+		for i := range csp {
+			p := &csp[i]
+			d := scriptDirective(p)
 			if d == nil {
 				continue
 			}
 			var add string
-			switch bridgeNeeds(d, nonce, httpsPage) {
+			switch bridgeNeeds(d.Sources(), nonce, httpsPage) {
 			case needNothing:
 				continue
 			case needRefusal:
@@ -283,7 +285,7 @@ func allowBridgeScript(h http.Header, srcURL string, newNonce func() string) (st
 				}
 				add = "'nonce-" + nonce + "'"
 			}
-			p.add(d, add)
+			addScriptSource(p, d, add)
 			changed = true
 		}
 		return changed, true
@@ -294,10 +296,10 @@ func allowBridgeScript(h http.Header, srcURL string, newNonce func() string) (st
 	}
 	changedR, _ := apply(reportOnly, false)
 	if changedE {
-		h[cspHeader] = serializeCSP(enforced)
+		h[cspHeader] = enforced.Values()
 	}
 	if changedR {
-		h[cspReportOnlyHeader] = serializeCSP(reportOnly)
+		h[cspReportOnlyHeader] = reportOnly.Values()
 	}
 	return nonce, true
 }
@@ -310,15 +312,15 @@ const (
 	needRefusal        // scripts are 'none': no script may be added
 )
 
-// bridgeNeeds applies allowBridgeScript's rules to the directive d; nonce
-// is the tag's nonce ("" for none yet) and httpsPage whether the page is
-// served over https.
-func bridgeNeeds(d *cspDirective, nonce string, httpsPage bool) int {
-	if len(d.sources) == 0 || (len(d.sources) == 1 && strings.EqualFold(d.sources[0], "'none'")) {
+// bridgeNeeds applies allowBridgeScript's rules to a script directive's
+// sources; nonce is the tag's nonce ("" for none yet) and httpsPage whether
+// the page is served over https.
+func bridgeNeeds(sources []string, nonce string, httpsPage bool) int {
+	if len(sources) == 0 || (len(sources) == 1 && strings.EqualFold(sources[0], "'none'")) {
 		return needRefusal
 	}
 	var allowsSelf, strictDynamic, unsafeInline, hasNonce, hasHash bool
-	for _, s := range d.sources {
+	for _, s := range sources {
 		ls := strings.ToLower(s)
 		switch {
 		case ls == "'self'", ls == "*", ls == "http:", ls == "https:" && httpsPage:
@@ -349,88 +351,33 @@ func bridgeNeeds(d *cspDirective, nonce string, httpsPage bool) int {
 	return needNonce
 }
 
-// cspPolicy is one policy; header is the index of the header value it came
-// from, so that the header keeps its shape.
-type cspPolicy struct {
-	header     int
-	directives []cspDirective
-}
-
-type cspDirective struct {
-	name    string // lower case
-	sources []string
-}
-
-func parseCSP(vals []string) []cspPolicy {
-	var out []cspPolicy
-	for i, v := range vals {
-		for _, p := range strings.Split(v, ",") {
-			pol := cspPolicy{header: i}
-			for _, d := range strings.Split(p, ";") {
-				fields := strings.Fields(d)
-				if len(fields) == 0 {
-					continue
-				}
-				pol.directives = append(pol.directives, cspDirective{name: strings.ToLower(fields[0]), sources: fields[1:]})
-			}
-			if len(pol.directives) > 0 {
-				out = append(out, pol)
-			}
-		}
-	}
-	return out
-}
-
-func serializeCSP(policies []cspPolicy) []string {
-	var out []string
-	last := -1
-	for _, p := range policies {
-		parts := make([]string, len(p.directives))
-		for i, d := range p.directives {
-			parts[i] = strings.Join(append([]string{d.name}, d.sources...), " ")
-		}
-		s := strings.Join(parts, "; ")
-		if p.header == last {
-			out[len(out)-1] += ", " + s
-			continue
-		}
-		out = append(out, s)
-		last = p.header
-	}
-	return out
-}
-
-// scriptDirective is the directive that governs <script src> in p (the first
-// of a name counts, as in browsers), or nil when scripts are unrestricted.
-func (p *cspPolicy) scriptDirective() *cspDirective {
+// scriptDirective is the directive that governs <script src> in p, or nil
+// when scripts are unrestricted.
+func scriptDirective(p *policy.CSPPolicy) *policy.CSPDirective {
 	for _, name := range []string{"script-src-elem", "script-src", "default-src"} {
-		for i := range p.directives {
-			if p.directives[i].name == name {
-				return &p.directives[i]
-			}
+		if d := p.Lookup(name); d != nil {
+			return d
 		}
 	}
 	return nil
 }
 
-// add appends source to d or, when d is default-src, appends a new
-// script-src holding a copy of default-src's sources and source, so that
-// default-src itself is not widened.
-func (p *cspPolicy) add(d *cspDirective, source string) {
-	if d.name != "default-src" {
-		d.sources = append(d.sources, source)
+// addScriptSource appends source to d, p's script directive, or, when d is
+// default-src, adds a script-src holding a copy of default-src's sources
+// and source, so that default-src itself is not widened.
+func addScriptSource(p *policy.CSPPolicy, d *policy.CSPDirective, source string) {
+	if !d.Is("default-src") {
+		*d = d.WithSource(source)
 		return
 	}
-	srcs := append(append(make([]string, 0, len(d.sources)+1), d.sources...), source)
-	p.directives = append(p.directives, cspDirective{name: "script-src", sources: srcs})
+	p.Add(policy.NewCSPDirective("script-src", append(d.Sources(), source)...))
 }
 
-// firstNonce is the first well-formed nonce in the script directives of
-// policies.
-func firstNonce(policies []cspPolicy) string {
-	for i := range policies {
-		if d := policies[i].scriptDirective(); d != nil {
-			for _, s := range d.sources {
+// firstNonce is the first well-formed nonce in the script directives of csp.
+func firstNonce(csp policy.CSP) string {
+	for i := range csp {
+		if d := scriptDirective(&csp[i]); d != nil {
+			for _, s := range d.Sources() {
 				if v := nonceValue(s); v != "" {
 					return v
 				}

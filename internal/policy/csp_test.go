@@ -3,6 +3,7 @@ package policy
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -127,6 +128,166 @@ func BenchmarkMergeCSP(b *testing.B) {
 		for b.Loop() {
 			h["Content-Security-Policy"] = v
 			MergeCSP(h, fa)
+		}
+	})
+	b.Run("UpstreamCSPNoFrameAncestors", func(b *testing.B) {
+		v := []string{"default-src 'self'; script-src 'self' 'nonce-abc'; img-src *"}
+		h := http.Header{"Content-Type": {"text/html"}}
+		b.ReportAllocs()
+		for b.Loop() {
+			h["Content-Security-Policy"] = v
+			MergeCSP(h, fa)
+		}
+	})
+}
+
+func TestParseCSP(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   []string
+		want CSP
+	}{
+		{name: "no values", in: nil, want: nil},
+		{name: "only separators and spaces", in: []string{" ; , ;", ""}, want: nil},
+		{
+			name: "directives kept as written, trimmed",
+			in:   []string{"Default-Src  'self' ;; img-src\t*  "},
+			want: CSP{{Value: 0, Directives: []CSPDirective{"Default-Src  'self'", "img-src\t*"}}},
+		},
+		{
+			name: "policies remember their value",
+			in:   []string{"a, ;", " ", "b; c, d"},
+			want: CSP{
+				{Value: 0, Directives: []CSPDirective{"a"}},
+				{Value: 2, Directives: []CSPDirective{"b", "c"}},
+				{Value: 2, Directives: []CSPDirective{"d"}},
+			},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := ParseCSP(c.in)
+			if !slices.EqualFunc(got, c.want, func(a, b CSPPolicy) bool {
+				return a.Value == b.Value && slices.Equal(a.Directives, b.Directives)
+			}) {
+				t.Fatalf("ParseCSP(%q) = %+v, want %+v", c.in, got, c.want)
+			}
+		})
+	}
+}
+
+func TestCSPValues(t *testing.T) {
+	in := []string{"a  x;b, ;", "", "c; d,e"}
+	if got, want := ParseCSP(in).Values(), []string{"a  x; b", "c; d, e"}; !slices.Equal(got, want) {
+		t.Fatalf("Values = %q, want %q", got, want)
+	}
+	if got := CSP(nil).Values(); got != nil {
+		t.Fatalf("empty CSP: %q", got)
+	}
+}
+
+func TestCSPPolicyAdd(t *testing.T) {
+	// Adding to one policy must not write over the next one's directives,
+	// whether it fits the spare room or not.
+	csp := ParseCSP([]string{"a; b, c", "d"})
+	csp[0].Add("x")
+	csp[0].Add("y")
+	csp[1].Add("z")
+	if got, want := csp.Values(), []string{"a; b; x; y, c; z", "d"}; !slices.Equal(got, want) {
+		t.Fatalf("Values = %q, want %q", got, want)
+	}
+}
+
+func TestCSPRemove(t *testing.T) {
+	csp := ParseCSP([]string{"frame-ancestors *, a; FRAME-ANCESTORS 'none'; frame-ancestors-x y", "frame-ancestors\t*"})
+	if got, want := csp.Remove("frame-ancestors").Values(), []string{"a; frame-ancestors-x y"}; !slices.Equal(got, want) {
+		t.Fatalf("Values = %q, want %q", got, want)
+	}
+}
+
+func TestCSPNormalize(t *testing.T) {
+	csp := ParseCSP([]string{"Script-Src  'self'\u00a0'nonce-a'; \u00a0 ;IMG-SRC\t*", "\u00a0", "x y\vz; style-src 'self'"}).Normalize()
+	if got, want := csp.Values(), []string{"script-src 'self' 'nonce-a'; img-src *", "x y z; style-src 'self'"}; !slices.Equal(got, want) {
+		t.Fatalf("Values = %q, want %q", got, want)
+	}
+}
+
+func TestCSPPolicyLookup(t *testing.T) {
+	p := ParseCSP([]string{"script-src-elem a; Script-Src b; script-src c"})[0]
+	if d := p.Lookup("script-src"); d == nil || *d != "Script-Src b" {
+		t.Fatalf("Lookup(script-src) = %v, want the first script-src", d)
+	}
+	if d := p.Lookup("default-src"); d != nil {
+		t.Fatalf("Lookup(default-src) = %q, want nil", *d)
+	}
+}
+
+func TestCSPDirective(t *testing.T) {
+	for _, c := range []struct {
+		d       CSPDirective
+		is      bool // named frame-ancestors
+		name    string
+		sources []string
+	}{
+		{"frame-ancestors 'self' https://a.example", true, "frame-ancestors", []string{"'self'", "https://a.example"}},
+		{"Frame-Ancestors\t*", true, "Frame-Ancestors", []string{"*"}},
+		{"FRAME-ANCESTORS", true, "FRAME-ANCESTORS", nil},
+		{"frame-ancestors-x y", false, "frame-ancestors-x", []string{"y"}},
+		{"frame-ancestor", false, "frame-ancestor", nil},
+		// Only ASCII folds and separates, as in the CSP grammar.
+		{"frame-anceſtors *", false, "frame-anceſtors", []string{"*"}},
+		{"frame-ancestors\u00a0*", false, "frame-ancestors\u00a0*", nil},
+		{"img-src \f*\r\ndata: ", false, "img-src", []string{"*", "data:"}},
+	} {
+		if got := c.d.Is("frame-ancestors"); got != c.is {
+			t.Errorf("%q.Is(frame-ancestors) = %v", c.d, got)
+		}
+		if got := c.d.Name(); got != c.name {
+			t.Errorf("%q.Name() = %q, want %q", c.d, got, c.name)
+		}
+		if got := c.d.Sources(); !slices.Equal(got, c.sources) {
+			t.Errorf("%q.Sources() = %q, want %q", c.d, got, c.sources)
+		}
+	}
+	if got := NewCSPDirective("script-src", "'self'", "'nonce-a'").WithSource("https://b.example/x.js"); got != "script-src 'self' 'nonce-a' https://b.example/x.js" {
+		t.Errorf("NewCSPDirective(...).WithSource = %q", got)
+	}
+	if got := NewCSPDirective("upgrade-insecure-requests"); got != "upgrade-insecure-requests" {
+		t.Errorf("NewCSPDirective without sources = %q", got)
+	}
+}
+
+func TestParseCSPAllocs(t *testing.T) {
+	v := []string{"default-src 'self'; script-src 'self' 'nonce-abc'", "img-src *, frame-ancestors 'self'"}
+	if allocs := testing.AllocsPerRun(100, func() { ParseCSP(v) }); allocs > 2 {
+		t.Fatalf("ParseCSP: %v allocs, want <= 2", allocs)
+	}
+	h := http.Header{}
+	if allocs := testing.AllocsPerRun(100, func() {
+		h["Content-Security-Policy"] = v[:1]
+		MergeCSP(h, "frame-ancestors 'none'")
+	}); allocs > 4 {
+		t.Fatalf("MergeCSP with an upstream CSP: %v allocs, want <= 4", allocs)
+	}
+}
+
+// FuzzCSPNormalize checks Normalize's shortcut: a directive it keeps as it
+// is must be what the long way would have made of it.
+func FuzzCSPNormalize(f *testing.F) {
+	for _, s := range []string{"script-src 'self'", "Script-Src 'self'", "img-src  *", "img-src\t*", "a\u00a0b", "a\vb", "k\u212a", "\xff", "x "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d := CSPDirective(s)
+		if !d.normalized() {
+			return
+		}
+		fields := strings.Fields(s)
+		if len(fields) == 0 {
+			t.Fatalf("%q: normalized but empty", s)
+		}
+		fields[0] = strings.ToLower(fields[0])
+		if long := strings.Join(fields, " "); long != s {
+			t.Fatalf("%q: normalized, but the long way gives %q", s, long)
 		}
 	})
 }
