@@ -2,8 +2,6 @@ package caddymodule
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -158,26 +156,7 @@ func signingKey(material []byte) (token.Signer, error) {
 		}
 		return token.Signer{Alg: tenant.HS256, Key: material}, nil
 	}
-	var priv any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		priv, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		priv, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
-		return token.Signer{}, fmt.Errorf("PEM block %q is not a private key", block.Type)
-	}
-	if err != nil {
-		return token.Signer{}, fmt.Errorf("parsing private key: %w", err)
-	}
-	signer, ok := priv.(crypto.Signer)
-	if !ok {
-		return token.Signer{}, fmt.Errorf("unsupported key type %T", priv)
-	}
-	alg, err := tenant.AcceptPrivateKey(signer)
+	signer, alg, err := tenant.ParsePrivateKeyPEM(block)
 	if err != nil {
 		return token.Signer{}, err
 	}

@@ -101,6 +101,36 @@ func AcceptPublicKey(pub any) (Key, error) {
 	}
 }
 
+// ParsePrivateKeyPEM reads a private key (PKCS#8, PKCS#1 or SEC1) from one
+// decoded PEM block and pins its algorithm as AcceptPrivateKey does: the
+// signing twin of ParsePublicKeyPEM, for the CLI that mints tokens.
+func ParsePrivateKeyPEM(block *pem.Block) (crypto.Signer, string, error) {
+	var priv any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		priv, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	case "EC PRIVATE KEY":
+		priv, err = x509.ParseECPrivateKey(block.Bytes)
+	default:
+		return nil, "", fmt.Errorf("PEM block %q is not a private key", block.Type)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("parsing private key: %w", err)
+	}
+	signer, ok := priv.(crypto.Signer)
+	if !ok {
+		return nil, "", fmt.Errorf("unsupported key type %T", priv)
+	}
+	alg, err := AcceptPrivateKey(signer)
+	if err != nil {
+		return nil, "", err
+	}
+	return signer, alg, nil
+}
+
 // AcceptPrivateKey is the algorithm a private key signs with, by the rule of
 // AcceptPublicKey for its public half.
 func AcceptPrivateKey(priv crypto.Signer) (string, error) {
