@@ -98,7 +98,7 @@ func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, rq *reques
 	}
 	var origins []string
 	if t != nil {
-		allowed := allowedOrigins(t, o.sess)
+		allowed := sessionOrigins(t, o.sess).Allows
 		if o.sess != nil && allowed(o.sess.Origin) {
 			origins = []string{o.sess.Origin}
 		} else {
@@ -195,7 +195,7 @@ func (g *Gateway) writeGate(w http.ResponseWriter, r *http.Request, t *tenant.Te
 		cfg.Tenant = t.ID
 		allowed := t.AllowsOrigin
 		if s := g.refusedSession(r, t); s != nil {
-			allowed = allowedOrigins(t, s)
+			allowed = sessionOrigins(t, s).Allows
 			if allowed(s.Origin) {
 				cfg.Bound = s.Origin
 			}

@@ -66,12 +66,6 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	return res
 }
 
-// allowedOrigins is sessionOrigins(t, s).Allows as a bare func, the form
-// the bridge and gate pages take it in.
-func allowedOrigins(t *tenant.Tenant, s *session.Session) func(string) bool {
-	return sessionOrigins(t, s).Allows
-}
-
 // serveSession guards every request that is not a gateway endpoint.
 func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *request, next Next) error {
 	o := g.openSession(r, rq)
