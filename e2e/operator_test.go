@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -133,21 +134,35 @@ func reloadErrors(t *testing.T, g *Gateway) float64 {
 	return v
 }
 
-// `embedgate validate` writes nothing of embedgate's: the generated session
-// key is created at the first run's first exchange, under the storage lock.
-func TestOperatorValidateWritesNoSessionKey(t *testing.T) {
-	dir := t.TempDir()
-	cf := filepath.Join(dir, "Caddyfile")
-	body := "{\n\tadmin off\n\tstorage file_system " + dir + "\n}\nhttp://127.0.0.1:" + fmt.Sprint(freePort(t)) + " {\n\tembed_session {\n\t\ttenant acme {\n\t\t\tkey " + acmeSecret + "\n\t\t}\n\t}\n\trespond ok\n}\n"
-	if err := os.WriteFile(cf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, code := runBinary(t, []string{"HOME=" + dir, "XDG_DATA_HOME=" + dir}, "validate", "--config", cf, "--adapter", "caddyfile")
-	if code != 0 {
-		t.Fatalf("validate: %d\n%s", code, out)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "embedgate", "session_key")); err == nil {
-		t.Fatal("validate wrote embedgate/session_key")
+// `embedgate validate` writes nothing to storage: not embedgate's session
+// key (created at the first run's first exchange, under the storage lock),
+// not Caddy's local CA for a `tls internal` site, whether the storage is
+// named in the config or is Caddy's default under $XDG_DATA_HOME.
+func TestOperatorValidateWritesNothing(t *testing.T) {
+	site := "https://localhost:" + fmt.Sprint(freePort(t)) + " {\n\ttls internal\n\tembed_session {\n\t\ttenant acme {\n\t\t\tkey " + acmeSecret + "\n\t\t}\n\t}\n\trespond ok\n}\n"
+	for name, storage := range map[string]string{"named storage": "\tstorage file_system {dir}/data\n", "default storage": ""} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			cf := filepath.Join(dir, "Caddyfile")
+			body := "{\n\tadmin off\n" + strings.ReplaceAll(storage, "{dir}", dir) + "}\n" + site
+			if err := os.WriteFile(cf, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, code := runBinary(t, []string{"HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}, "validate", "--config", cf, "--adapter", "caddyfile")
+			if code != 0 {
+				t.Fatalf("validate: %d\n%s", code, out)
+			}
+			var wrote []string
+			_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && p != dir && p != cf {
+					wrote = append(wrote, p)
+				}
+				return nil
+			})
+			if len(wrote) > 0 {
+				t.Fatalf("validate wrote %q", wrote)
+			}
+		})
 	}
 
 	// The first run creates it on first use.

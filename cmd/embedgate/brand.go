@@ -93,6 +93,8 @@ func brand(root *cobra.Command) {
 			}
 		case "list-modules":
 			wrapListModules(c)
+		case "validate":
+			wrapValidate(c)
 		}
 	}
 }
