@@ -2,9 +2,11 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +17,10 @@ import (
 
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // Behind a load balancer the audit trail must name the client, not the
@@ -39,16 +44,42 @@ func TestAuditNamesClientAsCaddyDoes(t *testing.T) {
 	}
 }
 
-// store_unavailable is counted whatever the log level: metrics never
-// depend on logging.
+// store_unavailable is counted whatever the log level: the gateway tells
+// the Observer, and the log line is only the audit's business.
 func TestStoreErrorsCountedWithLoggingOff(t *testing.T) {
 	initMetrics()
 	h := &Handler{logger: zap.NewNop()}
+	reg, err := tenant.NewRegistry([]tenant.Config{{ID: "acme", Keys: []tenant.SecretConfig{{Secret: strings.Repeat("s", 40)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := session.NewSealer("__Host-s", [][]byte{[]byte(strings.Repeat("k", 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.New(gateway.Config{Tenants: func() *tenant.Registry { return reg }, Sealer: sealer,
+		Replay: downStore{}, Revocations: replay.NewMemory(nil), CookieName: "__Host-s", Prefix: "/.embed", TokenParam: "embed_token",
+		Audit: h.audit, Observer: newObserver(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := testsupport.Mint(t, testsupport.HS256(strings.Repeat("s", 40), ""), testsupport.Claims("acme", "jane", time.Now()))
 	before := counterValue(t, metrics.storeErrors)
-	h.audit(httptest.NewRequest("GET", "/", nil), gateway.Event{Kind: gateway.EventReject, Reason: reason.StoreUnavailable})
+	r := httptest.NewRequest("POST", "https://portal.test/.embed/exchange", strings.NewReader(`{"token":"`+tok+`"}`))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	if err := gw.ServeHTTP(w, r, nil); err != nil || w.Code != 503 {
+		t.Fatalf("exchange with the store down: %d %v %s", w.Code, err, w.Body)
+	}
 	if counterValue(t, metrics.storeErrors) != before+1 {
 		t.Fatal("store error not counted with logging off")
 	}
+}
+
+type downStore struct{}
+
+func (downStore) Claim(context.Context, string, string, time.Duration) error {
+	return errors.New("connection refused")
 }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {

@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/spf13/cobra"
 
+	"github.com/embedgate/embedgate/internal/testsupport"
 	"github.com/embedgate/embedgate/internal/token"
 )
 
@@ -168,15 +168,7 @@ func TestInspectUsesTenantsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	mint := func(iss, secret string) string {
-		now := time.Now()
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-			"iss": iss, "aud": iss, "sub": "jane", "jti": "j-" + iss,
-			"iat": now.Unix(), "exp": now.Add(time.Minute).Unix(),
-		}).SignedString([]byte(secret))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return testsupport.Mint(t, testsupport.HS256(secret, ""), testsupport.Claims(iss, "jane", time.Now()))
 	}
 	inspect := func(config, tok string) (int, string) {
 		cmd := &cobra.Command{Use: "embed-inspect"}
@@ -201,8 +193,9 @@ func TestInspectUsesTenantsFile(t *testing.T) {
 		{"unknown tenant", mint("initech", acmeSecret), exitRejected, `this config has tenants "acme", "globex"`},
 		{"millisecond timestamps", func() string {
 			ms := time.Now().UnixMilli()
-			tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": "acme", "aud": "acme", "sub": "jane", "jti": "j-ms", "iat": ms, "exp": ms + 60000}).SignedString([]byte(acmeSecret))
-			return tok
+			c := testsupport.Claims("acme", "jane", time.Now())
+			c["iat"], c["exp"] = ms, ms+60000
+			return testsupport.Mint(t, testsupport.HS256(acmeSecret, ""), c)
 		}(), exitRejected, "looks like milliseconds: iat, nbf and exp are whole seconds since the epoch"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -235,18 +228,5 @@ func TestInspectUsesTenantsFile(t *testing.T) {
 	t.Setenv("EG_TEST_TENANTS_FILE", filepath.Join(dir, "missing.json"))
 	if code, out := inspect(cf, mint("acme", acmeSecret)); code != exitUsage || !strings.Contains(out, "embed_session #1: tenants file") {
 		t.Fatalf("missing tenants file: exit %d\n%s", code, out)
-	}
-}
-
-func TestQuoteListCapped(t *testing.T) {
-	ids := make([]string, 25)
-	for i := range ids {
-		ids[i] = "t" + strings.Repeat("x", i%2)
-	}
-	if got := quoteList(ids); !strings.HasSuffix(got, `"t", "tx", and 5 more`) || strings.Count(got, `"`) != 40 {
-		t.Fatalf("quoteList: %s", got)
-	}
-	if got := quoteList([]string{"a", "b"}); got != `"a", "b"` {
-		t.Fatalf("quoteList: %s", got)
 	}
 }

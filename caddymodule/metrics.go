@@ -209,6 +209,9 @@ func (o *observer) Request(tenant, result string) {
 	}
 }
 
+// StoreError counts a request refused for a store failure.
+func (o *observer) StoreError() { metrics.storeErrors.Inc() }
+
 func (o *observer) Token(tenant string, why reason.Reason) {
 	if !o.perTenant {
 		tenant = ""

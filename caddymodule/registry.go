@@ -2,41 +2,47 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
-	"go.uber.org/zap"
 
-	"github.com/embedgate/embedgate/internal/jwks"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
-// jwksKey names a JWKS cache: the tenant and its resolved jwks URL.
+// jwksKey names a JWKS cache, here and in jwksPool: the tenant and its
+// resolved jwks URL.
 type jwksKey struct{ tenant, url string }
 
-// jwksCaches are the JWKS caches of one registry, by tenant and URL. A
-// buildAndSwap hands in the caches of the registry it replaces, so a tenant whose
-// jwks URL did not change keeps its cache: its keys, its refresh schedule
-// and its MinInterval limit.
-type jwksCaches map[jwksKey]*jwks.Cache
+// errReleased refuses a tenants-file rebuild that finishes after Cleanup.
+var errReleased = errors.New("embed_session: handler cleaned up; tenants not rebuilt")
 
 // registryFromConfigs turns a handler's tenant configs into the tenant registry:
 // {env.*} and {file.*} resolved in secrets (and in public key files, jwks
 // URLs and api_keys), every tenant validated, and a JWKS cache attached to
-// each tenant that names one. A cache found in prev under the same tenant id
-// and URL is reused as is; each new cache is fetched once before this
-// returns (in parallel, each fetch bounded by jwks.DefaultTimeout). A nil
-// prev means every cache is new. A failed first fetch is not a config error:
-// it is reported to onJWKSError and the cache retries on use, at most once a
-// minute. The returned caches are those of the new registry only (caches of
-// tenants that are gone, or whose URL changed, are dropped); on error prev
-// is untouched and no new cache was fetched. Provision and embed-inspect
-// both build their registry here, so the CLI sees exactly the keys the
-// gateway uses.
-func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Replacer, onJWKSError func(tenantID string, err error), prev jwksCaches) (*tenant.Registry, jwksCaches, error) {
+// each tenant that names one.
+//
+// With refs (the gateway's tenantSet), caches come from jwksPool: one that
+// refs already holds under the same tenant id and URL (a tenants-file
+// rebuild), or that another Handler holds (a config reload), is reused as
+// is. On success refs holds exactly the caches of the new registry and has
+// given back the others (tenants gone, or whose URL changed); on error refs
+// is untouched and nothing it did not hold stays taken. A nil refs
+// (embed-inspect) makes every cache new and unpooled.
+//
+// Each new cache is fetched once before this returns (in parallel, each
+// fetch bounded by jwks.DefaultTimeout, the wait by ctx). A failed first
+// fetch is not a config error: it is reported to onJWKSError and the cache
+// retries on use, at most once a minute. Provision and embed-inspect both
+// build their registry here, so the CLI sees exactly the keys the gateway
+// uses.
+func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Replacer, onJWKSError func(tenantID string, err error), refs *jwksRefs) (*tenant.Registry, error) {
+	if refs != nil && refs.released {
+		return nil, errReleased
+	}
 	cfgs, err := resolveTenants(in, repl)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	for i := range cfgs {
 		cfgs[i].JWKS = repl.ReplaceKnown(cfgs[i].JWKS, "")
@@ -44,40 +50,40 @@ func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Re
 		for j := range cfgs[i].APIKeys {
 			cfgs[i].APIKeys[j] = repl.ReplaceKnown(cfgs[i].APIKeys[j], "")
 		}
+		cfgs[i].SubjectIssuers = resolveSubjectIssuers(cfgs[i].SubjectIssuers, repl)
 	}
 	if onJWKSError == nil {
 		onJWKSError = func(string, error) {}
 	}
-	next := jwksCaches{}
-	var fresh []*jwks.Cache
-	reg, err := tenant.NewRegistry(cfgs, tenant.WithKeySources(func(id, url string) (tenant.KeySource, error) {
-		k := jwksKey{id, url}
-		if c, ok := prev[k]; ok {
-			next[k] = c
-			return c, nil
-		}
-		c, err := jwks.New(jwks.Options{URL: url, OnError: func(err error) { onJWKSError(id, err) }})
-		if err != nil {
-			return nil, err
-		}
-		next[k] = c
-		fresh = append(fresh, c)
-		return c, nil
-	}))
+	b := &jwksBuild{refs: refs, onError: onJWKSError, next: map[jwksKey]*pooledJWKS{}}
+	reg, err := tenant.NewRegistry(cfgs, tenant.WithKeySources(b.source))
 	if err != nil {
-		return nil, nil, err
+		b.abort()
+		return nil, err
 	}
+	b.commit()
 	var wg sync.WaitGroup
-	for _, c := range fresh {
+	for _, c := range b.fresh {
 		wg.Go(func() { _ = c.Start(ctx) }) // failures went to onJWKSError
 	}
 	wg.Wait()
-	return reg, next, nil
+	return reg, nil
 }
 
-// jwksError logs a JWKS fetch failure or refused key of a tenant.
-func (h *Handler) jwksError(tenantID string, err error) {
-	if h.logger != nil {
-		h.logger.Warn("jwks", zap.String("tenant", tenantID), zap.Error(err))
+// resolveSubjectIssuers is a copy of in with placeholders resolved in the
+// jwks URLs and public key files, as for the tenant's own.
+func resolveSubjectIssuers(in []tenant.SubjectIssuerConfig, repl *caddy.Replacer) []tenant.SubjectIssuerConfig {
+	if in == nil {
+		return nil
 	}
+	out := make([]tenant.SubjectIssuerConfig, len(in))
+	for i, s := range in {
+		s.JWKS = repl.ReplaceKnown(s.JWKS, "")
+		s.PublicKeys = append([]tenant.PublicKeyConfig(nil), s.PublicKeys...)
+		for j := range s.PublicKeys {
+			s.PublicKeys[j].File = repl.ReplaceKnown(s.PublicKeys[j].File, "")
+		}
+		out[i] = s
+	}
+	return out
 }

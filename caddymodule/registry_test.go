@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,13 +14,16 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/embedgate/embedgate/internal/jwks"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
 // A tenants-file reload reuses the JWKS cache of every tenant whose jwks URL
 // did not change: no refetch, so the per-cache refresh limit holds. A tenant
 // whose URL changes gets a new cache, fetched once; a tenant that is gone
-// loses its cache.
+// loses its cache. The set holds one jwksPool reference per cache in use:
+// a dropped cache is given back (and, unused elsewhere, stopped), and
+// releaseJWKS gives back the rest.
 func TestReloadReusesJWKSCaches(t *testing.T) {
 	pub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
@@ -36,6 +40,10 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 		fmt.Fprint(w, body)
 	}))
 	defer srv.Close()
+	refs := func(id, path string) int {
+		n, _ := jwksPool.References(jwksKey{id, srv.URL + path})
+		return n
+	}
 	count := func(path string) int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -46,6 +54,7 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	h := &Handler{Tenants: []tenant.Config{withJWKS("inline", "/inline")}, logger: zap.NewNop()}
 	ctx, repl := context.Background(), caddy.NewReplacer()
 	set := &tenantSet{}
+	defer set.releaseJWKS()
 	reg, err := set.buildAndSwap(ctx, h, repl, []tenant.Config{withJWKS("a", "/a")})
 	if err != nil {
 		t.Fatal(err)
@@ -74,8 +83,11 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	if source(reg, "inline") != inlineSrc || source(reg, "a") != aSrc {
 		t.Fatal("unchanged tenants got new caches")
 	}
-	if _, ok := source(reg, "b").Lookup("k1"); !ok {
+	if _, ok := source(reg, "b").Lookup(t.Context(), "k1"); !ok {
 		t.Fatal("new tenant b has no keys")
+	}
+	if refs("inline", "/inline") != 1 || refs("a", "/a") != 1 || refs("b", "/b") != 1 {
+		t.Fatal("the set does not hold exactly one reference per cache")
 	}
 
 	// a's URL changes: a new cache, fetched once; b is gone, so is its cache.
@@ -89,16 +101,22 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	if source(reg, "a") == aSrc || source(reg, "inline") != inlineSrc {
 		t.Fatal("a kept its old cache, or inline lost its cache")
 	}
-	if len(set.caches) != 2 {
-		t.Fatalf("caches %v, want inline and a only", set.caches)
+	if len(set.jwks.held) != 2 || refs("a", "/a2") != 1 || refs("inline", "/inline") != 1 {
+		t.Fatalf("caches %v, want inline and a only, one reference each", set.jwks.held)
+	}
+	if refs("a", "/a") != 0 || refs("b", "/b") != 0 {
+		t.Fatal("a dropped cache is still in the pool")
+	}
+	if err := aSrc.(*jwks.Cache).Start(ctx); !errors.Is(err, jwks.ErrClosed) {
+		t.Fatalf("a's old cache: Start = %v, want it closed", err)
 	}
 
 	// A refused build leaves the registry and its caches as they were.
 	if _, err := set.buildAndSwap(ctx, h, repl, []tenant.Config{withJWKS("a", "/a3"), withJWKS("a", "/a3")}); err == nil {
 		t.Fatal("duplicate tenant id accepted")
 	}
-	if count("/a3") != 0 || set.load() != reg || len(set.caches) != 2 {
-		t.Fatal("a refused build fetched or changed the live set")
+	if count("/a3") != 0 || set.load() != reg || len(set.jwks.held) != 2 || refs("a", "/a3") != 0 || refs("a", "/a2") != 1 {
+		t.Fatal("a refused build fetched, changed the live set or kept a reference")
 	}
 
 	// Without a set (embed-inspect), every cache is new.
@@ -107,5 +125,21 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 	}
 	if count("/a2") != 2 || count("/inline") != 2 {
 		t.Fatalf("freshRegistry: fetches %v, want a fresh fetch per URL", fetches)
+	}
+	if refs("a", "/a2") != 1 || refs("inline", "/inline") != 1 {
+		t.Fatal("freshRegistry took pool references; nothing would give them back")
+	}
+
+	// Cleanup's release gives back every reference, and a rebuild that
+	// finishes after it (a watcher tick racing Cleanup) holds nothing.
+	set.releaseJWKS()
+	if refs("a", "/a2") != 0 || refs("inline", "/inline") != 0 {
+		t.Fatal("releaseJWKS left references")
+	}
+	if _, err := set.buildAndSwap(ctx, h, repl, []tenant.Config{withJWKS("a", "/a4")}); !errors.Is(err, errReleased) {
+		t.Fatalf("build after release: %v, want errReleased", err)
+	}
+	if count("/a4") != 0 || refs("a", "/a4") != 0 || refs("inline", "/inline") != 0 {
+		t.Fatal("a build after release fetched or took a reference")
 	}
 }

@@ -8,15 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/certmagic"
 
 	"github.com/embedgate/embedgate/internal/gateway"
-	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/session"
 )
 
@@ -50,41 +46,23 @@ func (h *Handler) provisionSealer(ctx caddy.Context, repl *caddy.Replacer) (gate
 	case err == nil:
 		return session.NewSealer(h.CookieName, [][]byte{key})
 	case errors.Is(err, fs.ErrNotExist):
-		return &lazySealer{storage: st, cookieName: h.CookieName}, nil
+		return newLazySealer(st, h.CookieName), nil
 	default:
 		return nil, fmt.Errorf("session_key: none configured and the stored one cannot be read: %w", err)
 	}
 }
 
 // lazySealer creates the stored session key on first use.
-type lazySealer struct {
-	storage    certmagic.Storage
-	cookieName string
-	mu         sync.Mutex // serializes the first load-or-create
-	sealer     atomic.Pointer[session.Sealer]
-}
+type lazySealer struct{ lazyStored[session.Sealer] }
 
-func (l *lazySealer) get() (*session.Sealer, error) {
-	if s := l.sealer.Load(); s != nil {
-		return s, nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s := l.sealer.Load(); s != nil {
-		return s, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	key, err := storedSessionKey(ctx, l.storage)
-	if err != nil {
-		return nil, reason.Errorf(reason.StoreUnavailable, "session key %s: %v", storageKey, err)
-	}
-	s, err := session.NewSealer(l.cookieName, [][]byte{key})
-	if err != nil {
-		return nil, err
-	}
-	l.sealer.Store(s)
-	return s, nil
+func newLazySealer(st certmagic.Storage, cookieName string) *lazySealer {
+	return &lazySealer{lazyStored[session.Sealer]{name: "session key " + storageKey, make: func(ctx context.Context) (*session.Sealer, error) {
+		key, err := storedSessionKey(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		return session.NewSealer(cookieName, [][]byte{key})
+	}}}
 }
 
 func (l *lazySealer) Seal(sess *session.Session, host string) (string, error) {
@@ -119,22 +97,13 @@ func loadSessionKey(ctx context.Context, st certmagic.Storage) ([]byte, error) {
 // storedSessionKey loads the session key from storage, creating it under
 // the storage lock so concurrent instances agree.
 func storedSessionKey(ctx context.Context, st certmagic.Storage) ([]byte, error) {
-	if err := st.Lock(ctx, storageKey); err != nil {
-		return nil, err
-	}
-	defer func() { _ = st.Unlock(context.Background(), storageKey) }()
-	key, err := loadSessionKey(ctx, st)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return key, err
-	}
-	key = make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
-		return nil, err
-	}
-	if err := st.Store(ctx, storageKey, []byte(base64.RawURLEncoding.EncodeToString(key))); err != nil {
-		return nil, err
-	}
-	return key, nil
+	return loadOrCreate(ctx, st, storageKey, loadSessionKey, func() ([]byte, []byte, error) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return nil, nil, err
+		}
+		return key, []byte(base64.RawURLEncoding.EncodeToString(key)), nil
+	})
 }
 
 // Interface guards

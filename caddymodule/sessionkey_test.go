@@ -22,7 +22,7 @@ import (
 // instance on the same storage then opens the first one's cookies.
 func TestSessionKeyCreatedOnFirstUse(t *testing.T) {
 	st := &certmagic.FileStorage{Path: t.TempDir()}
-	a := &lazySealer{storage: st, cookieName: "__Host-s"}
+	a := newLazySealer(st, "__Host-s")
 	if _, err := loadSessionKey(context.Background(), st); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a key exists before first use: %v", err)
 	}
@@ -34,7 +34,7 @@ func TestSessionKeyCreatedOnFirstUse(t *testing.T) {
 	if _, err := loadSessionKey(context.Background(), st); err != nil {
 		t.Fatalf("first use did not store the key: %v", err)
 	}
-	b := &lazySealer{storage: st, cookieName: "__Host-s"}
+	b := newLazySealer(st, "__Host-s")
 	s, err := b.Open(v, "portal.test")
 	if err != nil || s.Subject != "jane" {
 		t.Fatalf("second instance: %v %v", s, err)

@@ -17,8 +17,8 @@ import (
 type tenantSet struct {
 	current atomic.Pointer[tenant.Registry]
 
-	mu     sync.Mutex // serializes rebuilds
-	caches jwksCaches // the JWKS caches of current, reused by the next build
+	mu   sync.Mutex // serializes rebuilds and their release
+	jwks jwksRefs   // the pooled JWKS caches of current, reused by the next build
 }
 
 func (s *tenantSet) load() *tenant.Registry { return s.current.Load() }
@@ -49,16 +49,16 @@ func (h *Handler) readTenantsFile(repl *caddy.Replacer) (tenantsFile, error) {
 // same registryReusingCaches, so the CLI verifies with exactly the gateway's
 // tenants and keys.
 func (h *Handler) freshRegistry(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error)) (*tenant.Registry, error) {
-	reg, _, err := h.registryReusingCaches(ctx, repl, fromFile, onJWKSError, nil)
-	return reg, err
+	return h.registryReusingCaches(ctx, repl, fromFile, onJWKSError, nil)
 }
 
-// registryReusingCaches is freshRegistry reusing the JWKS caches in prev (see
-// registryFromConfigs); it also returns the caches of the new registry.
-func (h *Handler) registryReusingCaches(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error), prev jwksCaches) (*tenant.Registry, jwksCaches, error) {
+// registryReusingCaches is freshRegistry with its JWKS caches taken from
+// jwksPool and held in refs, reusing those refs holds (see
+// registryFromConfigs); a nil refs makes them new and unpooled.
+func (h *Handler) registryReusingCaches(ctx context.Context, repl *caddy.Replacer, fromFile []tenant.Config, onJWKSError func(tenantID string, err error), refs *jwksRefs) (*tenant.Registry, error) {
 	all := make([]tenant.Config, 0, len(h.Tenants)+len(fromFile))
 	all = append(append(all, h.Tenants...), fromFile...)
-	return registryFromConfigs(ctx, all, repl, onJWKSError, prev)
+	return registryFromConfigs(ctx, all, repl, onJWKSError, refs)
 }
 
 // buildAndSwap builds the registry of h's inline tenants plus fromFile, reusing
@@ -67,11 +67,10 @@ func (h *Handler) registryReusingCaches(ctx context.Context, repl *caddy.Replace
 func (s *tenantSet) buildAndSwap(ctx context.Context, h *Handler, repl *caddy.Replacer, fromFile []tenant.Config) (*tenant.Registry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	reg, caches, err := h.registryReusingCaches(ctx, repl, fromFile, h.jwksError, s.caches)
+	reg, err := h.registryReusingCaches(ctx, repl, fromFile, h.jwksError, &s.jwks)
 	if err != nil {
 		return nil, err
 	}
-	s.caches = caches
 	s.current.Store(reg)
 	warnUnframable(h.logger, reg)
 	return reg, nil
@@ -121,20 +120,9 @@ func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*te
 				return err
 			}
 			count.set(next.Len())
-			h.logger.Info("tenants reloaded", zap.String("file", path), zap.Int("tenants", next.Len()))
 			return nil
 		},
-		Report: func(err error) {
-			if err == nil {
-				metrics.tenantReloads.WithLabelValues("ok").Inc()
-				return
-			}
-			metrics.tenantReloads.WithLabelValues("error").Inc()
-			h.logger.Error("tenants file refused; the previous tenants stay in force", zap.String("file", path), zap.Error(err))
-		},
-		Recovered: func() {
-			h.logger.Info("tenants file readable again; the tenants in force are unchanged", zap.String("file", path))
-		},
+		Report: h.tenantsFileReporter(path, set),
 	}
 	// Seeded with the stat from before the read above: a write since then
 	// (the build can wait up to 10s on JWKS) is applied on the first tick.

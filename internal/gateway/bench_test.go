@@ -16,12 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/testsupport"
+	"github.com/embedgate/embedgate/internal/token"
 )
 
 // benchWriter is a reusable ResponseWriter that discards the body.
@@ -67,8 +67,6 @@ type benchGateway struct {
 	secret []byte
 	ec     *ecdsa.PrivateKey
 	now    time.Time
-	seq    int
-	mu     sync.Mutex
 }
 
 var (
@@ -122,8 +120,8 @@ func benchRegistry(b *testing.B, n int) *tenant.Registry {
 }
 
 // newBenchGateway returns a gateway, with an empty memory replay store,
-// over the registry of n tenants.
-func newBenchGateway(b *testing.B, n int) *benchGateway {
+// over the registry of n tenants; opts change its config (variants).
+func newBenchGateway(b *testing.B, n int, opts ...func(*gateway.Config)) *benchGateway {
 	b.Helper()
 	reg := benchRegistry(b, n)
 	cfg := benchTenant(n / 2)
@@ -143,7 +141,7 @@ func newBenchGateway(b *testing.B, n int) *benchGateway {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g.gw, err = gateway.New(gateway.Config{
+	gcfg := gateway.Config{
 		Tenants:     func() *tenant.Registry { return reg },
 		Sealer:      sealer,
 		Replay:      mem,
@@ -156,8 +154,11 @@ func newBenchGateway(b *testing.B, n int) *benchGateway {
 		Prefix:      "/.embed",
 		TokenParam:  "embed_token",
 		Now:         clock,
-	})
-	if err != nil {
+	}
+	for _, o := range opts {
+		o(&gcfg)
+	}
+	if g.gw, err = gateway.New(gcfg); err != nil {
 		b.Fatal(err)
 	}
 	return g
@@ -166,31 +167,11 @@ func newBenchGateway(b *testing.B, n int) *benchGateway {
 // mint signs a fresh token for the benchmark tenant with alg (HS256 or
 // ES256): the claims a customer's backend sends, a new jti each time.
 func (g *benchGateway) mint(b *testing.B, alg string) string {
-	g.mu.Lock()
-	g.seq++
-	seq := g.seq
-	g.mu.Unlock()
-	c := jwt.MapClaims{
-		"iss": g.id, "aud": g.id, "sub": subject,
-		"jti": fmt.Sprintf("bench-%d-%s", seq, randHex(8)),
-		"iat": g.now.Unix(), "exp": g.now.Add(60 * time.Second).Unix(),
+	key := any(g.secret)
+	if alg == tenant.ES256 {
+		key = g.ec
 	}
-	var (
-		s   string
-		err error
-	)
-	switch alg {
-	case tenant.HS256:
-		s, err = jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(g.secret)
-	case tenant.ES256:
-		s, err = jwt.NewWithClaims(jwt.SigningMethodES256, c).SignedString(g.ec)
-	default:
-		err = fmt.Errorf("alg %s", alg)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
+	return testsupport.Mint(b, token.Signer{Alg: alg, Key: key}, testsupport.Claims(g.id, subject, g.now))
 }
 
 // exchangeRequest is the start page's exchange: a same-origin JSON POST
@@ -235,8 +216,8 @@ func BenchmarkSessionPath(b *testing.B) {
 	}
 }
 
-func benchmarkSessionPath(b *testing.B, n int) {
-	g := newBenchGateway(b, n)
+func benchmarkSessionPath(b *testing.B, n int, opts ...func(*gateway.Config)) {
+	g := newBenchGateway(b, n, opts...)
 	v := g.login(b)
 	cookie := []string{"theme=dark; " + cookieName + "=" + v + "; lang=en"}
 	r := &http.Request{

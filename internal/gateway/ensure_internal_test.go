@@ -13,14 +13,14 @@ import (
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
-type countingObserver struct{ exchanges []reason.Reason }
+type countingObserver struct {
+	NopObserver
+	exchanges []reason.Reason
+}
 
 func (o *countingObserver) Exchange(_ string, why reason.Reason) {
 	o.exchanges = append(o.exchanges, why)
 }
-func (o *countingObserver) ExchangeDuration(time.Duration) {}
-func (o *countingObserver) Request(string, string)         {}
-func (o *countingObserver) Token(string, reason.Reason)    {}
 
 // An exchange error that carries no typed reason (a bug or an internal
 // failure) is still a failure: it is counted and logged with a reason on

@@ -1,11 +1,9 @@
 package gateway_test
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -24,32 +22,13 @@ import (
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // t0 is where every fake clock starts: nothing in these tests sleeps or
-// reads the real time.
+// reads the real time. The clock (a testsupport.Clock) is shared by the
+// gateway, the verifier and the replay store, whose janitor reads it.
 var t0 = time.Unix(1_700_000_000, 0).UTC()
-
-// fakeClock is the injected clock, shared by the gateway, the verifier and
-// the replay store (whose janitor goroutine reads it, hence the mutex).
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *fakeClock { return &fakeClock{now: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 const (
 	cookieName   = "__Host-embed_session"
@@ -105,7 +84,7 @@ func tenantConfigs() []tenant.Config {
 // env is one gateway under test with its clock, stores and recorders.
 type env struct {
 	t      testing.TB
-	clock  *fakeClock
+	clock  *testsupport.Clock
 	reg    *tenant.Registry
 	mem    *replay.Memory
 	sealer *session.Sealer
@@ -117,7 +96,6 @@ type env struct {
 	hooked     []*session.Session
 	hookClaims []map[string]any
 	secrets    []string // values no audit event may contain
-	seq        int
 }
 
 type option func(e *env, c *gateway.Config)
@@ -132,7 +110,7 @@ func withRequire(rs ...gateway.Requirement) option {
 
 func newEnv(tb testing.TB, opts ...option) *env {
 	tb.Helper()
-	e := &env{t: tb, clock: newClock()}
+	e := &env{t: tb, clock: testsupport.NewClock(t0)}
 	reg, err := tenant.NewRegistry(tenantConfigs())
 	if err != nil {
 		tb.Fatal(err)
@@ -236,39 +214,16 @@ func (e *env) onlyEvent() gateway.Event {
 	return evs[0]
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 // claims is a token body every rule accepts, for tenant iss, with a fresh
 // random jti, minted at the fake clock's time.
 func (e *env) claims(iss string) jwt.MapClaims {
-	now := e.clock.Now()
-	e.mu.Lock()
-	e.seq++
-	seq := e.seq
-	e.mu.Unlock()
-	return jwt.MapClaims{
-		"iss": iss,
-		"aud": iss,
-		"sub": subject,
-		"jti": fmt.Sprintf("jti-%d-%s", seq, randHex(8)),
-		"iat": now.Unix(),
-		"exp": now.Add(60 * time.Second).Unix(),
-	}
+	return testsupport.Claims(iss, subject, e.clock.Now())
 }
 
 // sign signs c with HS256 under secret and remembers the token, its
 // segments and its jti as secrets.
 func (e *env) sign(secret string, c jwt.MapClaims) string {
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	tok := testsupport.Mint(e.t, testsupport.HS256(secret, ""), c)
 	parts := strings.Split(tok, ".")
 	e.remember(tok, parts[1], parts[2])
 	if jti, ok := c["jti"].(string); ok {

@@ -8,7 +8,8 @@
 // (clamped to [MinRefresh, MaxRefresh]; DefaultRefresh without one), and
 // refetches when asked for an unknown kid, but never more than once per
 // MinInterval whatever the trigger. A failed fetch keeps the last good set.
-// Bodies are bounded in size and fetches in time. Keys are admitted only
+// Bodies are bounded in size and fetches in time; a caller's context bounds
+// only its own wait, since one fetch serves every caller. Close stops it all. Keys are admitted only
 // with exactly one algorithm from the verifier's allowlist: symmetric keys
 // (kty oct), private keys, RSA keys without alg, and anything outside RS256,
 // ES256 (P-256) and EdDSA (Ed25519) are refused.
@@ -19,16 +20,9 @@ package jwks
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -73,9 +67,28 @@ type Options struct {
 	Timeout time.Duration
 	// MaxBytes bounds the response body. Zero means DefaultMaxBytes.
 	MaxBytes int64
-	// OnError receives fetch failures (the last good set stays in use) and
+	// Report receives fetch failures (the last good set stays in use) and
 	// refused keys (the rest of the set is used). Nil drops them.
-	OnError func(error)
+	Report func(Event)
+}
+
+// EventKind names what a Cache reports.
+type EventKind int
+
+// What a Cache reports.
+const (
+	// EventFetchFailed: a fetch failed (Event.Err); the last good set
+	// stays in use, and the next fetch waits MinInterval.
+	EventFetchFailed EventKind = iota + 1
+	// EventKeyRefused: a fetched set held a key that is not used
+	// (Event.Err says why); the rest of the set is.
+	EventKeyRefused
+)
+
+// Event is one failure a Cache reports. Err never holds key material.
+type Event struct {
+	Kind EventKind
+	Err  error
 }
 
 // NewClient is the default client: no redirects (the configured URL is the
@@ -94,18 +107,36 @@ func NewClient() *http.Client {
 	}
 }
 
-// Cache is one tenant's key set. It is safe for concurrent use and starts no
-// goroutine of its own beyond a bounded background refresh.
+// ErrClosed is Start's error on a closed Cache.
+var ErrClosed = errors.New("jwks: cache is closed")
+
+// Cache is one tenant's key set. It is safe for concurrent use. Its only
+// goroutines are its fetches, each bounded by Options.Timeout and cancelled
+// by Close.
 type Cache struct {
 	opts Options
+	// life is the context every fetch runs under: not the caller's, since
+	// one fetch serves every caller waiting on it, and one caller giving up
+	// must not fail the others (nor spend the MinInterval allowance on a
+	// fetch nobody saw through). Close cancels it.
+	life context.Context
+	stop context.CancelFunc
 
 	mu       sync.Mutex
 	keys     []tenant.Key          // the current set; replaced, never mutated
 	byKID    map[string]tenant.Key // keys with a kid
 	next     time.Time             // when the set is due for a refresh
 	last     time.Time             // start of the last fetch attempt
-	inflight chan struct{}         // closed when the running fetch ends
+	inflight *run                  // the running fetch, if any
 	fetches  int                   // fetch attempts, for tests and metrics
+	closed   bool
+}
+
+// run is one fetch; done is closed once err is set and its keys, if any,
+// are installed.
+type run struct {
+	done chan struct{}
+	err  error
 }
 
 // New checks opts and returns a Cache with no keys; call Start to fetch.
@@ -126,26 +157,45 @@ func New(opts Options) (*Cache, error) {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = DefaultMaxBytes
 	}
-	if opts.OnError == nil {
-		opts.OnError = func(error) {}
+	if opts.Report == nil {
+		opts.Report = func(Event) {}
 	}
-	return &Cache{opts: opts, byKID: map[string]tenant.Key{}}, nil
+	c := &Cache{opts: opts, byKID: map[string]tenant.Key{}}
+	c.life, c.stop = context.WithCancel(context.Background())
+	return c, nil
 }
 
-// Start fetches the set now, whatever MinInterval says, and waits for it. A
-// failure is returned (and also reported to OnError); the cache then retries
-// on use, at most once per MinInterval.
+// Start fetches the set now, whatever MinInterval says, and waits for it
+// (or joins the fetch already running), until ctx is done. A failure is
+// returned (and also reported); the cache then retries on use,
+// at most once per MinInterval. ctx bounds the wait, not the fetch.
 func (c *Cache) Start(ctx context.Context) error {
 	c.mu.Lock()
-	if c.inflight != nil {
-		ch := c.inflight
+	if c.closed {
 		c.mu.Unlock()
-		<-ch
-		return nil
+		return ErrClosed
 	}
-	ch := c.begin()
+	r := c.inflight
+	if r == nil {
+		r = c.beginLocked()
+	}
 	c.mu.Unlock()
-	return c.fetch(ctx, ch)
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops the cache for good: a running fetch is cancelled and no other
+// starts. The keys already fetched stay readable, for a registry that is
+// still finishing requests. Close may be called more than once.
+func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.stop()
 }
 
 // Keys returns the current set. When the set is due for a refresh, one
@@ -159,43 +209,33 @@ func (c *Cache) Keys() []tenant.Key {
 
 // Lookup returns the key with this kid. For an unknown kid it refetches the
 // set and waits for it, unless a fetch started less than MinInterval ago: a
-// flood of tokens with made-up kids costs at most one fetch per minute.
-func (c *Cache) Lookup(kid string) (tenant.Key, bool) {
+// flood of tokens with made-up kids costs at most one fetch per minute. The
+// wait ends when ctx is done (the request's deadline or disconnect); the
+// fetch itself goes on for the other callers, bounded by Options.Timeout.
+func (c *Cache) Lookup(ctx context.Context, kid string) (tenant.Key, bool) {
 	c.mu.Lock()
 	if k, ok := c.byKID[kid]; ok {
 		c.refreshIfDueLocked()
 		c.mu.Unlock()
 		return k, true
 	}
-	switch {
-	case c.inflight != nil:
-		ch := c.inflight
-		c.mu.Unlock()
-		<-ch
-		c.mu.Lock()
-	case c.mayFetchLocked():
-		ch := c.begin()
-		c.mu.Unlock()
-		_ = c.fetch(context.Background(), ch)
-		c.mu.Lock()
+	r := c.inflight
+	if r == nil && !c.closed && c.mayFetchLocked() {
+		r = c.beginLocked()
 	}
+	c.mu.Unlock()
+	if r == nil {
+		return tenant.Key{}, false
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return tenant.Key{}, false
+	}
+	c.mu.Lock()
 	k, ok := c.byKID[kid]
 	c.mu.Unlock()
 	return k, ok
-}
-
-// Fetches is the number of fetch attempts so far.
-func (c *Cache) Fetches() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.fetches
-}
-
-// NextRefresh is when the set is next due for a refresh.
-func (c *Cache) NextRefresh() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.next
 }
 
 func (c *Cache) mayFetchLocked() bool {
@@ -203,50 +243,56 @@ func (c *Cache) mayFetchLocked() bool {
 }
 
 func (c *Cache) refreshIfDueLocked() {
-	if c.inflight != nil || !c.mayFetchLocked() || c.opts.Now().Before(c.next) {
+	if c.closed || c.inflight != nil || !c.mayFetchLocked() || c.opts.Now().Before(c.next) {
 		return
 	}
-	ch := c.begin()
-	go func() { _ = c.fetch(context.Background(), ch) }()
+	c.beginLocked()
 }
 
-// begin marks a fetch as running; c.mu must be held.
-func (c *Cache) begin() chan struct{} {
-	ch := make(chan struct{})
-	c.inflight = ch
+// beginLocked starts a fetch in the background; c.mu must be held.
+func (c *Cache) beginLocked() *run {
+	r := &run{done: make(chan struct{})}
+	c.inflight = r
 	c.last = c.opts.Now()
 	c.fetches++
-	return ch
+	go c.fetch(r)
+	return r
 }
 
-// fetch runs one fetch and installs its result; it closes ch when done.
-func (c *Cache) fetch(ctx context.Context, ch chan struct{}) error {
-	keys, maxAge, refused, err := c.get(ctx)
-	for _, r := range refused {
-		c.opts.OnError(r)
-	}
+// fetch runs one fetch, installs its result and ends r. Report is called
+// without c.mu held (it may use the cache) but before r ends, so a caller
+// that waited for the fetch has seen its reports.
+func (c *Cache) fetch(r *run) {
+	keys, maxAge, refused, err := c.get(c.life)
 	c.mu.Lock()
-	defer func() {
-		c.inflight = nil
-		close(ch)
-		c.mu.Unlock()
-	}()
 	if err != nil {
 		// Keep the last good set; try again once MinInterval has passed.
 		c.next = c.last.Add(MinInterval)
 		err = fmt.Errorf("jwks: fetching %s: %w (keeping the last good set of %d key(s))", c.opts.URL, err, len(c.keys))
-		c.opts.OnError(err)
-		return err
+	} else {
+		byKID := make(map[string]tenant.Key, len(keys))
+		for _, k := range keys {
+			if k.KID != "" {
+				byKID[k.KID] = k
+			}
+		}
+		c.keys, c.byKID = keys, byKID
+		c.next = c.opts.Now().Add(maxAge)
 	}
-	byKID := make(map[string]tenant.Key, len(keys))
-	for _, k := range keys {
-		if k.KID != "" {
-			byKID[k.KID] = k
+	c.mu.Unlock()
+	if c.life.Err() == nil { // a failure Close caused is no outage
+		for _, e := range refused {
+			c.opts.Report(Event{Kind: EventKeyRefused, Err: e})
+		}
+		if err != nil {
+			c.opts.Report(Event{Kind: EventFetchFailed, Err: err})
 		}
 	}
-	c.keys, c.byKID = keys, byKID
-	c.next = c.opts.Now().Add(maxAge)
-	return nil
+	c.mu.Lock()
+	c.inflight = nil
+	r.err = err
+	close(r.done)
+	c.mu.Unlock()
 }
 
 // get fetches and parses the set; err means nothing usable came back.
@@ -306,190 +352,6 @@ func maxAge(h http.Header) time.Duration {
 		}
 	}
 	return min(max(d, MinRefresh), MaxRefresh)
-}
-
-// jwk is one key as published. Members not read here (x5c, x5t, ...) are
-// ignored; x5u, like any URL, is never fetched.
-type jwk struct {
-	Kty    string   `json:"kty"`
-	Kid    *string  `json:"kid"`
-	Use    string   `json:"use"`
-	KeyOps []string `json:"key_ops"`
-	Alg    string   `json:"alg"`
-	Crv    string   `json:"crv"`
-	N      string   `json:"n"`
-	E      string   `json:"e"`
-	X      string   `json:"x"`
-	Y      string   `json:"y"`
-	D      *string  `json:"d"`
-	K      *string  `json:"k"`
-}
-
-// Parse reads a JWK Set document. It fails only when the document itself is
-// unusable (not a JSON object with a keys array, too many keys); each key
-// that cannot be admitted is left out and reported in refused. Keys that are
-// not for signatures (use other than sig, key_ops without verify) are left
-// out silently. A kid that appears twice is left out altogether: neither key
-// could be told apart.
-func Parse(body []byte) (keys []tenant.Key, refused []error, err error) {
-	var doc struct {
-		Keys *[]json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, nil, errors.New("body is not a JSON object")
-	}
-	if doc.Keys == nil {
-		return nil, nil, errors.New(`document has no "keys" array`)
-	}
-	if len(*doc.Keys) > MaxKeys {
-		return nil, nil, fmt.Errorf("document has %d keys, limit %d", len(*doc.Keys), MaxKeys)
-	}
-	count := map[string]int{}
-	var parsed []tenant.Key
-	for i, raw := range *doc.Keys {
-		var j jwk
-		if err := json.Unmarshal(raw, &j); err != nil {
-			refused = append(refused, fmt.Errorf("jwks: key #%d: not a JSON Web Key", i+1))
-			continue
-		}
-		k, skip, err := admit(j)
-		if err != nil {
-			refused = append(refused, fmt.Errorf("jwks: key #%d%s: %w", i+1, kidNote(j.Kid), err))
-			continue
-		}
-		if skip {
-			continue
-		}
-		if k.KID != "" {
-			count[k.KID]++
-		}
-		parsed = append(parsed, k)
-	}
-	for _, k := range parsed {
-		if n := count[k.KID]; k.KID != "" && n != 1 {
-			if n > 1 {
-				refused = append(refused, fmt.Errorf("jwks: kid %q appears %d times; none of those keys is used", k.KID, n))
-				count[k.KID] = 0 // reported once
-			}
-			continue
-		}
-		keys = append(keys, k)
-	}
-	return keys, refused, nil
-}
-
-func kidNote(kid *string) string {
-	if kid == nil || *kid == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (kid %q)", *kid)
-}
-
-// b64 is the encoding of JWK members: unpadded base64url (RFC 7518 §6).
-var b64 = base64.RawURLEncoding.Strict()
-
-// admit turns a JWK into a verification key pinned to one algorithm, or says
-// why not. skip reports a key that is valid but not for verifying signatures.
-func admit(j jwk) (k tenant.Key, skip bool, err error) {
-	if j.Use != "" && j.Use != "sig" {
-		return k, true, nil
-	}
-	if j.KeyOps != nil {
-		verify := false
-		for _, op := range j.KeyOps {
-			verify = verify || op == "verify"
-		}
-		if !verify {
-			return k, true, nil
-		}
-	}
-	if j.Kid != nil {
-		k.KID = *j.Kid
-	}
-	if j.D != nil {
-		return k, false, errors.New("holds private key material (d); publish public keys only")
-	}
-	switch j.Kty {
-	case "oct":
-		return k, false, errors.New("symmetric key (kty oct) refused: a key set must hold public keys only")
-	case "RSA":
-		// An RSA key serves RS256, RS384, RS512, PS256...: only an explicit
-		// alg pins it to the one the verifier accepts.
-		if j.Alg != tenant.RS256 {
-			if j.Alg == "" {
-				return k, false, errors.New("RSA key without alg: its algorithm is ambiguous (want alg RS256)")
-			}
-			return k, false, fmt.Errorf("alg %q is not accepted for RSA (want RS256)", j.Alg)
-		}
-		pub, err := rsaKey(j.N, j.E)
-		if err != nil {
-			return k, false, err
-		}
-		k.Public = pub
-	case "EC":
-		if j.Crv != "P-256" {
-			return k, false, fmt.Errorf("EC curve %q is not accepted (want P-256)", j.Crv)
-		}
-		if j.Alg != "" && j.Alg != tenant.ES256 {
-			return k, false, fmt.Errorf("alg %q does not fit a P-256 key (want ES256)", j.Alg)
-		}
-		x, errX := b64.DecodeString(j.X)
-		y, errY := b64.DecodeString(j.Y)
-		if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
-			return k, false, errors.New("EC key: x and y must be 32-byte base64url values")
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
-		if err != nil {
-			return k, false, errors.New("EC key: the point is not on P-256")
-		}
-		k.Public = pub
-	case "OKP":
-		if j.Crv != "Ed25519" {
-			return k, false, fmt.Errorf("OKP curve %q is not accepted (want Ed25519)", j.Crv)
-		}
-		if j.Alg != "" && j.Alg != tenant.EdDSA {
-			return k, false, fmt.Errorf("alg %q is not accepted for Ed25519 (want EdDSA)", j.Alg)
-		}
-		x, err := b64.DecodeString(j.X)
-		if err != nil || len(x) != ed25519.PublicKeySize {
-			return k, false, errors.New("Ed25519 key: x must be a 32-byte base64url value")
-		}
-		k.Public = ed25519.PublicKey(x)
-	case "":
-		return k, false, errors.New("no kty")
-	default:
-		return k, false, fmt.Errorf("kty %q is not accepted (want RSA, EC or OKP)", j.Kty)
-	}
-	// The JWK's own fields are checked above; which keys verify, and with
-	// which algorithm, is tenant's one rule.
-	accepted, err := tenant.AcceptPublicKey(k.Public)
-	if err != nil {
-		return k, false, err
-	}
-	k.Alg = accepted.Alg
-	return k, false, nil
-}
-
-func rsaKey(n64, e64 string) (*rsa.PublicKey, error) {
-	nb, errN := b64.DecodeString(n64)
-	eb, errE := b64.DecodeString(e64)
-	if errN != nil || errE != nil || len(nb) == 0 || len(eb) == 0 || len(eb) > 4 || nb[0] == 0 || eb[0] == 0 {
-		return nil, errors.New("RSA key: n and e must be minimal base64url integers")
-	}
-	n := new(big.Int).SetBytes(nb)
-	// Only the upper bound here (a huge modulus is a CPU cost per verify);
-	// the lower one is tenant.AcceptPublicKey's.
-	if bits := n.BitLen(); bits > maxRSABits {
-		return nil, fmt.Errorf("RSA key is %d bits, at most %d accepted", bits, maxRSABits)
-	}
-	e := 0
-	for _, b := range eb {
-		e = e<<8 | int(b)
-	}
-	if e < 3 || e%2 == 0 || e > 1<<31-1 {
-		return nil, errors.New("RSA key: e must be an odd integer of at least 3")
-	}
-	return &rsa.PublicKey{N: n, E: e}, nil
 }
 
 var _ tenant.KeySource = (*Cache)(nil)

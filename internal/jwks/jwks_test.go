@@ -20,26 +20,10 @@ import (
 	"time"
 
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 var t0 = time.Unix(1_700_000_000, 0).UTC()
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // idp is a JWKS endpoint on loopback (TLS) whose document, status, headers
 // and latency the test changes at will; it counts the requests it serves.
@@ -93,13 +77,13 @@ func (s *idp) set(f func()) {
 	s.mu.Unlock()
 }
 
-func newCache(t *testing.T, s *idp, c *clock, opts ...func(*Options)) (*Cache, *[]error) {
+func newCache(t *testing.T, s *idp, c *testsupport.Clock, opts ...func(*Options)) (*Cache, *[]error) {
 	t.Helper()
 	var mu sync.Mutex
 	errs := &[]error{}
-	o := Options{URL: s.URL + "/.well-known/jwks.json", Client: s.Client(), Now: c.Now, OnError: func(err error) {
+	o := Options{URL: s.URL + "/.well-known/jwks.json", Client: s.Client(), Now: c.Now, Report: func(e Event) {
 		mu.Lock()
-		*errs = append(*errs, err)
+		*errs = append(*errs, e.Err)
 		mu.Unlock()
 	}}
 	for _, f := range opts {
@@ -115,10 +99,10 @@ func newCache(t *testing.T, s *idp, c *clock, opts ...func(*Options)) (*Cache, *
 // settle waits for a background refresh, if one runs.
 func (c *Cache) settle() {
 	c.mu.Lock()
-	ch := c.inflight
+	r := c.inflight
 	c.mu.Unlock()
-	if ch != nil {
-		<-ch
+	if r != nil {
+		<-r.done
 	}
 }
 
@@ -164,14 +148,14 @@ func kids(keys []tenant.Key) []string {
 func TestStartFetchesAndPinsAlgorithms(t *testing.T) {
 	ec, _ := ecJWK(t, "ec1")
 	s := newIdP(t, ec, rsaJWK(t, "rsa1", 2048, "RS256"), edJWK(t, "ed1"))
-	c, errs := newCache(t, s, &clock{now: t0})
+	c, errs := newCache(t, s, testsupport.NewClock(t0))
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(kids(c.Keys()), " "); got != "ec1/ES256 rsa1/RS256 ed1/EdDSA" {
 		t.Fatalf("keys = %s", got)
 	}
-	if k, ok := c.Lookup("rsa1"); !ok || k.Alg != tenant.RS256 {
+	if k, ok := c.Lookup(t.Context(), "rsa1"); !ok || k.Alg != tenant.RS256 {
 		t.Fatalf("Lookup(rsa1) = %+v, %v", k, ok)
 	}
 	if len(*errs) != 0 || s.fetches.Load() != 1 {
@@ -182,7 +166,7 @@ func TestStartFetchesAndPinsAlgorithms(t *testing.T) {
 // Rotation at the IdP: a new kid is picked up on first use, a removed key
 // is gone after the next refresh.
 func TestRotationNewKidPickedUpRemovedKeyRejected(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testsupport.NewClock(t0)
 	k1, _ := ecJWK(t, "k1")
 	k2, _ := ecJWK(t, "k2")
 	s := newIdP(t, k1)
@@ -194,12 +178,12 @@ func TestRotationNewKidPickedUpRemovedKeyRejected(t *testing.T) {
 
 	// Within a minute of the last fetch, an unknown kid does not refetch.
 	clk.Advance(30 * time.Second)
-	if _, ok := c.Lookup("k2"); ok || s.fetches.Load() != 1 {
+	if _, ok := c.Lookup(t.Context(), "k2"); ok || s.fetches.Load() != 1 {
 		t.Fatalf("k2 found early, or refetched: fetches=%d", s.fetches.Load())
 	}
 	// A minute after it, the unknown kid refetches and is found.
 	clk.Advance(30 * time.Second)
-	if _, ok := c.Lookup("k2"); !ok {
+	if _, ok := c.Lookup(t.Context(), "k2"); !ok {
 		t.Fatal("new kid not picked up")
 	}
 	if n := s.fetches.Load(); n != 2 {
@@ -209,7 +193,7 @@ func TestRotationNewKidPickedUpRemovedKeyRejected(t *testing.T) {
 	// The IdP drops k1; after max-age (600s) the next use refreshes.
 	s.setKeys(k2)
 	clk.Advance(9 * time.Minute)
-	if _, ok := c.Lookup("k1"); !ok {
+	if _, ok := c.Lookup(t.Context(), "k1"); !ok {
 		t.Fatal("k1 dropped before the set was due")
 	}
 	clk.Advance(time.Minute + time.Second)
@@ -218,7 +202,7 @@ func TestRotationNewKidPickedUpRemovedKeyRejected(t *testing.T) {
 	if n := s.fetches.Load(); n != 3 {
 		t.Fatalf("fetches = %d, want 3", n)
 	}
-	if _, ok := c.Lookup("k1"); ok {
+	if _, ok := c.Lookup(t.Context(), "k1"); ok {
 		t.Fatal("removed key still served")
 	}
 	if got := strings.Join(kids(c.Keys()), " "); got != "k2/ES256" {
@@ -244,7 +228,7 @@ func TestOutageKeepsLastGoodSet(t *testing.T) {
 		{"timeout", func(s *idp) { s.set(func() { s.block = make(chan struct{}) }) }, "deadline exceeded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &clock{now: t0}
+			clk := testsupport.NewClock(t0)
 			s := newIdP(t, k1)
 			c, errs := newCache(t, s, clk, func(o *Options) { o.Timeout = 200 * time.Millisecond })
 			if err := c.Start(context.Background()); err != nil {
@@ -254,7 +238,7 @@ func TestOutageKeepsLastGoodSet(t *testing.T) {
 			clk.Advance(11 * time.Minute)
 			c.Keys()
 			c.settle()
-			if _, ok := c.Lookup("k1"); !ok {
+			if _, ok := c.Lookup(t.Context(), "k1"); !ok {
 				t.Fatal("last good key lost in an outage")
 			}
 			if len(*errs) == 0 || !strings.Contains((*errs)[0].Error(), tc.want) || !strings.Contains((*errs)[0].Error(), "keeping the last good set of 1 key(s)") {
@@ -273,7 +257,7 @@ func TestOutageKeepsLastGoodSet(t *testing.T) {
 			k2, _ := ecJWK(t, "k2")
 			s.setKeys(k2)
 			clk.Advance(MinInterval)
-			if _, ok := c.Lookup("k2"); !ok {
+			if _, ok := c.Lookup(t.Context(), "k2"); !ok {
 				t.Fatal("recovery not picked up")
 			}
 		})
@@ -283,7 +267,7 @@ func TestOutageKeepsLastGoodSet(t *testing.T) {
 // However many unknown kids arrive, the endpoint sees at most one fetch
 // per minute; Keys on a fresh set never fetches.
 func TestRefreshRateBounded(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testsupport.NewClock(t0)
 	k1, _ := ecJWK(t, "k1")
 	s := newIdP(t, k1)
 	c, _ := newCache(t, s, clk)
@@ -293,7 +277,7 @@ func TestRefreshRateBounded(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 200 {
 		wg.Go(func() {
-			c.Lookup("made-up-" + string(rune('a'+i%26)))
+			c.Lookup(t.Context(), "made-up-"+string(rune('a'+i%26)))
 			c.Keys()
 		})
 	}
@@ -304,7 +288,7 @@ func TestRefreshRateBounded(t *testing.T) {
 	for minute := 1; minute <= 10; minute++ {
 		clk.Advance(MinInterval)
 		for range 50 {
-			c.Lookup("https://evil.example/jwks.json")
+			c.Lookup(t.Context(), "https://evil.example/jwks.json")
 		}
 		if n := s.fetches.Load(); n != int32(1+minute) {
 			t.Fatalf("after %d minutes: fetches = %d, want %d", minute, n, 1+minute)
@@ -318,7 +302,7 @@ func TestRefreshRateBounded(t *testing.T) {
 // Concurrent lookups of a kid that is new at the IdP all wait for the one
 // fetch it triggers, and all find the key.
 func TestConcurrentUnknownKidShareOneFetch(t *testing.T) {
-	clk := &clock{now: t0}
+	clk := testsupport.NewClock(t0)
 	k1, _ := ecJWK(t, "k1")
 	k2, _ := ecJWK(t, "k2")
 	s := newIdP(t, k1)
@@ -332,7 +316,7 @@ func TestConcurrentUnknownKidShareOneFetch(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			if _, ok := c.Lookup("k2"); ok {
+			if _, ok := c.Lookup(t.Context(), "k2"); ok {
 				found.Add(1)
 			}
 		})
@@ -365,7 +349,7 @@ func TestCacheControlClamped(t *testing.T) {
 		}
 	}
 	// And end to end: the cache schedules by it.
-	clk := &clock{now: t0}
+	clk := testsupport.NewClock(t0)
 	k1, _ := ecJWK(t, "k1")
 	s := newIdP(t, k1)
 	s.set(func() { s.cc = "max-age=30" })
@@ -418,7 +402,7 @@ func TestKeysRefusedWithoutSingleAlgorithm(t *testing.T) {
 		enc, ops, dup1, dup2,
 	}
 	s := newIdP(t, keys...)
-	c, errs := newCache(t, s, &clock{now: t0})
+	c, errs := newCache(t, s, testsupport.NewClock(t0))
 	if err := c.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -465,7 +449,7 @@ func TestDocumentBounds(t *testing.T) {
 		t.Fatalf("Parse(101 keys) = %v", err)
 	}
 	// A small MaxBytes applies to the body, whatever Content-Length says.
-	clk := &clock{now: t0}
+	clk := testsupport.NewClock(t0)
 	k1, _ := ecJWK(t, "k1")
 	s := newIdP(t, k1)
 	c, errs := newCache(t, s, clk, func(o *Options) { o.MaxBytes = 64 })
@@ -507,7 +491,7 @@ func TestOnlyConfiguredURLFetched(t *testing.T) {
 	var other atomic.Int32
 	evil := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { other.Add(1) }))
 	defer evil.Close()
-	clk := &clock{now: t0}
+	clk := testsupport.NewClock(t0)
 	k1, _ := ecJWK(t, "k1")
 	s := newIdP(t, k1)
 	var paths []string
@@ -522,7 +506,7 @@ func TestOnlyConfiguredURLFetched(t *testing.T) {
 	c, _ := newCache(t, s, clk)
 	_ = c.Start(context.Background())
 	clk.Advance(MinInterval)
-	c.Lookup(evil.URL + "/jwks.json")
+	c.Lookup(t.Context(), evil.URL+"/jwks.json")
 	if other.Load() != 0 {
 		t.Fatal("a URL named as kid was fetched")
 	}

@@ -1,6 +1,7 @@
 package reason
 
 import (
+	"errors"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -38,5 +39,30 @@ func TestAllListsEveryReason(t *testing.T) {
 			t.Fatalf("%q twice in All", r)
 		}
 		seen[r] = true
+	}
+}
+
+type causeError struct{ what string }
+
+func (c *causeError) Error() string { return c.what }
+
+// A Cause is reachable with errors.As and changes neither the text nor the
+// errors.Is match on the reason.
+func TestErrorCause(t *testing.T) {
+	e := Errorf(Malformed, "exp is not after iat")
+	e.Cause = &causeError{"order"}
+	var err error = e
+	if err.Error() != "malformed: exp is not after iat" {
+		t.Fatalf("text %q", err.Error())
+	}
+	if !errors.Is(err, Malformed.Err()) || errors.Is(err, Expired.Err()) {
+		t.Fatal("errors.Is on the reason changed")
+	}
+	c, ok := errors.AsType[*causeError](err)
+	if !ok || c.what != "order" {
+		t.Fatalf("cause %v, %v", c, ok)
+	}
+	if _, ok := errors.AsType[*causeError](Errorf(Malformed, "x")); ok {
+		t.Fatal("a cause without one set")
 	}
 }

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -56,8 +57,8 @@ func TestAPIKeysAndJWKSConfig(t *testing.T) {
 
 type fakeSource struct{ url string }
 
-func (fakeSource) Keys() []Key               { return nil }
-func (fakeSource) Lookup(string) (Key, bool) { return Key{}, false }
+func (fakeSource) Keys() []Key                                { return nil }
+func (fakeSource) Lookup(context.Context, string) (Key, bool) { return Key{}, false }
 
 func TestRegistryAPIKeysAndKeySources(t *testing.T) {
 	cfgs := []Config{

@@ -80,14 +80,10 @@ type Watcher struct {
 	// Apply builds and swaps in a registry. An error leaves the previous
 	// one in force; the watcher reports it and waits for the next change.
 	Apply func(cfgs []Config) error
-	// Report is told of each distinct outcome: nil when a new version was
-	// applied, the error for each refused version, and, for a file that
-	// cannot be read (deleted, unreadable), the error once when it starts,
-	// not on every poll while it lasts.
-	Report func(err error)
-	// Recovered is told that a file that could not be read is readable
-	// again, unchanged since the version in force. Optional.
-	Recovered func()
+	// Report is told of each distinct outcome (see FileEventKind): a file
+	// that cannot be read is reported once when that starts, not on every
+	// poll while it lasts. Optional.
+	Report func(FileEvent)
 
 	last    [32]byte
 	size    int64
@@ -153,14 +149,18 @@ func (w *Watcher) Check() {
 	if err == nil {
 		err = w.Apply(cfgs)
 	}
-	w.report(err)
+	if err != nil {
+		w.report(FileEvent{Kind: FileRefused, Err: err})
+		return
+	}
+	w.report(FileEvent{Kind: FileApplied})
 }
 
 // readFailed reports a read error when it differs from the one in progress.
 func (w *Watcher) readFailed(err error) {
 	if msg := err.Error(); msg != w.failing {
 		w.failing = msg
-		w.report(err)
+		w.report(FileEvent{Kind: FileUnreadable, Err: err})
 	}
 }
 
@@ -170,13 +170,35 @@ func (w *Watcher) readable() {
 		return
 	}
 	w.failing = ""
-	if w.Recovered != nil {
-		w.Recovered()
+	w.report(FileEvent{Kind: FileReadable})
+}
+
+func (w *Watcher) report(e FileEvent) {
+	if w.Report != nil {
+		w.Report(e)
 	}
 }
 
-func (w *Watcher) report(err error) {
-	if w.Report != nil {
-		w.Report(err)
-	}
+// FileEventKind names what a Watcher saw.
+type FileEventKind int
+
+// What a Watcher reports.
+const (
+	// FileApplied: a new version of the file is in force.
+	FileApplied FileEventKind = iota + 1
+	// FileRefused: a new version was refused (Event.Err); the previous
+	// tenants stay in force.
+	FileRefused
+	// FileUnreadable: the file cannot be read (Event.Err); the tenants in
+	// force stay.
+	FileUnreadable
+	// FileReadable: the file can be read again, unchanged since the
+	// version in force.
+	FileReadable
+)
+
+// FileEvent is one outcome of a Watcher.
+type FileEvent struct {
+	Kind FileEventKind
+	Err  error // for FileRefused and FileUnreadable
 }

@@ -73,7 +73,7 @@ func TestWatcherAppliesValidAndKeepsPreviousOnInvalid(t *testing.T) {
 			current = reg
 			return nil
 		},
-		Report: func(err error) { reports = append(reports, err) },
+		Report: func(e FileEvent) { reports = append(reports, e.Err) },
 	}
 	cfgs, v, err := ReadFile(path)
 	if err != nil {
@@ -154,7 +154,7 @@ func TestWatcherSeedDoesNotSwallowWriteBeforeSeed(t *testing.T) {
 	w := &Watcher{
 		Path:   path,
 		Apply:  func(cfgs []Config) error { applied = append(applied, len(cfgs)); return nil },
-		Report: func(err error) { t.Logf("report: %v", err) },
+		Report: func(e FileEvent) { t.Logf("report: %d %v", e.Kind, e.Err) },
 	}
 	w.Seed(v)
 	w.Check()
@@ -228,14 +228,23 @@ func BenchmarkLookup(b *testing.B) {
 
 // A deleted tenants file is one failure, not one per poll: reported once
 // when it starts (so logs and the error counter see one event), once more
-// only for a different failure, and its end is told to Recovered.
+// only for a different failure, and its end is reported as FileReadable.
 func TestWatcherMissingFileReportedOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tenants.json")
 	writeTenants(t, path, 0, 1, "")
 	var reports []error
 	recovered := 0
 	w := &Watcher{Path: path, Apply: func([]Config) error { return nil },
-		Report: func(err error) { reports = append(reports, err) }, Recovered: func() { recovered++ }}
+		Report: func(e FileEvent) {
+			if e.Kind == FileReadable {
+				recovered++
+				return
+			}
+			if e.Kind != FileUnreadable {
+				t.Errorf("event %d for a missing file", e.Kind)
+			}
+			reports = append(reports, e.Err)
+		}}
 	data, _ := os.ReadFile(path)
 	_, v, err := ReadFile(path)
 	if err != nil {

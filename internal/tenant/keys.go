@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -155,6 +156,62 @@ func (k Key) Check() error {
 	}
 	if got.Alg != k.Alg {
 		return fmt.Errorf("a %s key cannot verify %s", got.Alg, k.Alg)
+	}
+	return nil
+}
+
+// addKeys sets the tenant's verification keys from c: secrets, public keys
+// and a JWKS URL, at least one of them, kids unique across them all.
+func (t *Tenant) addKeys(c Config) error {
+	kids := map[string]bool{}
+	for i, k := range c.Keys {
+		if len(k.Secret) < MinSecretLen {
+			return fmt.Errorf("tenant %q: key #%d: secret is %d bytes, at least %d required", c.ID, i+1, len(k.Secret), MinSecretLen)
+		}
+		if err := addKID(kids, k.KID); err != nil {
+			return fmt.Errorf("tenant %q: key #%d: %w", c.ID, i+1, err)
+		}
+		t.Keys = append(t.Keys, Key{KID: k.KID, Alg: HS256, Secret: []byte(k.Secret)})
+	}
+	for i, p := range c.PublicKeys {
+		key, err := loadPublicKey(p)
+		if err != nil {
+			return fmt.Errorf("tenant %q: public_key #%d: %w", c.ID, i+1, err)
+		}
+		if err := addKID(kids, p.KID); err != nil {
+			return fmt.Errorf("tenant %q: public_key #%d: %w", c.ID, i+1, err)
+		}
+		t.Keys = append(t.Keys, key)
+	}
+	if c.JWKS != "" {
+		if err := checkJWKSURL(c.JWKS); err != nil {
+			return fmt.Errorf("tenant %q: jwks: %w", c.ID, err)
+		}
+		t.JWKS = c.JWKS
+	}
+	if len(t.Keys) == 0 && t.JWKS == "" {
+		return fmt.Errorf("tenant %q: no key: add key, public_key or jwks", c.ID)
+	}
+	return nil
+}
+
+// addAPIKeys sets the token API's key digests from c. The token API signs
+// with the tenant's first key, so it needs one it can sign with.
+func (t *Tenant) addAPIKeys(c Config) error {
+	if len(c.APIKeys) > 0 {
+		if _, ok := t.SigningKey(); !ok {
+			return fmt.Errorf("tenant %q: api_keys: the token API signs with the tenant's first key (HS256); add a key", c.ID)
+		}
+	}
+	for i, h := range c.APIKeys {
+		sum, err := ParseAPIKeyHash(h)
+		if err != nil {
+			return fmt.Errorf("tenant %q: api_keys #%d: %w", c.ID, i+1, err)
+		}
+		if slices.Contains(t.apiKeys, sum) {
+			return fmt.Errorf("tenant %q: api_keys #%d: duplicate digest", c.ID, i+1)
+		}
+		t.apiKeys = append(t.apiKeys, sum)
 	}
 	return nil
 }

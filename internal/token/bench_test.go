@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"testing"
 
 	"github.com/embedgate/embedgate/internal/tenant"
@@ -10,12 +11,12 @@ func benchmarkVerify(b *testing.B, alg, kid string) {
 	reg := registry(b)
 	raw := signAlg(b, alg, kid, validClaims("acme"))
 	v := testVerifier()
-	if _, err := v.Verify(raw, reg, nil); err != nil {
+	if _, err := v.Verify(context.Background(), raw, reg, nil); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := v.Verify(raw, reg, nil); err != nil {
+		if _, err := v.Verify(context.Background(), raw, reg, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -72,7 +72,7 @@ func (v *Verifier) checkClaims(p map[string]any, tenantID string) (Claims, error
 		return Claims{}, err
 	}
 	if !c.ExpiresAt.After(c.IssuedAt) {
-		return Claims{}, reason.Errorf(reason.Malformed, "exp is not after iat")
+		return Claims{}, claimErr("exp", ClaimNotAfterIssued, "exp is not after iat")
 	}
 	if life := c.ExpiresAt.Sub(c.IssuedAt); life > v.maxAge() {
 		return Claims{}, reason.Errorf(reason.LifetimeTooLong, "exp - iat is %s, limit %s", life, v.maxAge())
@@ -96,7 +96,7 @@ func (v *Verifier) checkClaims(p map[string]any, tenantID string) (Claims, error
 func audience(p map[string]any, tenantID string) ([]string, error) {
 	v, ok := p["aud"]
 	if !ok {
-		return nil, reason.Errorf(reason.MissingClaim, "aud is required")
+		return nil, claimErr("aud", ClaimAbsent, "aud is required")
 	}
 	switch a := v.(type) {
 	case string:
@@ -120,14 +120,14 @@ func audience(p map[string]any, tenantID string) ([]string, error) {
 func requiredString(p map[string]any, name string) (string, error) {
 	v, ok := p[name]
 	if !ok {
-		return "", reason.Errorf(reason.MissingClaim, "%s is required", name)
+		return "", claimErr(name, ClaimAbsent, "%s is required", name)
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", reason.Errorf(reason.Malformed, "%s is not a string", name)
+		return "", claimErr(name, ClaimNotString, "%s is not a string", name)
 	}
 	if s == "" {
-		return "", reason.Errorf(reason.MissingClaim, "%s is empty", name)
+		return "", claimErr(name, ClaimEmpty, "%s is empty", name)
 	}
 	return s, nil
 }
@@ -139,17 +139,17 @@ func numericDate(p map[string]any, name string, required bool) (time.Time, error
 	v, ok := p[name]
 	if !ok {
 		if required {
-			return time.Time{}, reason.Errorf(reason.MissingClaim, "%s is required", name)
+			return time.Time{}, claimErr(name, ClaimAbsent, "%s is required", name)
 		}
 		return time.Time{}, nil
 	}
 	n, ok := v.(json.Number)
 	if !ok {
-		return time.Time{}, reason.Errorf(reason.Malformed, "%s is not a number", name)
+		return time.Time{}, claimErr(name, ClaimNotNumber, "%s is not a number", name)
 	}
 	f, err := strconv.ParseFloat(string(n), 64)
 	if err != nil || math.IsNaN(f) || f < 0 || f > maxNumericDate {
-		return time.Time{}, reason.Errorf(reason.Malformed, "%s is out of range", name)
+		return time.Time{}, claimErr(name, ClaimOutOfRange, "%s is out of range", name)
 	}
 	sec := math.Floor(f)
 	nsec := math.Round((f - sec) * 1e9)

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -97,7 +98,7 @@ func TestClaimRules(t *testing.T) {
 				v = testVerifier()
 			}
 			raw := signAlg(t, tenant.HS256, "a1", claimsWith(tc.set))
-			_, err := v.Verify(raw, reg, nil)
+			_, err := v.Verify(context.Background(), raw, reg, nil)
 			wantReason(t, err, tc.want)
 		})
 	}
@@ -138,7 +139,7 @@ func TestCheckOrder(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := testVerifier().Verify(tc.raw, reg, nil)
+			_, err := testVerifier().Verify(context.Background(), tc.raw, reg, nil)
 			wantReason(t, err, tc.want)
 		})
 	}
@@ -170,7 +171,7 @@ func TestReplayTTL(t *testing.T) {
 		})
 	}
 	// From a real verification: the jti stays used until exp + leeway.
-	res, err := v.Verify(signAlg(t, tenant.ES256, "e1", validClaims("acme")), registry(t), nil)
+	res, err := v.Verify(context.Background(), signAlg(t, tenant.ES256, "e1", validClaims("acme")), registry(t), nil)
 	wantReason(t, err, "")
 	if got := v.ReplayTTL(res.Claims); got != 90*time.Second {
 		t.Fatalf("ReplayTTL = %s, want 90s", got)
@@ -184,7 +185,7 @@ func TestLookup(t *testing.T) {
 	c["groups"] = []string{"admins", "sales"}
 	c["https://acme.example/roles"] = "owner"
 	c["flat"] = "x"
-	res, err := testVerifier().Verify(signAlg(t, tenant.HS256, "a1", c), reg, nil)
+	res, err := testVerifier().Verify(context.Background(), signAlg(t, tenant.HS256, "a1", c), reg, nil)
 	wantReason(t, err, "")
 	tests := []struct {
 		path string

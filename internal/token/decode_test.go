@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
@@ -36,19 +37,19 @@ func tokenOfLen(t *testing.T, n int) string {
 func TestSizeLimit(t *testing.T) {
 	reg := registry(t)
 	atLimit := tokenOfLen(t, MaxTokenSize)
-	_, err := testVerifier().Verify(atLimit, reg, nil)
+	_, err := testVerifier().Verify(context.Background(), atLimit, reg, nil)
 	wantReason(t, err, "")
 
 	// One byte more is refused although it is validly signed, and before any
 	// decoding: the registry is never asked about its iss.
 	over := tokenOfLen(t, MaxTokenSize+1)
 	spy := &countingTenants{Tenants: reg}
-	_, err = testVerifier().Verify(over, spy, nil)
+	_, err = testVerifier().Verify(context.Background(), over, spy, nil)
 	wantReason(t, err, reason.Malformed)
 	if len(spy.calls) != 0 {
 		t.Fatalf("registry consulted for an oversized token: %v", spy.calls)
 	}
-	_, err = testVerifier().Verify(strings.Repeat("\xff", MaxTokenSize+1), reg, nil)
+	_, err = testVerifier().Verify(context.Background(), strings.Repeat("\xff", MaxTokenSize+1), reg, nil)
 	wantReason(t, err, reason.Malformed)
 }
 
@@ -122,13 +123,13 @@ func TestMalformedStructure(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := testVerifier().Verify(tc.raw, reg, nil)
+			_, err := testVerifier().Verify(context.Background(), tc.raw, reg, nil)
 			wantReason(t, err, reason.Malformed)
 		})
 	}
 	// The same decoder accepts what the strict rules allow.
 	for _, ok := range []string{hs(hdr, claims), hs(hdr, claims+" \n"), hs(` {"alg" : "HS256"} `, claims)} {
-		_, err := testVerifier().Verify(ok, reg, nil)
+		_, err := testVerifier().Verify(context.Background(), ok, reg, nil)
 		wantReason(t, err, "")
 	}
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -37,7 +38,7 @@ func FuzzVerify(f *testing.F) {
 
 func checkVerify(t *testing.T, reg *tenant.Registry, raw string) {
 	v := testVerifier()
-	res, err := v.Verify(raw, reg, nil)
+	res, err := v.Verify(context.Background(), raw, reg, nil)
 	if err != nil {
 		var re *reason.Error
 		if !errors.As(err, &re) || re.Reason == "" {
@@ -64,8 +65,8 @@ func checkVerify(t *testing.T, reg *tenant.Registry, raw string) {
 	if err := json.Unmarshal(hb, &h); err != nil {
 		t.Fatalf("accepted a header that is not a JSON object")
 	}
-	if !allowedAlgs[res.Alg] || h["alg"] != res.Alg {
-		t.Fatalf("accepted alg %v (result %s)", h["alg"], res.Alg)
+	if !allowedAlgs[res.alg] || h["alg"] != res.alg {
+		t.Fatalf("accepted alg %v (result %s)", h["alg"], res.alg)
 	}
 	for _, name := range forbiddenHeaders {
 		if _, ok := h[name]; ok {
@@ -80,12 +81,12 @@ func checkVerify(t *testing.T, reg *tenant.Registry, raw string) {
 	// Key: pinned to the alg and belonging to the tenant.
 	keyOK := false
 	for _, k := range res.Tenant.Keys {
-		if k.KID == res.KeyID && k.Alg == res.Alg {
+		if k.KID == res.keyID && k.Alg == res.alg {
 			keyOK = true
 		}
 	}
 	if !keyOK {
-		t.Fatalf("verified by key %q/%s not in tenant %s", res.KeyID, res.Alg, res.Tenant.ID)
+		t.Fatalf("verified by key %q/%s not in tenant %s", res.keyID, res.alg, res.Tenant.ID)
 	}
 	// Claims.
 	c := res.Claims
@@ -109,7 +110,7 @@ func checkVerify(t *testing.T, reg *tenant.Registry, raw string) {
 		t.Fatalf("ReplayTTL %s does not cover the window", ttl)
 	}
 	// The same token, bound to its tenant, verifies; bound to any other, never.
-	if _, err := v.Verify(raw, nil, res.Tenant); err != nil {
+	if _, err := v.Verify(context.Background(), raw, nil, res.Tenant); err != nil {
 		t.Fatalf("rejected when bound to its own tenant: %v", err)
 	}
 	for _, id := range []string{"acme", "globex", "rsaonly", "initech"} {
@@ -117,7 +118,7 @@ func checkVerify(t *testing.T, reg *tenant.Registry, raw string) {
 			continue
 		}
 		other, _ := reg.ByID(id)
-		if _, err := v.Verify(raw, reg, other); reason.Of(err) != reason.WrongIssuer {
+		if _, err := v.Verify(context.Background(), raw, reg, other); reason.Of(err) != reason.WrongIssuer {
 			t.Fatalf("bound to %s: got %v, want wrong_issuer", id, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"testing"
 
 	"github.com/embedgate/embedgate/internal/reason"
@@ -63,7 +64,7 @@ func TestHeaderRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := testVerifier().Verify(hs(tc.header), reg, nil)
+			_, err := testVerifier().Verify(context.Background(), hs(tc.header), reg, nil)
 			wantReason(t, err, tc.want)
 		})
 	}
@@ -75,7 +76,7 @@ func TestUnsecuredTokenRefused(t *testing.T) {
 	for _, alg := range []string{"none", "None", "NONE"} {
 		raw := enc(`{"alg":"`+alg+`","typ":"JWT"}`) + "." +
 			enc(`{"iss":"acme","aud":"acme","sub":"s","jti":"j","iat":1700000000,"exp":1700000060}`) + "."
-		_, err := testVerifier().Verify(raw, reg, nil)
+		_, err := testVerifier().Verify(context.Background(), raw, reg, nil)
 		wantReason(t, err, reason.BadAlgorithm)
 	}
 }

@@ -172,26 +172,21 @@ func sign(t testing.TB, m jwt.SigningMethod, key any, hdr map[string]any, c jwt.
 	return s
 }
 
-// signAlg signs with the test key for alg, naming kid when non-empty.
+// signAlg signs with the test key for alg, naming kid when non-empty,
+// through Sign: the one signing implementation (sign above is for headers
+// Sign would never write).
 func signAlg(t testing.TB, alg, kid string, c jwt.MapClaims) string {
 	t.Helper()
 	k := keys()
-	hdr := map[string]any{}
-	if kid != "" {
-		hdr["kid"] = kid
+	key := map[string]any{tenant.HS256: k.secretA, tenant.RS256: k.rsa, tenant.ES256: k.ec, tenant.EdDSA: k.ed}[alg]
+	if key == nil {
+		t.Fatalf("no test key for %s", alg)
 	}
-	switch alg {
-	case tenant.HS256:
-		return sign(t, jwt.SigningMethodHS256, k.secretA, hdr, c)
-	case tenant.RS256:
-		return sign(t, jwt.SigningMethodRS256, k.rsa, hdr, c)
-	case tenant.ES256:
-		return sign(t, jwt.SigningMethodES256, k.ec, hdr, c)
-	case tenant.EdDSA:
-		return sign(t, jwt.SigningMethodEdDSA, k.ed, hdr, c)
+	s, err := Sign(Signer{Alg: alg, KID: kid, Key: key}, c)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no test key for %s", alg)
-	return ""
+	return s
 }
 
 func enc(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }

@@ -22,11 +22,13 @@ import (
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
-// fakeSource is a KeySource that records the kids it is asked for.
+// fakeSource is a KeySource that records the kids it is asked for, and the
+// context of the last ask.
 type fakeSource struct {
 	keys    []tenant.Key
 	mu      sync.Mutex
 	lookups []string
+	lastCtx context.Context
 	listed  int
 }
 
@@ -37,9 +39,10 @@ func (f *fakeSource) Keys() []tenant.Key {
 	return f.keys
 }
 
-func (f *fakeSource) Lookup(kid string) (tenant.Key, bool) {
+func (f *fakeSource) Lookup(ctx context.Context, kid string) (tenant.Key, bool) {
 	f.mu.Lock()
 	f.lookups = append(f.lookups, kid)
+	f.lastCtx = ctx
 	f.mu.Unlock()
 	for _, k := range f.keys {
 		if k.KID == kid {
@@ -79,10 +82,10 @@ func TestVerifyWithKeySource(t *testing.T) {
 		{"no key for alg", tenant.RS256, "", reason.BadAlgorithm, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := v.Verify(signAlg(t, tc.alg, tc.kid, c), tenants, nil)
+			res, err := v.Verify(context.Background(), signAlg(t, tc.alg, tc.kid, c), tenants, nil)
 			wantReason(t, err, tc.want)
-			if err == nil && res.KeyID != tc.wantKID {
-				t.Fatalf("verified by %q, want %q", res.KeyID, tc.wantKID)
+			if err == nil && res.keyID != tc.wantKID {
+				t.Fatalf("verified by %q, want %q", res.keyID, tc.wantKID)
 			}
 		})
 	}
@@ -98,11 +101,29 @@ func TestVerifyWithKeySource(t *testing.T) {
 	// any key is looked at: nothing in a token is ever fetched.
 	for _, h := range []string{"jku", "x5u", "jwk", "x5c"} {
 		tok := sign(t, jwt.SigningMethodES256, k.ec, map[string]any{"kid": "unknown-kid", h: "https://evil.example/jwks.json"}, c)
-		_, err := v.Verify(tok, tenants, nil)
+		_, err := v.Verify(context.Background(), tok, tenants, nil)
 		wantReason(t, err, reason.ForbiddenHeader)
 	}
 	if len(src.lookups) != 0 {
 		t.Fatalf("source consulted for a forbidden header: %q", src.lookups)
+	}
+}
+
+// Verify hands its ctx (the request's) to the KeySource, so an unknown-kid
+// refetch waits no longer than the request does.
+func TestVerifyPassesContextToKeySource(t *testing.T) {
+	k := keys()
+	src := &fakeSource{keys: []tenant.Key{{KID: "idp-ec", Alg: tenant.ES256, Public: &k.ec.PublicKey}}}
+	tenants := tenantMap{"acme": {ID: "acme", Source: src}}
+	type ctxKey struct{}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "request"))
+	defer cancel()
+	for _, kid := range []string{"idp-ec", "unknown"} {
+		src.lastCtx = nil
+		_, _ = testVerifier().Verify(ctx, signAlg(t, tenant.ES256, kid, validClaims("acme")), tenants, nil)
+		if src.lastCtx == nil || src.lastCtx.Value(ctxKey{}) != "request" {
+			t.Fatalf("kid %q: Lookup got ctx %v, not Verify's", kid, src.lastCtx)
+		}
 	}
 }
 
@@ -154,7 +175,7 @@ func TestVerifyJWKSRotation(t *testing.T) {
 	c := validClaims("acme")
 	verify := func(tok string, want reason.Reason) {
 		t.Helper()
-		_, err := v.Verify(tok, reg, nil)
+		_, err := v.Verify(context.Background(), tok, reg, nil)
 		wantReason(t, err, want)
 	}
 	verify(signAlg(t, tenant.HS256, "shared", c), "")

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -25,7 +26,8 @@ var methods = func() map[string]jwt.SigningMethod {
 	return m
 }()
 
-// Verify checks raw against the tenants. expected, when non-nil, is the
+// Verify checks raw against the tenants. ctx is the request's: it bounds the
+// wait for a KeySource refetch on an unknown kid. expected, when non-nil, is the
 // tenant the request already names (a host match or a tenant parameter): the
 // token must be that tenant's, and no other tenant's keys are ever tried;
 // tenants is then not consulted at all, so the keys used are expected's own.
@@ -48,7 +50,7 @@ var methods = func() map[string]jwt.SigningMethod {
 //  7. signature under those keys, tried in order → bad_signature;
 //  8. the remaining claims (see checkClaims): aud, sub, jti, iat, exp, nbf,
 //     then exp > iat, lifetime, iat, nbf, exp against the clock.
-func (v *Verifier) Verify(raw string, tenants Tenants, expected *tenant.Tenant) (*Result, error) {
+func (v *Verifier) Verify(ctx context.Context, raw string, tenants Tenants, expected *tenant.Tenant) (*Result, error) {
 	if len(raw) > MaxTokenSize {
 		return nil, reason.Errorf(reason.Malformed, "token is %d bytes, limit %d", len(raw), MaxTokenSize)
 	}
@@ -68,7 +70,7 @@ func (v *Verifier) Verify(raw string, tenants Tenants, expected *tenant.Tenant) 
 	if err != nil {
 		return nil, err
 	}
-	keys, err := selectKeys(t, hdr)
+	keys, err := selectKeys(ctx, tenantKeys(t), hdr)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +83,7 @@ func (v *Verifier) Verify(raw string, tenants Tenants, expected *tenant.Tenant) 
 		return nil, err
 	}
 	claims.Issuer = iss
-	return &Result{Tenant: t, Claims: claims, KeyID: key.KID, Alg: hdr.alg}, nil
+	return &Result{Tenant: t, Claims: claims, keyID: key.KID, alg: hdr.alg}, nil
 }
 
 // issuer reads iss, the only claim looked at before the signature: it picks
@@ -89,14 +91,14 @@ func (v *Verifier) Verify(raw string, tenants Tenants, expected *tenant.Tenant) 
 func issuer(payload map[string]any) (string, error) {
 	v, ok := payload["iss"]
 	if !ok {
-		return "", reason.Errorf(reason.MissingClaim, "iss is required")
+		return "", claimErr("iss", ClaimAbsent, "iss is required")
 	}
 	iss, ok := v.(string)
 	if !ok {
-		return "", reason.Errorf(reason.Malformed, "iss is not a string")
+		return "", claimErr("iss", ClaimNotString, "iss is not a string")
 	}
 	if iss == "" {
-		return "", reason.Errorf(reason.MissingClaim, "iss is empty")
+		return "", claimErr("iss", ClaimEmpty, "iss is empty")
 	}
 	return iss, nil
 }
@@ -119,38 +121,50 @@ func selectTenant(iss string, tenants Tenants, expected *tenant.Tenant) (*tenant
 	return nil, reason.Errorf(reason.UnknownTenant, "iss %s is not a known tenant", quote(iss))
 }
 
-// selectKeys returns the keys of t that may verify a token with this header:
+// keySet is what one owner, a tenant or one of its subject issuers, may
+// verify with: its static keys, then its KeySource's (a JWKS), if any.
+type keySet struct {
+	owner  string // `tenant "acme"`, for details
+	static []tenant.Key
+	source tenant.KeySource
+}
+
+func tenantKeys(t *tenant.Tenant) keySet {
+	return keySet{owner: "tenant " + quote(t.ID), static: t.Keys, source: t.Source}
+}
+
+// selectKeys returns the keys of s that may verify a token with this header:
 // its static keys first, then those of its KeySource (a JWKS), when it has
-// one. Only t's keys are ever candidates, and each only for its own pinned
+// one. Only s's keys are ever candidates, and each only for its own pinned
 // alg, so neither a kid from another tenant nor an alg switch (HS256 "signed"
 // with an RSA public key's bytes) can reach a key it was not configured for.
 // A static key shadows a JWKS key of the same kid. An unknown kid may make
 // the KeySource refetch its own configured URL (rate-limited there); nothing
 // in the token names where keys come from.
-func selectKeys(t *tenant.Tenant, h header) ([]*tenant.Key, error) {
+func selectKeys(ctx context.Context, s keySet, h header) ([]*tenant.Key, error) {
 	if h.kid != "" {
-		k := staticKey(t, h.kid)
-		if k == nil && t.Source != nil {
-			if sk, ok := t.Source.Lookup(h.kid); ok {
+		k := s.staticKey(h.kid)
+		if k == nil && s.source != nil {
+			if sk, ok := s.source.Lookup(ctx, h.kid); ok {
 				k = &sk
 			}
 		}
 		if k == nil {
-			return nil, reason.Errorf(reason.UnknownKey, "tenant %s has no key %s", quote(t.ID), quote(h.kid))
+			return nil, reason.Errorf(reason.UnknownKey, "%s has no key %s", s.owner, quote(h.kid))
 		}
 		if k.Alg != h.alg {
-			return nil, reason.Errorf(reason.BadAlgorithm, "alg %s does not match key %s of tenant %s", quote(h.alg), quote(h.kid), quote(t.ID))
+			return nil, reason.Errorf(reason.BadAlgorithm, "alg %s does not match key %s of %s", quote(h.alg), quote(h.kid), s.owner)
 		}
 		return []*tenant.Key{k}, nil
 	}
 	var keys []*tenant.Key
-	for i := range t.Keys {
-		if t.Keys[i].Alg == h.alg {
-			keys = append(keys, &t.Keys[i])
+	for i := range s.static {
+		if s.static[i].Alg == h.alg {
+			keys = append(keys, &s.static[i])
 		}
 	}
-	if t.Source != nil {
-		src := t.Source.Keys()
+	if s.source != nil {
+		src := s.source.Keys()
 		for i := range src {
 			if src[i].Alg == h.alg {
 				keys = append(keys, &src[i])
@@ -158,16 +172,16 @@ func selectKeys(t *tenant.Tenant, h header) ([]*tenant.Key, error) {
 		}
 	}
 	if len(keys) == 0 {
-		return nil, reason.Errorf(reason.BadAlgorithm, "tenant %s has no %s key", quote(t.ID), quote(h.alg))
+		return nil, reason.Errorf(reason.BadAlgorithm, "%s has no %s key", s.owner, quote(h.alg))
 	}
 	return keys, nil
 }
 
-// staticKey is t's configured key with this kid, or nil.
-func staticKey(t *tenant.Tenant, kid string) *tenant.Key {
-	for i := range t.Keys {
-		if t.Keys[i].KID == kid {
-			return &t.Keys[i]
+// staticKey is s's configured key with this kid, or nil.
+func (s keySet) staticKey(kid string) *tenant.Key {
+	for i := range s.static {
+		if s.static[i].KID == kid {
+			return &s.static[i]
 		}
 	}
 	return nil

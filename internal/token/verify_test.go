@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"slices"
 	"testing"
 	"time"
@@ -30,10 +31,10 @@ func TestVerifyAcceptsEachAlg(t *testing.T) {
 		t.Run(tc.alg+"/kid="+tc.kid, func(t *testing.T) {
 			raw := signAlg(t, tc.alg, tc.kid, validClaims("acme"))
 			for _, expected := range []*tenant.Tenant{nil, acme} {
-				res, err := testVerifier().Verify(raw, reg, expected)
+				res, err := testVerifier().Verify(context.Background(), raw, reg, expected)
 				wantReason(t, err, "")
-				if res.Tenant != acme || res.Alg != tc.alg || res.KeyID != tc.wantKID {
-					t.Fatalf("result tenant=%s alg=%s kid=%s", res.Tenant.ID, res.Alg, res.KeyID)
+				if res.Tenant != acme || res.alg != tc.alg || res.keyID != tc.wantKID {
+					t.Fatalf("result tenant=%s alg=%s kid=%s", res.Tenant.ID, res.alg, res.keyID)
 				}
 				c := res.Claims
 				if c.Issuer != "acme" || !slices.Equal(c.Audience, []string{"acme"}) || c.Subject != "jane@acme.example" || c.ID != "jti-7c1e5b" {
@@ -54,11 +55,11 @@ func TestZeroVerifierUsesDefaults(t *testing.T) {
 	raw := signAlg(t, tenant.HS256, "a1", c)
 	var nilV *Verifier
 	for _, v := range []*Verifier{{}, nilV} {
-		_, err := v.Verify(raw, reg, nil)
+		_, err := v.Verify(context.Background(), raw, reg, nil)
 		wantReason(t, err, "")
 	}
 	c["exp"] = time.Now().Add(DefaultMaxTokenAge + time.Second).Unix()
-	_, err := (&Verifier{}).Verify(signAlg(t, tenant.HS256, "a1", c), reg, nil)
+	_, err := (&Verifier{}).Verify(context.Background(), signAlg(t, tenant.HS256, "a1", c), reg, nil)
 	wantReason(t, err, reason.LifetimeTooLong)
 }
 
@@ -90,7 +91,7 @@ func TestTenantSelection(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := testVerifier().Verify(tc.raw, reg, tc.expected)
+			_, err := testVerifier().Verify(context.Background(), tc.raw, reg, tc.expected)
 			wantReason(t, err, tc.want)
 		})
 	}
@@ -102,17 +103,17 @@ func TestExpectedTenantNeverTriesOtherKeys(t *testing.T) {
 	reg := registry(t)
 	globex := mustTenant(t, reg, "globex")
 	raw := signAlg(t, tenant.HS256, "a1", validClaims("acme"))
-	if _, err := testVerifier().Verify(raw, reg, nil); err != nil {
+	if _, err := testVerifier().Verify(context.Background(), raw, reg, nil); err != nil {
 		t.Fatalf("sanity: the token is valid for acme: %v", err)
 	}
 	spy := &countingTenants{Tenants: reg}
-	_, err := testVerifier().Verify(raw, spy, globex)
+	_, err := testVerifier().Verify(context.Background(), raw, spy, globex)
 	wantReason(t, err, reason.WrongIssuer)
 	if len(spy.calls) != 0 {
 		t.Fatalf("registry consulted for %v with an expected tenant", spy.calls)
 	}
 	// And with the right expected tenant the registry is not needed at all.
-	_, err = testVerifier().Verify(raw, nil, mustTenant(t, reg, "acme"))
+	_, err = testVerifier().Verify(context.Background(), raw, nil, mustTenant(t, reg, "acme"))
 	wantReason(t, err, "")
 }
 
@@ -145,10 +146,10 @@ func TestKeySelection(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := testVerifier().Verify(tc.raw, reg, nil)
+			res, err := testVerifier().Verify(context.Background(), tc.raw, reg, nil)
 			wantReason(t, err, tc.want)
-			if err == nil && res.KeyID != tc.wantKID {
-				t.Fatalf("verified by %q, want %q", res.KeyID, tc.wantKID)
+			if err == nil && res.keyID != tc.wantKID {
+				t.Fatalf("verified by %q, want %q", res.keyID, tc.wantKID)
 			}
 		})
 	}
@@ -182,7 +183,7 @@ func TestAlgConfusion(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := testVerifier().Verify(tc.raw, reg, nil)
+			_, err := testVerifier().Verify(context.Background(), tc.raw, reg, nil)
 			wantReason(t, err, tc.want)
 		})
 	}
@@ -210,7 +211,7 @@ func TestUnusableKeysNeverVerify(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := testVerifier().Verify(tc.raw, tenants, nil)
+			_, err := testVerifier().Verify(context.Background(), tc.raw, tenants, nil)
 			wantReason(t, err, reason.BadSignature)
 		})
 	}
@@ -223,7 +224,7 @@ func TestKeyRotation(t *testing.T) {
 	cur := sign(t, jwt.SigningMethodHS256, k.secretG2, nil, validClaims("globex"))
 	reg := registry(t)
 	for _, raw := range []string{old, cur} {
-		_, err := testVerifier().Verify(raw, reg, nil)
+		_, err := testVerifier().Verify(context.Background(), raw, reg, nil)
 		wantReason(t, err, "")
 	}
 	cfgs := configs(k)
@@ -232,9 +233,9 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = testVerifier().Verify(old, rotated, nil)
+	_, err = testVerifier().Verify(context.Background(), old, rotated, nil)
 	wantReason(t, err, reason.BadSignature)
-	_, err = testVerifier().Verify(cur, rotated, nil)
+	_, err = testVerifier().Verify(context.Background(), cur, rotated, nil)
 	wantReason(t, err, "")
 }
 
@@ -264,7 +265,7 @@ func TestErrorDetailsAreSafe(t *testing.T) {
 		rawHS(`{"alg":"HS256"}`, `{"iss":"acme","sub":"secret-subject-value","sub":"x"}`, k.secretA),
 	}
 	for i, raw := range raws {
-		_, err := testVerifier().Verify(raw, reg, nil)
+		_, err := testVerifier().Verify(context.Background(), raw, reg, nil)
 		if err == nil {
 			t.Fatalf("#%d: accepted", i)
 		}
