@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +48,35 @@ type StoreConfig struct {
 	// (claiming a token, signing out); past it the request fails closed
 	// with 503. At most 5s. Default: 150ms.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// Replicas makes each claim (and each sign-out and revocation) wait
+	// until this many replicas have acknowledged it (WAIT after the write),
+	// for at most a third of timeout; when fewer do, the request fails
+	// closed with 503 store_unavailable. 0 to 16. Default: 0, no waiting
+	// (Redis replication is asynchronous).
+	Replicas int `json:"replicas,omitempty"`
+
+	// TLS configures TLS to Redis, for rediss:// (rediss+sentinel://,
+	// rediss+cluster://) URLs: the same settings for a single server, the
+	// sentinels and data nodes, and every Cluster node. Default: the
+	// system roots, no client certificate.
+	TLS *StoreTLS `json:"tls,omitempty"`
+}
+
+// StoreTLS names the PEM files for TLS to Redis. The files are read when
+// the config loads; a reload picks up renewed files.
+type StoreTLS struct {
+	// CA is a PEM file of the CAs that sign the servers' certificates.
+	// Default: the system roots.
+	CA string `json:"ca,omitempty"`
+	// Cert is a PEM client certificate, for servers that require one
+	// (tls-auth-clients yes); it needs Key. Default: none.
+	Cert string `json:"cert,omitempty"`
+	// Key is the PEM private key of Cert. Default: none.
+	Key string `json:"key,omitempty"`
+	// ServerName is the name checked in the servers' certificates.
+	// Default: the URL's host.
+	ServerName string `json:"server_name,omitempty"`
 }
 
 // statePool keeps replay and revocation state across config reloads: a token
@@ -84,9 +115,9 @@ func (r *redisState) info() storeInfo {
 }
 
 // provisionStore returns the configured store, held in statePool under a key
-// released by Cleanup. A Redis store is keyed by its resolved URL, prefix
-// and timeout: a reload that keeps them reuses the connected client and its
-// loaded mirror.
+// released by Cleanup. A Redis store is keyed by its resolved URL, prefix,
+// timeout, replicas and TLS settings (the files' contents included): a
+// reload that keeps them reuses the connected client and its loaded mirror.
 func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revocations, error) {
 	key, rc, err := h.storePlan()
 	if err != nil {
@@ -96,10 +127,11 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 		return &memoryState{Memory: replay.NewMemory(nil)}, nil
 	}
 	if rc != nil {
-		rc.Logger = ctx.Slogger()
 		construct = func() (caddy.Destructor, error) {
 			routeRedisLogs()
-			r, err := replay.NewRedis(ctx, *rc)
+			cfg := *rc
+			cfg.Report = storeReporter(replay.RedactURL(cfg.URL), cfg.KeyPrefix)
+			r, err := replay.NewRedis(ctx, cfg)
 			if err != nil {
 				return nil, fmt.Errorf("store redis: %w", err)
 			}
@@ -116,8 +148,9 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 	return s, rv, nil
 }
 
-// storePlan checks the store config without any I/O: the usage-pool key of
-// the store, and for store redis its resolved config (nil for memory).
+// storePlan checks the store config without any network I/O (it reads the
+// TLS files): the usage-pool key of the store, and for store redis its
+// resolved config (nil for memory).
 func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 	cfg := StoreConfig{Type: "memory"}
 	if h.Store != nil {
@@ -125,8 +158,8 @@ func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 	}
 	switch cfg.Type {
 	case "", "memory":
-		if cfg.URL != "" || cfg.KeyPrefix != "" || cfg.Timeout != 0 {
-			return "", nil, fmt.Errorf("store memory: url, key_prefix and timeout apply to store redis only")
+		if cfg.URL != "" || cfg.KeyPrefix != "" || cfg.Timeout != 0 || cfg.Replicas != 0 || cfg.TLS != nil {
+			return "", nil, fmt.Errorf("store memory: url, key_prefix, timeout, replicas and tls apply to store redis only")
 		}
 		return "memory", nil, nil
 	case "redis":
@@ -134,9 +167,42 @@ func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 		if err != nil {
 			return "", nil, err
 		}
-		return "redis\x00" + rc.URL + "\x00" + rc.KeyPrefix + "\x00" + rc.Timeout.String(), &rc, nil
+		var tlsDigest string
+		if rc.TLS, tlsDigest, err = redisTLS(cfg.TLS, rc.URL); err != nil {
+			return "", nil, err
+		}
+		key := strings.Join([]string{"redis", rc.URL, rc.KeyPrefix, rc.Timeout.String(), strconv.Itoa(rc.Replicas), tlsDigest}, "\x00")
+		return key, &rc, nil
 	}
 	return "", nil, fmt.Errorf("store: unknown type %q (want memory or redis)", cfg.Type)
+}
+
+// redisTLS reads and checks the TLS files of store redis (placeholders in
+// their names resolved), with no network I/O, and returns the TLS config
+// (nil without a tls block) and a digest of the settings for the pool key.
+func redisTLS(st *StoreTLS, url string) (*tls.Config, string, error) {
+	if st == nil {
+		return nil, "", nil
+	}
+	if !strings.HasPrefix(strings.ToLower(url), "rediss") {
+		return nil, "", fmt.Errorf("store redis: tls needs a rediss:// (rediss+sentinel://, rediss+cluster://) url")
+	}
+	repl := caddy.NewReplacer()
+	files := replay.RedisTLS{ServerName: st.ServerName}
+	for _, f := range []struct {
+		name, in string
+		out      *string
+	}{{"ca", st.CA, &files.CAFile}, {"cert", st.Cert, &files.CertFile}, {"key", st.Key, &files.KeyFile}} {
+		var err error
+		if *f.out, err = repl.ReplaceOrErr(f.in, true, true); err != nil {
+			return nil, "", fmt.Errorf("store redis: tls %s: %w", f.name, err)
+		}
+	}
+	cfg, digest, err := files.Load()
+	if err != nil {
+		return nil, "", fmt.Errorf("store redis: %w", err)
+	}
+	return cfg, digest, nil
 }
 
 // redisConfig checks cfg and resolves placeholders in the URL. No error
@@ -163,7 +229,10 @@ func redisConfig(cfg StoreConfig) (replay.RedisConfig, error) {
 	if timeout < 0 || timeout > maxRedisTimeout {
 		return replay.RedisConfig{}, fmt.Errorf("store redis: timeout %s: must be positive and at most %s", timeout, maxRedisTimeout)
 	}
-	return replay.RedisConfig{URL: url, KeyPrefix: prefix, Timeout: timeout}, nil
+	if err := replay.CheckReplicas(cfg.Replicas); err != nil {
+		return replay.RedisConfig{}, fmt.Errorf("store redis: %w", err)
+	}
+	return replay.RedisConfig{URL: url, KeyPrefix: prefix, Timeout: timeout, Replicas: cfg.Replicas}, nil
 }
 
 // activeStores returns the stores of every running embed_session handler,

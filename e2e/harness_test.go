@@ -22,6 +22,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // binary is the embedgate binary built once for the whole package.
@@ -63,15 +65,7 @@ func repoRoot() string {
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testsupport.FreePort(t) }
 
 // Upstream is a loopback app that records what reached it.
 type Upstream struct {
@@ -123,7 +117,7 @@ type Gateway struct {
 	HTTPSPort int
 	ReadyHost string // TLS server name probed by waitReady; default portal.gate.test
 	cmd       *exec.Cmd
-	logs      *syncBuffer
+	logs      *testsupport.LogBuffer
 	done      chan struct{}
 }
 
@@ -133,23 +127,6 @@ type GatewayOptions struct {
 	AdminPort int
 	HTTPSPort int
 	Env       []string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // globalOptions is prepended to every test Caddyfile: loopback only, a
@@ -199,7 +176,7 @@ func startGateway(t testing.TB, site string, data map[string]any, opts GatewayOp
 // HTTPS listener answers.
 func (g *Gateway) run(config string, env []string) {
 	g.t.Helper()
-	g.logs = &syncBuffer{}
+	g.logs = &testsupport.LogBuffer{}
 	g.cmd = exec.Command(binary, "run", "--config", config, "--adapter", "caddyfile")
 	g.cmd.Env = append(os.Environ(), env...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs

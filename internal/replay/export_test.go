@@ -46,3 +46,11 @@ func (m *mirror) sizes() (sessions, cutoffs int) {
 	defer m.mu.RUnlock()
 	return len(m.sessions), len(m.cutoffs)
 }
+
+// SetRecoverQuiet shortens the quiet interval that ends an outage, so
+// tests need not wait the default out.
+func (r *Redis) SetRecoverQuiet(d time.Duration) {
+	r.health.mu.Lock()
+	defer r.health.mu.Unlock()
+	r.health.quiet = d
+}

@@ -1,62 +1,136 @@
 package replay
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
+// clientSpec is a client built from a URL, and what else the store needs
+// to know about the deployment.
+type clientSpec struct {
+	client redis.UniversalClient
+	target string // the URL without secrets, for display
+	// sentinel is set for a Sentinel-managed master: the store watches the
+	// sentinels for master switches with the same options.
+	sentinel *redis.FailoverOptions
+}
+
 // newRedisClient builds a client for a single server, a Sentinel-managed
-// master or a Cluster from the URL, and returns it with the URL's secrets
-// removed for display. Errors never repeat the URL: it may hold a password.
-func newRedisClient(raw string) (redis.UniversalClient, string, error) {
+// master or a Cluster from the URL. tlsConfig, when set, replaces the TLS
+// settings the URL implies (it needs a rediss scheme). Errors never repeat
+// the URL: it may hold a password.
+func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || rest == "" {
-		return nil, "", errors.New("redis url: want redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://")
+		return clientSpec{}, errors.New("redis url: want redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://")
 	}
 	base, mode, _ := strings.Cut(strings.ToLower(scheme), "+")
-	plain := base + "://" + rest
-	target := redactURL(raw)
+	if base != "redis" && base != "rediss" && !(base == "unix" && mode == "") {
+		return clientSpec{}, fmt.Errorf("redis url: unknown scheme %q (want redis, rediss, unix, redis+sentinel, redis+cluster)", scheme)
+	}
+	// skip_verify is taken out here: go-redis knows it for single servers
+	// and Sentinel but refuses it on a Cluster URL.
+	plain, skipVerify, err := takeSkipVerify(base + "://" + rest)
+	if err != nil {
+		return clientSpec{}, err
+	}
+	if (skipVerify || tlsConfig != nil) && base != "rediss" {
+		return clientSpec{}, errors.New("redis url: TLS settings (tls, skip_verify) need a rediss:// (rediss+sentinel://, rediss+cluster://) url")
+	}
+	tlsFor := func(parsed *tls.Config) *tls.Config { return mergeTLS(parsed, tlsConfig, skipVerify) }
+	spec := clientSpec{target: RedactURL(raw)}
 	switch mode {
 	case "":
 		opt, err := redis.ParseURL(plain)
 		if err != nil {
-			return nil, "", urlError(err)
+			return clientSpec{}, urlError(err)
 		}
 		// Request-path commands carry their own deadline (the store
 		// timeout): honour it on the socket, not only while waiting.
 		opt.ContextTimeoutEnabled = true
-		// No retries: a SET NX whose reply was lost but which did apply
-		// would, retried, report the token's first use as a replay.
+		// No retries: a revocation retried after a lost reply would be
+		// announced twice; claims are safe to retry (claimScript) but
+		// gain nothing within a 150ms budget.
 		opt.MaxRetries = -1
-		return redis.NewClient(opt), target, nil
+		opt.TLSConfig = tlsFor(opt.TLSConfig)
+		spec.client = redis.NewClient(opt)
 	case "sentinel":
 		opt, err := redis.ParseFailoverURL(plain)
 		if err != nil {
-			return nil, "", urlError(err)
+			return clientSpec{}, urlError(err)
 		}
 		if opt.MasterName == "" {
-			return nil, "", errors.New("redis url: a sentinel url needs ?master_name=")
+			return clientSpec{}, errors.New("redis url: a sentinel url needs ?master_name=")
 		}
 		opt.ContextTimeoutEnabled = true
 		opt.MaxRetries = -1
-		return redis.NewFailoverClient(opt), target, nil
+		// One TLS config for the sentinels and the data nodes, as go-redis
+		// uses it for both.
+		opt.TLSConfig = tlsFor(opt.TLSConfig)
+		spec.client, spec.sentinel = redis.NewFailoverClient(opt), opt
 	case "cluster":
 		opt, err := redis.ParseClusterURL(plain)
 		if err != nil {
-			return nil, "", urlError(err)
+			return clientSpec{}, urlError(err)
 		}
 		opt.ContextTimeoutEnabled = true
-		// Cluster redirections (MOVED/ASK) are followed regardless; only
-		// network retries are turned off, for the reason above.
+		// Cluster redirections (MOVED/ASK) are followed regardless.
 		opt.MaxRetries = -1
-		return redis.NewClusterClient(opt), target, nil
+		opt.TLSConfig = tlsFor(opt.TLSConfig)
+		spec.client = redis.NewClusterClient(opt)
 	default:
-		return nil, "", fmt.Errorf("redis url: unknown scheme %q (want redis, rediss, unix, redis+sentinel, redis+cluster)", scheme)
+		return clientSpec{}, fmt.Errorf("redis url: unknown scheme %q (want redis, rediss, unix, redis+sentinel, redis+cluster)", scheme)
 	}
+	return spec, nil
+}
+
+// takeSkipVerify removes skip_verify from the URL's query and returns its value.
+func takeSkipVerify(raw string) (string, bool, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", false, urlError(err)
+	}
+	q := u.Query()
+	if !q.Has("skip_verify") {
+		return raw, false, nil
+	}
+	v := q.Get("skip_verify")
+	skip, err := strconv.ParseBool(v)
+	if v == "" {
+		skip, err = true, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("redis url: skip_verify %q: want true or false", v)
+	}
+	q.Del("skip_verify")
+	u.RawQuery = q.Encode()
+	return u.String(), skip, nil
+}
+
+// mergeTLS is the TLS config for a connection: the configured one (ca,
+// cert, key, server_name) over the one go-redis derived from the URL, which
+// holds the URL's host as server name.
+func mergeTLS(parsed, configured *tls.Config, skipVerify bool) *tls.Config {
+	if parsed == nil && configured == nil {
+		return nil
+	}
+	out := &tls.Config{MinVersion: tls.VersionTLS12}
+	if configured != nil {
+		out = configured.Clone()
+	}
+	if out.ServerName == "" && parsed != nil {
+		out.ServerName = parsed.ServerName
+	}
+	if skipVerify {
+		out.InsecureSkipVerify = true
+	}
+	return out
 }
 
 // urlError drops the URL that url.Parse puts in its errors.
@@ -68,8 +142,8 @@ func urlError(err error) error {
 	return fmt.Errorf("redis url: %w", err)
 }
 
-// redactURL is raw without its password, in the userinfo or a query value.
-func redactURL(raw string) string {
+// RedactURL is a Redis URL without its password, in the userinfo or a query value.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable url)"

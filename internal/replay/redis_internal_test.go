@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +29,15 @@ func TestNewRedisClientURLs(t *testing.T) {
 		{url: "redis://app:" + secret + "@host:notaport", wantErr: "redis url:"},
 		{url: "redis://host/x", wantErr: "invalid database number"},
 		{url: "redis://host?password=" + secret, wantErr: "redis url:"},
+		{url: "rediss+cluster://10.0.0.1:7000?skip_verify=true&addr=10.0.0.2:7000", kind: "cluster"},
+		{url: "rediss+sentinel://10.0.0.1:26379?master_name=m&skip_verify=true", kind: "client"},
+		{url: "rediss://10.0.0.1:6380?skip_verify=1", kind: "client"},
+		{url: "redis+cluster://10.0.0.1:7000?skip_verify=true", wantErr: "need a rediss://"},
+		{url: "rediss://10.0.0.1:6380?skip_verify=maybe", wantErr: "skip_verify"},
 	}
 	for _, tt := range tests {
-		c, target, err := newRedisClient(tt.url)
+		spec, err := newRedisClient(tt.url, nil)
+		c, target := spec.client, spec.target
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("%s: error %v, want %q", tt.url, err, tt.wantErr)
@@ -59,9 +66,9 @@ func TestNewRedisClientURLs(t *testing.T) {
 }
 
 func TestRedactURLQueryPassword(t *testing.T) {
-	got := redactURL("redis+sentinel://h:26379?master_name=m&password=hunter2&sentinel_password=pw2")
+	got := RedactURL("redis+sentinel://h:26379?master_name=m&password=hunter2&sentinel_password=pw2")
 	if strings.Contains(got, "hunter2") || strings.Contains(got, "pw2") || !strings.Contains(got, "master_name=m") {
-		t.Fatalf("redactURL left a password: %s", got)
+		t.Fatalf("RedactURL left a password: %s", got)
 	}
 }
 
@@ -134,4 +141,49 @@ func BenchmarkRedisRevoked(b *testing.B) {
 			b.Fatal("revoked")
 		}
 	}
+}
+
+// skip_verify and a configured TLS config reach every kind of client; a
+// tls config without a rediss scheme is refused.
+func TestNewRedisClientTLS(t *testing.T) {
+	configured := &tls.Config{ServerName: "redis.internal", MinVersion: tls.VersionTLS12}
+	for _, raw := range []string{
+		"rediss://10.0.0.1:6380",
+		"rediss+sentinel://10.0.0.1:26379?master_name=m",
+		"rediss+cluster://10.0.0.1:7000?skip_verify=true",
+	} {
+		spec, err := newRedisClient(raw, configured)
+		if err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		var got *tls.Config
+		switch c := spec.client.(type) {
+		case *redis.Client:
+			got = c.Options().TLSConfig
+		case *redis.ClusterClient:
+			got = c.Options().TLSConfig
+			if !got.InsecureSkipVerify {
+				t.Errorf("%s: skip_verify lost", raw)
+			}
+		}
+		if got == nil || got.ServerName != "redis.internal" {
+			t.Errorf("%s: TLS config %+v, want the configured one", raw, got)
+		}
+		if strings.Contains(raw, "sentinel") && (spec.sentinel == nil || spec.sentinel.TLSConfig.ServerName != "redis.internal") {
+			t.Errorf("%s: the sentinels do not get the TLS config", raw)
+		}
+		_ = spec.client.Close()
+	}
+	if _, err := newRedisClient("redis://10.0.0.1:6379", configured); err == nil || !strings.Contains(err.Error(), "rediss://") {
+		t.Fatalf("tls with redis://: %v", err)
+	}
+	// Without a server_name, the URL's host is checked.
+	spec, err := newRedisClient("rediss://redis.example:6380", &tls.Config{MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sn := spec.client.(*redis.Client).Options().TLSConfig.ServerName; sn != "redis.example" {
+		t.Fatalf("server name %q, want the URL's host", sn)
+	}
+	_ = spec.client.Close()
 }

@@ -1,6 +1,7 @@
 package replay_test
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
@@ -13,9 +14,11 @@ type proxy struct {
 	l      net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+	subs   map[net.Conn]bool // client connections that sent SUBSCRIBE
+	routed map[net.Conn]net.Conn
 }
 
 func newProxy(t *testing.T, target string) *proxy {
@@ -23,7 +26,7 @@ func newProxy(t *testing.T, target string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{l: l, target: target, conns: map[net.Conn]struct{}{}}
+	p := &proxy{l: l, target: target, conns: map[net.Conn]struct{}{}, subs: map[net.Conn]bool{}, routed: map[net.Conn]net.Conn{}}
 	go p.serve()
 	t.Cleanup(func() { _ = l.Close(); p.Cut() })
 	return p
@@ -40,6 +43,21 @@ func (p *proxy) Cut() {
 		_ = c.Close()
 	}
 	clear(p.conns)
+}
+
+// Switch sends new connections to target and closes the relayed ones,
+// except subscriptions, which stay on the old server: what a client sees
+// when a failover moves its pooled connections but not its pub/sub one.
+func (p *proxy) Switch(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+	for in, out := range p.routed {
+		if !p.subs[in] {
+			_ = in.Close()
+			_ = out.Close()
+		}
+	}
 }
 
 // Restore relays new connections again.
@@ -67,7 +85,10 @@ func (p *proxy) relay(in net.Conn) {
 		return
 	}
 	p.mu.Unlock()
-	out, err := net.Dial("tcp", p.target)
+	p.mu.Lock()
+	target := p.target
+	p.mu.Unlock()
+	out, err := net.Dial("tcp", target)
 	if err != nil {
 		_ = in.Close()
 		return
@@ -80,9 +101,28 @@ func (p *proxy) relay(in net.Conn) {
 		return
 	}
 	p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+	p.routed[in] = out
 	p.mu.Unlock()
-	go func() { _, _ = io.Copy(out, in); _ = out.Close(); _ = in.Close() }()
+	go func() { _, _ = io.Copy(out, &sniffer{p: p, c: in}); _ = out.Close(); _ = in.Close() }()
 	_, _ = io.Copy(in, out)
 	_ = in.Close()
 	_ = out.Close()
+}
+
+// sniffer marks a client connection that subscribes.
+type sniffer struct {
+	p    *proxy
+	c    net.Conn
+	seen bool
+}
+
+func (s *sniffer) Read(b []byte) (int, error) {
+	n, err := s.c.Read(b)
+	if !s.seen && bytes.Contains(bytes.ToLower(b[:n]), []byte("subscribe")) {
+		s.seen = true
+		s.p.mu.Lock()
+		s.p.subs[s.c] = true
+		s.p.mu.Unlock()
+	}
+	return n, err
 }

@@ -2,12 +2,13 @@ package replay
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -16,51 +17,103 @@ import (
 // Tuning of the goroutine that keeps the mirror current. None of it is on
 // the request path.
 const (
-	// healthInterval: an idle subscription is pinged this often, and is
-	// declared dead when a ping gets no answer within the next interval, so
-	// a silently dropped connection is replaced (and resynced) in ~2s.
+	// healthInterval: the subscription is checked end to end this often:
+	// a probe is published through the request-path client (which always
+	// talks to the current master) and must come back on the subscription
+	// within the next interval. A subscription left on a demoted master, or
+	// silently dropped, is so replaced (and resynced) within two intervals.
 	healthInterval = time.Second
-	minBackoff     = 50 * time.Millisecond
-	maxBackoff     = 2 * time.Second
-	resyncTimeout  = 30 * time.Second
-	policyTimeout  = 5 * time.Second
-	sweepInterval  = time.Minute
-	scanCount      = 500
+	// fastProbe: for fastFor after a master change the check runs this
+	// often: a client's pool and its Sentinel may move a moment after the
+	// subscription did (each client asks one sentinel, and sentinels learn
+	// of a switch at slightly different times), and the subscription must
+	// follow within a second of the pool.
+	fastProbe     = 200 * time.Millisecond
+	fastFor       = 5 * time.Second
+	minBackoff    = 50 * time.Millisecond
+	maxBackoff    = time.Second
+	resyncTimeout = 30 * time.Second
+	policyTimeout = 5 * time.Second
+	sweepInterval = time.Minute
+	scanCount     = 500
 )
+
+// probeSID starts the session id of a probe announcement. Probes are
+// announcements of a revocation that cannot match a session (session ids
+// hold no ':') for 1ms: other instances skip them, and older versions
+// apply them harmlessly.
+const probeSID = "probe:"
+
+var errStale = errors.New("a probe published through the client did not come back on the subscription in time")
 
 // run keeps the subscription alive until ctx ends: subscribe, load every
 // revocation, apply announcements; on any failure, back off and start over.
+// A master switch announced by the sentinels cuts the wait short.
 func (r *Redis) run(ctx context.Context) {
 	defer close(r.done)
 	delay := minBackoff
 	lastSweep := time.Now()
+	rewrite := false // the next subscription follows a lost one: write recent revocations again
 	for {
-		synced, err := r.follow(ctx, &lastSweep)
+		synced, err := r.follow(ctx, &lastSweep, rewrite)
 		if ctx.Err() != nil {
 			return
 		}
-		if synced {
+		kicked := r.kicked.Swap(false)
+		switch {
+		case kicked:
+			r.report(Event{Kind: EventMasterSwitched})
+		case errors.Is(err, errStale):
+			r.report(Event{Kind: EventSubscriptionStale, Err: err})
+		case synced:
+			r.report(Event{Kind: EventSubscriptionLost, Err: err})
+		default:
+			r.lastErr.Store(&err)
+		}
+		rewrite = rewrite || synced || kicked
+		if synced || kicked {
 			delay = minBackoff
-			r.log.Warn("lost the revocation subscription; reconnecting, then resyncing", "error", err.Error())
 		}
 		r.sweepIfDue(&lastSweep)
+		if kicked {
+			select { // this kick is handled
+			case <-r.kicks:
+			default:
+			}
+			continue
+		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-r.kicks:
+			t.Stop()
+			r.kicked.Store(false)
+			r.report(Event{Kind: EventMasterSwitched})
+			rewrite = true
 		case <-t.C:
 		}
 		delay = min(delay*2, maxBackoff)
 	}
 }
 
+// kick moves the subscription at once (a master switch).
+func (r *Redis) kick() {
+	r.kicked.Store(true)
+	select {
+	case r.kicks <- struct{}{}:
+	default:
+	}
+	r.closeSubscription()
+}
+
 // follow runs one subscription until it fails. go-redis re-dials and
 // re-subscribes by itself after some errors; either way every (re)subscribe
 // is confirmed by a "subscribe" message, and that is when the mirror is
 // fully reloaded, as announcements sent while disconnected are lost.
-// synced reports whether this subscription got as far as a full load.
-func (r *Redis) follow(ctx context.Context, lastSweep *time.Time) (synced bool, err error) {
+// synced reports whether this subscription got as far as a load.
+func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) (synced bool, err error) {
 	ps := r.client.Subscribe(ctx, r.channel)
 	r.psMu.Lock()
 	r.ps = ps
@@ -74,52 +127,152 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time) (synced bool, 
 	if ctx.Err() != nil { // Close ran before r.ps was set
 		return false, ctx.Err()
 	}
-	pinged := false
+	p := &prober{}
+	if rewrite {
+		p.fastUntil = time.Now().Add(fastFor)
+	}
+	var lastResync, rewriteAgain time.Time
+	incomplete, retryAfter := false, healthInterval
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
-		if err != nil {
-			if ctx.Err() != nil {
-				return synced, ctx.Err()
+		msg, err := ps.ReceiveTimeout(ctx, p.wait())
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return synced, ctx.Err()
+		case err != nil && !isTimeout(err):
+			return synced, err
+		case err == nil:
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				if m.Kind != "subscribe" {
+					continue
+				}
+				if rewrite && !synced {
+					// Once more a little later: a client whose pool had
+					// not moved yet may have written to the old master in
+					// the meantime.
+					rewriteAgain = time.Now().Add(2 * healthInterval)
+				}
+				incomplete = !r.load(ctx, rewrite && !synced, false)
+				synced, lastResync, retryAfter = true, time.Now(), healthInterval
+				p.subscribed = true
+				p.lastSent = time.Time{} // probe at once
+			case *redis.Message:
+				r.applyAnnouncement(m.Payload, p)
+			case *redis.Pong:
+				p.pinged = time.Time{}
 			}
-			if !isTimeout(err) {
-				return synced, err
-			}
-			if pinged {
-				return synced, errors.New("subscription did not answer a ping")
-			}
-			if err := ps.Ping(ctx); err != nil {
-				return synced, err
-			}
-			pinged = true
-			continue
 		}
-		pinged = false
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind != "subscribe" {
-				continue
+		if incomplete && time.Since(lastResync) >= retryAfter {
+			// Backing off: a Cluster master that stays down fails every try.
+			incomplete, lastResync = !r.load(ctx, false, true), time.Now()
+			retryAfter = min(retryAfter*2, resyncTimeout)
+		}
+		if !rewriteAgain.IsZero() && time.Now().After(rewriteAgain) {
+			rewriteAgain = time.Time{}
+			if n := r.rewriteRecent(ctx); n > 0 {
+				r.report(Event{Kind: EventRewritten, Entries: n})
 			}
-			n, err := r.resync(ctx)
-			if err != nil {
-				return synced, err
-			}
-			select {
-			case <-r.synced:
-				r.log.Info("revocations resynced after a reconnect", "entries", n)
-			default:
-				r.log.Info("revocations loaded from Redis", "entries", n)
-			}
-			// Before r.synced closes, so that at start the warning comes
-			// with the config load that caused it; after a reconnect too,
-			// as a failover may land on a differently configured node.
-			r.checkPolicy(ctx)
-			synced = true
-			r.syncOnce.Do(func() { close(r.synced) })
-		case *redis.Message:
-			r.applyAnnouncement(m.Payload)
+		}
+		if err := r.check(ctx, ps, p); err != nil {
+			return synced, err
 		}
 		r.sweepIfDue(lastSweep)
 	}
+}
+
+// load resyncs the mirror (writing recent revocations again first when
+// rewrite is set) and reports whether it read everything; an incomplete
+// load is reported once, not again when a retry is incomplete too.
+func (r *Redis) load(ctx context.Context, rewrite, retry bool) bool {
+	if rewrite {
+		if n := r.rewriteRecent(ctx); n > 0 {
+			r.report(Event{Kind: EventRewritten, Entries: n})
+		}
+	}
+	n, err := r.resync(ctx)
+	if err != nil {
+		r.lastErr.Store(&err)
+		if !retry {
+			r.report(Event{Kind: EventResyncIncomplete, Err: err, Entries: int(n)})
+		}
+		return false
+	}
+	select {
+	case <-r.synced:
+		r.report(Event{Kind: EventResynced, Entries: int(n)})
+	default:
+		r.report(Event{Kind: EventLoaded, Entries: int(n)})
+	}
+	// Before r.synced closes, so that at start the warning comes with the
+	// config load that caused it; after a reconnect too, as a failover may
+	// land on a differently configured node.
+	r.checkPolicy(ctx)
+	r.syncOnce.Do(func() { close(r.synced) })
+	return true
+}
+
+// prober is the state of one subscription's end-to-end check.
+type prober struct {
+	fastUntil  time.Time // probe every fastProbe until then
+	subscribed bool
+	lastSent   time.Time // last probe published
+	pending    string    // the probe's announcement body, until it comes back
+	pinged     time.Time // a PING sent on the subscription, until its PONG
+}
+
+// every is the probe period, which is also the time a probe has to come back.
+func (p *prober) every() time.Duration {
+	if time.Now().Before(p.fastUntil) {
+		return fastProbe
+	}
+	return healthInterval
+}
+
+// wait is how long the next receive may block.
+func (p *prober) wait() time.Duration {
+	if !p.subscribed {
+		return healthInterval
+	}
+	every := p.every()
+	return max(10*time.Millisecond, min(every, time.Until(p.lastSent.Add(every))))
+}
+
+// check publishes a probe every healthInterval through the request-path
+// client and fails the subscription when the previous one has not come
+// back: it then listens where announcements no longer arrive. When the
+// probe cannot be published (Redis unreachable), a PING on the subscription
+// checks the connection instead, as before the subscription was
+// confirmed.
+func (r *Redis) check(ctx context.Context, ps *redis.PubSub, p *prober) error {
+	now := time.Now()
+	if !p.pinged.IsZero() && now.Sub(p.pinged) > healthInterval {
+		return errors.New("subscription did not answer a ping")
+	}
+	every := p.every()
+	if p.subscribed && p.pending != "" && now.Sub(p.lastSent) > every {
+		return errStale
+	}
+	if now.Sub(p.lastSent) < every || p.pending != "" {
+		return nil
+	}
+	p.lastSent = now
+	if p.subscribed {
+		body := `{"sid":"` + probeSID + rand.Text() + `"}`
+		cctx, cancel := context.WithTimeout(ctx, every/2)
+		err := r.client.Publish(cctx, r.channel, "1 "+r.origin+" "+body).Err()
+		cancel()
+		if err == nil {
+			p.pending = body
+			return nil
+		}
+	}
+	if p.pinged.IsZero() {
+		if err := ps.Ping(ctx); err != nil {
+			return err
+		}
+		p.pinged = now
+	}
+	return nil
 }
 
 // sweepIfDue sweeps the mirror when sweepInterval has passed since
@@ -132,94 +285,27 @@ func (r *Redis) sweepIfDue(lastSweep *time.Time) {
 }
 
 // applyAnnouncement applies "<ttl ms> <origin> <entry JSON>" from the
-// channel, unless this instance sent it.
-func (r *Redis) applyAnnouncement(payload string) {
+// channel, unless this instance sent it (then it may be the probe p waits
+// for) or it is a probe.
+func (r *Redis) applyAnnouncement(payload string, p *prober) {
 	ttlText, rest, ok1 := strings.Cut(payload, " ")
 	origin, value, ok2 := strings.Cut(rest, " ")
 	if origin == r.origin {
+		if value == p.pending {
+			p.pending = ""
+		}
 		return
 	}
 	ttl, err := strconv.ParseInt(ttlText, 10, 64)
 	var e revEntry
 	if !ok1 || !ok2 || err != nil || ttl <= 0 || json.Unmarshal([]byte(value), &e) != nil || !e.valid() {
-		r.log.Warn("ignored a malformed revocation announcement")
+		r.report(Event{Kind: EventMalformedAnnouncement})
+		return
+	}
+	if strings.HasPrefix(e.SID, probeSID) {
 		return
 	}
 	r.apply(e, ttl)
-}
-
-func (e revEntry) valid() bool { return e.SID != "" || e.Tenant != "" }
-
-// resync merges every revocation key into the mirror and returns how many
-// it read. On a Cluster every master is scanned.
-func (r *Redis) resync(ctx context.Context) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, resyncTimeout)
-	defer cancel()
-	var n, bad atomic.Int64
-	match := globEscape(r.prefix) + "rev:*"
-	load := func(ctx context.Context, c redis.Cmdable) error {
-		var cursor uint64
-		for {
-			keys, next, err := c.Scan(ctx, cursor, match, scanCount).Result()
-			if err != nil {
-				return err
-			}
-			if len(keys) > 0 {
-				if err := r.loadKeys(ctx, c, keys, &n, &bad); err != nil {
-					return err
-				}
-			}
-			if cursor = next; cursor == 0 {
-				return nil
-			}
-		}
-	}
-	var err error
-	if cc, ok := r.client.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return load(ctx, c) })
-	} else {
-		err = load(ctx, r.client)
-	}
-	if b := bad.Load(); b > 0 {
-		r.log.Warn("ignored malformed revocation keys", "count", b)
-	}
-	return n.Load(), err
-}
-
-// loadKeys reads the values and remaining lifetimes of keys in one round
-// trip and applies them.
-func (r *Redis) loadKeys(ctx context.Context, c redis.Cmdable, keys []string, n, bad *atomic.Int64) error {
-	pipe := c.Pipeline()
-	gets := make([]*redis.StringCmd, len(keys))
-	ttls := make([]*redis.DurationCmd, len(keys))
-	for i, k := range keys {
-		gets[i] = pipe.Get(ctx, k)
-		ttls[i] = pipe.PTTL(ctx, k)
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return err
-	}
-	for i := range keys {
-		value, err := gets[i].Result()
-		if err != nil { // expired between SCAN and GET
-			continue
-		}
-		ttl := ttls[i].Val()
-		switch {
-		case ttl == -1: // no expiry: not written by us; honour it for the longest
-			ttl = maxTTL
-		case ttl <= 0:
-			continue
-		}
-		var e revEntry
-		if json.Unmarshal([]byte(value), &e) != nil || !e.valid() {
-			bad.Add(1)
-			continue
-		}
-		r.apply(e, max(ttl.Milliseconds(), 1))
-		n.Add(1)
-	}
-	return nil
 }
 
 // checkPolicy warns when Redis may evict keys. Replay keys all carry a TTL,
@@ -235,12 +321,7 @@ func (r *Redis) checkPolicy(ctx context.Context) {
 	if err != nil || policy == "" {
 		if r.lastPolicy != "?" {
 			r.lastPolicy = "?"
-			msg := "could not read Redis maxmemory-policy; make sure it is noeviction, or evicted replay keys let used tokens through again"
-			if err != nil {
-				r.log.Warn(msg, "error", err.Error())
-			} else {
-				r.log.Warn(msg)
-			}
+			r.report(Event{Kind: EventPolicyUnknown, Err: err})
 		}
 		return
 	}
@@ -249,10 +330,7 @@ func (r *Redis) checkPolicy(ctx context.Context) {
 	}
 	r.lastPolicy = policy
 	if policy != "noeviction" {
-		r.log.Warn("Redis maxmemory-policy is not noeviction: under memory pressure Redis may evict used-token keys "+
-			"(each carries a TTL, so allkeys-* and volatile-* policies can all pick them), and an evicted key lets that token "+
-			"be exchanged a second time. Set maxmemory-policy noeviction: a full Redis then refuses writes and exchanges fail closed (503).",
-			"maxmemory_policy", policy)
+		r.report(Event{Kind: EventPolicyEvicts, Policy: policy})
 	}
 }
 
@@ -261,17 +339,65 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// globEscape quotes SCAN MATCH metacharacters in a literal prefix.
-func globEscape(s string) string {
-	if !strings.ContainsAny(s, `*?[]\`) {
-		return s
-	}
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[]\`, c) {
-			b.WriteByte('\\')
+// watchSentinels follows the sentinels' +switch-master announcements for
+// this master and moves the subscription at once. go-redis moves its pooled
+// connections on the same announcement, but not pub/sub ones, and the
+// demoted master may stay up (and keep a PING answered) indefinitely.
+func (r *Redis) watchSentinels(ctx context.Context) {
+	opt := r.sentinel
+	for i := 0; ctx.Err() == nil; i++ {
+		sc := redis.NewSentinelClient(&redis.Options{
+			Addr: opt.SentinelAddrs[i%len(opt.SentinelAddrs)], Username: opt.SentinelUsername, Password: opt.SentinelPassword,
+			TLSConfig: opt.TLSConfig, DialTimeout: 2 * time.Second, MaxRetries: -1,
+		})
+		err := r.watchSentinel(ctx, sc, opt.MasterName)
+		_ = sc.Close()
+		if ctx.Err() != nil {
+			return
 		}
-		b.WriteRune(c)
+		r.lastWatchErr(err)
+		t := time.NewTimer(maxBackoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
-	return b.String()
+}
+
+// watchSentinel follows one sentinel until it fails.
+func (r *Redis) watchSentinel(ctx context.Context, sc *redis.SentinelClient, master string) error {
+	ps := sc.Subscribe(ctx, "+switch-master")
+	defer ps.Close()
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, healthInterval)
+		switch {
+		case err != nil && isTimeout(err) && !pinged:
+			if err := ps.Ping(ctx); err != nil {
+				return err
+			}
+			pinged = true
+			continue
+		case err != nil && isTimeout(err):
+			return errors.New("sentinel did not answer a ping")
+		case err != nil:
+			return err
+		}
+		pinged = false
+		// "<master name> <old ip> <old port> <new ip> <new port>"
+		if m, ok := msg.(*redis.Message); ok && strings.HasPrefix(m.Payload, master+" ") {
+			r.kick()
+		}
+	}
+}
+
+// lastWatchErr records a sentinel watch failure as a start cause, when
+// nothing else failed.
+func (r *Redis) lastWatchErr(err error) {
+	if err != nil && r.lastErr.Load() == nil {
+		err = fmt.Errorf("sentinel: %w", err)
+		r.lastErr.Store(&err)
+	}
 }

@@ -3,7 +3,6 @@ package replay_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,20 +44,23 @@ func newRedis(t *testing.T, cfg replay.RedisConfig) *replay.Redis {
 // absolute and need no shift.
 func redisHarness(t *testing.T) replaytest.Harness {
 	srv := replaytest.StartRedis(t)
-	raw := rawClient(t, srv)
+	return deploymentHarness(srv.URL(), rawClient(t, srv))
+}
+
+// deploymentHarness is redisHarness for any deployment: url for the store,
+// raw (a plain, failover or cluster client) to shift the keys.
+func deploymentHarness(url string, raw redis.UniversalClient) replaytest.Harness {
 	return replaytest.Harness{New: func(t *testing.T) (replay.Store, replay.Revocations, func(time.Duration)) {
 		clock := replaytest.NewClock(time.Now())
 		prefix := uniquePrefix()
 		// A generous timeout: 200 concurrent claims under -race must not
 		// turn into outages; the outage test checks the default.
-		r := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix, Timeout: 5 * time.Second, Now: clock.Now})
+		r := newRedis(t, replay.RedisConfig{URL: url, KeyPrefix: prefix, Timeout: 5 * time.Second, Now: clock.Now})
 		<-r.Synced()
 		advance := func(d time.Duration) {
 			clock.Advance(d)
 			ctx := context.Background()
-			iter := raw.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				k := iter.Val()
+			for _, k := range scanAll(t, raw, prefix+"*") {
 				ttl, err := raw.PTTL(ctx, k).Result()
 				if err != nil || ttl < 0 {
 					continue
@@ -69,12 +71,36 @@ func redisHarness(t *testing.T) replaytest.Harness {
 					raw.PExpire(ctx, k, ttl-d)
 				}
 			}
-			if err := iter.Err(); err != nil {
-				t.Fatal(err)
-			}
 		}
 		return r, r, advance
 	}}
+}
+
+// scanAll lists the keys matching match, on every master of a Cluster.
+func scanAll(t *testing.T, raw redis.UniversalClient, match string) []string {
+	t.Helper()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var keys []string
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, match, 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			keys = append(keys, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
+	}
+	var err error
+	if cc, ok := raw.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, raw)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
 }
 
 func TestRedisStore(t *testing.T)       { replaytest.RunStore(t, redisHarness(t)) }
@@ -111,13 +137,15 @@ func TestRedisClaimKeyAndTTL(t *testing.T) {
 // still hold. Redis back on the same port: the same client recovers.
 func TestRedisOutage(t *testing.T) {
 	srv := replaytest.StartRedis(t)
-	r := newRedis(t, replay.RedisConfig{URL: srv.URL()})
+	events := newEventLog()
+	r := newRedis(t, replay.RedisConfig{URL: srv.URL(), Report: events.report})
 	<-r.Synced()
 	ctx := context.Background()
 	sess := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: time.Now()}
 	if err := r.Revoke(ctx, sess.ID, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
+	r.SetRecoverQuiet(100 * time.Millisecond)
 	srv.Stop()
 
 	const jti = "secret-jti-value"
@@ -136,8 +164,11 @@ func TestRedisOutage(t *testing.T) {
 	if reason.Of(r.Revoke(ctx, "sid-2", time.Now().Add(time.Hour))) != reason.StoreUnavailable {
 		t.Fatal("revoke during outage did not fail as store_unavailable")
 	}
-	if r.Errors() < 2 {
-		t.Fatalf("Errors() = %d, want >= 2", r.Errors())
+	if n := events.count(replay.EventUnavailable); n != 1 {
+		t.Fatalf("%d outage events for one outage, want 1:\n%s", n, events)
+	}
+	if e, _ := events.find(replay.EventUnavailable); e.Err == nil || strings.Contains(e.Err.Error(), jti) {
+		t.Fatalf("outage event cause %v", e.Err)
 	}
 	if !r.Revoked(sess) {
 		t.Fatal("a mirrored revocation was forgotten during the outage")
@@ -154,6 +185,10 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatalf("no recovery 5s after Redis came back: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	events.waitFor(t, replay.EventRecovered, 2*time.Second)
+	if n := events.count(replay.EventRecovered); n != 1 {
+		t.Fatalf("%d recovery events, want 1:\n%s", n, events)
 	}
 }
 
@@ -213,8 +248,8 @@ func TestRedisResyncAfterReconnect(t *testing.T) {
 	proxy := newProxy(t, srv.Addr())
 	prefix := uniquePrefix()
 	a := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
-	logs := newLogSink()
-	b := newRedis(t, replay.RedisConfig{URL: "redis://" + proxy.Addr(), KeyPrefix: prefix, Logger: slog.New(logs)})
+	events := newEventLog()
+	b := newRedis(t, replay.RedisConfig{URL: "redis://" + proxy.Addr(), KeyPrefix: prefix, Report: events.report})
 	<-a.Synced()
 	<-b.Synced()
 	ctx := context.Background()
@@ -236,7 +271,7 @@ func TestRedisResyncAfterReconnect(t *testing.T) {
 	proxy.Restore()
 	waitRevoked(t, b, one, 5*time.Second)
 	waitRevoked(t, b, globex, time.Second)
-	logs.waitFor(t, "revocations resynced after a reconnect", 2*time.Second)
+	events.waitFor(t, replay.EventResynced, 2*time.Second)
 }
 
 // A policy that may evict keys is reported with the reason; noeviction is not.
@@ -245,94 +280,90 @@ func TestRedisMaxmemoryPolicyWarning(t *testing.T) {
 	raw := rawClient(t, srv)
 	ctx := context.Background()
 
-	quiet := newLogSink()
-	r := newRedis(t, replay.RedisConfig{URL: srv.URL(), Logger: slog.New(quiet)})
+	quiet := newEventLog()
+	r := newRedis(t, replay.RedisConfig{URL: srv.URL(), Report: quiet.report})
 	<-r.Synced()
 	time.Sleep(100 * time.Millisecond) // the check runs just after the load
-	if quiet.has("maxmemory-policy") {
+	if quiet.has(replay.EventPolicyEvicts) || quiet.has(replay.EventPolicyUnknown) {
 		t.Fatalf("warning under noeviction:\n%s", quiet)
 	}
 
 	if err := raw.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err(); err != nil {
 		t.Fatal(err)
 	}
-	logs := newLogSink()
-	r2 := newRedis(t, replay.RedisConfig{URL: srv.URL(), Logger: slog.New(logs)})
+	events := newEventLog()
+	r2 := newRedis(t, replay.RedisConfig{URL: srv.URL(), Report: events.report})
 	<-r2.Synced()
-	line := logs.waitFor(t, "maxmemory-policy is not noeviction", 2*time.Second)
-	for _, want := range []string{"allkeys-lru", "evict", "exchanged a second time", "WARN"} {
-		if !strings.Contains(line, want) {
-			t.Errorf("warning %q lacks %q", line, want)
+	e := events.waitFor(t, replay.EventPolicyEvicts, 2*time.Second)
+	if e.Policy != "allkeys-lru" {
+		t.Errorf("policy %q, want allkeys-lru", e.Policy)
+	}
+	for _, want := range []string{"not noeviction", "evict", "exchanged a second time"} {
+		if !strings.Contains(e.Message(), want) {
+			t.Errorf("warning %q lacks %q", e.Message(), want)
 		}
 	}
 }
 
-// logSink is a slog.Handler that keeps formatted records.
-type logSink struct {
-	lines *logLines
-	attrs []slog.Attr
+// eventLog records the store's events.
+type eventLog struct {
+	mu     sync.Mutex
+	events []replay.Event
 }
 
-type logLines struct {
-	mu    sync.Mutex
-	lines []string
+func newEventLog() *eventLog { return &eventLog{} }
+
+func (l *eventLog) report(e replay.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, e)
 }
 
-func newLogSink() *logSink { return &logSink{lines: &logLines{}} }
-
-func (l *logSink) store() *logLines { return l.lines }
-
-func (l *logSink) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logSink) WithGroup(string) slog.Handler            { return l }
-func (l *logSink) WithAttrs(as []slog.Attr) slog.Handler {
-	return &logSink{lines: l.store(), attrs: append(append([]slog.Attr(nil), l.attrs...), as...)}
+// find returns the first event of kind k.
+func (l *eventLog) find(k replay.EventKind) (replay.Event, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, e := range l.events {
+		if e.Kind == k {
+			return e, true
+		}
+	}
+	return replay.Event{}, false
 }
 
-func (l *logSink) Handle(_ context.Context, r slog.Record) error {
+func (l *eventLog) has(k replay.EventKind) bool { _, ok := l.find(k); return ok }
+
+func (l *eventLog) count(k replay.EventKind) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.events {
+		if e.Kind == k {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *eventLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	var b strings.Builder
-	b.WriteString(r.Level.String() + " " + r.Message)
-	for _, a := range l.attrs {
-		b.WriteString(" " + a.String())
+	for _, e := range l.events {
+		fmt.Fprintf(&b, "%d %s err=%v entries=%d\n", e.Kind, e.Message(), e.Err, e.Entries)
 	}
-	r.Attrs(func(a slog.Attr) bool { b.WriteString(" " + a.String()); return true })
-	st := l.store()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.lines = append(st.lines, b.String())
-	return nil
+	return b.String()
 }
 
-// find returns the first line containing sub.
-func (l *logSink) find(sub string) (string, bool) {
-	st := l.store()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	for _, line := range st.lines {
-		if strings.Contains(line, sub) {
-			return line, true
-		}
-	}
-	return "", false
-}
-
-func (l *logSink) has(sub string) bool { _, ok := l.find(sub); return ok }
-
-func (l *logSink) String() string {
-	st := l.store()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return strings.Join(st.lines, "\n")
-}
-
-func (l *logSink) waitFor(t *testing.T, sub string, within time.Duration) string {
+func (l *eventLog) waitFor(t *testing.T, k replay.EventKind, within time.Duration) replay.Event {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		if line, ok := l.find(sub); ok {
-			return line
+		if e, ok := l.find(k); ok {
+			return e
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q within %v; logs:\n%s", sub, within, l)
+			t.Fatalf("no event %d (%s) within %v; events:\n%s", k, replay.Event{Kind: k}.Message(), within, l)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -344,16 +375,18 @@ func (l *logSink) waitFor(t *testing.T, sub string, within time.Duration) string
 func TestRedisStartsDuringOutage(t *testing.T) {
 	srv := replaytest.StartRedis(t)
 	srv.Stop()
-	logs := newLogSink()
+	events := newEventLog()
 	began := time.Now()
-	r, err := replay.NewRedis(context.Background(), replay.RedisConfig{URL: srv.URL(), StartWait: 200 * time.Millisecond, Logger: slog.New(logs)})
+	r, err := replay.NewRedis(context.Background(), replay.RedisConfig{URL: srv.URL(), StartWait: 200 * time.Millisecond, Report: events.report})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(began); took > time.Second {
 		t.Fatalf("NewRedis blocked %v", took)
 	}
-	logs.waitFor(t, "revocations not loaded from Redis yet", time.Second)
+	if e := events.waitFor(t, replay.EventNotLoaded, time.Second); e.Waited != 200*time.Millisecond {
+		t.Errorf("waited %v", e.Waited)
+	}
 	if reason.Of(r.Claim(context.Background(), "acme", "j", time.Minute)) != reason.StoreUnavailable {
 		t.Fatal("claim without Redis did not fail closed")
 	}

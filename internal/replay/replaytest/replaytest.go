@@ -13,30 +13,15 @@ import (
 
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
-// Clock is a fake clock, safe for concurrent use. Advance moves it forward.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// Clock is the shared fake clock (testsupport.Clock), safe for concurrent
+// use; Advance moves it.
+type Clock = testsupport.Clock
 
 // NewClock returns a Clock reading t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's current time; pass the method value as a clock.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func NewClock(t time.Time) *Clock { return testsupport.NewClock(t) }
 
 // Harness builds a fresh, empty implementation for one subtest. Advance moves
 // that implementation's notion of time forward (for memory: the fake clock;
@@ -178,28 +163,7 @@ func concurrentClaims(t *testing.T, ctx context.Context, store replay.Store, jti
 func RunRevocations(t *testing.T, h Harness) {
 	ctx := context.Background()
 
-	t.Run("RevokeOneSession", func(t *testing.T) {
-		e := h.env(t)
-		iat := e.now().Add(-time.Minute)
-		s := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
-		other := replay.SessionRef{ID: "sid-2", Tenant: "acme", Subject: "jane", IssuedAt: iat}
-		if e.rev.Revoked(s) {
-			t.Fatal("revoked before Revoke")
-		}
-		if err := e.rev.Revoke(ctx, s.ID, e.now().Add(time.Minute)); err != nil {
-			t.Fatalf("Revoke: %v", err)
-		}
-		if !e.rev.Revoked(s) {
-			t.Fatal("not revoked after Revoke")
-		}
-		if e.rev.Revoked(other) {
-			t.Fatal("another session id of the same subject is revoked")
-		}
-		e.step(time.Minute + time.Second)
-		if e.rev.Revoked(s) {
-			t.Fatal("still revoked after until")
-		}
-	})
+	t.Run("RevokeOneSession", func(t *testing.T) { revokeOneSession(t, h) })
 
 	t.Run("RevokeAllTenant", func(t *testing.T) {
 		e := h.env(t)
@@ -258,4 +222,30 @@ func RunRevocations(t *testing.T, h Harness) {
 			}
 		}
 	})
+}
+
+// revokeOneSession: a revoked session id is refused until its expiry, and
+// only that id.
+func revokeOneSession(t *testing.T, h Harness) {
+	ctx := context.Background()
+	e := h.env(t)
+	iat := e.now().Add(-time.Minute)
+	s := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	other := replay.SessionRef{ID: "sid-2", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	if e.rev.Revoked(s) {
+		t.Fatal("revoked before Revoke")
+	}
+	if err := e.rev.Revoke(ctx, s.ID, e.now().Add(time.Minute)); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if !e.rev.Revoked(s) {
+		t.Fatal("not revoked after Revoke")
+	}
+	if e.rev.Revoked(other) {
+		t.Fatal("another session id of the same subject is revoked")
+	}
+	e.step(time.Minute + time.Second)
+	if e.rev.Revoked(s) {
+		t.Fatal("still revoked after until")
+	}
 }

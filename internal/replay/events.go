@@ -1,0 +1,106 @@
+package replay
+
+import "time"
+
+// EventKind names a state change of the Redis store.
+type EventKind int
+
+// The Redis store's events. Each is reported once per change, not per
+// request: an outage is one EventUnavailable and one EventRecovered.
+const (
+	// EventNotLoaded: StartWait passed before the revocation mirror's
+	// first load (Event.Waited; Event.Err is the cause: the last
+	// connection or load error, or that nothing answered).
+	EventNotLoaded EventKind = iota + 1
+	// EventUnavailable: the first failed request-path command of an
+	// outage (Event.Err).
+	EventUnavailable
+	// EventRecovered: a request-path command succeeded after an outage.
+	EventRecovered
+	// EventSubscriptionLost: the revocation subscription broke (Event.Err);
+	// it reconnects and resyncs.
+	EventSubscriptionLost
+	// EventLoaded: the mirror's first load (Event.Entries).
+	EventLoaded
+	// EventResynced: the mirror reloaded after a reconnect (Event.Entries).
+	EventResynced
+	// EventMalformedAnnouncement: a revocation announcement was ignored.
+	EventMalformedAnnouncement
+	// EventMalformedKeys: revocation keys were ignored by a load
+	// (Event.Entries of them).
+	EventMalformedKeys
+	// EventPolicyUnknown: maxmemory-policy could not be read (Event.Err
+	// when the read failed).
+	EventPolicyUnknown
+	// EventPolicyEvicts: maxmemory-policy is not noeviction
+	// (Event.Policy).
+	EventPolicyEvicts
+	// EventSubscriptionStale: the end-to-end check failed: a probe
+	// published through the request-path client did not come back on the
+	// subscription (Event.Err), as when the subscription is still on a
+	// demoted master; it resubscribes and resyncs.
+	EventSubscriptionStale
+	// EventMasterSwitched: the sentinels announced a new master; the
+	// subscription moves to it and resyncs.
+	EventMasterSwitched
+	// EventResyncIncomplete: a load of the mirror left keys or nodes
+	// unread (Event.Err; Event.Entries were loaded); announcements are
+	// applied meanwhile and the rest is retried.
+	EventResyncIncomplete
+	// EventRewritten: after a master change, this instance wrote its recent
+	// revocations again (Event.Entries), in case the promoted replica
+	// lacked them.
+	EventRewritten
+	// EventClaimsNotReturned: too many failed claims were waiting to be
+	// given back; those tokens stay used.
+	EventClaimsNotReturned
+)
+
+// Event is one state change of the Redis store. It never holds a password,
+// token id or session id.
+type Event struct {
+	Kind    EventKind
+	Err     error         // the cause, where Kind says so
+	Entries int           // for EventLoaded, EventResynced, EventMalformedKeys, EventResyncIncomplete, EventRewritten
+	Waited  time.Duration // for EventNotLoaded
+	Policy  string        // for EventPolicyEvicts
+}
+
+// Message says what happened and what it means for requests.
+func (e Event) Message() string {
+	switch e.Kind {
+	case EventNotLoaded:
+		return "revocations not loaded from Redis yet; sessions revoked elsewhere are accepted here until they are"
+	case EventUnavailable:
+		return "Redis unavailable: exchanges and sign-outs fail closed (503) until it answers; existing sessions keep working"
+	case EventRecovered:
+		return "Redis answers again: exchanges and sign-outs resume"
+	case EventSubscriptionLost:
+		return "lost the revocation subscription; reconnecting, then resyncing"
+	case EventLoaded:
+		return "revocations loaded from Redis"
+	case EventResynced:
+		return "revocations resynced after a reconnect"
+	case EventMalformedAnnouncement:
+		return "ignored a malformed revocation announcement"
+	case EventMalformedKeys:
+		return "ignored malformed revocation keys"
+	case EventPolicyUnknown:
+		return "could not read Redis maxmemory-policy; make sure it is noeviction, or evicted replay keys let used tokens through again"
+	case EventPolicyEvicts:
+		return "Redis maxmemory-policy is not noeviction: under memory pressure Redis may evict used-token keys " +
+			"(each carries a TTL, so allkeys-* and volatile-* policies can all pick them), and an evicted key lets that token " +
+			"be exchanged a second time. Set maxmemory-policy noeviction: a full Redis then refuses writes and exchanges fail closed (503)."
+	case EventSubscriptionStale:
+		return "the revocation subscription stopped receiving announcements (end-to-end check failed); resubscribing, then resyncing"
+	case EventMasterSwitched:
+		return "Sentinel switched the Redis master; moving the revocation subscription to the new master, then resyncing"
+	case EventResyncIncomplete:
+		return "revocations only partly loaded from Redis; sessions revoked in the unread part are accepted here until a retry loads them"
+	case EventRewritten:
+		return "wrote this instance's recent revocations again after a master change"
+	case EventClaimsNotReturned:
+		return "too many failed exchanges to give their tokens back: those tokens now answer 401 replayed, and clients need a fresh token"
+	}
+	return "redis store event"
+}
