@@ -2,8 +2,10 @@ package caddymodule_test
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,6 +19,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // These tests run the module inside a real Caddy (caddytest starts one in
@@ -138,23 +142,11 @@ func unload(t *testing.T) {
 // mint signs a one-time HS256 token for tenant acme, with extra claims.
 func mint(t *testing.T, extra map[string]any) string {
 	t.Helper()
-	jti := make([]byte, 12)
-	if _, err := rand.Read(jti); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	claims := jwt.MapClaims{
-		"iss": "acme", "aud": "acme", "sub": ctSubject,
-		"iat": now.Unix(), "exp": now.Add(60 * time.Second).Unix(), "jti": hex.EncodeToString(jti),
-	}
+	claims := testsupport.Claims("acme", ctSubject, time.Now())
 	for k, v := range extra {
 		claims[k] = v
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(ctSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testsupport.Mint(t, testsupport.HS256(ctSecret, ""), claims)
 }
 
 // sessionCookie reads the session cookie from resp's Set-Cookie lines.
@@ -328,5 +320,81 @@ func TestCaddytestRequirePathRuleNoTraversal(t *testing.T) {
 		if seen := up.take(); len(seen) != 0 {
 			t.Errorf("%s reached the app: %+v", p, seen)
 		}
+	}
+}
+
+// ctJWKSKey fetches /.embed/jwks.json and returns its one P-256 key.
+func ctJWKSKey(t *testing.T, tester *caddytest.Tester) *ecdsa.PublicKey {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ctBase+"/.embed/jwks.json", nil)
+	r := tester.AssertResponseCode(req, http.StatusOK)
+	defer r.Body.Close()
+	if cc := r.Header.Get("Cache-Control"); cc != "public, max-age=300" {
+		t.Errorf("JWKS Cache-Control = %q", cc)
+	}
+	var set struct {
+		Keys []struct{ Kty, Crv, X, Y string } `json:"keys"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&set); err != nil || len(set.Keys) != 1 || set.Keys[0].Crv != "P-256" {
+		t.Fatalf("JWKS: %+v %v", set, err)
+	}
+	x, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].X)
+	y, _ := base64.RawURLEncoding.DecodeString(set.Keys[0].Y)
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
+}
+
+// TestCaddytestForgedAssertionNeverReachesApp stops identity forgery
+// through the signed assertion: an app that trusts X-Embed-Assertion (or
+// the header `assertion { header … }` names) because it verifies, must
+// only ever receive the gateway's own, signed with the generated key that
+// /.embed/jwks.json publishes. A client's copy, in any spelling, is
+// stripped (with a session and without one), a Connection header naming
+// it is refused, and with a custom header the default one is not sent.
+func TestCaddytestForgedAssertionNeverReachesApp(t *testing.T) {
+	for _, c := range []struct{ extra, header string }{
+		{"assertion", "X-Embed-Assertion"},
+		{"assertion {\n\t\t\t\theader X-App-Identity\n\t\t\t}", "X-App-Identity"},
+	} {
+		t.Run(c.header, func(t *testing.T) {
+			up := newUpstream(t)
+			tester, _ := startGateway(t, up, c.extra)
+			forgedTok := testsupport.Mint(t, testsupport.HS256(ctSecret, ""), map[string]any{"sub": "admin@evil.test"})
+			forged := []string{c.header, forgedTok, strings.ReplaceAll(c.header, "-", "_"), forgedTok}
+
+			get(t, tester, "/app", "", http.StatusUnauthorized, forged...)
+			if seen := up.take(); len(seen) != 0 {
+				t.Fatalf("the app was reached without a session: %+v", seen)
+			}
+			cookie := login(t, tester, nil)
+			get(t, tester, "/app", cookie, http.StatusOK, forged...)
+			seen := up.take()
+			if len(seen) != 1 {
+				t.Fatalf("the app got %d requests", len(seen))
+			}
+			got := seen[0].Header.Values(c.header)
+			if len(got) != 1 || got[0] == forgedTok {
+				t.Fatalf("upstream %s = %q, want exactly the gateway's", c.header, got)
+			}
+			if c.header != "X-Embed-Assertion" && seen[0].Header.Get("X-Embed-Assertion") != "" {
+				t.Error("the default header was sent beside the custom one")
+			}
+			pub := ctJWKSKey(t, tester)
+			claims := jwt.MapClaims{}
+			if _, err := jwt.ParseWithClaims(got[0], claims, func(*jwt.Token) (any, error) { return pub, nil },
+				jwt.WithValidMethods([]string{"ES256"}), jwt.WithIssuer(ctBase), jwt.WithAudience(ctBase)); err != nil {
+				t.Fatalf("the app's assertion does not verify against the JWKS: %v", err)
+			}
+			if claims["sub"] != ctSubject || claims["tenant"] != "acme" {
+				t.Fatalf("claims %v", claims)
+			}
+			get(t, tester, "/app", cookie, http.StatusBadRequest, "Connection", c.header)
+			if seen := up.take(); len(seen) != 0 {
+				t.Fatalf("Connection naming %s reached the app", c.header)
+			}
+		})
 	}
 }
