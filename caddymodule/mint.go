@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/spf13/cobra"
 
+	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
 )
@@ -25,7 +26,7 @@ const maxMintTTL = time.Hour
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "embed-mint",
-		Usage: "--tenant <id> --sub <subject> (--key-file <file> | --key-env <NAME>) [--kid <kid>] [--ttl 60s] [--claim <name>=<value>...]",
+		Usage: "--tenant <id> --sub <subject> (--key-file <file> | --key-env <NAME>) [--kid <kid>] [--ttl 60s] [--nonce <state>] [--claim <name>=<value>...]",
 		Short: "Mints an SSO token, for tests and shell-based backends",
 		Long: `
 Prints a one-time SSO token for the tenant: iss and aud are the tenant id,
@@ -41,6 +42,9 @@ sub the subject, iat now, exp iat + ttl, jti 128 random bits.
 --ttl
     exp - iat, default 60s, at most 1h. The gateway refuses more than its
     max_token_age (default 120s).
+--nonce
+    The nonce claim: for a token link (?embed_token=) under login_state,
+    the state= value the gateway sent to login_url.
 --claim name=value
     An extra claim, repeatable. The value is JSON when it parses as JSON
     (numbers, true, arrays, objects, "quoted strings"), else a plain string.
@@ -48,17 +52,23 @@ sub the subject, iat now, exp iat + ttl, jti 128 random bits.
 
 Exit status: 0 printed a token, 1 the key is unusable, 2 usage error.`,
 		CobraFunc: func(cmd *cobra.Command) {
-			f := cmd.Flags()
-			f.String("tenant", "", "tenant id (iss and aud)")
-			f.String("sub", "", "subject: the user")
-			f.String("key-file", "", "file holding the HS256 secret or a PEM private key")
-			f.String("key-env", "", "environment variable holding the HS256 secret or a PEM private key")
-			f.String("kid", "", "kid header")
-			f.String("ttl", "60s", "lifetime, exp - iat")
-			f.StringArray("claim", nil, "extra claim name=value (repeatable)")
+			mintFlags(cmd)
 			setupCommand(cmd, cmdMint)
 		},
 	})
+}
+
+// mintFlags declares embed-mint's flags on cmd.
+func mintFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("tenant", "", "tenant id (iss and aud)")
+	f.String("sub", "", "subject: the user")
+	f.String("key-file", "", "file holding the HS256 secret or a PEM private key")
+	f.String("key-env", "", "environment variable holding the HS256 secret or a PEM private key")
+	f.String("kid", "", "kid header")
+	f.String("ttl", "60s", "lifetime, exp - iat")
+	f.String("nonce", "", "nonce claim: the state= the gateway sent to login_url")
+	f.StringArray("claim", nil, "extra claim name=value (repeatable)")
 }
 
 // cmdMint is embed-mint.
@@ -74,6 +84,7 @@ func cmdMint(c *cobra.Command, args []string) int {
 	kid, _ := f.GetString("kid")
 	ttlText, _ := f.GetString("ttl")
 	extra, _ := f.GetStringArray("claim")
+	nonce, _ := f.GetString("nonce")
 	switch {
 	case tenantID == "":
 		return usageError(c, "--tenant is required")
@@ -95,10 +106,19 @@ func cmdMint(c *cobra.Command, args []string) int {
 		if token.IsRegistered(name) {
 			return usageError(c, "--claim %s: a registered claim, set from --tenant, --sub and --ttl", name)
 		}
+		if name == gateway.NonceClaim {
+			return usageError(c, "--claim nonce: set it with --nonce")
+		}
 		if _, dup := claims[name]; dup {
 			return usageError(c, "--claim %s given twice", name)
 		}
 		claims[name] = claimValue(value)
+	}
+	if f.Changed("nonce") {
+		if nonce == "" {
+			return usageError(c, "--nonce: empty; give the state= value the gateway sent to login_url")
+		}
+		claims[gateway.NonceClaim] = nonce
 	}
 	placeholder := "{env." + keyEnv + "}"
 	if keyFile != "" {

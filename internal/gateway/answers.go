@@ -49,7 +49,7 @@ var statuses = map[reason.Reason]int{
 	reason.Malformed: 401, reason.BadAlgorithm: 401, reason.BadSignature: 401, reason.UnknownTenant: 401,
 	reason.UnknownKey: 401, reason.ForbiddenHeader: 401, reason.Expired: 401, reason.NotYetValid: 401,
 	reason.IssuedInFuture: 401, reason.LifetimeTooLong: 401, reason.WrongIssuer: 401, reason.WrongAudience: 401,
-	reason.MissingClaim: 401, reason.Replayed: 401, reason.SessionTooLarge: 401,
+	reason.MissingClaim: 401, reason.Replayed: 401, reason.SessionTooLarge: 401, reason.StateMismatch: 401,
 	// The store: fail closed, retry shortly.
 	reason.StoreUnavailable: 503,
 	// The session.

@@ -36,7 +36,7 @@ const EventTokenIssued = "token_issued"
 // name them either.
 var fieldClaims = map[string]string{
 	"email": "email", "name": "name", "groups": "groups", "scope": "scopes",
-	"metadata": "metadata", "allowed_origins": "allowed_origins",
+	"metadata": "metadata", "allowed_origins": "allowed_origins", NonceClaim: "nonce",
 }
 
 // tokenRequest is the body of POST {prefix}/token. Unknown fields are 400.
@@ -50,6 +50,7 @@ type tokenRequest struct {
 	Claims         map[string]any  `json:"claims"`
 	ExpiresIn      json.RawMessage `json:"expires_in"`
 	AllowedOrigins []string        `json:"allowed_origins"`
+	Nonce          *string         `json:"nonce"`
 }
 
 // tokenResponse is the 201 body.
@@ -96,9 +97,10 @@ func badField(field, format string, args ...any) *apiRefusal {
 // exchange then accepts like any other. The key alone picks the tenant.
 //
 // Checks, in order: method (405); Origin or Sec-Fetch-Site present (403, the
-// API is for servers and a browser must never hold an API key); the Bearer
-// API key (401); Content-Type application/json (415); body size (413); body
-// fields (400, naming the field).
+// API is for servers and a browser must never hold an API key); a
+// form-encoded body is the RFC 8693 token exchange (serveTokenExchange);
+// the Bearer API key (401); Content-Type application/json (415); body size
+// (413); body fields (400, naming the field).
 func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -110,6 +112,10 @@ func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *requ
 	}
 	if r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != "" {
 		g.apiRefuse(w, r, rq.hostTenant, "", refusalFor(reason.BrowserRequest, "the token API is for servers: call it from your backend, never from a browser"))
+		return
+	}
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == formContentType {
+		g.serveTokenExchange(w, r, rq) // RFC 8693 token exchange: tokenexchange.go
 		return
 	}
 	t, ref := g.apiTenant(r, rq)
@@ -135,7 +141,7 @@ func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *requ
 		return
 	}
 	g.cfg.Observer.Token(t.ID, "")
-	g.cfg.Audit(r, Event{Kind: EventTokenIssued, Tenant: t.ID, Subject: *req.Sub, JTI: Fingerprint(jti)})
+	g.record(r, Event{Kind: EventTokenIssued, Tenant: t.ID, Subject: *req.Sub, JTI: Fingerprint(jti)})
 	writeJSON(w, http.StatusCreated, resp)
 }
 
@@ -178,7 +184,7 @@ func (g *Gateway) apiRefuse(w http.ResponseWriter, r *http.Request, t *tenant.Te
 		e.Tenant = t.ID
 	}
 	g.cfg.Observer.Token(e.Tenant, e.Reason)
-	g.cfg.Audit(r, e)
+	g.record(r, e)
 	writeJSON(w, ref.status, ref.body)
 }
 
@@ -217,7 +223,7 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, *a
 // tokenRequestFields are the member names of a token request, exactly.
 var tokenRequestFields = map[string]bool{
 	"sub": true, "email": true, "name": true, "groups": true, "metadata": true,
-	"scopes": true, "claims": true, "expires_in": true, "allowed_origins": true,
+	"scopes": true, "claims": true, "expires_in": true, "allowed_origins": true, "nonce": true,
 }
 
 // checkTokenRequestNames holds the body's top-level member names to the
@@ -291,10 +297,13 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"sub", req.Sub}, {"email", req.Email}, {"name", req.Name}} {
+	}{{"sub", req.Sub}, {"email", req.Email}, {"name", req.Name}, {"nonce", req.Nonce}} {
 		if f.v != nil && checkHeaderSafe(f.name, *f.v) != nil {
 			return nil, "", badField(f.name, "holds control characters")
 		}
+	}
+	if req.Nonce != nil && *req.Nonce == "" {
+		return nil, "", badField("nonce", "empty: send the state the gateway gave login_url, or leave nonce out")
 	}
 	ttl, ref := g.tokenTTL(req.ExpiresIn)
 	if ref != nil {
@@ -333,6 +342,9 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	}
 	if req.Name != nil {
 		claims["name"] = *req.Name
+	}
+	if req.Nonce != nil {
+		claims[NonceClaim] = *req.Nonce
 	}
 	if req.Groups != nil {
 		claims["groups"] = req.Groups

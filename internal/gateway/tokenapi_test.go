@@ -24,6 +24,7 @@ import (
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 const (
@@ -67,13 +68,11 @@ func tapiConfigs(acmeKeys ...string) []tenant.Config {
 
 // tokenCounts records the token API outcomes the Observer is told of.
 type tokenCounts struct {
+	gateway.NopObserver
 	mu  sync.Mutex
 	got []string // "tenant/reason", reason "" when issued
 }
 
-func (c *tokenCounts) Exchange(string, reason.Reason) {}
-func (c *tokenCounts) ExchangeDuration(time.Duration) {}
-func (c *tokenCounts) Request(string, string)         {}
 func (c *tokenCounts) Token(t string, why reason.Reason) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -444,10 +443,10 @@ func TestTokenAPIRefusedBodies(t *testing.T) {
 			}
 		})
 	}
-	// Content-Type must be JSON.
-	w := e.do(tapiReq{path: "/.embed/token", body: `{"sub":"jane"}`, hdr: map[string]string{"Authorization": "Bearer " + tapiKeyA1, "Content-Type": "application/x-www-form-urlencoded"}})
+	// Content-Type must be JSON (a form is the token exchange: tokenexchange_test.go).
+	w := e.do(tapiReq{path: "/.embed/token", body: `{"sub":"jane"}`, hdr: map[string]string{"Authorization": "Bearer " + tapiKeyA1, "Content-Type": "text/plain"}})
 	if w.Code != http.StatusUnsupportedMediaType {
-		t.Fatalf("form body: %d", w.Code)
+		t.Fatalf("text body: %d", w.Code)
 	}
 	// A body just under the limit is fine.
 	pad := strings.Repeat("x", (16<<10)-200)
@@ -555,15 +554,9 @@ func TestAllowedOriginsNarrowSession(t *testing.T) {
 func TestAllowedOriginsClaimInSignedToken(t *testing.T) {
 	e := newTapiEnv(t)
 	sign := func(origins any) string {
-		c := jwt.MapClaims{"iss": "acme", "aud": "acme", "sub": "jane", "jti": hex.EncodeToString([]byte(time.Now().String())),
-			"iat": e.now.Unix(), "exp": e.now.Add(time.Minute).Unix(), "allowed_origins": origins, "scope": "deals:read"}
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-		tok.Header["kid"] = "k1"
-		s, err := tok.SignedString([]byte(tapiSecret))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		c := testsupport.Claims("acme", "jane", e.now)
+		c["allowed_origins"], c["scope"] = origins, "deals:read"
+		return testsupport.Mint(t, testsupport.HS256(tapiSecret, "k1"), c)
 	}
 	for _, tc := range []struct {
 		name    string

@@ -29,6 +29,9 @@ const (
 	MissingClaim     Reason = "missing_claim"
 	Replayed         Reason = "replayed"
 	StoreUnavailable Reason = "store_unavailable"
+	// StateMismatch refuses a token link (?embed_token=) whose nonce claim
+	// is not this browser's login-state cookie (login_state).
+	StateMismatch Reason = "state_mismatch"
 )
 
 // Session rejections (every request after the exchange).
@@ -61,7 +64,7 @@ const (
 func All() []Reason {
 	return []Reason{
 		Malformed, BadAlgorithm, BadSignature, UnknownTenant, UnknownKey, ForbiddenHeader, Expired,
-		NotYetValid, IssuedInFuture, LifetimeTooLong, WrongIssuer, WrongAudience, MissingClaim, Replayed, StoreUnavailable,
+		NotYetValid, IssuedInFuture, LifetimeTooLong, WrongIssuer, WrongAudience, MissingClaim, Replayed, StoreUnavailable, StateMismatch,
 		SessionMissing, SessionInvalid, SessionExpired, SessionIdle, SessionRevoked, WrongTenant,
 		CrossOrigin, ForbiddenOrigin, RequirementFailed, BadRequest, SessionTooLarge,
 		APIKeyInvalid, BrowserRequest,
@@ -74,6 +77,12 @@ func All() []Reason {
 type Error struct {
 	Reason Reason
 	Detail string
+	// Cause, when set, is a typed error saying more precisely what was
+	// refused (e.g. *token.ClaimError), for tools that explain a refusal
+	// without reading Detail's text. It is not part of Error()'s text and,
+	// like Detail, never holds a token, secret or cookie value. Default:
+	// none.
+	Cause error
 }
 
 func (e *Error) Error() string {
@@ -82,6 +91,9 @@ func (e *Error) Error() string {
 	}
 	return string(e.Reason) + ": " + e.Detail
 }
+
+// Unwrap returns Cause, so errors.As reaches it.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Is lets errors.Is match on the reason: errors.Is(err, reason.Expired.Err()).
 func (e *Error) Is(target error) bool {

@@ -5,11 +5,13 @@
 package tenant
 
 import (
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"iter"
 	"net"
 	"net/url"
 	"slices"
@@ -65,6 +67,17 @@ type Config struct {
 	// required), ES256 (P-256) and EdDSA (Ed25519) keys are used. It may be
 	// combined with keys and public_keys. Default: none.
 	JWKS string `json:"jwks,omitempty"`
+
+	// LoginState binds token links (?embed_token=) to the browser that was
+	// sent to login_url, with a __Host-embed_login nonce cookie the token's
+	// nonce claim must equal: "required", "optional" (a nonce, when the
+	// token has one, must match) or "off". Default: optional.
+	LoginState string `json:"login_state,omitempty"`
+
+	// SubjectIssuers are identity providers whose access tokens the token
+	// API trades for one-time tokens (RFC 8693 token exchange); they need
+	// api_keys. Default: none.
+	SubjectIssuers []SubjectIssuerConfig `json:"subject_issuers,omitempty"`
 }
 
 // SecretConfig is one HS256 secret.
@@ -112,8 +125,9 @@ type KeySource interface {
 	// on the network (a due refresh may start in the background).
 	Keys() []Key
 	// Lookup returns the key with this kid. When none is known it may first
-	// refresh the set, at a bounded rate, and wait for that refresh.
-	Lookup(kid string) (Key, bool)
+	// refresh the set, at a bounded rate, and wait for that refresh, but not
+	// past ctx (the request's): then it reports the kid unknown.
+	Lookup(ctx context.Context, kid string) (Key, bool)
 }
 
 // Tenant is a validated tenant.
@@ -127,6 +141,9 @@ type Tenant struct {
 	// once the registry has attached one.
 	JWKS   string
 	Source KeySource
+	// LoginState is never "": ParseLoginState's default is optional.
+	LoginState     LoginState
+	SubjectIssuers []*SubjectIssuer
 
 	ancestors map[string]struct{}
 	csp       string
@@ -143,9 +160,6 @@ func (t *Tenant) AllowsOrigin(origin string) bool {
 // FrameAncestorsCSP is the precomputed CSP directive for this tenant.
 func (t *Tenant) FrameAncestorsCSP() string { return t.csp }
 
-// HasTokenAPI reports whether the tenant lists api_keys.
-func (t *Tenant) HasTokenAPI() bool { return len(t.apiKeys) > 0 }
-
 // SigningKey is the key the token API signs with: the tenant's first HS256
 // key. New refuses api_keys on a tenant without one.
 func (t *Tenant) SigningKey() (Key, bool) {
@@ -155,6 +169,53 @@ func (t *Tenant) SigningKey() (Key, bool) {
 		}
 	}
 	return Key{}, false
+}
+
+// AllKeys yields t's verification keys: its static keys in config order,
+// then its KeySource's current ones. It never waits on the network. The keys
+// are read-only: they point into t and into the KeySource's slice.
+func (t *Tenant) AllKeys() iter.Seq[*Key] {
+	return func(yield func(*Key) bool) {
+		for i := range t.Keys {
+			if !yield(&t.Keys[i]) {
+				return
+			}
+		}
+		if t.Source == nil {
+			return
+		}
+		src := t.Source.Keys()
+		for i := range src {
+			if !yield(&src[i]) {
+				return
+			}
+		}
+	}
+}
+
+// KeyIDs lists the distinct kids of t's keys, in AllKeys order; keys
+// without a kid are left out.
+func (t *Tenant) KeyIDs() []string {
+	var kids []string
+	for k := range t.AllKeys() {
+		if k.KID != "" && !slices.Contains(kids, k.KID) {
+			kids = append(kids, k.KID)
+		}
+	}
+	return kids
+}
+
+// Algorithms lists the distinct algorithms t's keys verify, in AllKeys
+// order: empty for a tenant whose only keys are a JWKS with no usable key
+// yet.
+func (t *Tenant) Algorithms() []string {
+	var algs []string
+	for k := range t.AllKeys() {
+		if !slices.Contains(algs, k.Alg) {
+			algs = append(algs, k.Alg)
+		}
+	}
+	return algs
 }
 
 // MaxIDLen is the longest tenant id, in bytes: the sealed session's limit.
@@ -183,49 +244,11 @@ func New(c Config) (*Tenant, error) {
 		return nil, err
 	}
 	t := &Tenant{ID: c.ID, LoginURL: c.LoginURL, ancestors: map[string]struct{}{}}
-	kids := map[string]bool{}
-	for i, k := range c.Keys {
-		if len(k.Secret) < MinSecretLen {
-			return nil, fmt.Errorf("tenant %q: key #%d: secret is %d bytes, at least %d required", c.ID, i+1, len(k.Secret), MinSecretLen)
-		}
-		if err := addKID(kids, k.KID); err != nil {
-			return nil, fmt.Errorf("tenant %q: key #%d: %w", c.ID, i+1, err)
-		}
-		t.Keys = append(t.Keys, Key{KID: k.KID, Alg: HS256, Secret: []byte(k.Secret)})
+	if err := t.addKeys(c); err != nil {
+		return nil, err
 	}
-	for i, p := range c.PublicKeys {
-		key, err := loadPublicKey(p)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %q: public_key #%d: %w", c.ID, i+1, err)
-		}
-		if err := addKID(kids, p.KID); err != nil {
-			return nil, fmt.Errorf("tenant %q: public_key #%d: %w", c.ID, i+1, err)
-		}
-		t.Keys = append(t.Keys, key)
-	}
-	if c.JWKS != "" {
-		if err := checkJWKSURL(c.JWKS); err != nil {
-			return nil, fmt.Errorf("tenant %q: jwks: %w", c.ID, err)
-		}
-		t.JWKS = c.JWKS
-	}
-	if len(t.Keys) == 0 && t.JWKS == "" {
-		return nil, fmt.Errorf("tenant %q: no key: add key, public_key or jwks", c.ID)
-	}
-	if len(c.APIKeys) > 0 {
-		if _, ok := t.SigningKey(); !ok {
-			return nil, fmt.Errorf("tenant %q: api_keys: the token API signs with the tenant's first key (HS256); add a key", c.ID)
-		}
-	}
-	for i, h := range c.APIKeys {
-		sum, err := ParseAPIKeyHash(h)
-		if err != nil {
-			return nil, fmt.Errorf("tenant %q: api_keys #%d: %w", c.ID, i+1, err)
-		}
-		if slices.Contains(t.apiKeys, sum) {
-			return nil, fmt.Errorf("tenant %q: api_keys #%d: duplicate digest", c.ID, i+1)
-		}
-		t.apiKeys = append(t.apiKeys, sum)
+	if err := t.addAPIKeys(c); err != nil {
+		return nil, err
 	}
 	for _, o := range c.FrameAncestors {
 		origin, err := policy.ParseOrigin(o)
@@ -251,6 +274,13 @@ func New(c Config) (*Tenant, error) {
 		if err != nil || !policy.SecureURL(u) {
 			return nil, fmt.Errorf("tenant %q: login_url %q: must be an absolute https URL (http only for localhost)", c.ID, c.LoginURL)
 		}
+	}
+	var err error
+	if t.LoginState, err = ParseLoginState(c.LoginState); err != nil {
+		return nil, fmt.Errorf("tenant %q: login_state %w", c.ID, err)
+	}
+	if t.SubjectIssuers, err = newSubjectIssuers(c); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -336,7 +366,8 @@ type registryOptions struct {
 }
 
 // WithKeySources gives NewRegistry the constructor of the KeySource for a
-// tenant's jwks URL. Without it, a tenant with jwks is a config error.
+// jwks URL of a tenant: its own, or one of its subject issuers'. Without
+// it, a tenant with jwks is a config error.
 func WithKeySources(f func(tenantID, url string) (KeySource, error)) Option {
 	return func(o *registryOptions) { o.keySource = f }
 }
@@ -377,6 +408,9 @@ func NewRegistry(cfgs []Config, opts ...Option) (*Registry, error) {
 			if t.Source, err = o.keySource(t.ID, t.JWKS); err != nil {
 				return nil, fmt.Errorf("tenant %q: jwks: %w", t.ID, err)
 			}
+		}
+		if err := attachSubjectSources(t, o.keySource); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/embedgate/embedgate/internal/reason"
@@ -28,16 +29,31 @@ type header struct {
 	kid string // "" when absent or empty
 }
 
-// checkHeader applies the header rules, in this order:
+// headerRules are the algorithms and typ values one kind of token may
+// carry: one-time tokens, or the subject tokens of a token exchange.
+type headerRules struct {
+	algs    map[string]bool
+	algList string   // the allowlist as a detail names it
+	typs    []string // accepted typ values, compared in any case
+}
+
+// oneTimeHeader are the rules for one-time tokens.
+var oneTimeHeader = headerRules{algs: allowedAlgs, algList: "HS256, RS256, ES256, EdDSA", typs: []string{"JWT"}}
+
+// checkHeader applies oneTimeHeader's rules (see headerRules.check).
+func checkHeader(h map[string]any) (header, error) { return oneTimeHeader.check(h) }
+
+// check applies the header rules, in this order:
 //  1. alg present and a string, else malformed;
 //  2. alg in the allowlist (exact case), else bad_algorithm;
 //  3. none of jku, x5u, jwk, x5c, crit, else forbidden_header;
-//  4. typ, when present, "JWT" in any case, else malformed (explicit typing,
-//     RFC 8725 §3.11: keeps other JWT kinds, e.g. "at+jwt" access tokens
-//     signed by the same key, from being replayed as SSO tokens);
+//  4. typ, when present, one of r.typs in any case, else malformed
+//     (explicit typing, RFC 8725 §3.11: for one-time tokens "JWT" only,
+//     which keeps other JWT kinds, e.g. "at+jwt" access tokens signed by
+//     the same key, from being replayed as SSO tokens);
 //  5. kid, when present, a string, else malformed. An empty kid counts as
 //     absent: keys without a KID are never selected by name.
-func checkHeader(h map[string]any) (header, error) {
+func (r headerRules) check(h map[string]any) (header, error) {
 	a, ok := h["alg"]
 	if !ok {
 		return header{}, reason.Errorf(reason.Malformed, "header has no alg")
@@ -46,8 +62,8 @@ func checkHeader(h map[string]any) (header, error) {
 	if !ok {
 		return header{}, reason.Errorf(reason.Malformed, "header alg is not a string")
 	}
-	if !allowedAlgs[alg] {
-		return header{}, reason.Errorf(reason.BadAlgorithm, "alg %s is not allowed (HS256, RS256, ES256, EdDSA)", quote(alg))
+	if !r.algs[alg] {
+		return header{}, reason.Errorf(reason.BadAlgorithm, "alg %s is not allowed (%s)", quote(alg), r.algList)
 	}
 	for _, name := range forbiddenHeaders {
 		if _, ok := h[name]; ok {
@@ -56,8 +72,8 @@ func checkHeader(h map[string]any) (header, error) {
 	}
 	if t, ok := h["typ"]; ok {
 		typ, ok := t.(string)
-		if !ok || !strings.EqualFold(typ, "JWT") {
-			return header{}, reason.Errorf(reason.Malformed, "header typ must be JWT")
+		if !ok || !slices.ContainsFunc(r.typs, func(want string) bool { return strings.EqualFold(typ, want) }) {
+			return header{}, reason.Errorf(reason.Malformed, "header typ must be %s", strings.Join(r.typs, " or "))
 		}
 	}
 	var kid string
