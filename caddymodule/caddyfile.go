@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -35,6 +36,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			login_url <url>
 //			api_key <sha256-hex>            # token API key digest; repeat to rotate
 //			jwks <https-url>                # an identity provider's published keys
+//			login_state required|optional|off  # token links bound to the browser; default optional
+//			subject_issuer <issuer-url> {   # RFC 8693 token exchange at the token API; repeatable
+//				jwks <https-url>            # or: public_key <pem-file> [<kid>]; repeatable
+//				audience <aud>...           # the access token's aud must contain one of these
+//				subject_claim <claim>       # default sub
+//				copy_claims <claim>...      # copied into the one-time token
+//			}
 //		}
 //		session_key <secret>...             # >= 32 bytes each; the first seals, all open
 //		session_ttl <duration>              # default 8h
@@ -51,10 +59,19 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		require claim <claim.path> <value>
 //		tenants_file <path>                 # JSON {"tenants": [...]}, watched and hot-reloaded
 //		metrics_per_tenant                  # tenant label on the metrics; default off
+//		assertion                           # signed identity for the app, defaults; or:
+//		assertion {
+//			header <name>                   # default X-Embed-Assertion
+//			audience <string>               # default: the request's origin
+//			ttl <duration>                  # default 5m, at most 1h
+//			key <pem-file> [<kid>]          # ES256/EdDSA; repeat to rotate: the first signs
+//		}
 //		store memory                        # default
 //		store redis <url> {                 # cluster mode
 //			key_prefix <prefix>             # default "embedgate:"
 //			timeout <duration>              # per command, default 150ms
+//			replicas <n>                    # wait for n replica acks per write, default 0
+//			tls { ca|cert|key|server_name <value> }  # for rediss:// urls
 //		}
 //	}
 //
@@ -83,43 +100,22 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := parseDuration(d, h.durationField(d.Val())); err != nil {
 				return err
 			}
-		case "cookie_name":
-			if err := oneArg(d, &h.CookieName); err != nil {
+		case "cookie_name", "prefix", "token_param", "tenants_file":
+			if err := oneArg(d, h.stringField(d.Val())); err != nil {
 				return err
 			}
-		case "prefix":
-			if err := oneArg(d, &h.Prefix); err != nil {
-				return err
-			}
-		case "token_param":
-			if err := oneArg(d, &h.TokenParam); err != nil {
-				return err
-			}
-		case "inject_bridge":
+		case "inject_bridge", "caddy_errors", "metrics_per_tenant":
+			flag := h.flagField(d.Val())
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			h.InjectBridge = true
-		case "caddy_errors":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.CaddyErrors = true
+			*flag = true
 		case "forward_claim":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
 				return d.Errf("forward_claim takes <claim.path> <Header-Name>")
 			}
 			h.ForwardClaims = append(h.ForwardClaims, ForwardClaim{Claim: args[0], Header: args[1]})
-		case "tenants_file":
-			if err := oneArg(d, &h.TenantsFile); err != nil {
-				return err
-			}
-		case "metrics_per_tenant":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			h.MetricsPerTenant = true
 		case "store":
 			st, err := parseStore(d)
 			if err != nil {
@@ -132,11 +128,32 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Require = append(h.Require, rq)
+		case "assertion":
+			if h.Assertion != nil {
+				return d.Errf("assertion given twice")
+			}
+			a, err := parseAssertion(d)
+			if err != nil {
+				return err
+			}
+			h.Assertion = a
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}
 	}
 	return nil
+}
+
+// stringField is the field a one-argument subdirective sets.
+func (h *Handler) stringField(name string) *string {
+	return map[string]*string{"cookie_name": &h.CookieName, "prefix": &h.Prefix, "token_param": &h.TokenParam,
+		"tenants_file": &h.TenantsFile}[name]
+}
+
+// flagField is the field a subdirective without arguments turns on.
+func (h *Handler) flagField(name string) *bool {
+	return map[string]*bool{"inject_bridge": &h.InjectBridge, "caddy_errors": &h.CaddyErrors,
+		"metrics_per_tenant": &h.MetricsPerTenant}[name]
 }
 
 // durationField is the field a duration subdirective sets.
@@ -205,6 +222,16 @@ func parseTenant(d *caddyfile.Dispenser) (tenant.Config, error) {
 			if err := oneArg(d, &t.JWKS); err != nil {
 				return t, err
 			}
+		case "login_state":
+			if err := parseLoginState(d, &t); err != nil {
+				return t, err
+			}
+		case "subject_issuer":
+			si, err := parseSubjectIssuer(d, t.ID)
+			if err != nil {
+				return t, err
+			}
+			t.SubjectIssuers = append(t.SubjectIssuers, si)
 		default:
 			return t, d.Errf("tenant %q: unrecognized subdirective %q", t.ID, d.Val())
 		}
@@ -256,6 +283,13 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 //	store redis <url> {
 //		key_prefix <prefix>     # default embedgate:
 //		timeout <duration>      # per command, default 150ms
+//		replicas <n>            # wait for n replicas per write, default 0
+//		tls {                   # for rediss:// urls
+//			ca <pem-file>
+//			cert <pem-file>
+//			key <pem-file>
+//			server_name <name>
+//		}
 //	}
 func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	if !d.NextArg() {
@@ -286,6 +320,22 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 				if err := parseDuration(d, &sc.Timeout); err != nil {
 					return nil, err
 				}
+			case "replicas":
+				var n string
+				if err := oneArg(d, &n); err != nil {
+					return nil, err
+				}
+				v, err := strconv.Atoi(n)
+				if err != nil || v < 0 {
+					return nil, d.Errf("store redis: replicas %q: want a number of replicas, 0 or more", n)
+				}
+				sc.Replicas = v
+			case "tls":
+				st, err := parseStoreTLS(d)
+				if err != nil {
+					return nil, err
+				}
+				sc.TLS = st
 			default:
 				return nil, d.Errf("store redis: unrecognized subdirective %q", d.Val())
 			}
@@ -297,6 +347,74 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		}
 		return nil, d.Errf("unknown store %q (want memory or redis)", typ)
 	}
+}
+
+// parseAssertion reads a bare `assertion` line (the defaults) or:
+//
+//	assertion {
+//		header <name>
+//		audience <string>
+//		ttl <duration>
+//		key <pem-file> [<kid>]
+//	}
+func parseAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
+	if d.NextArg() {
+		return nil, d.Errf("assertion takes no arguments, only a block")
+	}
+	a := &AssertionConfig{}
+	for d.NextBlock(1) {
+		switch d.Val() {
+		case "header":
+			if err := oneArg(d, &a.Header); err != nil {
+				return nil, err
+			}
+		case "audience":
+			if err := oneArg(d, &a.Audience); err != nil {
+				return nil, err
+			}
+		case "ttl":
+			if err := parseDuration(d, &a.TTL); err != nil {
+				return nil, err
+			}
+		case "key":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return nil, d.Errf("assertion: key takes <pem-file> [<kid>]")
+			}
+			k := AssertionKey{File: args[0]}
+			if len(args) == 2 {
+				k.KID = args[1]
+			}
+			a.Keys = append(a.Keys, k)
+		default:
+			return nil, d.Errf("assertion: unrecognized subdirective %q", d.Val())
+		}
+	}
+	return a, nil
+}
+
+// parseStoreTLS reads the tls block of store redis.
+func parseStoreTLS(d *caddyfile.Dispenser) (*StoreTLS, error) {
+	if d.NextArg() {
+		return nil, d.Errf("store redis: tls takes a block, no arguments")
+	}
+	st := &StoreTLS{}
+	for d.NextBlock(2) {
+		field := map[string]*string{"ca": &st.CA, "cert": &st.Cert, "key": &st.Key, "server_name": &st.ServerName}[d.Val()]
+		if field == nil {
+			return nil, d.Errf("store redis: tls: unrecognized subdirective %q", d.Val())
+		}
+		if *field != "" {
+			return nil, d.Errf("store redis: tls: %s given twice", d.Val())
+		}
+		if err := oneArg(d, field); err != nil {
+			return nil, err
+		}
+	}
+	if *st == (StoreTLS{}) {
+		return nil, d.Errf("store redis: tls needs at least one of ca, cert, key, server_name")
+	}
+	return st, nil
 }
 
 // Interface guards

@@ -8,7 +8,6 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -16,10 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/embedgate/embedgate/internal/gateway"
-	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
@@ -122,6 +119,12 @@ type Handler struct {
 	// Default: false.
 	CaddyErrors bool `json:"caddy_errors,omitempty"`
 
+	// Assertion sends the app a signed identity with every request that
+	// has a session: a short-lived ES256/EdDSA JWT (header, audience, ttl,
+	// keys: see AssertionConfig), verifiable against {prefix}/jwks.json.
+	// An empty object turns it on with the defaults. Default: off.
+	Assertion *AssertionConfig `json:"assertion,omitempty"`
+
 	gw      *gateway.Gateway
 	tenants *tenantSet // the live registry, read by the admin API
 	logger  *zap.Logger
@@ -187,6 +190,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	assertions, err := h.provisionAssertion(ctx.Storage(), repl)
+	if err != nil {
+		return err
+	}
 
 	store, revocations, err := h.provisionStore(ctx)
 	if err != nil {
@@ -215,6 +222,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		TokenParam:     h.TokenParam,
 		InjectBridge:   h.InjectBridge,
 		ReturnRefusals: h.CaddyErrors,
+		Assertions:     assertions,
 		ForwardClaims:  fwd,
 		Require:        req,
 		Audit:          h.audit,
@@ -321,12 +329,15 @@ func (h *Handler) Validate() error {
 			return fmt.Errorf("require #%d: claim %q needs a value", i+1, rq.Claim)
 		}
 	}
-	return nil
+	return h.validateAssertion()
 }
 
 // Cleanup releases the reload-surviving state.
 func (h *Handler) Cleanup() error {
 	untrackTenants(h)
+	if h.tenants != nil {
+		h.tenants.releaseJWKS()
+	}
 	for _, k := range h.pooled {
 		_, _ = statePool.Delete(k)
 	}
@@ -343,58 +354,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(ref.Status, ref)
 	}
 	return err
-}
-
-// audit logs an event once, here at the boundary.
-func (h *Handler) audit(r *http.Request, e gateway.Event) {
-	level := zapcore.WarnLevel
-	switch {
-	case e.Kind != gateway.EventReject:
-		level = zapcore.InfoLevel
-	case e.Reason == reason.StoreUnavailable:
-		metrics.storeErrors.Inc() // counted whatever the log level
-		level = zapcore.ErrorLevel
-	case e.HotPath:
-		level = zapcore.DebugLevel
-	}
-	// Check first: on the hot path the fields are built only when the
-	// line is written.
-	ce := h.logger.Check(level, e.Kind)
-	if ce == nil {
-		return
-	}
-	fields := []zap.Field{zap.String("tenant", e.Tenant)}
-	if e.Subject != "" {
-		fields = append(fields, zap.String("sub", e.Subject))
-	}
-	if e.JTI != "" {
-		fields = append(fields, zap.String("jti_hash", e.JTI))
-	}
-	if e.Session != "" {
-		fields = append(fields, zap.String("session_hash", e.Session))
-	}
-	if e.Reason != "" {
-		fields = append(fields, zap.String("reason", string(e.Reason)))
-	}
-	if e.Detail != "" {
-		fields = append(fields, zap.String("detail", e.Detail))
-	}
-	ce.Write(append(fields, requestFields(r)...)...)
-}
-
-// requestFields name the client as Caddy's access log does: client_ip
-// honours trusted_proxies (behind a load balancer, the client, not the
-// balancer), remote_ip is the peer address without its port.
-func requestFields(r *http.Request) []zap.Field {
-	remote, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		remote = r.RemoteAddr
-	}
-	client, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if client == "" {
-		client = remote
-	}
-	return []zap.Field{zap.String("client_ip", client), zap.String("remote_ip", remote), zap.String("path", r.URL.Path)}
 }
 
 // skipAccessLog keeps a request whose URL holds a token out of Caddy's

@@ -1,35 +1,35 @@
 package e2e
 
-// The harness of the browser suite: three HTTPS sites served by one
+// The Go half of the browser suite: it serves three HTTPS sites from one
 // embedgate process (the gateway portal.gate.test, the customer page
 // app.acme.test with its token-minting backend, the stranger
-// evil.other.test), a loopback app behind the gateway, and headless Chromium
-// driven with chromedp, every host name mapped to 127.0.0.1.
+// evil.other.test), a loopback app behind the gateway, and a control server
+// through which the node tests read what the backend minted and what the app
+// saw. The browsers themselves are driven from node (e2e/browser/lib.mjs,
+// puppeteer-core); runNodeSuite starts `node --test` there.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"text/template"
 	"time"
-
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
-	"github.com/chromedp/cdproto/storage"
-	"github.com/chromedp/cdproto/target"
-	"github.com/chromedp/chromedp"
 )
 
 const (
@@ -39,11 +39,14 @@ const (
 )
 
 // browserSite serves the three sites. The gateway knows its tenant by host,
-// so that a frame without a session still gets acme's gate page.
+// so that a frame without a session still gets acme's gate page. GateExtra
+// goes into the gateway's site (a regime's header rewrite), Extra into
+// embed_session (a test's settings, changed with /config).
 const browserSite = `
 portal.gate.test:{{.HTTPSPort}} {
 	tls internal
 	log
+	{{.GateExtra}}
 	embed_session {
 		tenant acme {
 			key {env.ACME_SECRET}
@@ -74,36 +77,54 @@ evil.other.test:{{.HTTPSPort}} {
 }
 `
 
-// chromiumPath finds the browser: $EMBEDGATE_CHROMIUM, else Debian's
-// chromium (the binary behind its wrapper script), else one on PATH.
-func chromiumPath() string {
-	if p := os.Getenv("EMBEDGATE_CHROMIUM"); p != "" {
+// browserDir is the node half of the suite.
+func browserDir() string { return filepath.Join(repoRoot(), "e2e", "browser") }
+
+// requireTool finds a program the browser suite needs: $envVar, else the
+// first of names that exists (a path or a name on PATH). Without it the
+// test is skipped, except in CI, where a missing tool is a failure.
+func requireTool(t *testing.T, what, envVar, install string, names ...string) string {
+	t.Helper()
+	if p := os.Getenv(envVar); p != "" {
 		return p
 	}
-	if _, err := os.Stat("/usr/lib/chromium/chromium"); err == nil {
-		return "/usr/lib/chromium/chromium"
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
+	msg := fmt.Sprintf("%s not found (%s, or set %s)", what, install, envVar)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
 	return ""
 }
 
-// requireChromium skips the test without a browser, except in CI, where a
-// missing browser is a failure.
-func requireChromium(t *testing.T) string {
+// requireBrowser finds Debian's Chromium (the binary behind its wrapper
+// script) or firefox-esr.
+func requireBrowser(t *testing.T, engine string) string {
 	t.Helper()
-	p := chromiumPath()
-	if p == "" {
-		msg := "Chromium not found (apt-get install chromium, or set EMBEDGATE_CHROMIUM)"
+	if engine == "firefox" {
+		return requireTool(t, "firefox-esr", "EMBEDGATE_FIREFOX", "apt-get install firefox-esr",
+			"/usr/lib/firefox-esr/firefox-esr", "firefox-esr", "firefox")
+	}
+	return requireTool(t, "Chromium", "EMBEDGATE_CHROMIUM", "apt-get install chromium",
+		"/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome")
+}
+
+// requireNodeSuite finds node and the suite's npm dependencies.
+func requireNodeSuite(t *testing.T) string {
+	t.Helper()
+	node := requireTool(t, "node", "EMBEDGATE_NODE", "apt-get install nodejs", "node")
+	if _, err := os.Stat(filepath.Join(browserDir(), "node_modules", "puppeteer-core", "package.json")); err != nil {
+		msg := "e2e/browser/node_modules is missing (cd e2e/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci)"
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
-	return p
+	return node
 }
 
 // mintBackend is the customer's backend: it mints a one-time token for the
@@ -143,11 +164,15 @@ func newMintBackend(t *testing.T) *mintBackend {
 	return m
 }
 
-// Tokens are the tokens minted so far.
-func (m *mintBackend) Tokens() []string {
+// take returns the tokens minted so far and, with reset, forgets them.
+func (m *mintBackend) take(reset bool) []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]string(nil), m.tokens...)
+	out := append([]string{}, m.tokens...)
+	if reset {
+		m.tokens = nil
+	}
+	return out
 }
 
 // appPage is the embedded app: it greets the subject the gateway sends,
@@ -184,483 +209,265 @@ table{border-collapse:collapse;width:100%%;margin-top:12px} td,th{border-bottom:
 </body></html>`, sub, html.EscapeString(r.URL.Path), n)
 }
 
-// hostPage is the customer's page: the five lines of the README, plus
-// recording of every event for the test to read.
-const hostPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Acme CRM</title>
-<style>
-body{font:15px/1.5 system-ui,sans-serif;margin:0;background:#f3f5f9;color:#1d2433}
-header{background:#16325c;color:#fff;padding:14px 24px} header h1{font-size:18px;margin:0}
-main{padding:20px 24px;max-width:960px} #app>div{background:#fff;border:1px solid #d5dae5;border-radius:8px;overflow:hidden;margin-bottom:16px}
-</style></head>
-<body><header><h1>Acme CRM · customer page on app.acme.test</h1></header>
-<main><div id="app"></div></main>
-<script src="{{GATEWAY}}/.embed/sdk.js"></script>
-<script>
-window.__events = [];
-window.__mints = 0;
-window.__pageID = Math.random();
-const params = new URLSearchParams(location.search);
-async function mintToken() {
-  window.__mints++;
-  const res = await fetch("/api/embed-token", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ sub: params.get("sub") || "jane@acme.test" }) });
-  const { token } = await res.json();
-  window.__lastToken = token;
-  return token;
-}
-window.mountEmbed = (id, getToken, path) => {
-  const el = document.createElement("div");
-  el.id = id;
-  document.getElementById("app").appendChild(el);
-  const embed = EmbedGate.mount({ target: el, src: "{{GATEWAY}}" + (path || "/deals"), tenant: "acme", title: "Deals",
-    getToken: getToken || mintToken, init: { locale: "de-CH", theme: "dark" } });
-  for (const type of ["embed:ready", "embed:resize", "embed:authRequired", "embed:authenticated", "embed:navigate"]) {
-    embed.on(type, (ev) => window.__events.push(Object.assign({ mount: id, at: Date.now() }, ev)));
-  }
-  return embed;
-};
-window.addStranger = () => {
-  const f = document.createElement("iframe");
-  f.src = "{{EVIL}}/spam.html";
-  f.style.display = "none";
-  document.body.appendChild(f);
-};
-if (!params.has("manual")) window.embed = window.mountEmbed("main");
-</script>
-</body></html>
-`
-
-// evilPage tries to embed the app for tenant acme from a stranger site.
-const evilPage = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Stranger</title></head>
-<body style="font:15px system-ui;margin:20px;background:#fff5f5"><h1>evil.other.test</h1><div id="app"></div>
-<script src="{{GATEWAY}}/.embed/sdk.js"></script>
-<script>
-window.__events = [];
-window.__asked = 0;
-window.embed = EmbedGate.mount({ target: "#app", src: "{{GATEWAY}}/deals", tenant: "acme", title: "Deals",
-  getToken: () => { window.__asked++; return "not-a-token"; } });
-for (const type of ["embed:ready", "embed:resize", "embed:authRequired", "embed:authenticated", "embed:navigate"]) {
-  window.embed.on(type, (ev) => window.__events.push(ev));
-}
-</script></body></html>
-`
-
-// evilPost is a cross-site form POST into the app.
-const evilPost = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Win a prize</title></head><body>
-<form id="f" method="post" action="{{GATEWAY}}/deals/delete-all"><input name="confirm" value="yes"></form>
-<script>
-fetch("{{GATEWAY}}/deals/api-delete", { method: "POST", mode: "no-cors", credentials: "include", body: "confirm=yes" })
-  .catch(() => {})
-  .finally(() => document.getElementById("f").submit());
-</script>
-</body></html>
-`
-
-// evilSpam sits in a hidden frame of the customer's page and forges
-// messages to the host page and to the gateway's frame.
-const evilSpam = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ad</title></head><body>
-<script>
-const forged = [
-  { type: "embed:navigate", path: "/pwned" },
-  { type: "embed:resize", height: 4321 },
-  { type: "embed:authRequired", reason: "forged" },
-  { type: "embed:ready", page: "start" },
-];
-for (const m of forged) parent.postMessage(m, "*");
-for (let i = 0; i < parent.frames.length; i++) {
-  const f = parent.frames[i];
-  if (f === window) continue;
-  f.postMessage({ type: "host:init", locale: "xx-PWNED", theme: "evil" }, "*");
-  f.postMessage({ type: "host:token", token: "forged" }, "*");
-  f.postMessage({ type: "host:signOut" }, "*");
-}
-document.title = "sent";
-</script></body></html>
-`
-
-// browserEnv is one gateway process with its sites, app and backend.
+// browserEnv is one gateway process with its sites, app and backend, and
+// the control server the node tests talk to.
 type browserEnv struct {
-	t       *testing.T
-	g       *Gateway
-	up      *Upstream
-	backend *mintBackend
+	g        *Gateway
+	up       *Upstream
+	backend  *mintBackend
+	control  *httptest.Server
+	vars     map[string]any // the Caddyfile's template data
+	mu       sync.Mutex     // guards upSeen, logsSeen and reloads
+	upSeen   int            // upstream requests before the last /reset
+	logsSeen int            // log bytes before the last /reset
 }
 
-func startBrowserEnv(t *testing.T, extra string) *browserEnv {
+// startBrowserEnv starts the gateway with gateExtra in its site block and
+// copies e2e/browser/sites/{acme,evil} into the two static sites, with
+// {{GATEWAY}}, {{ACME}} and {{EVIL}} filled in.
+func startBrowserEnv(t *testing.T, gateExtra string) *browserEnv {
 	t.Helper()
-	requireChromium(t)
-	up := newUpstream(t, appPage)
-	backend := newMintBackend(t)
-	hostRoot, evilRoot := t.TempDir(), t.TempDir()
+	e := &browserEnv{up: newUpstream(t, appPage), backend: newMintBackend(t)}
 	port := freePort(t)
-	gw := fmt.Sprintf("https://%s:%d", gateHost, port)
-	evil := fmt.Sprintf("https://%s:%d", evilHost, port)
-	fill := strings.NewReplacer("{{GATEWAY}}", gw, "{{EVIL}}", evil)
-	for path, body := range map[string]string{
-		filepath.Join(hostRoot, "index.html"): hostPage,
-		filepath.Join(evilRoot, "index.html"): evilPage,
-		filepath.Join(evilRoot, "post.html"):  evilPost,
-		filepath.Join(evilRoot, "spam.html"):  evilSpam,
-	} {
-		if err := os.WriteFile(path, []byte(fill.Replace(body)), 0o644); err != nil {
+	origin := func(host string) string { return fmt.Sprintf("https://%s:%d", host, port) }
+	fill := strings.NewReplacer("{{GATEWAY}}", origin(gateHost), "{{ACME}}", origin(acmeHost), "{{EVIL}}", origin(evilHost))
+	roots := map[string]string{}
+	for _, site := range []string{"acme", "evil"} {
+		roots[site] = t.TempDir()
+		if err := copySite(filepath.Join(browserDir(), "sites", site), roots[site], fill); err != nil {
 			t.Fatal(err)
 		}
 	}
-	g := startGateway(t, browserSite, map[string]any{
-		"Upstream": up.Listener.Addr().String(), "Backend": backend.Listener.Addr().String(),
-		"HostRoot": hostRoot, "EvilRoot": evilRoot, "Extra": extra,
-	}, GatewayOptions{Env: coreEnv, HTTPSPort: port})
-	return &browserEnv{t: t, g: g, up: up, backend: backend}
+	e.vars = map[string]any{
+		"Upstream": e.up.Listener.Addr().String(), "Backend": e.backend.Listener.Addr().String(),
+		"HostRoot": roots["acme"], "EvilRoot": roots["evil"], "GateExtra": gateExtra, "Extra": "",
+	}
+	e.g = startGateway(t, browserSite, e.vars, GatewayOptions{Env: coreEnv, HTTPSPort: port})
+	e.control = httptest.NewServer(e.controlHandler())
+	t.Cleanup(e.control.Close)
+	return e
 }
 
-func (e *browserEnv) gatewayOrigin() string {
-	return fmt.Sprintf("https://%s:%d", gateHost, e.g.HTTPSPort)
-}
-func (e *browserEnv) acmeOrigin() string {
-	return fmt.Sprintf("https://%s:%d", acmeHost, e.g.HTTPSPort)
-}
-func (e *browserEnv) evilOrigin() string {
-	return fmt.Sprintf("https://%s:%d", evilHost, e.g.HTTPSPort)
-}
-
-// upstreamSaw lists the app requests that carried subject.
-func (e *browserEnv) upstreamSaw(subject string) []*http.Request {
-	var out []*http.Request
-	for _, r := range e.up.Requests() {
-		if r.Header.Get("X-Embed-Subject") == subject {
-			out = append(out, r)
+// copySite copies every file of dir into dst, filling in the placeholders.
+func copySite(dir, dst string, fill *strings.Replacer) error {
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-	}
-	return out
-}
-
-// Browser is one headless Chromium with a fresh profile.
-type Browser struct {
-	t      *testing.T
-	ctx    context.Context // the first tab
-	cancel context.CancelFunc
-	dir    string
-	netlog string
-	Trust  string // how the internal CA is trusted: "nss" or "ignore-certificate-errors"
-
-	mu        sync.Mutex
-	urls      []string // every request URL the CDP network events showed, all targets
-	responses []SeenResponse
-	frames    map[target.ID]context.Context
-	closed    bool
-}
-
-// newBrowser starts Chromium for env: only loopback (every host name maps
-// to 127.0.0.1), no QUIC, no background traffic, and trust for the gateway's
-// internal CA through an NSS database in the profile's HOME when certutil
-// is there (else --ignore-certificate-errors).
-func newBrowser(t *testing.T, env *browserEnv) *Browser {
-	t.Helper()
-	exe := requireChromium(t)
-	b := &Browser{t: t, dir: t.TempDir(), frames: map[target.ID]context.Context{}}
-	home := filepath.Join(b.dir, "home")
-	b.netlog = filepath.Join(b.dir, "netlog.json")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(filepath.Join(b.dir, "profile")),
-		chromedp.WindowSize(1200, 900),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("host-resolver-rules", "MAP * 127.0.0.1"),
-		chromedp.Flag("log-net-log", b.netlog),
-		chromedp.Flag("net-log-capture-mode", "Default"),
-		chromedp.Env("HOME="+home),
-	)
-	if err := trustCA(home, env.g.rootCertPath()); err != nil {
-		t.Logf("trusting the internal CA with --ignore-certificate-errors: %v", err)
-		opts = append(opts, chromedp.IgnoreCertErrors)
-		b.Trust = "ignore-certificate-errors"
-	} else {
-		b.Trust = "nss"
-	}
-	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithListener(b.record))
-	b.ctx = ctx
-	b.cancel = func() { cancel(); allocCancel() }
-	t.Cleanup(b.Close)
-	// The first action starts the browser and binds it to ctx.
-	if err := chromedp.Do(ctx); err != nil {
-		msg := fmt.Sprintf("starting Chromium (%s): %v", exe, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
+		rel, _ := filepath.Rel(dir, path)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
 		}
-		t.Skip(msg)
-	}
-	return b
-}
-
-// trustCA adds the root certificate to an NSS database under home, where
-// Chromium on Linux looks for locally trusted roots.
-func trustCA(home, rootPEM string) error {
-	certutil, err := exec.LookPath("certutil")
-	if err != nil {
-		return errors.New("certutil not installed (apt-get install libnss3-tools)")
-	}
-	db := filepath.Join(home, ".pki", "nssdb")
-	if err := os.MkdirAll(db, 0o700); err != nil {
-		return err
-	}
-	for _, args := range [][]string{
-		{"-N", "-d", "sql:" + db, "--empty-password"},
-		{"-A", "-d", "sql:" + db, "-t", "C,,", "-n", "embedgate-e2e-root", "-i", rootPEM},
-	} {
-		if out, err := exec.Command(certutil, args...).CombinedOutput(); err != nil {
-			return fmt.Errorf("certutil %s: %v: %s", args[0], err, out)
+		out := filepath.Join(dst, rel)
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
 		}
-	}
-	return nil
+		return os.WriteFile(out, []byte(fill.Replace(string(data))), 0o644)
+	})
 }
 
-// record keeps every request URL of a target's network events.
-func (b *Browser) record(ev any) {
-	switch ev := ev.(type) {
-	case *network.EventRequestWillBeSent:
-		b.mu.Lock()
-		b.urls = append(b.urls, ev.Request.URL+ev.Request.URLFragment)
-		if ev.RedirectResponse != nil {
-			b.urls = append(b.urls, ev.RedirectResponse.URL)
+func (e *browserEnv) origin(host string) string {
+	return fmt.Sprintf("https://%s:%d", host, e.g.HTTPSPort)
+}
+
+// seenRequest is one upstream request as the control server reports it.
+type seenRequest struct {
+	Method  string `json:"method"`
+	Path    string `json:"path"`
+	Query   string `json:"query,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	Tenant  string `json:"tenant,omitempty"`
+}
+
+// controlHandler answers the node tests, all since the last POST /reset:
+//
+//	GET  /tokens    the tokens the backend minted (JSON array)
+//	GET  /upstream  the requests that reached the app (JSON array)
+//	GET  /logs      what the gateway logged (no token or cookie value)
+//	POST /reset     forget all three (each test starts with this)
+//	POST /config    {"extra": "session_ttl 3s"}: reload the gateway with
+//	                these embed_session lines ("" restores the default)
+func (e *browserEnv) controlHandler() http.Handler {
+	mux := http.NewServeMux()
+	writeJSON := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /tokens", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, e.backend.take(false)) })
+	mux.HandleFunc("GET /upstream", func(w http.ResponseWriter, _ *http.Request) {
+		e.mu.Lock()
+		skip := e.upSeen
+		e.mu.Unlock()
+		out := []seenRequest{}
+		for _, r := range e.up.Requests()[skip:] {
+			out = append(out, seenRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+				Subject: r.Header.Get("X-Embed-Subject"), Tenant: r.Header.Get("X-Embed-Tenant")})
 		}
-		b.mu.Unlock()
-	case *network.EventResponseReceived:
-		b.mu.Lock()
-		b.urls = append(b.urls, ev.Response.URL)
-		b.responses = append(b.responses, SeenResponse{URL: ev.Response.URL, Status: ev.Response.Status, Type: ev.Type})
-		b.mu.Unlock()
-	case *page.EventFrameNavigated:
-		b.mu.Lock()
-		b.urls = append(b.urls, ev.Frame.URL+ev.Frame.URLFragment)
-		b.mu.Unlock()
-	}
-}
-
-// SeenResponse is one response in the CDP network events.
-type SeenResponse struct {
-	URL    string
-	Status int64
-	Type   network.ResourceType
-}
-
-// Responses are the responses seen in CDP events so far.
-func (b *Browser) Responses() []SeenResponse {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]SeenResponse(nil), b.responses...)
-}
-
-// CDPURLs are the URLs seen in CDP events so far.
-func (b *Browser) CDPURLs() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.urls...)
-}
-
-// Close ends the browser; the net log is complete afterwards.
-func (b *Browser) Close() {
-	b.mu.Lock()
-	closed := b.closed
-	b.closed = true
-	b.mu.Unlock()
-	if !closed {
-		b.cancel()
-	}
-}
-
-var netlogURL = regexp.MustCompile(`"(?:url|original_url|location)":"([^"]+)"`)
-
-// NetLogURLs closes the browser and returns every URL its network stack
-// logged: each request, redirect and navigation of every frame and process.
-func (b *Browser) NetLogURLs() []string {
-	b.t.Helper()
-	b.Close()
-	data, err := os.ReadFile(b.netlog)
-	if err != nil {
-		b.t.Fatalf("net log: %v", err)
-	}
-	var out []string
-	for _, m := range netlogURL.FindAllSubmatch(data, -1) {
-		out = append(out, string(m[1]))
-	}
-	return out
-}
-
-// Navigate loads url in the first tab.
-func (b *Browser) Navigate(url string) {
-	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
-		b.t.Fatalf("navigate %s: %v", url, err)
-	}
-}
-
-// Eval evaluates expr (promises awaited) in ctx (the tab, or a frame from
-// Frame) and decodes the result into T.
-func Eval[T any](b *Browser, ctx context.Context, expr string) T {
-	b.t.Helper()
-	c, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
-	if err != nil {
-		b.t.Fatalf("evaluate %s: %v", expr, err)
-	}
-	return v
-}
-
-// WaitFor polls expr in ctx until it is truthy.
-func (b *Browser) WaitFor(ctx context.Context, what, expr string, timeout time.Duration) {
-	b.t.Helper()
-	deadline := time.Now().Add(timeout)
-	var last error
-	for time.Now().Before(deadline) {
-		c, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ok, err := chromedp.Run(c, chromedp.Evaluate[bool]("!!("+expr+")", chromedp.EvalAwaitPromise))
-		cancel()
-		if err == nil && ok {
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /logs", func(w http.ResponseWriter, _ *http.Request) {
+		e.mu.Lock()
+		skip := e.logsSeen
+		e.mu.Unlock()
+		_, _ = io.WriteString(w, e.g.Logs()[skip:])
+	})
+	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
+		e.mu.Lock()
+		e.backend.take(true)
+		e.upSeen, e.logsSeen = len(e.up.Requests()), len(e.g.Logs())
+		e.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /config", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Extra string `json:"extra"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		last = err
-		time.Sleep(50 * time.Millisecond)
-	}
-	b.t.Fatalf("timed out after %s waiting for %s (%s), last error: %v\nevents: %s", timeout, what, expr, last, b.events())
+		if err := e.reload(body.Extra); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
 }
 
-func (b *Browser) events() string {
-	c, cancel := context.WithTimeout(b.ctx, 5*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(c, chromedp.Evaluate[[]byte]("JSON.stringify(window.__events || null)"))
+// reload rewrites the Caddyfile with extra in embed_session and runs
+// `embedgate reload`. (Gateway.Reload fails the test from its own
+// goroutine; this one runs in the control server's.)
+func (e *browserEnv) reload(extra string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	httpPort, err := pickPort()
 	if err != nil {
-		return err.Error()
+		return err
 	}
-	return string(v)
-}
-
-// HostEvent is one event the SDK passed to the host page's listeners.
-type HostEvent struct {
-	Mount  string  `json:"mount"`
-	Type   string  `json:"type"`
-	Page   string  `json:"page"`
-	Path   string  `json:"path"`
-	Reason string  `json:"reason"`
-	Height float64 `json:"height"`
-	Sub    string  `json:"sub"`
-}
-
-// Events are the SDK events the host page recorded.
-func (b *Browser) Events() []HostEvent {
-	b.t.Helper()
-	var out []HostEvent
-	raw := Eval[string](b, b.ctx, "JSON.stringify(window.__events)")
-	if err := json.Unmarshal([]byte(raw), &out); err != nil {
-		b.t.Fatal(err)
+	vars := map[string]any{"AdminPort": e.g.AdminPort, "HTTPSPort": e.g.HTTPSPort, "HTTPPort": httpPort, "Dir": e.g.Dir}
+	for k, v := range e.vars {
+		vars[k] = v
 	}
-	return out
-}
-
-// Frame attaches to the out-of-process iframe whose URL starts with prefix
-// (a cross-site frame is its own CDP target) and returns a context that runs
-// actions in it; its network events are recorded too.
-func (b *Browser) Frame(prefix string) context.Context {
-	b.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		infos, err := chromedp.Targets(b.ctx)
-		if err != nil {
-			b.t.Fatal(err)
-		}
-		for _, info := range infos {
-			if info.Type != "iframe" || !strings.HasPrefix(info.URL, prefix) {
-				continue
-			}
-			b.mu.Lock()
-			ctx, ok := b.frames[info.TargetID]
-			b.mu.Unlock()
-			if ok {
-				return ctx
-			}
-			ctx, _ = chromedp.NewContext(b.ctx, chromedp.WithTargetID(info.TargetID), chromedp.WithListener(b.record))
-			if err := chromedp.Do(ctx); err != nil {
-				continue // the frame went away while attaching
-			}
-			b.mu.Lock()
-			b.frames[info.TargetID] = ctx
-			b.mu.Unlock()
-			return ctx
-		}
-		time.Sleep(50 * time.Millisecond)
+	vars["Extra"] = extra
+	tpl, err := template.New("caddyfile").Parse(globalOptions + browserSite)
+	if err != nil {
+		return err
 	}
-	b.t.Fatalf("no iframe target at %s", prefix)
+	var b bytes.Buffer
+	if err := tpl.Execute(&b, vars); err != nil {
+		return err
+	}
+	if err := os.WriteFile(e.g.Config, b.Bytes(), 0o600); err != nil {
+		return err
+	}
+	out, err := exec.Command(binary, "reload", "--config", e.g.Config, "--adapter", "caddyfile",
+		"--address", fmt.Sprintf("127.0.0.1:%d", e.g.AdminPort)).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("embedgate reload: %v: %s", err, out)
+	}
 	return nil
 }
 
-// FrameTargets lists the iframe targets whose URL starts with prefix.
-func (b *Browser) FrameTargets(prefix string) []*target.Info {
-	b.t.Helper()
-	infos, err := chromedp.Targets(b.ctx)
+// pickPort is freePort without a test to fail.
+func pickPort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.t.Fatal(err)
+		return 0, err
 	}
-	var out []*target.Info
-	for _, info := range infos {
-		if info.Type == "iframe" && strings.HasPrefix(info.URL, prefix) {
-			out = append(out, info)
-		}
-	}
-	return out
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// Cookies are every cookie in the browser, partitioned ones included.
-func (b *Browser) Cookies() []*network.Cookie {
-	b.t.Helper()
-	c, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+// nodeRun is one `node --test` run of the browser suite.
+type nodeRun struct {
+	Regime    string   // EMBEDGATE_REGIME: which browser, configured how
+	Browser   string   // the browser's executable
+	Files     []string // test files, relative to e2e/browser
+	Env       []string // more variables (the sites' URLs, the control server)
+	Artifacts string   // the run's folder in e2e/artifacts, emptied first; default Regime
+	Timeout   time.Duration
+}
+
+// browserVars are the variables that tell the node suite where env is.
+func (e *browserEnv) browserVars() []string {
+	return []string{
+		"EMBEDGATE_GATEWAY=" + e.origin(gateHost),
+		"EMBEDGATE_ACME=" + e.origin(acmeHost),
+		"EMBEDGATE_EVIL=" + e.origin(evilHost),
+		fmt.Sprintf("EMBEDGATE_PORT=%d", e.g.HTTPSPort),
+		"EMBEDGATE_CONTROL=" + e.control.URL,
+	}
+}
+
+// runNodeSuite runs node's test runner over run.Files, one file and one
+// test at a time, streams its report into the test log, and fails the test
+// when node fails. Node and the browsers it starts are one process group,
+// killed whole at the timeout. EMBEDGATE_BROWSER_GREP narrows the run to
+// the tests whose names match (node's --test-name-pattern).
+func runNodeSuite(t *testing.T, node string, g *Gateway, run nodeRun) {
+	t.Helper()
+	if run.Artifacts == "" {
+		run.Artifacts = run.Regime
+	}
+	// Screenshots of this run only: none left from an earlier failure.
+	artifacts := filepath.Join(repoRoot(), "e2e", "artifacts", run.Artifacts)
+	if err := os.RemoveAll(artifacts); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--test", "--test-concurrency=1", "--test-reporter=spec"}
+	if p := os.Getenv("EMBEDGATE_BROWSER_GREP"); p != "" {
+		args = append(args, "--test-name-pattern="+p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), run.Timeout)
 	defer cancel()
-	res, err := chromedp.Call(c, storage.GetCookies, storage.GetCookiesParams{})
+	cmd := exec.CommandContext(ctx, node, append(args, run.Files...)...)
+	cmd.Dir = browserDir()
+	cmd.Env = append(os.Environ(), append([]string{
+		"EMBEDGATE_REGIME=" + run.Regime,
+		"EMBEDGATE_BROWSER=" + run.Browser,
+		"EMBEDGATE_CA=" + g.rootCertPath(),
+		"EMBEDGATE_ARTIFACTS=" + artifacts,
+		"EMBEDGATE_TMP=" + t.TempDir(),
+		"NO_COLOR=1",
+	}, run.Env...)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		b.t.Fatal(err)
+		t.Fatal(err)
 	}
-	return res.Cookies
+	cmd.Stderr = cmd.Stdout
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	lines.Buffer(make([]byte, 64<<10), 1<<20)
+	for lines.Scan() {
+		t.Log(lines.Text())
+	}
+	err = cmd.Wait()
+	// Whatever node left behind (a browser it could not close) goes too.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	t.Logf("node --test (%s) took %s", run.Regime, time.Since(start).Round(100*time.Millisecond))
+	if ctx.Err() != nil {
+		t.Fatalf("node --test (%s) timed out after %s; its report is above", run.Regime, run.Timeout)
+	}
+	if err != nil {
+		t.Fatalf("node --test (%s) failed: %v; its report is above\ngateway logs:\n%s", run.Regime, err, tail(g.Logs(), 6000))
+	}
 }
 
-// SessionCookies are the gateway's session cookies in the browser.
-func (b *Browser) SessionCookies() []*network.Cookie {
-	var out []*network.Cookie
-	for _, c := range b.Cookies() {
-		if c.Name == "__Host-embed_session" && c.Value != "" {
-			out = append(out, c)
-		}
+// tail is the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return out
-}
-
-// Screenshot writes a PNG of the whole tab to e2e/artifacts/name.
-func (b *Browser) Screenshot(name string) string {
-	b.t.Helper()
-	c, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(c, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	dir := filepath.Join(repoRoot(), "e2e", "artifacts")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.t.Fatal(err)
-	}
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, png, 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	return p
+	return "…" + s[len(s)-n:]
 }

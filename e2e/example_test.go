@@ -14,9 +14,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/chromedp"
 )
 
 const demoSecret = "demo-secret-change-me-0123456789abcdef"
@@ -168,38 +165,15 @@ func TestExampleHostSiteMintsThroughTokenAPI(t *testing.T) {
 
 // The README's run command alone shows a working embed in a browser: the
 // customer page on https://127.0.0.1:8444 frames the app on
-// https://localhost:8443, signed in through the token API.
+// https://localhost:8443, signed in through the token API
+// (e2e/browser/example/example.test.mjs, in headless Chromium).
 func TestExampleEmbedInBrowser(t *testing.T) {
-	requireChromium(t)
+	node := requireNodeSuite(t)
+	exe := requireBrowser(t, "chromium")
 	g := startExample(t)
-	b := newBrowser(t, &browserEnv{t: t, g: g})
-	b.Navigate("https://127.0.0.1:8444/")
-	frame := b.Frame("https://localhost:8443/")
-	b.WaitFor(frame, "the app signed in inside the frame", `document.body && document.body.innerText.includes("Hello, jane@example.com")`, 20*time.Second)
-	b.WaitFor(b.ctx, "the host page saw embed:authenticated", `document.getElementById("log").textContent === "signed in as jane@example.com"`, 10*time.Second)
-	for _, u := range b.CDPURLs() {
-		if strings.Contains(u, "embed_token") || strings.Contains(u, "eyJ") {
-			t.Fatalf("a token appeared in a URL: %s", u)
-		}
-	}
-	b.Screenshot("example-embed.png")
-
-	// The page follows the SDK's events: signOut() ends in "signed out".
-	b.WaitFor(b.ctx, "the sign-out button is enabled", `!document.getElementById("signout").disabled`, 5*time.Second)
-	Eval[any](b, b.ctx, `document.getElementById("signout").click()`)
-	b.WaitFor(b.ctx, "the host page says signed out", `document.getElementById("log").textContent === "signed out"`, 10*time.Second)
-
-	// When sdk.js cannot load (the gateway's certificate not accepted yet),
-	// the page says what to do instead of showing only its heading.
-	if _, err := chromedp.Call(b.ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
-		URLPatterns: []*network.BlockPattern{{URLPattern: "https://localhost:8443/.embed/sdk.js", Block: true}}}); err != nil {
-		t.Fatal(err)
-	}
-	b.Navigate("https://127.0.0.1:8444/")
-	b.WaitFor(b.ctx, "the page explains the missing SDK", `document.getElementById("log").textContent.includes("accept its certificate")`, 10*time.Second)
+	runNodeSuite(t, node, g, nodeRun{
+		Regime: "chromium", Browser: exe, Files: []string{"example/example.test.mjs"}, Artifacts: "example", Timeout: 2 * time.Minute,
+	})
 }
 
 // The example listens on loopback only: its secret and API key are public,

@@ -1,6 +1,7 @@
 // Package bridge holds the browser side of embedgate, shipped in the binary
-// with go:embed: the host-page SDK (sdk.js, sdk.d.ts), the in-frame helper
-// (bridge.js), and the start and gate pages with their inline script. It
+// with go:embed: the in-frame helper (bridge.js), and the start, gate and
+// sign-out pages with their inline script; the host-page SDK (sdk.js,
+// sdk.d.ts) comes from the sdk package, which is also the npm package. It
 // renders them; the gateway package decides when to serve them and with
 // which headers.
 //
@@ -17,9 +18,11 @@ import (
 	"encoding/json"
 	"html"
 	"strings"
+
+	"github.com/embedgate/embedgate/sdk"
 )
 
-//go:embed sdk.js sdk.d.ts bridge.js page.js page.css start.html gate.html
+//go:embed bridge.js page.js page.css start.html gate.html
 var files embed.FS
 
 func mustRead(name string) []byte {
@@ -31,8 +34,8 @@ func mustRead(name string) []byte {
 }
 
 var (
-	sdkJS     = mustRead("sdk.js")
-	sdkTypes  = mustRead("sdk.d.ts")
+	sdkJS     = []byte(sdk.Script())
+	sdkTypes  = []byte(sdk.Types())
 	bridgeJS  = mustRead("bridge.js")
 	pageJS    = strings.TrimSpace(string(mustRead("page.js")))
 	pageCSS   = strings.TrimSpace(string(mustRead("page.css")))
@@ -40,7 +43,7 @@ var (
 	gateHTML  = string(mustRead("gate.html"))
 
 	// The pages with their static style and script already in place; only
-	// {{CONFIG}} and {{REASON}} are left for render.
+	// the per-request placeholders are left for render.
 	startPage = fillStatic(startHTML)
 	gatePage  = fillStatic(gateHTML)
 
@@ -50,7 +53,7 @@ var (
 
 // The literals that the gateway fills in when it serves a script.
 const (
-	sdkPrefixLine    = `const PREFIX = "/.embed";`
+	sdkPrefixLine    = sdk.PrefixLine
 	bridgeConfigLine = `const CONFIG = {"origins":[],"prefix":"/.embed"};`
 )
 
@@ -62,7 +65,7 @@ func init() {
 
 // fillStatic puts the page's style and script into a page template. They
 // hold no placeholder (checked), so filling them first renders exactly as
-// one pass over all four placeholders would.
+// one pass over every placeholder would.
 func fillStatic(tpl string) string {
 	if strings.Contains(pageCSS, "{{") || strings.Contains(pageJS, "{{") {
 		panic("bridge: page.css or page.js holds a {{placeholder}}")
@@ -100,6 +103,14 @@ type BridgeConfig struct {
 	// origin bound into the session, or the tenant's allowlist without one.
 	Origins []string `json:"origins"`
 	Prefix  string   `json:"prefix"`
+	// Tenant names the sign-out page's tenant. Default: "" (the gateway
+	// finds it from the host or the cookie).
+	Tenant string `json:"tenant,omitempty"`
+	// Sub and ExpiresAt are the live session's, sent with the app's
+	// embed:ready so that it settles a sign-in whose embed:authenticated was
+	// lost. Default: "" (no session).
+	Sub       string `json:"sub,omitempty"`
+	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
 // Bridge is bridge.js with cfg filled in.
@@ -110,42 +121,70 @@ func Bridge(cfg BridgeConfig) []byte {
 	return bytes.Replace(bridgeJS, []byte(bridgeConfigLine), []byte("const CONFIG = "+jsonText(cfg)+";"), 1)
 }
 
-// PageConfig is the data block of the start and gate pages.
+// PageConfig is the data block of the start, gate and sign-out pages.
 type PageConfig struct {
-	Page    string   `json:"page"` // "start" or "gate"
+	Page    string   `json:"page"` // "start", "gate" or "signout"
 	Tenant  string   `json:"tenant"`
 	Next    string   `json:"next"` // a same-origin path
 	Origins []string `json:"origins"`
 	Bound   string   `json:"bound,omitempty"` // the session's parent origin, when known
 	Reason  string   `json:"reason,omitempty"`
-	Prefix  string   `json:"prefix"`
+	// Error is the embed:error reason the start page stops at, showing a
+	// final state instead of signing in. Default: "" (it signs in).
+	Error  string `json:"error,omitempty"`
+	Prefix string `json:"prefix"`
 }
+
+// Reasons the pages give that are not the gateway's refusals: the host
+// sees them in embed:authRequired and embed:error.
+const (
+	// ReasonSignedOut is the sign-out page's embed:authRequired reason.
+	ReasonSignedOut = "signed_out"
+	// ReasonWrongTenant is the start page's embed:error reason when its
+	// tenant is unknown or not the host's.
+	ReasonWrongTenant = "wrong_tenant"
+)
 
 // PageCSP is the CSP of the start and gate pages without frame-ancestors:
 // nothing but their own hashed script and style, and fetches to self.
 func PageCSP() string { return pageCSP }
 
-// StartPage renders the start page.
+// StartPage renders the start page. With cfg.Error set it shows a final
+// state and posts embed:error instead of signing in.
 func StartPage(cfg PageConfig) []byte {
 	cfg.Page = "start"
 	return render(startPage, cfg)
 }
 
 // GatePage renders the gate page: the HTML 401 shown in the frame without a
-// session. It names reason in a meta tag and tells the host.
+// session. It names reason in a meta tag, says why in one sentence (see
+// gateWhy), and tells the host.
 func GatePage(cfg PageConfig) []byte {
 	cfg.Page = "gate"
 	return render(gatePage, cfg)
 }
 
-// render fills the per-request placeholders of a page from fillStatic.
+// SignoutPage renders the sign-out page: the gate page that first ends the
+// session (its script POSTs the sign-out endpoint), then says so and tells
+// the host embed:authRequired {reason: "signed_out"}.
+func SignoutPage(cfg PageConfig) []byte {
+	cfg.Page = "signout"
+	cfg.Reason = ReasonSignedOut
+	return render(gatePage, cfg)
+}
+
+// render fills the per-request placeholders of a page from fillStatic, in
+// one pass, so that no value can bring in a placeholder.
 func render(page string, cfg PageConfig) []byte {
 	if cfg.Origins == nil {
 		cfg.Origins = []string{}
 	}
+	why := gateWhy(cfg.Reason)
 	r := strings.NewReplacer(
 		"{{CONFIG}}", jsonText(cfg),
 		"{{REASON}}", html.EscapeString(cfg.Reason),
+		"{{WHY}}", why.group,
+		"{{SENTENCE}}", why.sentence,
 	)
 	return []byte(r.Replace(page))
 }

@@ -5,7 +5,8 @@
   "use strict";
   if (window.EmbedBridge) return;
   // Filled in by the gateway per session: the parent origin bound into the
-  // session (or, without one, the tenant's allowlist) and the prefix.
+  // session (or, without one, the tenant's allowlist), the prefix, and,
+  // with a live session, its tenant, sub and expires_at.
   const CONFIG = {"origins":[],"prefix":"/.embed"};
   const parent = window.parent;
   const framed = parent !== window;
@@ -50,10 +51,10 @@
     try {
       await fetch(CONFIG.prefix + "/signout", { method: "POST", credentials: "same-origin", cache: "no-store" });
     } catch (_) {}
-    // The next request has no session: the gateway answers with the gate
-    // page, which tells the host embed:authRequired. (Without the fragment,
-    // so that this is a real load and not a jump within the page.)
-    window.location.replace(location.pathname + location.search);
+    // The sign-out page ends whatever is left of the session, shows that
+    // the user is signed out and tells the host embed:authRequired
+    // {reason: "signed_out"}, after which the SDK asks for no token.
+    window.location.replace(CONFIG.prefix + "/signout" + (CONFIG.tenant ? "?tenant=" + encodeURIComponent(CONFIG.tenant) : ""));
   };
 
   // embed:resize {height}: the document's height, coalesced to one message
@@ -88,7 +89,11 @@
 
   const start = () => {
     window.addEventListener("message", onMessage);
-    post({ type: "embed:ready", page: "app", path: location.pathname + location.search + location.hash });
+    const ready = { type: "embed:ready", page: "app", path: location.pathname + location.search + location.hash };
+    // Who is signed in: the SDK settles a sign-in with it when the start
+    // page's embed:authenticated was lost.
+    if (CONFIG.sub) Object.assign(ready, { sub: CONFIG.sub, expires_at: CONFIG.expires_at });
+    post(ready);
     navigated();
     for (const m of ["pushState", "replaceState"]) {
       const orig = history[m];

@@ -33,7 +33,7 @@ func TestPagesMatchTheirCSP(t *testing.T) {
 		t.Fatalf("PageCSP = %q", csp)
 	}
 	cfg := PageConfig{Tenant: "acme", Next: "/deals", Origins: []string{"https://app.acme.test"}, Prefix: "/.embed", Reason: "session_expired"}
-	for name, page := range map[string][]byte{"start": StartPage(cfg), "gate": GatePage(cfg)} {
+	for name, page := range map[string][]byte{"start": StartPage(cfg), "gate": GatePage(cfg), "signout": SignoutPage(cfg)} {
 		scripts := inlineScript.FindAllStringSubmatch(string(page), -1)
 		if len(scripts) != 1 {
 			t.Fatalf("%s: %d inline scripts", name, len(scripts))
@@ -113,18 +113,21 @@ func TestScriptsParse(t *testing.T) {
 	}
 }
 
-// The pages render byte for byte as the original one-pass, four-placeholder
-// rendering did, placeholders smuggled in through values included.
+// The pages render byte for byte as a one-pass rendering of every
+// placeholder would, placeholders smuggled in through values included.
 func TestRenderMatchesOnePass(t *testing.T) {
 	old := func(tpl string, cfg PageConfig) []byte {
 		if cfg.Origins == nil {
 			cfg.Origins = []string{}
 		}
+		why := gateWhy(cfg.Reason)
 		return []byte(strings.NewReplacer(
 			"{{STYLE}}", pageCSS,
 			"{{SCRIPT}}", pageJS,
 			"{{CONFIG}}", jsonText(cfg),
 			"{{REASON}}", html.EscapeString(cfg.Reason),
+			"{{WHY}}", why.group,
+			"{{SENTENCE}}", why.sentence,
 		).Replace(tpl))
 	}
 	cfgs := []PageConfig{
@@ -141,5 +144,30 @@ func TestRenderMatchesOnePass(t *testing.T) {
 		if got, want := GatePage(cfg), old(gateHTML, gate); !bytes.Equal(got, want) {
 			t.Fatalf("gate page differs for %+v:\n%s\nwant\n%s", cfg, got, want)
 		}
+		signout := cfg
+		signout.Page, signout.Reason = "signout", ReasonSignedOut
+		if got, want := SignoutPage(cfg), old(gateHTML, signout); !bytes.Equal(got, want) {
+			t.Fatalf("sign-out page differs for %+v:\n%s\nwant\n%s", cfg, got, want)
+		}
+	}
+}
+
+// page.js's behaviour, in Node against a fake frame (testdata/page.test.mjs):
+// the states of the three pages, what they post to the host, what they
+// fetch. Node is required in CI.
+func TestPageScript(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("node not installed")
+		}
+		t.Skip("node not installed")
+	}
+	out, err := exec.Command(node, "--test", "testdata/page.test.mjs").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "# fail 0") {
+		t.Fatalf("no test result:\n%s", out)
 	}
 }

@@ -182,11 +182,13 @@ func TestStartPage(t *testing.T) {
 		{bkPortal, "/.embed/start"},
 		{bkAcmeHost, "/.embed/start?tenant=globex"},
 	} {
+		// An HTML page that stops with embed:error wrong_tenant, never JSON
+		// (more in TestStartPageWrongTenantIsHTML).
 		w := e.do(bkReq{host: tc.host, target: tc.target}, nil)
-		if w.Code != 400 || strings.Contains(w.Body.String(), "<script") {
+		if w.Code != 400 || w.Header().Get("Content-Type") != "text/html; charset=utf-8" || pageConfig(t, w.Body.String()).Error != "wrong_tenant" {
 			t.Fatalf("%s%s: %d %s", tc.host, tc.target, w.Code, w.Body)
 		}
-		if want := "frame-ancestors 'none'"; tc.host == bkPortal && w.Header().Get("Content-Security-Policy") != want {
+		if want := bridge.PageCSP() + "; frame-ancestors 'none'"; tc.host == bkPortal && w.Header().Get("Content-Security-Policy") != want {
 			t.Fatalf("%s: CSP %q", tc.target, w.Header().Get("Content-Security-Policy"))
 		}
 	}
@@ -254,7 +256,7 @@ func TestStorageAccessRetry(t *testing.T) {
 		{"gate, inactive, allowlisted", bkAcmeHost, "/deals", base("inactive", bkAcmeOrigin2), `retry; allowed-origin="https://www.acme.test"`},
 		{"start, inactive, allowlisted", bkPortal, "/.embed/start?tenant=acme", base("inactive", bkAcmeOrigin), `retry; allowed-origin="https://app.acme.test"`},
 		{"stranger origin", bkAcmeHost, "/deals", base("inactive", "https://evil.test"), ""},
-		{"already active", bkAcmeHost, "/deals", base("active", bkAcmeOrigin), ""},
+		{"already active: load (TestStorageAccessLoad)", bkAcmeHost, "/deals", base("active", bkAcmeOrigin), "load"},
 		{"no grant", bkAcmeHost, "/deals", base("none", bkAcmeOrigin), ""},
 		{"no Origin", bkAcmeHost, "/deals", base("inactive", ""), ""},
 		{"no tenant known", bkPortal, "/deals", base("inactive", bkAcmeOrigin), ""},

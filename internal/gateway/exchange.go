@@ -80,6 +80,9 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *re
 		return nil
 	}
 	g.commit(w, r, done, res)
+	if _, ok := cookieValue(r.Header, LoginCookie); ok {
+		h.Add("Set-Cookie", clearLoginCookie) // its nonce is spent
+	}
 	target := localTarget(r.URL.EscapedPath())
 	if q := policy.RemoveQueryParam(r.URL.RawQuery, g.cfg.TokenParam); q != "" {
 		target += "?" + q
@@ -99,17 +102,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *re
 // browser sends one, can refuse it there.
 func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin string, expected *tenant.Tenant, navigation bool) (*exchanged, *token.Result, error) {
 	self := policy.SelfOrigin(r)
-	checkOrigin := func(allowed Origins) reason.Reason {
-		if !navigation {
-			return policy.CheckOrigin(r, self, allowed.Allows)
-		}
-		if o := r.Header.Get("Origin"); o != "" {
-			if n := policy.NormalizeOrigin(o); n != self && !allowed.Allows(n) {
-				return reason.CrossOrigin
-			}
-		}
-		return ""
-	}
+	checkOrigin := exchangeOriginCheck(r, self, navigation)
 	if expected != nil {
 		if why := checkOrigin(tenantOrigins(expected)); why != "" {
 			return nil, nil, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
@@ -118,7 +111,7 @@ func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin strin
 	if raw == "" {
 		return nil, nil, reason.Errorf(reason.Malformed, "no token in the request")
 	}
-	res, err := g.verifier.Verify(raw, rq.reg, expected)
+	res, err := g.verifier.Verify(r.Context(), raw, rq.reg, expected)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -126,6 +119,11 @@ func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin strin
 	if expected == nil {
 		if why := checkOrigin(tenantOrigins(t)); why != "" {
 			return nil, res, reason.Errorf(reason.ForbiddenOrigin, "exchange from an origin outside frame_ancestors")
+		}
+	}
+	if navigation { // only token links: the other entries are not login CSRF's way in
+		if err := checkLoginState(r, t, res.Claims.Raw); err != nil {
+			return nil, res, err
 		}
 	}
 	// A token's allowed_origins narrows this session's allowlist (never
@@ -176,6 +174,23 @@ func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin strin
 	return &exchanged{sess: sess, cookie: value}, res, nil
 }
 
+// exchangeOriginCheck is the origin rule of one exchange: the full check
+// (Origin, Sec-Fetch-Site) for fetches and form posts, and for a token link
+// (a navigation) only an Origin header, when the browser sends one.
+func exchangeOriginCheck(r *http.Request, self string, navigation bool) func(Origins) reason.Reason {
+	return func(allowed Origins) reason.Reason {
+		if !navigation {
+			return policy.CheckOrigin(r, self, allowed.Allows)
+		}
+		if o := r.Header.Get("Origin"); o != "" {
+			if n := policy.NormalizeOrigin(o); n != self && !allowed.Allows(n) {
+				return reason.CrossOrigin
+			}
+		}
+		return ""
+	}
+}
+
 // exchanged is a session made by an exchange and its sealed cookie value.
 type exchanged struct {
 	sess   *session.Session
@@ -188,7 +203,7 @@ func (g *Gateway) commit(w http.ResponseWriter, r *http.Request, done *exchanged
 	setSessionFraming(w.Header(), sessionOrigins(t, sess))
 	w.Header().Add("Set-Cookie", g.cookie(done.cookie, sess.ExpiresAt.Sub(g.now())))
 	g.cfg.Observer.Exchange(t.ID, "")
-	g.cfg.Audit(r, Event{Kind: EventExchange, Tenant: t.ID, Subject: sess.Subject,
+	g.record(r, Event{Kind: EventExchange, Tenant: t.ID, Subject: sess.Subject,
 		JTI: Fingerprint(res.Claims.ID), Session: Fingerprint(sess.ID)})
 }
 

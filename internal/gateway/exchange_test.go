@@ -220,7 +220,7 @@ func TestExchangeMethodNotAllowed(t *testing.T) {
 		{"PUT", "/.embed/exchange", "POST"},
 		{"DELETE", "/.embed/exchange", "POST"},
 		{"HEAD", "/.embed/exchange", "POST"},
-		{"GET", "/.embed/signout", "POST"},
+		{"PUT", "/.embed/signout", "GET, HEAD, POST"}, // GET is the sign-out page
 		{"POST", "/.embed/session", "GET, HEAD"},
 	}
 	for _, tc := range cases {
@@ -609,6 +609,26 @@ func TestStoreOutage(t *testing.T) {
 		if ev.Kind != gateway.EventReject || ev.Reason != reason.StoreUnavailable || ev.Tenant != "acme" {
 			t.Fatalf("event %+v", ev)
 		}
+	}
+}
+
+// storeErrorCounter counts Observer.StoreError calls.
+type storeErrorCounter struct {
+	gateway.NopObserver
+	n int
+}
+
+func (c *storeErrorCounter) StoreError() { c.n++ }
+
+// Store failures are counted by the Observer even when nothing audits: a
+// gateway.Config without the Caddy adapter's logging still gets the count.
+func TestStoreErrorsCountedWithoutAudit(t *testing.T) {
+	obs := &storeErrorCounter{}
+	e := newEnv(t, func(_ *env, c *gateway.Config) { c.Replay = &downStore{}; c.Observer = obs; c.Audit = nil })
+	wantStatus(t, e.do(exchangeReq(e.mint("acme"))), http.StatusServiceUnavailable)
+	wantStatus(t, e.do(newReq("GET", "/deals?embed_token="+e.mint("acme"), nil, navigate("iframe"))), http.StatusServiceUnavailable)
+	if obs.n != 2 {
+		t.Fatalf("StoreError counted %d times, want 2", obs.n)
 	}
 }
 

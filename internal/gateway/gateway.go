@@ -71,6 +71,11 @@ type Config struct {
 	ForwardClaims []ForwardClaim
 	Require       []Requirement
 
+	// Assertions, when set, signs every request that goes upstream with a
+	// session (its header is protected like X-Embed-*) and serves
+	// {prefix}/jwks.json.
+	Assertions Assertions
+
 	// InjectBridge adds <script src="{prefix}/bridge.js" defer> to the
 	// upstream's HTML responses, keeping a strict upstream CSP working.
 	InjectBridge bool
@@ -136,14 +141,20 @@ type Observer interface {
 	// Token reports one token API call: why is "" when a token was
 	// issued, else the refusal's reason. tenant is "" when none is known.
 	Token(tenant string, why reason.Reason)
+	// StoreError reports one request refused because the replay or
+	// revocation store failed (reason store_unavailable).
+	StoreError()
 }
 
-type nopObserver struct{}
+// NopObserver counts nothing. Embed it in an Observer that counts only
+// some outcomes.
+type NopObserver struct{}
 
-func (nopObserver) Exchange(string, reason.Reason) {}
-func (nopObserver) ExchangeDuration(time.Duration) {}
-func (nopObserver) Request(string, string)         {}
-func (nopObserver) Token(string, reason.Reason)    {}
+func (NopObserver) Exchange(string, reason.Reason) {}
+func (NopObserver) ExchangeDuration(time.Duration) {}
+func (NopObserver) Request(string, string)         {}
+func (NopObserver) Token(string, reason.Reason)    {}
+func (NopObserver) StoreError()                    {}
 
 // Gateway serves the embed endpoints and guards every other request.
 type Gateway struct {
@@ -164,7 +175,7 @@ type Gateway struct {
 
 type endpoints struct {
 	exchange, signout, session, token, prefixSlash string
-	bridge                                         string
+	bridge, jwks                                   string
 }
 
 // New validates cfg and builds a Gateway.
@@ -177,6 +188,9 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("gateway: forward claim %q: %w", fc.Claim, err)
 		}
 	}
+	if err := checkAssertionHeader(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.SessionTTL > MaxSessionTTL {
 		return nil, fmt.Errorf("gateway: session TTL %s over %s", cfg.SessionTTL, MaxSessionTTL)
 	}
@@ -187,7 +201,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Audit = func(*http.Request, Event) {}
 	}
 	if cfg.Observer == nil {
-		cfg.Observer = nopObserver{}
+		cfg.Observer = NopObserver{}
 	}
 	g := &Gateway{
 		cfg:      cfg,
@@ -199,11 +213,15 @@ func New(cfg Config) (*Gateway, error) {
 			token:       cfg.Prefix + "/token",
 			prefixSlash: cfg.Prefix + "/",
 			bridge:      cfg.Prefix + "/bridge.js",
+			jwks:        cfg.Prefix + "/jwks.json",
 		},
 		sdk: bridge.SDK(cfg.Prefix),
 	}
 	seen := map[string]bool{}
 	protected := []string{HeaderTenant, HeaderSubject}
+	if cfg.Assertions != nil {
+		protected = append(protected, cfg.Assertions.Header())
+	}
 	for _, fc := range cfg.ForwardClaims {
 		protected = append(protected, fc.Header)
 		if !seen[fc.Claim] {
@@ -302,10 +320,14 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 		g.serveExchange(w, r, rq)
 		g.cfg.Observer.ExchangeDuration(time.Since(start))
 	case g.paths.signout:
-		if r.Method != http.MethodPost {
-			return g.methodNotAllowed(w, rq.hostTenant, "POST")
+		switch r.Method {
+		case http.MethodPost:
+			g.serveSignout(w, r, rq)
+		case http.MethodGet, http.MethodHead:
+			g.serveSignoutPage(w, r, rq)
+		default:
+			return g.methodNotAllowed(w, rq.hostTenant, "GET, HEAD, POST")
 		}
-		g.serveSignout(w, r, rq)
 	case g.paths.session:
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			return g.methodNotAllowed(w, rq.hostTenant, "GET, HEAD")
@@ -313,6 +335,8 @@ func (g *Gateway) serveEndpoint(w http.ResponseWriter, r *http.Request, rq *requ
 		g.serveSessionInfo(w, r, rq)
 	case g.paths.token:
 		g.serveTokenAPI(w, r, rq)
+	case g.paths.jwks:
+		g.serveJWKS(w, r)
 	default:
 		if g.servePage(w, r, rq) {
 			return nil

@@ -54,15 +54,83 @@ func (g *Gateway) serveStart(w http.ResponseWriter, r *http.Request, rq *request
 		err = reason.Errorf(reason.BadRequest, "the start page needs ?tenant=")
 	}
 	if err != nil {
-		setFraming(h, rq.hostTenant)
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: codeInvalidRequest, Description: string(reason.Of(err))})
+		g.writeStartError(w, r, rq, err)
 		return
 	}
-	g.storageAccessRetry(h, r, t)
+	g.storageAccessHeaders(h, r, t)
 	body := bridge.StartPage(bridge.PageConfig{
 		Tenant: t.ID, Next: g.localNext(q.Get("next")), Origins: t.FrameAncestors, Prefix: g.cfg.Prefix,
 	})
 	writeHTML(w, http.StatusOK, bridge.PageCSP()+"; "+t.FrameAncestorsCSP(), body)
+}
+
+// writeStartError answers a start page whose tenant is unknown, missing or
+// not the host's with an HTML 400 that shows a final state and posts
+// embed:error {reason: "wrong_tenant"}. It is framed under the tenant the
+// request does identify, the host's or else the session cookie's, so that
+// the error reaches that tenant's page; with no tenant known, by nobody.
+func (g *Gateway) writeStartError(w http.ResponseWriter, r *http.Request, rq *request, err error) {
+	t := rq.hostTenant
+	if t == nil {
+		_, t = g.cookieSession(r, rq)
+	}
+	framing := policy.FrameAncestors(nil)
+	cfg := bridge.PageConfig{Next: "/", Prefix: g.cfg.Prefix, Error: bridge.ReasonWrongTenant, Reason: string(reason.Of(err))}
+	if t != nil {
+		framing = t.FrameAncestorsCSP()
+		cfg.Tenant = t.ID
+		cfg.Origins = t.FrameAncestors
+	}
+	writeHTML(w, http.StatusBadRequest, bridge.PageCSP()+"; "+framing, bridge.StartPage(cfg))
+}
+
+// serveSignoutPage is GET {prefix}/signout?tenant=<id>: the page the SDK's
+// signOut() sends the frame to, whatever document the frame shows. The GET
+// changes nothing: the page's script POSTs {prefix}/signout same-origin
+// (the cookie is the frame's), then shows the signed-out state and posts
+// embed:authRequired {reason: "signed_out"} to the host. Framed like the
+// gate page: by the tenant named, else the host's, else the cookie's.
+func (g *Gateway) serveSignoutPage(w http.ResponseWriter, r *http.Request, rq *request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	s, st := g.cookieSession(r, rq)
+	t, err := g.lookupTenant(rq, r.URL.Query().Get("tenant"))
+	if err != nil || t == nil {
+		t = rq.hostTenant
+	}
+	if t == nil {
+		t = st
+	}
+	if st != t {
+		s = nil // a session of another tenant says nothing about this one
+	}
+	framing := policy.FrameAncestors(nil)
+	cfg := bridge.PageConfig{Next: "/", Prefix: g.cfg.Prefix}
+	if t != nil {
+		framing = t.FrameAncestorsCSP()
+		cfg.Tenant = t.ID
+		cfg.Origins, cfg.Bound = pageOrigins(t, s)
+		g.storageAccessHeaders(h, r, t)
+	}
+	writeHTML(w, http.StatusOK, bridge.PageCSP()+"; "+framing, bridge.SignoutPage(cfg))
+}
+
+// pageOrigins is where a page of tenant t posts: the origins of t that
+// session s (nil: none) allows, and the one bound into s when it is allowed.
+func pageOrigins(t *tenant.Tenant, s *session.Session) (origins []string, bound string) {
+	allowed := t.AllowsOrigin
+	if s != nil {
+		allowed = sessionOrigins(t, s).Allows
+		if allowed(s.Origin) {
+			bound = s.Origin
+		}
+	}
+	for _, o := range t.FrameAncestors {
+		if allowed(o) {
+			origins = append(origins, o)
+		}
+	}
+	return origins, bound
 }
 
 // localNext keeps next when it is a same-origin path outside the prefix.
@@ -109,11 +177,18 @@ func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, rq *reques
 			}
 		}
 	}
+	cfg := bridge.BridgeConfig{Origins: origins, Prefix: g.cfg.Prefix}
+	if t != nil {
+		cfg.Tenant = t.ID
+	}
+	if o.sess != nil {
+		cfg.Sub, cfg.ExpiresAt = o.sess.Subject, o.sess.ExpiresAt.UTC().Format(time.RFC3339)
+	}
 	h := w.Header()
 	setFraming(h, t)
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Cookie")
-	serveAsset(w, r, "text/javascript; charset=utf-8", bridge.Bridge(bridge.BridgeConfig{Origins: origins, Prefix: g.cfg.Prefix}))
+	serveAsset(w, r, "text/javascript; charset=utf-8", bridge.Bridge(cfg))
 }
 
 func servePublicAsset(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
@@ -152,30 +227,48 @@ func writeHTML(w http.ResponseWriter, status int, csp string, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// storageAccessRetry implements Storage Access Headers: a browser that holds
-// a storage-access grant for this site, not active in the requesting context,
-// says Sec-Fetch-Storage-Access: inactive (with an Origin); the gateway then
-// asks it to activate the grant and retry, so that the cookie comes along.
-// Only for an Origin in t's allowlist, and only when no session cookie came.
-func (g *Gateway) storageAccessRetry(h http.Header, r *http.Request, t *tenant.Tenant) {
+// storageAccessHeaders implements Storage Access Headers for a request of
+// tenant t (nil: nothing), with Vary whenever the browser sent the header:
+//   - inactive: the browser holds a storage-access grant for this site that
+//     is not active here; with an Origin in t's allowlist and no session
+//     cookie, ask it to activate the grant and retry, so that the cookie
+//     comes along (retry; allowed-origin).
+//   - active: on a document load, let the new document keep the active
+//     grant (load), so that a user who granted access once is signed in on
+//     every later load without a click. Unless the request names another
+//     Origin than the gateway itself or one of t's allowlist; the page is
+//     framed only by t's allowlist either way (frame-ancestors).
+func (g *Gateway) storageAccessHeaders(h http.Header, r *http.Request, t *tenant.Tenant) {
 	status := r.Header.Get("Sec-Fetch-Storage-Access")
 	if status == "" || t == nil {
 		return
 	}
 	h.Add("Vary", "Sec-Fetch-Storage-Access")
-	if !strings.EqualFold(strings.TrimSpace(status), "inactive") {
-		return
+	status = strings.TrimSpace(status)
+	switch {
+	case strings.EqualFold(status, "inactive"):
+		if _, ok := cookieValue(r.Header, g.cfg.CookieName); ok {
+			return
+		}
+		o := policy.NormalizeOrigin(r.Header.Get("Origin"))
+		if o == "" || !t.AllowsOrigin(o) {
+			return
+		}
+		// An allowlisted origin is a plain serialized origin: nothing in it
+		// needs escaping inside a structured-field string.
+		h.Set("Activate-Storage-Access", `retry; allowed-origin="`+o+`"`)
+	case strings.EqualFold(status, "active"):
+		if !policy.IsNavigation(r) {
+			return
+		}
+		if raw := r.Header.Get("Origin"); raw != "" {
+			o := policy.NormalizeOrigin(raw)
+			if o == "" || (o != policy.SelfOrigin(r) && !t.AllowsOrigin(o)) {
+				return
+			}
+		}
+		h.Set("Activate-Storage-Access", "load")
 	}
-	if _, ok := cookieValue(r.Header, g.cfg.CookieName); ok {
-		return
-	}
-	o := policy.NormalizeOrigin(r.Header.Get("Origin"))
-	if o == "" || !t.AllowsOrigin(o) {
-		return
-	}
-	// An allowlisted origin is a plain serialized origin: nothing in it
-	// needs escaping inside a structured-field string.
-	h.Set("Activate-Storage-Access", `retry; allowed-origin="`+o+`"`)
 }
 
 // writeGate writes the small HTML page shown inside the frame when there is
@@ -193,20 +286,27 @@ func (g *Gateway) writeGate(w http.ResponseWriter, r *http.Request, t *tenant.Te
 	if t != nil {
 		framing = t.FrameAncestorsCSP()
 		cfg.Tenant = t.ID
-		allowed := t.AllowsOrigin
-		if s := g.refusedSession(r, t); s != nil {
-			allowed = sessionOrigins(t, s).Allows
-			if allowed(s.Origin) {
-				cfg.Bound = s.Origin
-			}
-		}
-		for _, o := range t.FrameAncestors {
-			if allowed(o) {
-				cfg.Origins = append(cfg.Origins, o)
-			}
-		}
+		cfg.Origins, cfg.Bound = pageOrigins(t, g.refusedSession(r, t))
 	}
 	writeHTML(w, http.StatusUnauthorized, bridge.PageCSP()+"; "+framing, bridge.GatePage(cfg))
+}
+
+// cookieSession opens the request's session cookie whatever made it
+// unusable (expired, idle, revoked), with its tenant; nil, nil without one.
+func (g *Gateway) cookieSession(r *http.Request, rq *request) (*session.Session, *tenant.Tenant) {
+	value, ok := cookieValue(r.Header, g.cfg.CookieName)
+	if !ok {
+		return nil, nil
+	}
+	s, err := g.cfg.Sealer.Open(value, rq.host)
+	if err != nil {
+		return nil, nil
+	}
+	t, ok := rq.reg.ByID(s.Tenant)
+	if !ok {
+		return nil, nil
+	}
+	return s, t
 }
 
 // refusedSession opens the request's session cookie again, whatever made it

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +47,15 @@ func Fingerprint(s string) string {
 	return hex.EncodeToString(sum[:8])
 }
 
+// record hands one event to the Observer's counts and then to Audit, so a
+// count never depends on what Audit does with the event.
+func (g *Gateway) record(r *http.Request, e Event) {
+	if e.Reason == reason.StoreUnavailable {
+		g.cfg.Observer.StoreError()
+	}
+	g.cfg.Audit(r, e)
+}
+
 func (g *Gateway) audit(r *http.Request, t *tenant.Tenant, s *session.Session, err error, exchange bool) {
 	typed := reason.Ensure(err, reason.BadRequest)
 	e := Event{Kind: EventReject, Reason: typed.Reason, Detail: typed.Detail, HotPath: !exchange}
@@ -57,7 +65,7 @@ func (g *Gateway) audit(r *http.Request, t *tenant.Tenant, s *session.Session, e
 	if s != nil {
 		e.Subject, e.Session = s.Subject, Fingerprint(s.ID)
 	}
-	g.cfg.Audit(r, e)
+	g.record(r, e)
 }
 
 type errorBody struct {
@@ -115,7 +123,7 @@ func (g *Gateway) auditExchangeReject(r *http.Request, t *tenant.Tenant, res *to
 		e.Tenant, e.Subject, e.JTI = res.Tenant.ID, res.Claims.Subject, Fingerprint(res.Claims.ID)
 	}
 	g.cfg.Observer.Exchange(e.Tenant, e.Reason)
-	g.cfg.Audit(r, e)
+	g.record(r, e)
 }
 
 // respondDenied is a login redirect for top-level navigations of a tenant
@@ -142,10 +150,10 @@ func (g *Gateway) respondDenied(w http.ResponseWriter, r *http.Request, t *tenan
 	// Anything else means no usable session or token: 401, with the code
 	// of this path, unless a navigation gets the login redirect or gate.
 	a = answer{status: http.StatusUnauthorized, code: answerFor(reason.SessionMissing, p).code}
-	g.storageAccessRetry(h, r, t)
+	g.storageAccessHeaders(h, r, t)
 	if policy.IsNavigation(r) {
 		if t != nil && t.LoginURL != "" && policy.IsTopLevelNavigation(r) && !tokenFailure {
-			h.Set("Location", loginRedirect(t.LoginURL, policy.SelfOrigin(r)+originalURI(r, g.cfg.TokenParam)))
+			h.Set("Location", loginRedirect(h, t, policy.SelfOrigin(r)+originalURI(r, g.cfg.TokenParam)))
 			w.WriteHeader(http.StatusFound)
 			return nil
 		}
@@ -171,14 +179,6 @@ func originalURI(r *http.Request, tokenParam string) string {
 		u += "?" + q
 	}
 	return u
-}
-
-func loginRedirect(loginURL, original string) string {
-	sep := "?"
-	if strings.Contains(loginURL, "?") {
-		sep = "&"
-	}
-	return loginURL + sep + "redirect=" + url.QueryEscape(original)
 }
 
 // cookie is the Set-Cookie line for a session value.

@@ -123,6 +123,9 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 			r.Header.Set(fc.Header, headerValue(v))
 		}
 	}
+	if g.cfg.Assertions != nil && !g.setAssertion(w, r, t, s, claims, allowed) {
+		return nil
+	}
 	policy.StripCookie(r.Header, g.cfg.CookieName)
 	// Only a GET exchanges ?embed_token=; on any other method the token is
 	// still removed, so it never reaches the app or its logs.
@@ -134,6 +137,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	if g.cfg.OnSession != nil {
 		g.cfg.OnSession(r, s, claims)
 	}
+	g.storageAccessHeaders(w.Header(), r, t)
 	// Computed once: a narrowed session's directive is built per request.
 	csp := allowed.CSP()
 	setFramingCSP(w.Header(), csp)
@@ -287,7 +291,7 @@ func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *reque
 			g.audit(r, t, o.sess, &reason.Error{Reason: reason.StoreUnavailable, Detail: "revoking session: " + err.Error()}, true)
 			return
 		}
-		g.cfg.Audit(r, Event{Kind: EventSignout, Tenant: o.sess.Tenant, Subject: o.sess.Subject, Session: Fingerprint(o.sess.ID)})
+		g.record(r, Event{Kind: EventSignout, Tenant: o.sess.Tenant, Subject: o.sess.Subject, Session: Fingerprint(o.sess.ID)})
 	}
 	w.Header().Add("Set-Cookie", g.clearCookie())
 	w.WriteHeader(http.StatusNoContent)

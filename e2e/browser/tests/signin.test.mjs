@@ -1,0 +1,127 @@
+// Signing in: the allowlisted customer page mounts the SDK, its backend
+// mints a token, and the app loads signed in inside the cross-site frame,
+// with the cookie each regime promises and no token in any URL.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { control, countEvents, env, regime, scenario, signIn, siteOf, waitSignedIn } from "../lib.mjs";
+
+scenario("signed-in embed: the app sees the identity; the cookie is Secure, HttpOnly, SameSite=None and partitioned as the regime promises", async (s) => {
+  const frame = await signIn(s, "jane@acme.test");
+
+  // The upstream saw the verified identity.
+  const seen = await control.upstreamFor("jane@acme.test");
+  assert.ok(seen.length > 0, "no upstream request carried the subject");
+  assert.equal(seen[0].path, "/deals");
+  assert.equal(seen[0].tenant, "acme");
+
+  // The iframe the SDK made.
+  const attrs = await s.page.evaluate(() => {
+    const f = document.querySelector("#main iframe");
+    return [f.getAttribute("allow"), f.title, new URL(f.src).pathname];
+  });
+  assert.deepEqual(attrs, ["storage-access", "Deals", "/.embed/start"]);
+
+  // The cookie, as the browser holds it.
+  const cookies = await s.sessionCookies();
+  assert.equal(cookies.length, 1, `session cookies: ${JSON.stringify(cookies.map((c) => c.partition))}`);
+  const c = cookies[0];
+  assert.deepEqual([c.domain, c.path, c.secure, c.httpOnly, c.sameSite], [new URL(env.gateway).hostname, "/", true, true, "None"]);
+  if (regime.partitioned) {
+    assert.equal(c.partition, siteOf(env.acme), "the cookie is not partitioned under the host page's site");
+    assert.equal(c.partitionOpaque, false);
+  } else {
+    assert.equal(c.partition, undefined, "without CHIPS the cookie is unpartitioned (kept through Storage Access)");
+  }
+  // Partitioned means what it says: the gateway opened as a top-level page
+  // of its own has no session; unpartitioned (Storage Access), it has.
+  const top = await s.newPage();
+  await top.goto(env.gateway + "/.embed/session", { waitUntil: "load", timeout: 20_000 });
+  const topLevel = await top.evaluate(() => document.body.innerText);
+  await top.close();
+  if (regime.partitioned) assert.match(topLevel, /session_missing/, "the session cookie is visible outside the host page's partition");
+  else assert.match(topLevel, /jane@acme\.test/);
+
+  // HttpOnly: the app's own script cannot read it.
+  assert.doesNotMatch(await s.eval(frame, () => document.cookie), /embed_session/);
+  // The parent origin the start page saw is bound into the session.
+  const info = await s.eval(frame, () => fetch("/.embed/session").then((r) => r.json()));
+  assert.equal(info.sub, "jane@acme.test");
+  assert.equal(info.origin, env.acme);
+  // inject_bridge kept the app's strict CSP working: its own nonce script
+  // ran, and so did bridge.js with the same nonce.
+  assert.ok(await s.eval(frame, () => window.appScriptRan === true && !!window.EmbedBridge), "the app's script or the injected bridge did not run");
+
+  assert.equal(countEvents(await s.events(), "main", "embed:authenticated"), 1);
+  assert.equal((await control.tokens()).length, regime.firstSignInTokens);
+});
+
+scenario("the regime is what it claims: a plain cookie set in the signed-in frame is blocked, kept or partitioned", async (s) => {
+  const frame = await signIn(s, "jane@acme.test");
+  await s.eval(frame, () => { document.cookie = "plain=1; Secure; SameSite=None; Path=/"; });
+  const plain = (await s.cookies()).filter((c) => c.name === "plain");
+  const got = plain.length === 0 ? "blocked" : plain[0].partition === undefined ? "kept" : "partitioned";
+  assert.equal(got, regime.plainCookie, `plain cookie: ${JSON.stringify(plain.map((c) => c.partition))}`);
+  if (got === "partitioned") assert.equal(plain[0].partition, siteOf(env.acme));
+});
+
+scenario("the token is never in any URL the browser loaded, in its history or in its network log", async (s) => {
+  const frame = await signIn(s, "jane@acme.test");
+  // More traffic inside the frame: a history entry and a full load.
+  await s.eval(frame, () => history.pushState({}, "", "/deals/7"));
+  await s.eval(frame, () => location.assign("/deals/8"));
+  await s.waitFor(env.gateway + "/deals/8", "the second page", () => location.pathname === "/deals/8" && !!document.getElementById("who"));
+  const app = await s.frame(env.gateway + "/deals/8");
+
+  const urls = [
+    ...(await s.historyURLs()),
+    ...(await s.eval(app, () => [location.href, document.referrer, String(history.length)].concat(performance.getEntries().map((e) => e.name)))),
+    ...(await s.page.evaluate(() => [location.href].concat(performance.getEntries().map((e) => e.name)))),
+    ...s.seenURLs,
+  ];
+  const netlog = await s.netLogURLs();
+  urls.push(...netlog);
+
+  const tokens = await control.tokens();
+  assert.equal(tokens.length, regime.firstSignInTokens);
+  for (const token of tokens) {
+    const [, payload, signature] = token.split(".");
+    for (const u of urls) {
+      assert.ok(!u.includes("embed_token") && !u.includes(payload) && !u.includes(signature), `a URL the browser used holds the token: ${u}`);
+    }
+  }
+  // The evidence covers the flow: the network log saw the start page, the
+  // exchange and the app.
+  for (const want of ["/.embed/start?tenant=acme", "/.embed/exchange", "/deals/8", "/api/embed-token"]) {
+    assert.ok(netlog.some((u) => u.includes(want)), `the network log has no ${want}; it holds ${netlog.length} URLs`);
+  }
+});
+
+scenario("a reload of the host page signs in again with no click", async (s) => {
+  await signIn(s, "jane@acme.test");
+  const pageID = await s.page.evaluate(() => window.__pageID);
+  const before = (await control.tokens()).length;
+  await s.reload();
+  assert.notEqual(await s.page.evaluate(() => window.__pageID), pageID, "the host page did not reload");
+  // Where the first sign-in needed the Storage Access click, this one must
+  // not (waitSignedIn fails when the button shows again).
+  await waitSignedIn(s, { sub: "jane@acme.test" });
+  assert.equal((await control.tokens()).length, before + 1);
+  assert.equal(countEvents(await s.events(), "main", "embed:authenticated"), 1);
+});
+
+scenario("screenshots of the host page with the embedded app and of the stranger's empty frame", async (s) => {
+  const frame = await signIn(s, "jane@acme.test");
+  await s.waitFor(s.page, "the fitted iframe", () => document.querySelector("#main iframe").getBoundingClientRect().height > 150);
+  await s.eval(frame, () => document.fonts.ready.then(() => true));
+  const shots = [await s.screenshot("embed-host-page.png")];
+
+  await s.open(env.evil + "/");
+  const blocked = await s.frameOf("#app iframe");
+  await s.until("the blocked frame", () => blocked.url().startsWith(regime.blockedFrameURL), { timeout: 10_000 });
+  shots.push(await s.screenshot("embed-stranger-blocked.png"));
+  for (const p of shots) {
+    const data = readFileSync(p);
+    assert.ok(data.subarray(0, 8).equals(Buffer.from("\x89PNG\r\n\x1a\n", "latin1")) && data.length > 5000, `${p}: not a plausible PNG (${data.length} bytes)`);
+  }
+});
