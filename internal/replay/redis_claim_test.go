@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/replay/replaytest"
@@ -94,6 +96,9 @@ func TestRedisReplicasWait(t *testing.T) {
 	replica := replaytest.StartRedisWith(t, replaytest.RedisOptions{Args: []string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}})
 	// Counted by the master, not only linked: WAIT counts online replicas.
 	waitInfo(t, master, "port="+strconv.Itoa(replica.Port)+",state=online")
+	// And acknowledging: right after its sync a replica may not answer
+	// WAIT yet, which is the condition this test is not about.
+	waitAcknowledging(t, rawClient(t, master))
 	prefix := uniquePrefix()
 	ctx := context.Background()
 	lat := map[int]time.Duration{}
@@ -172,5 +177,24 @@ func waitInfo(t *testing.T, s *replaytest.RedisServer, line string) {
 			t.Fatalf("%s: no %q in INFO replication", s, line)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitAcknowledging waits until one replica of the server c talks to
+// acknowledges a WAIT.
+func waitAcknowledging(t *testing.T, c *redis.Client) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		// A write first: WAIT counts replicas that have this connection's
+		// writes.
+		_ = c.Set(context.Background(), "replicas-wait-probe", "1", time.Minute).Err()
+		n, err := c.Do(context.Background(), "WAIT", 1, 200).Int()
+		if err == nil && n >= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replica acknowledges WAIT after 10s: %d %v", n, err)
+		}
 	}
 }
