@@ -212,14 +212,53 @@ table{border-collapse:collapse;width:100%%;margin-top:12px} td,th{border-bottom:
 // browserEnv is one gateway process with its sites, app and backend, and
 // the control server the node tests talk to.
 type browserEnv struct {
-	g        *Gateway
-	up       *Upstream
-	backend  *mintBackend
-	control  *httptest.Server
-	vars     map[string]any // the Caddyfile's template data
-	mu       sync.Mutex     // guards upSeen, logsSeen and reloads
-	upSeen   int            // upstream requests before the last /reset
-	logsSeen int            // log bytes before the last /reset
+	g           *Gateway
+	up          *Upstream
+	backend     *mintBackend
+	control     *httptest.Server
+	vars        map[string]any // the Caddyfile's template data
+	recordMarks                // its mu also guards reloads
+}
+
+// recordMarks is where the last /reset of the control API left the record.
+type recordMarks struct {
+	mu       sync.Mutex
+	upSeen   int // upstream requests before the last /reset
+	logsSeen int // log bytes before the last /reset
+}
+
+// recordRoutes are the control API's record routes, shared by every
+// browser environment: GET /tokens, /upstream, /logs and POST /reset.
+func recordRoutes(mux *http.ServeMux, m *recordMarks, g *Gateway, up *Upstream, backend interface{ take(bool) []string }) {
+	writeJSON := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("GET /tokens", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, backend.take(false)) })
+	mux.HandleFunc("GET /upstream", func(w http.ResponseWriter, _ *http.Request) {
+		m.mu.Lock()
+		skip := m.upSeen
+		m.mu.Unlock()
+		out := []seenRequest{}
+		for _, r := range up.Requests()[skip:] {
+			out = append(out, seenRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+				Subject: r.Header.Get("X-Embed-Subject"), Tenant: r.Header.Get("X-Embed-Tenant")})
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("GET /logs", func(w http.ResponseWriter, _ *http.Request) {
+		m.mu.Lock()
+		skip := m.logsSeen
+		m.mu.Unlock()
+		_, _ = io.WriteString(w, g.Logs()[skip:])
+	})
+	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
+		m.mu.Lock()
+		backend.take(true)
+		m.upSeen, m.logsSeen = len(up.Requests()), len(g.Logs())
+		m.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // startBrowserEnv starts the gateway with gateExtra in its site block and
@@ -290,35 +329,7 @@ type seenRequest struct {
 //	                these embed_session lines ("" restores the default)
 func (e *browserEnv) controlHandler() http.Handler {
 	mux := http.NewServeMux()
-	writeJSON := func(w http.ResponseWriter, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	mux.HandleFunc("GET /tokens", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, e.backend.take(false)) })
-	mux.HandleFunc("GET /upstream", func(w http.ResponseWriter, _ *http.Request) {
-		e.mu.Lock()
-		skip := e.upSeen
-		e.mu.Unlock()
-		out := []seenRequest{}
-		for _, r := range e.up.Requests()[skip:] {
-			out = append(out, seenRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-				Subject: r.Header.Get("X-Embed-Subject"), Tenant: r.Header.Get("X-Embed-Tenant")})
-		}
-		writeJSON(w, out)
-	})
-	mux.HandleFunc("GET /logs", func(w http.ResponseWriter, _ *http.Request) {
-		e.mu.Lock()
-		skip := e.logsSeen
-		e.mu.Unlock()
-		_, _ = io.WriteString(w, e.g.Logs()[skip:])
-	})
-	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
-		e.mu.Lock()
-		e.backend.take(true)
-		e.upSeen, e.logsSeen = len(e.up.Requests()), len(e.g.Logs())
-		e.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
+	recordRoutes(mux, &e.recordMarks, e.g, e.up, e.backend)
 	mux.HandleFunc("POST /config", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			Extra string `json:"extra"`

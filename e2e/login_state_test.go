@@ -271,9 +271,7 @@ type lsEnv struct {
 	backend *lsBackend
 	up      *Upstream
 	control *httptest.Server
-	mu      sync.Mutex
-	upSeen  int
-	logSeen int
+	recordMarks
 }
 
 func lsHash(key string) string {
@@ -306,35 +304,7 @@ func startLsEnv(t *testing.T) *lsEnv {
 // e2e/browser/lib uses: /reset, /tokens, /upstream, /logs.
 func (e *lsEnv) controlHandler() http.Handler {
 	mux := http.NewServeMux()
-	writeJSON := func(w http.ResponseWriter, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	mux.HandleFunc("GET /tokens", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, e.backend.take(false)) })
-	mux.HandleFunc("GET /upstream", func(w http.ResponseWriter, _ *http.Request) {
-		e.mu.Lock()
-		skip := e.upSeen
-		e.mu.Unlock()
-		out := []seenRequest{}
-		for _, r := range e.up.Requests()[skip:] {
-			out = append(out, seenRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-				Subject: r.Header.Get("X-Embed-Subject"), Tenant: r.Header.Get("X-Embed-Tenant")})
-		}
-		writeJSON(w, out)
-	})
-	mux.HandleFunc("GET /logs", func(w http.ResponseWriter, _ *http.Request) {
-		e.mu.Lock()
-		skip := e.logSeen
-		e.mu.Unlock()
-		_, _ = io.WriteString(w, e.g.Logs()[skip:])
-	})
-	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, _ *http.Request) {
-		e.mu.Lock()
-		e.backend.take(true)
-		e.upSeen, e.logSeen = len(e.up.Requests()), len(e.g.Logs())
-		e.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	})
+	recordRoutes(mux, &e.recordMarks, e.g, e.up, e.backend)
 	return mux
 }
 
