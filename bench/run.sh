@@ -1,20 +1,33 @@
 #!/usr/bin/env bash
-# Load harness: Caddy's reverse_proxy alone vs. embed_session (valid session
-# cookie) in front of the same upstream, alternated round by round in one
-# go, plus an exchange-only run with the memory store. Loopback only.
+# Load harness: Caddy's reverse_proxy alone ("plain") against embed_session
+# in front of the same upstream ("protected", a valid session cookie), each
+# in its own process, alternated round by round; then an exchange-only run
+# with fresh tokens against the memory store. Loopback only.
 #
-#   bench/run.sh                      # 3 rounds of 10 s each
-#   DUR=5s ROUNDS=1 bench/run.sh      # quick look
+#   bench/run.sh                        # 5 rounds of 6 s each
+#   DUR=3s ROUNDS=1 bench/run.sh        # quick look
 #
-# Prints requests/s, p50/p99 latency and the protected/plain ratio.
+# Per run it prints requests/s, p50/p99 latency and the serving process's
+# CPU time (utime+stime from /proc) per request served; then, over the
+# rounds, the medians of the per-round ratios protected/plain. CPU per
+# request is the steadier figure on a shared machine: req/s moves with
+# whatever else runs, CPU per request much less.
+#
+# Both systems get the same request, session cookie included: what the
+# Cookie header costs Caddy is not the gateway's cost.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DUR=${DUR:-10s}
-ROUNDS=${ROUNDS:-3}
+DUR=${DUR:-6s}
+ROUNDS=${ROUNDS:-5}
 CONNS=${CONNS:-32}
-THREADS=${THREADS:-2}
-EXCHANGE_TOKENS=${EXCHANGE_TOKENS:-600000}
+THREADS=${THREADS:-1}
+EXCHANGE_TOKENS=${EXCHANGE_TOKENS:-200000}
+# EXTRA: more subdirectives for embed_session, e.g. EXTRA='assertion'.
+EXTRA=${EXTRA:-}
+# PROFILE=dir: CPU profiles of plain and protected during round 1, taken
+# from Caddy's admin endpoint (go tool pprof -top dir/protected.pprof).
+PROFILE=${PROFILE:-}
 
 if ! command -v wrk >/dev/null 2>&1; then
 	if [ "$(id -u)" = 0 ]; then
@@ -26,9 +39,9 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 work=$(mktemp -d)
-pid=""
+pids=()
 cleanup() {
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -38,31 +51,32 @@ go build -o "$work/mint" ./bench/mint
 
 export BENCH_SECRET=bench-secret-0123456789abcdef0123456789
 export BENCH_SESSION_KEY=bench-session-key-0123456789abcdef012345
-PLAIN=18081 PROTECTED=18082 UPSTREAM=18083 ADMIN=12019
+UPSTREAM=18083 PLAIN=18081 PROTECTED=18082
+TICK=$(getconf CLK_TCK)
 
-cat >"$work/Caddyfile" <<CADDY
-{
-	admin 127.0.0.1:$ADMIN
-	storage file_system $work/storage
-	auto_https off
-	log {
-		level ERROR
-	}
+declare -A admin=([upstream]=12010 [plain]=12011 [protected]=12012)
+global() { # name
+	local a="admin off"
+	[ -n "$PROFILE" ] && a="admin 127.0.0.1:${admin[$1]}"
+	printf '{\n\t%s\n\tpersist_config off\n\tauto_https off\n\tstorage file_system %s\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n' "$a" "$work/storage-$1"
 }
 
 # The upstream app: a fixed small body.
+{ global upstream; cat <<CADDY; } >"$work/upstream.caddyfile"
 http://:$UPSTREAM {
 	bind 127.0.0.1
 	respond "hello from the app" 200
 }
-
+CADDY
 # Baseline: the proxy hop alone.
+{ global plain; cat <<CADDY; } >"$work/plain.caddyfile"
 http://:$PLAIN {
 	bind 127.0.0.1
 	reverse_proxy 127.0.0.1:$UPSTREAM
 }
-
+CADDY
 # The same hop behind embed_session.
+{ global protected; cat <<CADDY; } >"$work/protected.caddyfile"
 http://:$PROTECTED {
 	bind 127.0.0.1
 	embed_session {
@@ -73,61 +87,91 @@ http://:$PROTECTED {
 		session_key {env.BENCH_SESSION_KEY}
 		idle_timeout 8h
 		max_token_age 120s
+		$EXTRA
 	}
 	reverse_proxy 127.0.0.1:$UPSTREAM
 }
 CADDY
 
-"$work/embedgate" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do
-	curl -fsS -o /dev/null "http://127.0.0.1:$PLAIN/" 2>/dev/null && break
-	sleep 0.1
+declare -A pid
+for name in upstream plain protected; do
+	"$work/embedgate" run --config "$work/$name.caddyfile" --adapter caddyfile >"$work/$name.log" 2>&1 &
+	pid[$name]=$!
+	pids+=("$!")
+done
+for port in $UPSTREAM $PLAIN $PROTECTED; do
+	for _ in $(seq 100); do
+		curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
+		sleep 0.1
+	done
 done
 
-# One session for the whole protected run.
+# One session for the whole run.
 token=$(EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n 1)
 cookie=$(curl -fsS -D - -o /dev/null -X POST "http://127.0.0.1:$PROTECTED/.embed/exchange" \
 	-H 'Content-Type: application/json' -d "{\"token\":\"$token\"}" |
 	tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(__Host-embed_session=[^;]*\).*/\1/p')
-[ -n "$cookie" ] || { echo "bench: exchange failed" >&2; cat "$work/caddy.log" >&2; exit 1; }
-status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "http://127.0.0.1:$PROTECTED/")
-[ "$status" = 200 ] || { echo "bench: session request answered $status" >&2; exit 1; }
+[ -n "$cookie" ] || { echo "bench: exchange failed" >&2; cat "$work/protected.log" >&2; exit 1; }
+for port in $PLAIN $PROTECTED; do
+	status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "http://127.0.0.1:$port/")
+	[ "$status" = 200 ] || { echo "bench: port $port answered $status" >&2; exit 1; }
+done
 
-run() { # name url [wrk args...]
-	local name=$1 url=$2
-	shift 2
-	local line
-	line=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/report.lua "$@" "$url" | grep '^RESULT')
-	echo "$name $line"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+run() { # name pid url [wrk args...]: one line, with CPU µs per request
+	local name=$1 p=$2 url=$3
+	shift 3
+	local before after line reqs
+	before=$(cpu_ticks "$p")
+	line=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "$@" "$url" | grep '^RESULT')
+	after=$(cpu_ticks "$p")
+	reqs=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
+	awk -v n="$name" -v l="$line" -v t=$((after - before)) -v r="$reqs" -v hz="$TICK" \
+		'BEGIN { printf "%s %s cpu_us=%.1f\n", n, l, r ? t * 1e6 / hz / r : 0 }'
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
-echo "wrk: $THREADS threads, $CONNS connections, $DUR per run, $ROUNDS rounds alternating"
+echo "wrk: $THREADS thread(s), $CONNS connections, $DUR per run, $ROUNDS rounds alternating; one process per system"
 results="$work/results"
 : >"$results"
 # Warm-up, not counted.
-wrk -t"$THREADS" -c"$CONNS" -d2s "http://127.0.0.1:$PLAIN/" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d2s -H "Cookie: $cookie" "http://127.0.0.1:$PLAIN/" >/dev/null
 wrk -t"$THREADS" -c"$CONNS" -d2s -H "Cookie: $cookie" "http://127.0.0.1:$PROTECTED/" >/dev/null
+profile() { # name: a CPU profile of the run about to start
+	[ -n "$PROFILE" ] && [ "$r" = 1 ] || return 0
+	mkdir -p "$PROFILE"
+	curl -fsS -o "$PROFILE/$1.pprof" "http://127.0.0.1:${admin[$1]}/debug/pprof/profile?seconds=$((${DUR%s} - 1))" &
+}
 for r in $(seq "$ROUNDS"); do
-	run plain "http://127.0.0.1:$PLAIN/" | tee -a "$results"
-	run protected "http://127.0.0.1:$PROTECTED/" -H "Cookie: $cookie" | tee -a "$results"
+	profile plain
+	run plain "${pid[plain]}" "http://127.0.0.1:$PLAIN/" -s bench/report.lua -H "Cookie: $cookie" | tee -a "$results"
+	profile protected
+	run protected "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/report.lua -H "Cookie: $cookie" | tee -a "$results"
 done
 
 EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n "$EXCHANGE_TOKENS" >"$work/tokens"
-exline=$(TOKENS="$work/tokens" THREADS=$THREADS wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency -s bench/exchange.lua \
-	"http://127.0.0.1:$PROTECTED/" | grep '^RESULT')
-echo "exchange $exline" | tee -a "$results"
-case $exline in *non2xx=0*) ;; *) echo "note: tokens ran out (non-2xx answers); raise EXCHANGE_TOKENS for a full run" ;; esac
+TOKENS="$work/tokens" THREADS=$THREADS run exchange "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/exchange.lua | tee -a "$results"
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[protected]}/status")
+case $(grep '^exchange' "$results") in *non2xx=0*) ;; *) echo "note: tokens ran out (non-2xx answers); raise EXCHANGE_TOKENS for a full run" ;; esac
 
-awk '
-function val(s, k,   m) { match(s, k "=[0-9]+"); return substr(s, RSTART + length(k) + 1, RLENGTH - length(k) - 1) }
-{ n[$1]++; rps[$1] += val($0, "rps"); p50[$1] += val($0, "p50_us"); p99[$1] += val($0, "p99_us"); bad[$1] += val($0, "errors") + val($0, "non2xx") }
+awk -v rss="$rss" '
+function val(s, k,   m) { if (!match(s, k "=[0-9.]+")) return 0; return substr(s, RSTART + length(k) + 1, RLENGTH - length(k) - 1) + 0 }
+function median(a, n,   i, j, t) {
+	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+$1 == "plain" { pr = val($0, "rps"); pc = val($0, "cpu_us"); keep("plain") }
+$1 == "protected" { keep("protected"); if (pr) { n++; rr[n] = val($0, "rps") / pr; cr[n] = val($0, "cpu_us") / pc } }
+$1 == "exchange" { keep("exchange") }
+function keep(k) { c[k]++; rps[k] += val($0, "rps"); p50[k] += val($0, "p50_us"); p99[k] += val($0, "p99_us"); cpu[k] += val($0, "cpu_us"); bad[k] += val($0, "errors") }
 END {
-	printf "\n%-10s %12s %10s %10s %8s\n", "run", "requests/s", "p50", "p99", "errors"
+	printf "\n%-10s %12s %10s %10s %14s %8s\n", "run", "requests/s", "p50", "p99", "CPU/request", "errors"
 	split("plain protected exchange", order, " ")
-	for (i = 1; i <= 3; i++) { k = order[i]; if (!n[k]) continue
-		printf "%-10s %12.0f %8.0fus %8.0fus %8d\n", k, rps[k]/n[k], p50[k]/n[k], p99[k]/n[k], bad[k] }
-	if (n["plain"] && n["protected"]) printf "\nratio protected/plain: %.3f (target >= 0.90)\n", (rps["protected"]/n["protected"]) / (rps["plain"]/n["plain"])
-	if (n["exchange"]) printf "exchanges/s: %.0f (target >= 5000, memory store)\n", rps["exchange"]/n["exchange"]
+	for (i = 1; i <= 3; i++) { k = order[i]; if (!c[k]) continue
+		printf "%-10s %12.0f %8.0fus %8.0fus %12.1fus %8d\n", k, rps[k]/c[k], p50[k]/c[k], p99[k]/c[k], cpu[k]/c[k], bad[k] }
+	if (n) {
+		printf "\nprotected/plain, median of %d per-round ratios: req/s %.3f (target >= 0.97), CPU per request %.3f (target <= 1.03)\n", n, median(rr, n), median(cr, n)
+	}
+	if (c["exchange"]) printf "exchange: %.0f/s, p99/p50 %.1f (target < 5), gateway RSS after it %.0f MiB\n", rps["exchange"]/c["exchange"], p99["exchange"]/p50["exchange"], rss / 1024
 }' "$results"

@@ -372,18 +372,34 @@ func expand(r *http.Request, s string) string {
 }
 
 // setPlaceholders exposes the identity to the rest of the route and to
-// Caddy's access log ({http.auth.user.id}).
+// Caddy's access log ({http.auth.user.id}). http.auth.user.id is Set, as
+// caddyauth does, so it replaces whatever an earlier handler put there;
+// the http.embed.* names are answered on lookup, which costs one
+// allocation per request instead of one per name.
 func setPlaceholders(r *http.Request, s *session.Session, claims map[string]any) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
 	repl.Set("http.auth.user.id", s.Subject)
-	repl.Set("http.embed.tenant", s.Tenant)
-	repl.Set("http.embed.subject", s.Subject)
-	for k, v := range claims {
-		repl.Set("http.embed.claim."+k, v)
-	}
+	tenant, subject := s.Tenant, s.Subject
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, "http.embed.")
+		if !ok {
+			return nil, false
+		}
+		switch name {
+		case "tenant":
+			return tenant, true
+		case "subject":
+			return subject, true
+		}
+		if c, ok := strings.CutPrefix(name, "claim."); ok {
+			v, ok := claims[c]
+			return v, ok
+		}
+		return nil, false
+	})
 }
 
 func validCookieName(s string) bool {

@@ -159,11 +159,12 @@ func narrowedByToken(allowed Origins, c token.Claims) (Origins, error) {
 
 // setSessionFraming is setFraming for a response governed by allowed.
 func setSessionFraming(h http.Header, allowed Origins) {
-	setFramingCSP(h, allowed.CSP())
+	setFramingCSP(h, []string{allowed.CSP()})
 }
 
-// setFramingCSP writes a frame-ancestors directive already computed.
-func setFramingCSP(h http.Header, csp string) {
+// setFramingCSP writes a frame-ancestors directive already computed, as
+// the header's one value (csp has one element; the caller owns it).
+func setFramingCSP(h http.Header, csp []string) {
 	h.Del("X-Frame-Options")
-	h.Set("Content-Security-Policy", csp)
+	h["Content-Security-Policy"] = csp
 }

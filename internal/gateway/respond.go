@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -250,6 +251,18 @@ func (fw *framingWriter) Write(b []byte) (int, error) {
 		fw.WriteHeader(http.StatusOK)
 	}
 	return fw.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the writer underneath reachable as an io.ReaderFrom, so a
+// file served behind the gateway still goes out by sendfile.
+func (fw *framingWriter) ReadFrom(src io.Reader) (int64, error) {
+	if !fw.wrote {
+		fw.WriteHeader(http.StatusOK)
+	}
+	if rf, ok := fw.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(fw.ResponseWriter, src)
 }
 
 // Unwrap lets http.ResponseController reach Flush and Hijack underneath.

@@ -24,6 +24,7 @@ type openResult struct {
 	sess    *session.Session
 	tenant  *tenant.Tenant // the session's tenant, when the cookie opened
 	present bool           // a cookie was sent (so a refusal clears it)
+	now     time.Time      // when sess was checked
 	err     error
 }
 
@@ -49,12 +50,14 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 		res.err = reason.Errorf(reason.WrongTenant, "session of tenant %q on a host of tenant %q", t.ID, rq.hostTenant.ID)
 		return res
 	}
-	if err := s.Check(g.now(), g.cfg.IdleTimeout); err != nil {
+	// One clock read for the whole check: this runs on every request.
+	now := g.now()
+	if err := s.Check(now, g.cfg.IdleTimeout); err != nil {
 		res.err = err
 		return res
 	}
 	// An absolute lifetime shortened by a config change applies at once.
-	if !g.now().Before(s.IssuedAt.Add(g.cfg.SessionTTL)) {
+	if !now.Before(s.IssuedAt.Add(g.cfg.SessionTTL)) {
 		res.err = reason.Errorf(reason.SessionExpired, "older than session_ttl")
 		return res
 	}
@@ -63,6 +66,7 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 		return res
 	}
 	res.sess = s
+	res.now = now
 	return res
 }
 
@@ -109,15 +113,25 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		g.audit(r, t, s, err, false)
 		return g.refuseRequest(w, answerFor(reason.Of(err), pathSession), reason.Of(err))
 	}
-	now := g.now()
+	return g.forward(w, r, rq, o, claims, allowed, next)
+}
+
+// forward sends a request whose session passed every check to the app:
+// the refreshed cookie, the identity headers, the assertion, and the
+// request stripped of the session cookie and the token parameter.
+func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o openResult, claims map[string]any, allowed Origins, next Next) error {
+	s, t, now := o.sess, o.tenant, o.now
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
 		s.LastSeen = now.Truncate(time.Second)
 		if value, err := g.cfg.Sealer.Seal(s, rq.host); err == nil {
 			w.Header().Add("Set-Cookie", g.cookie(value, s.ExpiresAt.Sub(now)))
 		}
 	}
-	r.Header.Set(HeaderTenant, t.ID)
-	r.Header.Set(HeaderSubject, s.Subject)
+	// One allocation holds the response writer and the identity and CSP
+	// header values: this runs on every proxied request.
+	st := &upstreamState{vals: [3]string{t.ID, s.Subject}}
+	r.Header[HeaderTenant] = st.vals[0:1:1]
+	r.Header[HeaderSubject] = st.vals[1:2:2]
 	for _, fc := range g.cfg.ForwardClaims {
 		if v, ok := claims[fc.Claim]; ok {
 			r.Header.Set(fc.Header, headerValue(v))
@@ -139,13 +153,21 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	g.storageAccessHeaders(w.Header(), r, t)
 	// Computed once: a narrowed session's directive is built per request.
-	csp := allowed.CSP()
-	setFramingCSP(w.Header(), csp)
+	st.vals[2] = allowed.CSP()
+	setFramingCSP(w.Header(), st.vals[2:3:3])
 	g.cfg.Observer.Request(t.ID, RequestSessionOK)
-	fw := &framingWriter{ResponseWriter: w, csp: csp}
-	err := g.serveUpstream(fw, r, next)
-	fw.finish()
+	st.fw = framingWriter{ResponseWriter: w, csp: st.vals[2]}
+	err := g.serveUpstream(&st.fw, r, next)
+	st.fw.finish()
 	return err
+}
+
+// upstreamState is what a request with a session carries to the upstream.
+// The header values are full slices of vals (len = cap = 1), so an append
+// by a later handler copies instead of writing into the next value.
+type upstreamState struct {
+	fw   framingWriter
+	vals [3]string // X-Embed-Tenant, X-Embed-Subject, Content-Security-Policy
 }
 
 func tenantID(t *tenant.Tenant) string {

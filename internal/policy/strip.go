@@ -91,7 +91,11 @@ func StripCookie(h http.Header, name string) {
 			continue
 		}
 		if !changed {
-			out = append(make([]string, 0, len(vals)), vals[:i]...)
+			// Most requests carry the session cookie alone: removing
+			// it deletes the header and allocates nothing.
+			if i > 0 {
+				out = append(make([]string, 0, len(vals)), vals[:i]...)
+			}
 			changed = true
 		}
 		if nv != "" {

@@ -16,7 +16,7 @@ func (m *Memory) Sweep() { m.sweep() }
 func (m *Memory) Sizes() (used, sessions, cutoffs int) {
 	m.cutMu.RLock()
 	defer m.cutMu.RUnlock()
-	return m.used.ItemCount(), m.sessions.ItemCount(), len(m.cutoffs)
+	return m.used.len(), m.sessions.ItemCount(), len(m.cutoffs)
 }
 
 // NewMemoryEvery is NewMemory with a janitor interval of every.
@@ -27,18 +27,8 @@ func NewMemoryEvery(now func() time.Time, every time.Duration) *Memory {
 }
 
 // SweepByClock deletes the replay entries whose expiry by m's injected
-// clock has passed. The janitor's sweep is go-cache's DeleteExpired, which
-// reads the wall clock; in production that is m's clock, so both free the
-// same entries. Tests advance a fake clock and sweep with this instead of
-// waiting a window out.
-func (m *Memory) SweepByClock() {
-	now := m.now().UnixNano()
-	for k, it := range m.used.Items() {
-		if it.Object.(int64) <= now {
-			m.used.Delete(k)
-		}
-	}
-}
+// clock has passed, as the janitor's sweep does.
+func (m *Memory) SweepByClock() { m.used.sweep(m.now().UnixNano()) }
 
 // sizes reports the number of entries, for tests.
 func (m *mirror) sizes() (sessions, cutoffs int) {
@@ -53,4 +43,16 @@ func (r *Redis) SetRecoverQuiet(d time.Duration) {
 	r.health.mu.Lock()
 	defer r.health.mu.Unlock()
 	r.health.quiet = d
+}
+
+// len is the number of entries stored, expired or not.
+func (t *usedTable) len() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
 }

@@ -2,14 +2,11 @@ package replay
 
 import (
 	"context"
-	"hash/maphash"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/patrickmn/go-cache"
-
-	"github.com/embedgate/embedgate/internal/reason"
 )
 
 // janitorInterval is how often expired entries are swept. Sweeping only
@@ -21,25 +18,24 @@ const janitorInterval = time.Minute
 // "already expired", which would reopen a replay window.
 const maxTTL = 100 * 365 * 24 * time.Hour
 
-// lockShards is the number of mutexes guarding Claim's check-and-set. A
-// power of two, so the shard is a mask of the key's hash.
-const lockShards = 64
+// usedShards is the number of shards of the replay table, each with its
+// own lock and map. A power of two, so the shard is a mask of the key.
+const usedShards = 256
 
 // Memory is an in-process Store and Revocations for a single gateway
 // instance. It is safe for concurrent use. Expiry follows the clock given to
 // NewMemory, so tests can move time without sleeping.
 //
-// Each entry's value is its logical expiry as int64 Unix nanoseconds: the
-// cache's own (wall-clock) expiration only lets the janitor reclaim memory,
-// while an entry whose logical expiry is at or before now() counts as absent.
+// Each entry's value is its logical expiry as int64 Unix nanoseconds: an
+// entry whose expiry is at or before now() counts as absent. For revoked
+// session ids, go-cache's own (wall-clock) expiration only lets the janitor
+// reclaim memory.
 type Memory struct {
 	now func() time.Time
 
-	used     *cache.Cache // tenant "\x00" jti -> expiry
+	used     *usedTable
 	sessions *cache.Cache // session id -> revoked until
-	seed     maphash.Seed
-	locks    [lockShards]sync.Mutex // Claim, keyed by jti hash
-	revokeMu sync.Mutex             // Revoke's read-modify-write (keep the later until)
+	revokeMu sync.Mutex   // Revoke's read-modify-write (keep the later until)
 
 	cutMu   sync.RWMutex
 	cutoffs cutoffTable // RevokeAll: few entries, read on every request
@@ -109,9 +105,8 @@ func newMemory(now func() time.Time) *Memory {
 	return &Memory{
 		now: now,
 		// Negative cleanup interval: go-cache starts no janitor of its own.
-		used:     cache.New(cache.NoExpiration, -1),
+		used:     newUsedTable(),
 		sessions: cache.New(cache.NoExpiration, -1),
-		seed:     maphash.MakeSeed(),
 		cutoffs:  make(cutoffTable),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -139,12 +134,12 @@ func (m *Memory) janitor(every time.Duration) {
 	}
 }
 
-// sweep reclaims entries expired in wall-clock time (go-cache) and cutoffs
-// expired by the injected clock.
+// sweep reclaims replay entries and cutoffs expired by the injected clock,
+// and revoked session ids expired in wall-clock time (go-cache).
 func (m *Memory) sweep() {
-	m.used.DeleteExpired()
-	m.sessions.DeleteExpired()
 	now := m.now().UnixNano()
+	m.used.sweep(now)
+	m.sessions.DeleteExpired()
 	m.cutMu.Lock()
 	m.cutoffs.dropExpired(now)
 	m.cutMu.Unlock()
@@ -158,20 +153,7 @@ func (m *Memory) Claim(_ context.Context, tenant, jti string, ttl time.Duration)
 		ttl = time.Second
 	}
 	ttl = min(ttl, maxTTL)
-	key := tenant + "\x00" + jti
-	// go-cache's Add alone is not enough: an entry logically expired but
-	// still stored must be replaced, and that check-and-replace has to be
-	// atomic per key, or two concurrent Claims could both succeed.
-	mu := &m.locks[maphash.String(m.seed, key)&(lockShards-1)]
-	mu.Lock()
-	defer mu.Unlock()
-	now := m.now().UnixNano()
-	if v, ok := m.used.Get(key); ok && v.(int64) > now {
-		// No jti in the detail: details are logged, ids are not.
-		return reason.Errorf(reason.Replayed, "token id already used for tenant %q", tenant)
-	}
-	m.used.Set(key, addNanos(now, ttl), ttl)
-	return nil
+	return m.used.claim(tenant, jti, m.now, ttl)
 }
 
 // Revoke implements Revocations. An until at or before now is a no-op: the

@@ -89,11 +89,10 @@ func TestMemoryMillionEntries(t *testing.T) {
 	freed := full - min(swept, full)
 	t.Logf("after the sweep: HeapInuse %.1f MiB (%.1f MiB freed, %.0f%% of the growth)",
 		float64(swept)/mib, float64(freed)/mib, 100*float64(freed)/float64(max(growth, 1)))
-	// The keys (48 bytes each: tenant, NUL, jti) and the boxed expiries go.
-	// The emptied hash table does not: Go maps never shrink, so it stays at
-	// its high-water size (reused by later entries) for the Memory's life.
-	if keyBytes := uint64(entries * len(tenant(0)+"\x00"+jti(0))); freed < keyBytes {
-		t.Errorf("sweep freed %.1f MiB, less than the %.1f MiB of keys alone", float64(freed)/mib, float64(keyBytes)/mib)
+	// The entries go, and with them the shards' tables: a table left under
+	// a quarter of its peak is rebuilt (Go maps never shrink by themselves).
+	if freed < growth*9/10 {
+		t.Errorf("sweep freed %.1f MiB, less than 90%% of the %.1f MiB the entries took", float64(freed)/mib, float64(growth)/mib)
 	}
 	// A token of the window past is accepted again (its jti is forgotten).
 	if err := m.Claim(ctx, tenant(0), jti(0), ttl); err != nil {
