@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -174,35 +175,27 @@ func parseTenant(d *caddyfile.Dispenser) (tenant.Config, error) {
 	for d.NextBlock(1) {
 		switch d.Val() {
 		case "key":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return t, d.Errf("tenant %q: key takes <secret> [<kid>]", t.ID)
+			secret, kid, err := keyArgs(d, fmt.Sprintf("tenant %q", t.ID), "secret")
+			if err != nil {
+				return t, err
 			}
-			k := tenant.SecretConfig{Secret: args[0]}
-			if len(args) == 2 {
-				k.KID = args[1]
-			}
-			t.Keys = append(t.Keys, k)
+			t.Keys = append(t.Keys, tenant.SecretConfig{Secret: secret, KID: kid})
 		case "public_key":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return t, d.Errf("tenant %q: public_key takes <pem-file> [<kid>]", t.ID)
+			file, kid, err := keyArgs(d, fmt.Sprintf("tenant %q", t.ID), "pem-file")
+			if err != nil {
+				return t, err
 			}
-			k := tenant.PublicKeyConfig{File: args[0]}
-			if len(args) == 2 {
-				k.KID = args[1]
-			}
-			t.PublicKeys = append(t.PublicKeys, k)
+			t.PublicKeys = append(t.PublicKeys, tenant.PublicKeyConfig{File: file, KID: kid})
 		case "frame_ancestors":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return t, d.Errf("tenant %q: frame_ancestors needs at least one origin", t.ID)
+			args, err := someArgs(d, t.ID, "origin")
+			if err != nil {
+				return t, err
 			}
 			t.FrameAncestors = append(t.FrameAncestors, args...)
 		case "hosts":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return t, d.Errf("tenant %q: hosts needs at least one host", t.ID)
+			args, err := someArgs(d, t.ID, "host")
+			if err != nil {
+				return t, err
 			}
 			t.Hosts = append(t.Hosts, args...)
 		case "login_url":
@@ -248,6 +241,30 @@ func parseRequire(d *caddyfile.Dispenser) (Requirement, error) {
 		return Requirement{Claim: args[1], Value: args[2]}, nil
 	}
 	return Requirement{}, d.Errf("require takes: scope <scope> | claim <claim.path> <value>")
+}
+
+// keyArgs reads a key line, a tenant's or the assertion's: <what> [<kid>].
+// where starts its error.
+func keyArgs(d *caddyfile.Dispenser, where, what string) (value, kid string, err error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return "", "", d.Errf("%s: %s takes <%s> [<kid>]", where, name, what)
+	}
+	if len(args) == 2 {
+		kid = args[1]
+	}
+	return args[0], kid, nil
+}
+
+// someArgs reads a tenant's list line: one <what> or more.
+func someArgs(d *caddyfile.Dispenser, tenantID, what string) ([]string, error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.Errf("tenant %q: %s needs at least one %s", tenantID, name, what)
+	}
+	return args, nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
@@ -377,15 +394,11 @@ func parseAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
 				return nil, err
 			}
 		case "key":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return nil, d.Errf("assertion: key takes <pem-file> [<kid>]")
+			file, kid, err := keyArgs(d, "assertion", "pem-file")
+			if err != nil {
+				return nil, err
 			}
-			k := AssertionKey{File: args[0]}
-			if len(args) == 2 {
-				k.KID = args[1]
-			}
-			a.Keys = append(a.Keys, k)
+			a.Keys = append(a.Keys, AssertionKey{File: file, KID: kid})
 		default:
 			return nil, d.Errf("assertion: unrecognized subdirective %q", d.Val())
 		}

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // backendSite is one tenant with the token API, narrowable framing, and
@@ -258,6 +260,8 @@ func TestBackendSubcommands(t *testing.T) {
 
 	// Rejections: exit 1, the reason and a one-line fix.
 	past := time.Now().Add(-10 * time.Minute)
+	noJTI := testsupport.Claims("acme", "jane", time.Now())
+	delete(noJTI, "jti")
 	for _, tc := range []struct {
 		name, tok, want string
 	}{
@@ -266,8 +270,8 @@ func TestBackendSubcommands(t *testing.T) {
 		{"bad signature", mint(t, "acme", globexSecret, "jane", nil), `bad_signature: the signature does not verify under any of tenant "acme"'s keys`},
 		{"expired", mint(t, "acme", acmeSecret, "jane", map[string]any{"iat": past.Unix(), "exp": past.Add(time.Minute).Unix()}), "expired: exp was 9m"},
 		{"lifetime too long", mint(t, "acme", acmeSecret, "jane", map[string]any{"exp": time.Now().Add(time.Hour).Unix()}), "lifetime_too_long: exp - iat is 1h0m0s, limit 2m0s; set exp = iat + 120 or less"},
-		{"unknown kid", signHS(t, acmeSecret, "k9", jwt.MapClaims{"iss": "acme"}), `unknown_key: kid is "k9", tenant "acme" has kids "k1"`},
-		{"missing jti", signHS(t, acmeSecret, "", jwt.MapClaims{"iss": "acme", "aud": "acme", "sub": "jane", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix()}), "missing_claim: jti is required; set jti to a new unique id"},
+		{"unknown kid", testsupport.Mint(t, testsupport.HS256(acmeSecret, "k9"), testsupport.Claims("acme", "jane", time.Now())), `unknown_key: kid is "k9", tenant "acme" has kids "k1"`},
+		{"missing jti", testsupport.Mint(t, testsupport.HS256(acmeSecret, ""), noJTI), "missing_claim: jti is required; set jti to a new unique id"},
 		{"not a token", "hello", "malformed: token has 1 segments, want 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,28 +367,6 @@ func TestBackendGoMintSnippet(t *testing.T) {
 	}
 }
 
-// signHS signs arbitrary claims (defaults filled in) with an optional kid.
-func signHS(t *testing.T, secret, kid string, c jwt.MapClaims) string {
-	t.Helper()
-	now := time.Now()
-	full := jwt.MapClaims{"aud": c["iss"], "sub": "jane", "iat": now.Unix(), "exp": now.Add(time.Minute).Unix(), "jti": fmt.Sprint(now.UnixNano())}
-	if _, set := c["sub"]; set {
-		full = jwt.MapClaims{}
-	}
-	for k, v := range c {
-		full[k] = v
-	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, full)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // A migrating tenant lists key, public_key and jwks at once: tokens signed
 // by any of them exchange; embed-mint signs with a PEM private key;
 // embed-inspect fetches the JWKS as the gateway does.
@@ -450,7 +432,7 @@ func TestBackendPublicKeyAndJWKSTenant(t *testing.T) {
 	// The oct key of the set was refused, and said so in the log; an HS256
 	// token "signed" with it is unknown to the gateway.
 	mustContain(t, g.Logs(), "symmetric key (kty oct) refused")
-	forged := signHS(t, "an-hs256-secret-that-must-be-refused", "sym", jwt.MapClaims{"iss": "acme"})
+	forged := testsupport.Mint(t, testsupport.HS256("an-hs256-secret-that-must-be-refused", "sym"), testsupport.Claims("acme", "jane", time.Now()))
 	if resp := exchangeJSON(t, g, "portal.gate.test", forged); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("token under a refused oct key: %d", resp.StatusCode)
 	}

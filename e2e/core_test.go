@@ -1,11 +1,10 @@
 package e2e
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 const (
@@ -46,25 +45,13 @@ portal.gate.test:{{.HTTPSPort}}, globex.gate.test:{{.HTTPSPort}} {
 
 var coreEnv = []string{"ACME_SECRET=" + acmeSecret, "GLOBEX_SECRET=" + globexSecret}
 
-// mint signs a token the way a customer's backend does.
+// mint signs a token the way a customer's backend does: testsupport's
+// claims for tenant and sub, with extra over them, under an HS256 secret.
 func mint(t testing.TB, tenant, secret, sub string, extra map[string]any) string {
 	t.Helper()
-	now := time.Now()
-	jti := make([]byte, 16)
-	_, _ = rand.Read(jti)
-	claims := jwt.MapClaims{
-		"iss": tenant, "aud": tenant, "sub": sub,
-		"iat": now.Unix(), "exp": now.Add(60 * time.Second).Unix(),
-		"jti": hex.EncodeToString(jti),
-	}
-	for k, v := range extra {
-		claims[k] = v
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	claims := testsupport.Claims(tenant, sub, time.Now())
+	maps.Copy(claims, extra)
+	return testsupport.Mint(t, testsupport.HS256(secret, ""), claims)
 }
 
 func startCore(t *testing.T, extra string) (*Gateway, *Upstream) {

@@ -22,7 +22,7 @@ import (
 	"github.com/embedgate/embedgate/sdk"
 )
 
-//go:embed bridge.js page.js page.css start.html gate.html
+//go:embed bridge.js page.js resize.js page.css start.html gate.html page-head.html signin-states.html
 var files embed.FS
 
 func mustRead(name string) []byte {
@@ -36,11 +36,11 @@ func mustRead(name string) []byte {
 var (
 	sdkJS     = []byte(sdk.Script())
 	sdkTypes  = []byte(sdk.Types())
-	bridgeJS  = mustRead("bridge.js")
-	pageJS    = strings.TrimSpace(string(mustRead("page.js")))
+	bridgeJS  = []byte(include(string(mustRead("bridge.js")), resizePart))
+	pageJS    = strings.TrimSpace(include(string(mustRead("page.js")), resizePart))
 	pageCSS   = strings.TrimSpace(string(mustRead("page.css")))
-	startHTML = string(mustRead("start.html"))
-	gateHTML  = string(mustRead("gate.html"))
+	startHTML = include(string(mustRead("start.html")), pageHeadPart, signinStatesPart)
+	gateHTML  = include(string(mustRead("gate.html")), pageHeadPart, signinStatesPart)
 
 	// The pages with their static style and script already in place; only
 	// the per-request placeholders are left for render.
@@ -61,6 +61,35 @@ func init() {
 	if !bytes.Contains(sdkJS, []byte(sdkPrefixLine)) || !bytes.Contains(bridgeJS, []byte(bridgeConfigLine)) {
 		panic("bridge: a script lost its placeholder line")
 	}
+}
+
+// The placeholders of the parts that two files share, each a whole line in
+// its file: the pages' head and sign-in states, and the embed:resize rule
+// that bridge.js and page.js both follow.
+const (
+	pageHeadPart     = "{{PAGE_HEAD}}"
+	signinStatesPart = "{{SIGNIN_STATES}}"
+	resizePart       = "// {{RESIZE_JS}}" // a comment, so the script still parses as it is
+)
+
+var partFiles = map[string]string{
+	pageHeadPart:     "page-head.html",
+	signinStatesPart: "signin-states.html",
+	resizePart:       "resize.js",
+}
+
+// include puts the shared parts into a template or script, so that each is
+// written once. It panics when src lacks one of them, or a part holds a
+// placeholder of its own.
+func include(src string, placeholders ...string) string {
+	for _, p := range placeholders {
+		part := strings.TrimSpace(string(mustRead(partFiles[p])))
+		if !strings.Contains(src, p) || strings.Contains(part, "{{") {
+			panic("bridge: a file lost its " + p + " line, or " + partFiles[p] + " holds a {{placeholder}}")
+		}
+		src = strings.Replace(src, p, part, 1)
+	}
+	return src
 }
 
 // fillStatic puts the page's style and script into a page template. They

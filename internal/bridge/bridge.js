@@ -57,19 +57,14 @@
     window.location.replace(CONFIG.prefix + "/signout" + (CONFIG.tenant ? "?tenant=" + encodeURIComponent(CONFIG.tenant) : ""));
   };
 
-  // embed:resize {height}: the document's height, coalesced to one message
-  // per frame and sent only when it changes.
-  let lastHeight = -1;
+  // {{RESIZE_JS}}
+  // The app's height is coalesced to one message per frame.
   let scheduled = false;
+  const reportHeight = heightReporter(post);
   const measure = () => {
     if (!scheduled) return;
     scheduled = false;
-    const el = document.documentElement;
-    const h = Math.ceil(Math.max(el.getBoundingClientRect().height, document.body ? document.body.scrollHeight : 0));
-    if (h !== lastHeight) {
-      lastHeight = h;
-      post({ type: "embed:resize", height: h });
-    }
+    reportHeight();
   };
   const scheduleMeasure = () => {
     if (scheduled) return;

@@ -66,18 +66,11 @@
     repeat = setTimeout(again, delay);
   };
 
-  // embed:resize {height}, as bridge.js sends it, once the page shows more
-  // than "Signing in…" (which the app's own page replaces at once).
-  let lastHeight = -1;
+  // {{RESIZE_JS}}
+  // The page's height is sent once it shows more than "Signing in…" (which
+  // the app's own page replaces at once).
   let following = false;
-  const measure = () => {
-    const el = document.documentElement;
-    const h = Math.ceil(Math.max(el.getBoundingClientRect().height, document.body ? document.body.scrollHeight : 0));
-    if (h !== lastHeight) {
-      lastHeight = h;
-      post({ type: "embed:resize", height: h });
-    }
-  };
+  const measure = heightReporter(post);
   const followHeight = () => {
     if (following) return;
     following = true;
@@ -92,9 +85,14 @@
     }
   };
 
+  // call fetches one of the gateway's endpoints with this frame's cookie,
+  // never from a cache; postTo POSTs to one and follows no redirect.
+  const call = (name, init) => fetch(endpoint(name), { credentials: "same-origin", cache: "no-store", ...init });
+  const postTo = (name, init) => call(name, { method: "POST", redirect: "error", ...init });
+
   const sessionVisible = async () => {
     try {
-      const res = await fetch(endpoint("session"), { credentials: "same-origin", cache: "no-store" });
+      const res = await call("session");
       return res.ok ? await res.json() : null;
     } catch (_) {
       return null;
@@ -142,11 +140,7 @@
     if (await activateGrant()) granted = true;
     let reason = "";
     try {
-      const res = await fetch(endpoint("exchange"), {
-        method: "POST",
-        credentials: "same-origin",
-        cache: "no-store",
-        redirect: "error",
+      const res = await postTo("exchange", {
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ token, tenant: cfg.tenant, parent_origin: origin }),
       });
@@ -211,12 +205,7 @@
     let reason = "";
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const res = await fetch(endpoint("signout"), {
-          method: "POST",
-          credentials: "same-origin",
-          cache: "no-store",
-          redirect: "error",
-        });
+        const res = await postTo("signout");
         if (res.status === 204) {
           reason = "";
           break;

@@ -132,35 +132,12 @@ func admit(j jwk) (k tenant.Key, skip bool, err error) {
 			return k, false, err
 		}
 		k.Public = pub
-	case "EC":
-		if j.Crv != "P-256" {
-			return k, false, fmt.Errorf("EC curve %q is not accepted (want P-256)", j.Crv)
-		}
-		if j.Alg != "" && j.Alg != tenant.ES256 {
-			return k, false, fmt.Errorf("alg %q does not fit a P-256 key (want ES256)", j.Alg)
-		}
-		x, errX := b64.DecodeString(j.X)
-		y, errY := b64.DecodeString(j.Y)
-		if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
-			return k, false, errors.New("EC key: x and y must be 32-byte base64url values")
-		}
-		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	case "EC", "OKP":
+		pub, err := curvePublic(j)
 		if err != nil {
-			return k, false, errors.New("EC key: the point is not on P-256")
+			return k, false, err
 		}
 		k.Public = pub
-	case "OKP":
-		if j.Crv != "Ed25519" {
-			return k, false, fmt.Errorf("OKP curve %q is not accepted (want Ed25519)", j.Crv)
-		}
-		if j.Alg != "" && j.Alg != tenant.EdDSA {
-			return k, false, fmt.Errorf("alg %q is not accepted for Ed25519 (want EdDSA)", j.Alg)
-		}
-		x, err := b64.DecodeString(j.X)
-		if err != nil || len(x) != ed25519.PublicKeySize {
-			return k, false, errors.New("Ed25519 key: x must be a 32-byte base64url value")
-		}
-		k.Public = ed25519.PublicKey(x)
 	case "":
 		return k, false, errors.New("no kty")
 	default:
@@ -174,6 +151,55 @@ func admit(j jwk) (k tenant.Key, skip bool, err error) {
 	}
 	k.Alg = accepted.Alg
 	return k, false, nil
+}
+
+// curveKey is what a kty that names its curve (crv) is accepted with: the
+// one curve, the algorithm it pins, and how its public point is read.
+type curveKey struct {
+	crv, alg string
+	misfit   string // follows `alg "X"` when the JWK's alg is another one
+	point    func(j jwk) (any, error)
+}
+
+// curveKeys are the curve-keyed ktys, one row each, read by one rule
+// (curvePublic); which keys verify stays tenant.AcceptPublicKey's.
+var curveKeys = map[string]curveKey{
+	"EC":  {crv: "P-256", alg: tenant.ES256, misfit: "does not fit a P-256 key", point: p256Point},
+	"OKP": {crv: "Ed25519", alg: tenant.EdDSA, misfit: "is not accepted for Ed25519", point: ed25519Point},
+}
+
+// curvePublic reads an EC or OKP key: its curve, its alg when it names one,
+// then its point.
+func curvePublic(j jwk) (any, error) {
+	c := curveKeys[j.Kty]
+	if j.Crv != c.crv {
+		return nil, fmt.Errorf("%s curve %q is not accepted (want %s)", j.Kty, j.Crv, c.crv)
+	}
+	if j.Alg != "" && j.Alg != c.alg {
+		return nil, fmt.Errorf("alg %q %s (want %s)", j.Alg, c.misfit, c.alg)
+	}
+	return c.point(j)
+}
+
+func p256Point(j jwk) (any, error) {
+	x, errX := b64.DecodeString(j.X)
+	y, errY := b64.DecodeString(j.Y)
+	if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+		return nil, errors.New("EC key: x and y must be 32-byte base64url values")
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		return nil, errors.New("EC key: the point is not on P-256")
+	}
+	return pub, nil
+}
+
+func ed25519Point(j jwk) (any, error) {
+	x, err := b64.DecodeString(j.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return nil, errors.New("Ed25519 key: x must be a 32-byte base64url value")
+	}
+	return ed25519.PublicKey(x), nil
 }
 
 func rsaKey(n64, e64 string) (*rsa.PublicKey, error) {

@@ -158,15 +158,26 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		go r.watchSentinels(runCtx)
 	}
 
-	wait := time.NewTimer(cfg.StartWait)
-	defer wait.Stop()
-	select {
-	case <-r.synced:
-	case <-wait.C:
+	if synced, ok := pause(ctx, cfg.StartWait, r.synced); ok && !synced {
 		r.report(Event{Kind: EventNotLoaded, Waited: cfg.StartWait, Err: r.startCause(cfg.StartWait)})
-	case <-ctx.Done():
 	}
 	return r, nil
+}
+
+// pause waits d, or less: until ctx ends (ok false) or wake delivers (woken
+// true; a nil wake never does). The start wait and every backoff of the
+// store wait through it, so that none waits past its context.
+func pause(ctx context.Context, d time.Duration, wake <-chan struct{}) (woken, ok bool) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, false
+	case <-wake:
+		return true, true
+	case <-t.C:
+		return false, true
+	}
 }
 
 // CheckReplicas is the rule for RedisConfig.Replicas.

@@ -227,12 +227,8 @@ func (r *Redis) releaser(ctx context.Context) {
 			if batch = r.releaseBatch(ctx, batch); len(batch) == 0 {
 				break
 			}
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if _, ok := pause(ctx, delay, nil); !ok {
 				return
-			case <-t.C:
 			}
 			delay = min(delay*2, time.Second)
 		}

@@ -43,7 +43,7 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 	if (skipVerify || tlsConfig != nil) && base != "rediss" {
 		return clientSpec{}, errors.New("redis url: TLS settings (tls, skip_verify) need a rediss:// (rediss+sentinel://, rediss+cluster://) url")
 	}
-	tlsFor := func(parsed *tls.Config) *tls.Config { return mergeTLS(parsed, tlsConfig, skipVerify) }
+	rules := clientRules{tlsConfig: tlsConfig, skipVerify: skipVerify}
 	spec := clientSpec{target: RedactURL(raw)}
 	switch mode {
 	case "":
@@ -51,14 +51,7 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 		if err != nil {
 			return clientSpec{}, urlError(err)
 		}
-		// Request-path commands carry their own deadline (the store
-		// timeout): honour it on the socket, not only while waiting.
-		opt.ContextTimeoutEnabled = true
-		// No retries: a revocation retried after a lost reply would be
-		// announced twice; claims are safe to retry (claimScript) but
-		// gain nothing within a 150ms budget.
-		opt.MaxRetries = -1
-		opt.TLSConfig = tlsFor(opt.TLSConfig)
+		rules.apply(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.TLSConfig)
 		spec.client = redis.NewClient(opt)
 	case "sentinel":
 		opt, err := redis.ParseFailoverURL(plain)
@@ -68,26 +61,40 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 		if opt.MasterName == "" {
 			return clientSpec{}, errors.New("redis url: a sentinel url needs ?master_name=")
 		}
-		opt.ContextTimeoutEnabled = true
-		opt.MaxRetries = -1
 		// One TLS config for the sentinels and the data nodes, as go-redis
 		// uses it for both.
-		opt.TLSConfig = tlsFor(opt.TLSConfig)
+		rules.apply(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.TLSConfig)
 		spec.client, spec.sentinel = redis.NewFailoverClient(opt), opt
 	case "cluster":
 		opt, err := redis.ParseClusterURL(plain)
 		if err != nil {
 			return clientSpec{}, urlError(err)
 		}
-		opt.ContextTimeoutEnabled = true
-		// Cluster redirections (MOVED/ASK) are followed regardless.
-		opt.MaxRetries = -1
-		opt.TLSConfig = tlsFor(opt.TLSConfig)
+		rules.apply(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.TLSConfig)
 		spec.client = redis.NewClusterClient(opt)
 	default:
 		return clientSpec{}, fmt.Errorf("redis url: unknown scheme %q (want redis, rediss, unix, redis+sentinel, redis+cluster)", scheme)
 	}
 	return spec, nil
+}
+
+// clientRules are the settings every client mode gets, whichever go-redis
+// options type holds them (they share no interface, hence the pointers).
+type clientRules struct {
+	tlsConfig  *tls.Config
+	skipVerify bool
+}
+
+func (c clientRules) apply(contextTimeout *bool, maxRetries *int, tlsConfig **tls.Config) {
+	// Request-path commands carry their own deadline (the store timeout):
+	// honour it on the socket, not only while waiting.
+	*contextTimeout = true
+	// No retries: a revocation retried after a lost reply would be
+	// announced twice; claims are safe to retry (claimScript) but gain
+	// nothing within a 150ms budget. Cluster redirections (MOVED/ASK) are
+	// followed regardless.
+	*maxRetries = -1
+	*tlsConfig = mergeTLS(*tlsConfig, c.tlsConfig, c.skipVerify)
 }
 
 // takeSkipVerify removes skip_verify from the URL's query and returns its value.

@@ -92,12 +92,8 @@ func (r *Redis) loadKeys(ctx context.Context, keys []string, c *loadCounts) erro
 			if attempt > keyRetries {
 				return fmt.Errorf("%d revocation keys unread: %w", len(keys), err)
 			}
-			t := time.NewTimer(time.Duration(attempt) * 100 * time.Millisecond)
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if _, ok := pause(ctx, time.Duration(attempt)*100*time.Millisecond, nil); !ok {
 				return fmt.Errorf("%d revocation keys unread: %w", len(keys), ctx.Err())
-			case <-t.C:
 			}
 		}
 		keys, err = r.loadOnce(ctx, keys, c)

@@ -82,17 +82,14 @@ func (r *Redis) run(ctx context.Context) {
 			}
 			continue
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		switched, ok := pause(ctx, delay, r.kicks)
+		if !ok {
 			return
-		case <-r.kicks:
-			t.Stop()
+		}
+		if switched {
 			r.kicked.Store(false)
 			r.report(Event{Kind: EventMasterSwitched})
 			rewrite = true
-		case <-t.C:
 		}
 		delay = min(delay*2, maxBackoff)
 	}
@@ -356,12 +353,8 @@ func (r *Redis) watchSentinels(ctx context.Context) {
 			return
 		}
 		r.lastWatchErr(err)
-		t := time.NewTimer(maxBackoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if _, ok := pause(ctx, maxBackoff, nil); !ok {
 			return
-		case <-t.C:
 		}
 	}
 }

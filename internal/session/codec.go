@@ -88,17 +88,15 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+// varint reads a zig-zag signed varint: the unsigned one, decoded as
+// binary.Varint does, so there is one reader and one failure rule for both.
 func (d *decoder) varint() int64 {
-	if d.bad != "" {
-		return 0
+	ux := d.uvarint()
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
 	}
-	v, n := binary.Varint(d.b[d.off:])
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.off += n
-	return v
+	return x
 }
 
 // length reads a length or count and bounds it by the bytes left, which also

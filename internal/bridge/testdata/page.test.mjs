@@ -1,15 +1,18 @@
 // page.js, the start, gate and sign-out pages' script, run by
 // TestPageScript against a fake frame: the states it shows (their ids come
-// from start.html and gate.html), what it posts to the host, and what it
-// fetches.
+// from start.html and gate.html, with their shared parts), what it posts to
+// the host, and what it fetches.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import vm from "node:vm";
 
 const read = (f) => readFileSync(new URL("../" + f, import.meta.url), "utf8");
-const script = read("page.js");
-const templates = { start: read("start.html"), gate: read("gate.html"), signout: read("gate.html") };
+// The files as bridge.go serves them: each shared part in at its placeholder.
+const parts = { "{{PAGE_HEAD}}": "page-head.html", "{{SIGNIN_STATES}}": "signin-states.html", "// {{RESIZE_JS}}": "resize.js" };
+const include = (f) => Object.entries(parts).reduce((src, [p, part]) => src.replace(p, () => read(part).trim()), read(f));
+const script = include("page.js");
+const templates = { start: include("start.html"), gate: include("gate.html"), signout: include("gate.html") };
 const HOST = "https://app.acme.test";
 
 function element(id, hidden) {

@@ -161,67 +161,49 @@ func concurrentClaims(t *testing.T, ctx context.Context, store replay.Store, jti
 
 // RunRevocations runs the Revocations conformance suite.
 func RunRevocations(t *testing.T, h Harness) {
-	ctx := context.Background()
-
 	t.Run("RevokeOneSession", func(t *testing.T) { revokeOneSession(t, h) })
 
-	t.Run("RevokeAllTenant", func(t *testing.T) {
-		e := h.env(t)
-		before := e.now().Add(-time.Minute)
-		jane := replay.SessionRef{ID: "s1", Tenant: "acme", Subject: "jane", IssuedAt: before}
-		bob := replay.SessionRef{ID: "s2", Tenant: "acme", Subject: "bob", IssuedAt: before}
-		foreign := replay.SessionRef{ID: "s3", Tenant: "globex", Subject: "jane", IssuedAt: before}
-		if err := e.rev.RevokeAll(ctx, "acme", "", e.now().Add(time.Hour)); err != nil {
-			t.Fatalf("RevokeAll: %v", err)
-		}
-		e.step(time.Second)
-		later := replay.SessionRef{ID: "s4", Tenant: "acme", Subject: "jane", IssuedAt: e.now()}
-		for _, c := range []struct {
-			name string
-			s    replay.SessionRef
-			want bool
-		}{
-			{"jane issued before", jane, true},
-			{"bob issued before", bob, true},
-			{"issued after the cutoff", later, false},
-			{"other tenant", foreign, false},
-		} {
-			if got := e.rev.Revoked(c.s); got != c.want {
-				t.Errorf("%s: Revoked = %v, want %v", c.name, got, c.want)
-			}
-		}
-		e.step(time.Hour)
-		if e.rev.Revoked(jane) {
-			t.Error("still revoked after until")
-		}
-	})
+	// One cutoff for a tenant (subject "") or one subject in it: the same
+	// four sessions, told apart by who the cutoff covers.
+	for _, tc := range []struct {
+		name, subject string
+		names         [4]string // jane before, bob before, jane in globex, jane after
+		want          [4]bool
+	}{
+		{"RevokeAllTenant", "",
+			[4]string{"jane issued before", "bob issued before", "other tenant", "issued after the cutoff"},
+			[4]bool{true, true, false, false}},
+		{"RevokeAllSubject", "jane",
+			[4]string{"jane issued before", "bob", "jane in another tenant", "jane issued after the cutoff"},
+			[4]bool{true, false, false, false}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { revokeAll(t, h, tc.subject, tc.names, tc.want) })
+	}
+}
 
-	t.Run("RevokeAllSubject", func(t *testing.T) {
-		e := h.env(t)
-		before := e.now().Add(-time.Minute)
-		jane := replay.SessionRef{ID: "s1", Tenant: "acme", Subject: "jane", IssuedAt: before}
-		bob := replay.SessionRef{ID: "s2", Tenant: "acme", Subject: "bob", IssuedAt: before}
-		janeElsewhere := replay.SessionRef{ID: "s3", Tenant: "globex", Subject: "jane", IssuedAt: before}
-		if err := e.rev.RevokeAll(ctx, "acme", "jane", e.now().Add(time.Hour)); err != nil {
-			t.Fatalf("RevokeAll: %v", err)
+// revokeAll: RevokeAll(acme, subject) refuses the sessions it covers issued
+// before the cutoff, and only until its until.
+func revokeAll(t *testing.T, h Harness, subject string, names [4]string, want [4]bool) {
+	ctx := context.Background()
+	e := h.env(t)
+	before := e.now().Add(-time.Minute)
+	jane := replay.SessionRef{ID: "s1", Tenant: "acme", Subject: "jane", IssuedAt: before}
+	bob := replay.SessionRef{ID: "s2", Tenant: "acme", Subject: "bob", IssuedAt: before}
+	janeElsewhere := replay.SessionRef{ID: "s3", Tenant: "globex", Subject: "jane", IssuedAt: before}
+	if err := e.rev.RevokeAll(ctx, "acme", subject, e.now().Add(time.Hour)); err != nil {
+		t.Fatalf("RevokeAll: %v", err)
+	}
+	e.step(time.Second)
+	janeLater := replay.SessionRef{ID: "s4", Tenant: "acme", Subject: "jane", IssuedAt: e.now()}
+	for i, s := range []replay.SessionRef{jane, bob, janeElsewhere, janeLater} {
+		if got := e.rev.Revoked(s); got != want[i] {
+			t.Errorf("%s: Revoked = %v, want %v", names[i], got, want[i])
 		}
-		e.step(time.Second)
-		janeLater := replay.SessionRef{ID: "s4", Tenant: "acme", Subject: "jane", IssuedAt: e.now()}
-		for _, c := range []struct {
-			name string
-			s    replay.SessionRef
-			want bool
-		}{
-			{"jane issued before", jane, true},
-			{"bob", bob, false},
-			{"jane in another tenant", janeElsewhere, false},
-			{"jane issued after the cutoff", janeLater, false},
-		} {
-			if got := e.rev.Revoked(c.s); got != c.want {
-				t.Errorf("%s: Revoked = %v, want %v", c.name, got, c.want)
-			}
-		}
-	})
+	}
+	e.step(time.Hour)
+	if e.rev.Revoked(jane) {
+		t.Error("still revoked after until")
+	}
 }
 
 // revokeOneSession: a revoked session id is refused until its expiry, and
