@@ -2,8 +2,9 @@ package e2e
 
 // The npm package @embedgate/sdk as a frontend installs it: `npm pack` in
 // sdk/, then a scratch project installs the tarball and (1) imports every
-// entry in Node with no browser global touched, (2) type-checks a small
-// TypeScript consumer with tsc --noEmit --strict, (3) renders the React
+// entry in Node with no browser global touched, (2) type-checks small
+// TypeScript consumers of every entry, the React component against
+// @types/react, with tsc --noEmit --strict, (3) renders the React
 // component in Chromium from the installed files (bundler-free, an import
 // map; e2e/browser/tests/react.test.mjs with EMBEDGATE_PKG_DIR) and signs in.
 
@@ -41,13 +42,16 @@ func packSDK(t *testing.T, npm string) string {
 		t.Fatal(err)
 	}
 	// React is an optional peer: not fetched (no network); the import test
-	// gets the suite's copy below.
+	// gets the suite's copy below, and tsc the suite's @types/react.
 	install := exec.Command(npm, "install", "--offline", "--no-audit", "--no-fund", "--ignore-scripts", "--legacy-peer-deps", tarball)
 	install.Dir = project
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("npm install %s: %v\n%s", filepath.Base(tarball), err, out)
 	}
-	for _, dep := range []string{"react", "react-dom", "scheduler"} {
+	if err := os.MkdirAll(filepath.Join(project, "node_modules", "@types"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range []string{"react", "react-dom", "scheduler", "@types/react"} {
 		if err := os.Symlink(filepath.Join(browserDir(), "node_modules", dep), filepath.Join(project, "node_modules", dep)); err != nil {
 			t.Fatal(err)
 		}
@@ -104,11 +108,16 @@ func TestNpmPackage(t *testing.T) {
 		}
 	})
 
+	// The main entry, the element and the React component (against
+	// @types/react), each the way a consumer imports it.
 	t.Run("tsc-strict", func(t *testing.T) {
-		copyFile(t, filepath.Join(browserDir(), "package", "consumer.ts"), filepath.Join(project, "consumer.ts"))
+		consumers := []string{"consumer.ts", "consumer-react.ts"}
+		for _, f := range consumers {
+			copyFile(t, filepath.Join(browserDir(), "package", f), filepath.Join(project, f))
+		}
 		tsc := filepath.Join(browserDir(), "node_modules", "typescript", "bin", "tsc")
-		cmd := exec.Command(node, tsc, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext",
-			"--target", "es2022", "--lib", "es2022,dom", "--skipLibCheck", "false", "consumer.ts")
+		cmd := exec.Command(node, append([]string{tsc, "--noEmit", "--strict", "--module", "nodenext", "--moduleResolution", "nodenext",
+			"--target", "es2022", "--lib", "es2022,dom", "--skipLibCheck", "false"}, consumers...)...)
 		cmd.Dir = project
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("tsc --noEmit --strict: %v\n%s", err, out)

@@ -11,15 +11,16 @@ import { Session } from "./session.mjs";
  * A node test with a fresh browser: fn(session, t). The Go side's record
  * (tokens, upstream requests, logs) starts empty; on failure a screenshot
  * FAILED-<name>.png goes to the artifacts and the host events into the
- * error; the browser is closed in every case.
+ * error; the browser is closed in every case. launch: the browser's
+ * settings for this scenario (see lib/launch.mjs).
  * @param {string} name
  * @param {(s: Session, t: import("node:test").TestContext) => Promise<void>} fn
- * @param {{timeout?: number}} [options]
+ * @param {{timeout?: number, launch?: import("./launch.mjs").LaunchOptions}} [options]
  */
-export function scenario(name, fn, { timeout = 90_000 } = {}) {
+export function scenario(name, fn, { timeout = 90_000, launch = {} } = {}) {
   return test(name, { timeout }, async (t) => {
     await control.reset();
-    const s = await Session.launch(currentRegime());
+    const s = await Session.launch(currentRegime(), launch);
     try {
       await fn(s, t);
     } catch (e) {

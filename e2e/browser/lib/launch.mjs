@@ -1,8 +1,8 @@
 // Starting a browser for a regime: Debian's Chromium over CDP or
 // firefox-esr over WebDriver BiDi, both through puppeteer-core, each with a
 // fresh profile, every host name mapped to 127.0.0.1, Caddy's internal CA
-// trusted through an NSS database (certutil), and a network log for the
-// token-in-URL checks.
+// trusted through an NSS database (certutil), a network log for the
+// token-in-URL checks, and, for one scenario, a per-site cookie block.
 
 import puppeteer from "puppeteer-core";
 import { execFileSync } from "node:child_process";
@@ -53,11 +53,18 @@ function trustCA(dir) {
 }
 
 /**
+ * @typedef {object} LaunchOptions
+ * @property {string[]} [blockCookies]  origins whose cookies the user blocked in the browser's settings,
+ *   wherever they are embedded, storage access or not
+ */
+
+/**
  * Launch the regime's browser with a fresh profile under env.tmp.
  * @param {import("./regimes.mjs").Regime} regime
+ * @param {LaunchOptions} [options]
  * @returns {Promise<{browser: import("puppeteer-core").Browser, dir: string, netlog: string, trust: string}>}
  */
-export async function launchBrowser(regime) {
+export async function launchBrowser(regime, { blockCookies = [] } = {}) {
   const dir = mkdtempSync(path.join(env.tmp, regime.name + "-"));
   const profile = path.join(dir, "profile");
   const home = path.join(dir, "home");
@@ -86,20 +93,42 @@ export async function launchBrowser(regime) {
     // (netlog.moz_log) and each content process (netlog.child-N.moz_log),
     // unbuffered (sync), so that it can be read while Firefox runs.
     netlog = path.join(dir, "netlog");
+    const prefs = { ...FIREFOX_PREFS };
+    if (blockCookies.length) {
+      // The user's per-site "Block" under Cookies and Site Data, Manage
+      // Exceptions: the permission manager's "cookie" permission, 2 =
+      // deny, here from a defaults file (the format of Firefox's own
+      // defaults/permissions) rather than a permissions.sqlite.
+      const file = path.join(dir, "permissions");
+      writeFileSync(file, blockCookies.map((o) => `origin\tcookie\t2\t${o}\n`).join(""));
+      prefs["permissions.manager.defaultsUrl"] = "file://" + file;
+    }
     browser = await puppeteer.launch({
       ...common,
       browser: "firefox",
       env: { ...process.env, HOME: home, MOZ_LOG: "sync,nsHttp:3", MOZ_LOG_FILE: netlog },
-      extraPrefsFirefox: FIREFOX_PREFS,
+      extraPrefsFirefox: prefs,
     });
   } else {
     netlog = path.join(dir, "netlog.json");
+    const prefs = {};
     if (regime.thirdPartyCookies) {
       // The user's "allow third-party cookies" setting, as Chromium
       // stores it (cookie_controls_mode 0: no blocking).
+      Object.assign(prefs, { cookie_controls_mode: 0, block_third_party_cookies: false });
+    }
+    if (blockCookies.length) {
+      // The user's per-site "not allowed to use cookies" (Settings, Site
+      // settings, third-party cookies: a site under "Not allowed"), as
+      // Chromium stores it: a cookies content-setting exception, 2 = block,
+      // for the site wherever it is embedded.
+      const exceptions = {};
+      for (const origin of blockCookies) exceptions[origin + ",*"] = { setting: 2 };
+      prefs.content_settings = { exceptions: { cookies: exceptions } };
+    }
+    if (Object.keys(prefs).length) {
       mkdirSync(path.join(profile, "Default"), { recursive: true });
-      writeFileSync(path.join(profile, "Default", "Preferences"),
-        JSON.stringify({ profile: { cookie_controls_mode: 0, block_third_party_cookies: false } }));
+      writeFileSync(path.join(profile, "Default", "Preferences"), JSON.stringify({ profile: prefs }));
     }
     browser = await puppeteer.launch({
       ...common,

@@ -48,30 +48,39 @@ function logSizes(netlog) {
 export class Session {
   /**
    * A fresh browser for one scenario: a new Chromium with a new profile, or
-   * a new user context in this file's Firefox.
+   * a new user context in this file's Firefox. With launch options (a
+   * per-site cookie block: see launchBrowser), a Firefox of its own, since
+   * its settings would reach every other scenario of the file.
    * @param {import("./regimes.mjs").Regime} [regime]
+   * @param {import("./launch.mjs").LaunchOptions} [options]
    */
-  static async launch(regime = currentRegime()) {
-    if (regime.engine === "firefox") {
+  static async launch(regime = currentRegime(), options = {}) {
+    const own = regime.engine !== "firefox" || (options.blockCookies || []).length > 0;
+    if (!own) {
       sharedFirefox ??= launchBrowser(regime);
       const launched = await sharedFirefox;
       const context = await launched.browser.createBrowserContext();
       const page = await context.newPage();
-      return new Session(regime, launched, context, page, logSizes(launched.netlog));
+      return new Session(regime, launched, context, page, { shared: true, logStart: logSizes(launched.netlog) });
     }
-    const launched = await launchBrowser(regime);
+    const launched = await launchBrowser(regime, options);
     const context = launched.browser.defaultBrowserContext();
     const [page] = await launched.browser.pages();
-    return new Session(regime, launched, context, page || (await context.newPage()), null);
+    return new Session(regime, launched, context, page || (await context.newPage()), { shared: false, logStart: new Map() });
   }
 
-  /** @param {Map<string, number> | null} logStart where a shared browser's net log stood when this session began */
-  constructor(regime, { browser, dir, netlog, trust }, context, page, logStart) {
+  /**
+   * @param {{shared: boolean, logStart: Map<string, number>}} where whether the browser is the file's shared
+   *   Firefox (closing the session closes only its user context), and where its net log stood when this
+   *   session began (Firefox; empty for a browser of the session's own)
+   */
+  constructor(regime, { browser, dir, netlog, trust }, context, page, { shared, logStart }) {
     this.regime = regime;
     /** @type {import("puppeteer-core").Browser} */
     this.browser = browser;
     /** @type {import("puppeteer-core").BrowserContext} this session's cookies, storage and permissions */
     this.context = context;
+    this.shared = shared;
     this.logStart = logStart;
     /** @type {import("puppeteer-core").Page} the one tab */
     this.page = page;
@@ -317,7 +326,7 @@ export class Session {
   async close() {
     if (this.closed) return;
     this.closed = true;
-    if (this.logStart) await this.context.close().catch(() => {});
+    if (this.shared) await this.context.close().catch(() => {});
     else await this.browser.close().catch(() => {});
   }
 }

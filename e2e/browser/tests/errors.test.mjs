@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { env, hostURL, regime, scenario } from "../lib.mjs";
+import { control, env, hostURL, regime, scenario } from "../lib.mjs";
 
 /** The mount's embed:error events, and the frame's state as the host and the frame say it. */
 async function errorState(s, frame) {
@@ -62,6 +62,14 @@ scenario("embed:error (wrong_tenant): mount with an unknown tenant gets an HTML 
   assert.equal(start?.status, 400);
 });
 
+/** The gateway's frame that shows the Storage Access button, once it does. */
+const storageButtonFrame = (s) => s.until("the Storage Access button", async () => {
+  for (const f of s.frames(env.gateway + "/")) {
+    if (await f.evaluate(() => { const el = document.getElementById("storage"); return !!el && !el.hidden; }).catch(() => false)) return f;
+  }
+  return null;
+}, { timeout: 15_000 });
+
 // Storage access refused: only a regime where the cookie needs the Storage
 // Access API (no CHIPS) shows the button; elsewhere the cookie sticks
 // without it, so there is nothing to refuse.
@@ -72,12 +80,7 @@ if (regime.storageAccessClick) {
       window.__calls = 0;
       window.embed = window.mountEmbed("main", () => { window.__calls++; return window.mintToken(); });
     });
-    const asking = await s.until("the Storage Access button", async () => {
-      for (const f of s.frames(env.gateway + "/")) {
-        if (await f.evaluate(() => { const el = document.getElementById("storage"); return !!el && !el.hidden; }).catch(() => false)) return f;
-      }
-      return null;
-    }, { timeout: 15_000 });
+    const asking = await storageButtonFrame(s);
     const cdp = await s.browser.target().createCDPSession();
     await cdp.send("Browser.setPermission", {
       permission: { name: "storage-access" }, setting: "denied", origin: env.acme, embeddedOrigin: env.gateway,
@@ -94,4 +97,65 @@ if (regime.storageAccessClick) {
     assert.doesNotMatch(got.shown.text, /trying again/i);
     await cdp.detach();
   });
+}
+
+// A per-site cookie block (the user's "not allowed to use cookies" for the
+// gateway's site, in the browser's settings; lib/launch.mjs) drops the
+// cookie whatever the regime: partitioned or not, with storage access or
+// without. The start page shows the Storage Access button; the user clicks
+// and allows.
+async function blockedUntilClick(s) {
+  await s.open(hostURL("jane@acme.test", "&manual"));
+  await s.page.evaluate(() => {
+    window.__calls = 0;
+    window.embed = window.mountEmbed("main", () => { window.__calls++; return window.mintToken(); });
+  });
+  const asking = await storageButtonFrame(s);
+  assert.equal(await s.page.evaluate(() => window.__calls), 1, "tokens before the click");
+  if (regime.engine === "chrome") await s.grantStorageAccess(env.acme, env.gateway);
+  await s.click(asking, "#storage-button");
+  await s.waitForEvent("embed:error", (e) => e.type === "embed:error");
+  // Long enough for the frame to post embed:error again (after 1 s) and
+  // for a further getToken, if anything still asked for one.
+  await sleep(1_500);
+  return { asking, got: await errorState(s, asking) };
+}
+const blocked = { launch: { blockCookies: [env.gateway] } };
+
+if (regime.engine === "chrome") {
+  scenario("embed:error (cookies_blocked): with the gateway's cookies blocked for its site, storage access granted and clicked still keeps no cookie: one embed:error, no further token, a final page", async (s) => {
+    const { asking, got } = await blockedUntilClick(s);
+    assert.deepEqual(got.errors, ["cookies_blocked"]);
+    // One token before the click, one exchanged with access granted, then none.
+    assert.equal(got.calls, 2, "getToken calls: a token was burned after the cookie did not stick");
+    assert.equal((await control.tokens()).length, 2);
+    assert.deepEqual([got.state, got.attr, got.reason], ["error", "error", "cookies_blocked"]);
+    assert.equal(got.shown.state, "cookies-blocked", `the frame shows ${got.shown.state}: ${got.shown.text}`);
+    assert.match(got.shown.text, /Your browser blocks this app's cookie here\. Allow cookies for this app in your browser settings, then reload the page\./);
+    assert.doesNotMatch(got.shown.text, /trying again|Signing in/i);
+    // Access was granted (requestStorageAccess() resolved: the start page
+    // asked for the new token with reason storage_access; the permission
+    // says granted), and still no cookie. hasStorageAccess() stays false:
+    // Chromium counts blocked cookies as no access.
+    const reasons = (await s.events()).filter((e) => e.type === "embed:authRequired").map((e) => e.reason);
+    assert.deepEqual(reasons, ["storage_access"]);
+    assert.equal(await s.eval(asking, () => navigator.permissions.query({ name: "storage-access" }).then((p) => p.state)), "granted");
+    assert.deepEqual(await s.sessionCookies(), []);
+  }, blocked);
+} else {
+  // Firefox refuses requestStorageAccess() to a site whose cookies the user
+  // blocked (even with the storage-access permission granted), so there is
+  // no granted access for the cookie not to stick under: the frame ends at
+  // storage_access_denied, and cookies_blocked cannot arise.
+  scenario("a per-site cookie block in Firefox: requestStorageAccess() is refused, so embed:error (storage_access_denied) once, no further token, a final page", async (s) => {
+    const { asking, got } = await blockedUntilClick(s);
+    assert.deepEqual(got.errors, ["storage_access_denied"]);
+    assert.equal(got.calls, 1, "a refused grant burned another token");
+    assert.equal((await control.tokens()).length, 1);
+    assert.deepEqual([got.state, got.attr, got.reason], ["error", "error", "storage_access_denied"]);
+    assert.equal(got.shown.state, "storage-denied", `the frame shows ${got.shown.state}: ${got.shown.text}`);
+    assert.doesNotMatch(got.shown.text, /trying again|Signing in/i);
+    assert.equal(await s.eval(asking, () => document.hasStorageAccess()), false);
+    assert.deepEqual(await s.sessionCookies(), []);
+  }, blocked);
 }

@@ -1,10 +1,11 @@
 // Signing in: the allowlisted customer page mounts the SDK, its backend
 // mints a token, and the app loads signed in inside the cross-site frame,
-// with the cookie each regime promises and no token in any URL.
+// with the cookie each regime promises and no token in any URL, even when
+// the start page's embed:authenticated is lost on the way.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { control, countEvents, env, regime, scenario, signIn, siteOf, waitSignedIn } from "../lib.mjs";
+import { control, countEvents, env, hostURL, regime, scenario, signIn, siteOf, waitSignedIn } from "../lib.mjs";
 
 scenario("signed-in embed: the app sees the identity; the cookie is Secure, HttpOnly, SameSite=None and partitioned as the regime promises", async (s) => {
   const frame = await signIn(s, "jane@acme.test");
@@ -124,4 +125,39 @@ scenario("screenshots of the host page with the embedded app and of the stranger
     const data = readFileSync(p);
     assert.ok(data.subarray(0, 8).equals(Buffer.from("\x89PNG\r\n\x1a\n", "latin1")) && data.length > 5000, `${p}: not a plausible PNG (${data.length} bytes)`);
   }
+});
+
+scenario("one lost embed:authenticated: the host page swallows the start page's message, and the app's embed:ready still signs the host in, once", async (s) => {
+  await s.open(hostURL("jane@acme.test", "&manual"));
+  // Before the SDK listens: a capturing listener that stops the first
+  // embed:authenticated from the gateway before any other listener sees it,
+  // as a postMessage lost on the way would.
+  await s.page.evaluate((gateway) => {
+    window.__lost = [];
+    window.addEventListener("message", (e) => {
+      if (e.origin === gateway && e.data?.type === "embed:authenticated" && window.__lost.length === 0) {
+        window.__lost.push(e.data);
+        e.stopImmediatePropagation();
+      }
+    }, true);
+    window.embed = window.mountEmbed("main");
+  }, env.gateway);
+  await waitSignedIn(s, { sub: "jane@acme.test" });
+
+  const lost = await s.page.evaluate(() => window.__lost);
+  assert.equal(lost.length, 1, "the start page's embed:authenticated never came");
+  assert.equal(lost[0].sub, "jane@acme.test");
+  // Settled by the app's embed:ready, which the same message delivers just after.
+  const events = await s.events();
+  const auth = events.findIndex((e) => e.type === "embed:authenticated");
+  assert.equal(countEvents(events, "main", "embed:authenticated"), 1);
+  assert.deepEqual([events[auth].sub, events[auth].expires_at], [lost[0].sub, lost[0].expires_at]);
+  assert.deepEqual([events[auth + 1]?.type, events[auth + 1]?.page], ["embed:ready", "app"]);
+  assert.equal(events.slice(0, auth).filter((e) => e.type === "embed:ready" && e.page === "app").length, 0);
+  // And the embed works: signed in, no token more than the regime's sign-in takes.
+  assert.equal(await s.page.evaluate(() => window.embed.state), "signed-in");
+  assert.equal((await control.tokens()).length, regime.firstSignInTokens);
+  await s.eval(env.gateway + "/deals", () => location.assign("/deals/9"));
+  await waitSignedIn(s, { sub: "jane@acme.test", path: "/deals/9" });
+  assert.equal(countEvents(await s.events(), "main", "embed:authenticated"), 1);
 });
