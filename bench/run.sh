@@ -25,6 +25,9 @@ THREADS=${THREADS:-1}
 EXCHANGE_TOKENS=${EXCHANGE_TOKENS:-200000}
 # EXTRA: more subdirectives for embed_session, e.g. EXTRA='assertion'.
 EXTRA=${EXTRA:-}
+# PIN=1: wrk on CPU 0, the three servers on the other CPUs (taskset), so
+# the load generator does not compete with what it measures.
+PIN=${PIN:-}
 # PROFILE=dir: CPU profiles of plain and protected during round 1, taken
 # from Caddy's admin endpoint (go tool pprof -top dir/protected.pprof).
 PROFILE=${PROFILE:-}
@@ -94,8 +97,12 @@ http://:$PROTECTED {
 CADDY
 
 declare -A pid
+srv=() gen=()
+if [ -n "$PIN" ]; then
+	srv=(taskset -c "1-$(($(nproc) - 1))") gen=(taskset -c 0)
+fi
 for name in upstream plain protected; do
-	"$work/embedgate" run --config "$work/$name.caddyfile" --adapter caddyfile >"$work/$name.log" 2>&1 &
+	"${srv[@]}" "$work/embedgate" run --config "$work/$name.caddyfile" --adapter caddyfile >"$work/$name.log" 2>&1 &
 	pid[$name]=$!
 	pids+=("$!")
 done
@@ -124,7 +131,7 @@ run() { # name pid url [wrk args...]: one line, with CPU µs per request
 	shift 3
 	local before after line reqs
 	before=$(cpu_ticks "$p")
-	line=$(wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "$@" "$url" | grep '^RESULT')
+	line=$("${gen[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "$@" "$url" | grep '^RESULT')
 	after=$(cpu_ticks "$p")
 	reqs=$(sed -n 's/.*requests=\([0-9]*\).*/\1/p' <<<"$line")
 	awk -v n="$name" -v l="$line" -v t=$((after - before)) -v r="$reqs" -v hz="$TICK" \

@@ -47,6 +47,7 @@ var cookieEnc = base64.RawURLEncoding.Strict()
 type Sealer struct {
 	adPrefix []byte    // cookieName + "\x00"
 	keys     []ringKey // keys[0] seals; all open
+	opened   *openCache
 }
 
 type ringKey struct {
@@ -66,7 +67,7 @@ func NewSealer(cookieName string, secrets [][]byte) (*Sealer, error) {
 	if len(secrets) == 0 {
 		return nil, errors.New("session: empty key ring: at least one secret is required")
 	}
-	s := &Sealer{adPrefix: append([]byte(cookieName), 0)}
+	s := &Sealer{adPrefix: append([]byte(cookieName), 0), opened: newOpenCache()}
 	derived := make([][]byte, 0, len(secrets))
 	for i, secret := range secrets {
 		if len(secret) < minSecretLen {
@@ -169,6 +170,22 @@ func invalid(detail string) error {
 // *reason.Error with reason.SessionInvalid. Open does not check expiry: call
 // Check on the result.
 func (s *Sealer) Open(value, host string) (*Session, error) {
+	if value == "" || len(value) > MaxCookieValue {
+		return s.open(value, host) // refused before anything is hashed
+	}
+	k := s.opened.key(value, host)
+	if sess, ok := s.opened.get(k); ok {
+		return sess, nil
+	}
+	sess, err := s.open(value, host)
+	if err == nil {
+		s.opened.put(k, sess)
+	}
+	return sess, err
+}
+
+// open is Open without the cache.
+func (s *Sealer) open(value, host string) (*Session, error) {
 	switch {
 	case value == "":
 		return nil, invalid("empty cookie value")

@@ -1,0 +1,110 @@
+package session
+
+import (
+	"reflect"
+	"strconv"
+	"testing"
+)
+
+// TestOpenCacheServesACopy: a cookie opened twice gives the same session,
+// and a caller that changes its copy (the gateway moves LastSeen) does not
+// change what the next request gets.
+func TestOpenCacheServesACopy(t *testing.T) {
+	s := newSealer(t, cookieName, secret(1))
+	v := seal(t, s, typical())
+	first, err := s.Open(v, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.LastSeen = first.LastSeen.Add(1000)
+	first.Subject = "mallory"
+	second, err := s.Open(v, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(second, typical()) {
+		t.Fatalf("second open = %+v, want %+v", second, typical())
+	}
+	if second == first {
+		t.Fatal("the same pointer twice")
+	}
+}
+
+// TestOpenCacheIsUsed: a second open of the same cookie does not decrypt
+// again. Shown by taking the key ring away after the first open: only the
+// cached entry can still answer.
+func TestOpenCacheIsUsed(t *testing.T) {
+	s := newSealer(t, cookieName, secret(1))
+	v := seal(t, s, typical())
+	if _, err := s.Open(v, testHost); err != nil {
+		t.Fatal(err)
+	}
+	s.keys = nil
+	if _, err := s.Open(v, testHost); err != nil {
+		t.Fatalf("cached cookie: %v", err)
+	}
+}
+
+// TestOpenCacheIsPerHost: a cookie opened on one host and replayed on
+// another still fails authentication (the host is additional data), cached
+// or not.
+func TestOpenCacheIsPerHost(t *testing.T) {
+	s := newSealer(t, cookieName, secret(1))
+	v := seal(t, s, typical())
+	if _, err := s.Open(v, testHost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(v, "other."+testHost); err == nil {
+		t.Fatal("a cookie opened for one host opened for another")
+	}
+}
+
+// TestOpenCacheKeepsNoFailure: a value that failed to open is not
+// remembered, so it fails again (and a cookie refused once is never served
+// from the cache later).
+func TestOpenCacheKeepsNoFailure(t *testing.T) {
+	s := newSealer(t, cookieName, secret(1))
+	v := seal(t, s, typical())
+	bad := v[:len(v)-1] + string("AB"[len(v)%2])
+	for range 2 {
+		if _, err := s.Open(bad, testHost); err == nil {
+			t.Fatal("a tampered cookie opened")
+		}
+	}
+	for i := range s.opened.shards {
+		if n := len(s.opened.shards[i].cur) + len(s.opened.shards[i].old); n != 0 {
+			t.Fatalf("shard %d holds %d entries after failures only", i, n)
+		}
+	}
+}
+
+// TestOpenCacheIsBounded: many distinct cookies never hold more than the
+// cache's bound, and recent ones stay.
+func TestOpenCacheIsBounded(t *testing.T) {
+	s := newSealer(t, cookieName, secret(1))
+	const n = 4 * openCacheShards * openCacheShardSize
+	var last string
+	for i := range n {
+		sess := typical()
+		sess.ID = "session-" + strconv.Itoa(i)
+		last = seal(t, s, sess)
+		if _, err := s.Open(last, testHost); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for i := range s.opened.shards {
+		sh := &s.opened.shards[i]
+		if len(sh.cur) > openCacheShardSize || len(sh.old) > openCacheShardSize {
+			t.Fatalf("shard %d: %d + %d entries, bound %d each", i, len(sh.cur), len(sh.old), openCacheShardSize)
+		}
+		total += len(sh.cur) + len(sh.old)
+	}
+	if total > 2*openCacheShards*openCacheShardSize {
+		t.Fatalf("%d entries, bound %d", total, 2*openCacheShards*openCacheShardSize)
+	}
+	k := s.opened.key(last, testHost)
+	if _, ok := s.opened.get(k); !ok {
+		t.Fatal("the most recent session was dropped")
+	}
+}
