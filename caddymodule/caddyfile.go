@@ -83,84 +83,115 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	for d.NextBlock(0) {
-		switch d.Val() {
-		case "tenant":
-			t, err := parseTenant(d)
-			if err != nil {
-				return err
-			}
-			h.Tenants = append(h.Tenants, t)
-		case "session_key":
-			keys := d.RemainingArgs()
-			if len(keys) == 0 {
-				return d.ArgErr()
-			}
-			h.SessionKeys = append(h.SessionKeys, keys...)
-		case "session_ttl", "idle_timeout", "max_token_age", "leeway":
-			if err := parseDuration(d, h.durationField(d.Val())); err != nil {
-				return err
-			}
-		case "cookie_name", "prefix", "token_param", "tenants_file":
-			if err := oneArg(d, h.stringField(d.Val())); err != nil {
-				return err
-			}
-		case "inject_bridge", "caddy_errors", "metrics_per_tenant":
-			flag := h.flagField(d.Val())
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			*flag = true
-		case "forward_claim":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.Errf("forward_claim takes <claim.path> <Header-Name>")
-			}
-			h.ForwardClaims = append(h.ForwardClaims, ForwardClaim{Claim: args[0], Header: args[1]})
-		case "store":
-			st, err := parseStore(d)
-			if err != nil {
-				return err
-			}
-			h.Store = st
-		case "require":
-			rq, err := parseRequire(d)
-			if err != nil {
-				return err
-			}
-			h.Require = append(h.Require, rq)
-		case "assertion":
-			if h.Assertion != nil {
-				return d.Errf("assertion given twice")
-			}
-			a, err := parseAssertion(d)
-			if err != nil {
-				return err
-			}
-			h.Assertion = a
-		default:
-			return d.Errf("unrecognized subdirective %q", d.Val())
+	return block{
+		str: map[string]*string{"cookie_name": &h.CookieName, "prefix": &h.Prefix, "token_param": &h.TokenParam,
+			"tenants_file": &h.TenantsFile},
+		dur: map[string]*caddy.Duration{"session_ttl": &h.SessionTTL, "idle_timeout": &h.IdleTimeout,
+			"max_token_age": &h.MaxTokenAge, "leeway": &h.Leeway},
+		flag: map[string]*bool{"inject_bridge": &h.InjectBridge, "caddy_errors": &h.CaddyErrors,
+			"metrics_per_tenant": &h.MetricsPerTenant},
+		more: map[string]func(*caddyfile.Dispenser) error{
+			"tenant":        add(&h.Tenants, parseTenant),
+			"require":       add(&h.Require, parseRequire),
+			"forward_claim": add(&h.ForwardClaims, parseForwardClaim),
+			"store":         set(&h.Store, parseStore),
+			"session_key": func(d *caddyfile.Dispenser) error {
+				keys := d.RemainingArgs()
+				if len(keys) == 0 {
+					return d.ArgErr()
+				}
+				h.SessionKeys = append(h.SessionKeys, keys...)
+				return nil
+			},
+			"assertion": func(d *caddyfile.Dispenser) error {
+				if h.Assertion != nil {
+					return d.Errf("assertion given twice")
+				}
+				return set(&h.Assertion, parseAssertion)(d)
+			},
+		},
+	}.read(d, 0)
+}
+
+// block is how one Caddyfile block is read, a line at a time by its first
+// word: every block refuses an unknown word, and reads a one-value line,
+// the same way. A word is in at most one of the maps.
+type block struct {
+	where string                     // starts the error for an unknown word
+	str   map[string]*string         // exactly one argument
+	once  map[string]*string         // exactly one argument, on one line only
+	dur   map[string]*caddy.Duration // one positive duration
+	flag  map[string]*bool           // no argument: turns it on
+	more  map[string]func(*caddyfile.Dispenser) error
+}
+
+// read reads the lines of the block at nesting.
+func (b block) read(d *caddyfile.Dispenser, nesting int) error {
+	for d.NextBlock(nesting) {
+		if err := b.line(d); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// stringField is the field a one-argument subdirective sets.
-func (h *Handler) stringField(name string) *string {
-	return map[string]*string{"cookie_name": &h.CookieName, "prefix": &h.Prefix, "token_param": &h.TokenParam,
-		"tenants_file": &h.TenantsFile}[name]
+func (b block) line(d *caddyfile.Dispenser) error {
+	name := d.Val()
+	if p, ok := b.str[name]; ok {
+		return oneArg(d, p)
+	}
+	if p, ok := b.once[name]; ok {
+		if *p != "" {
+			return d.Errf("%s%s given twice", b.where, name)
+		}
+		return oneArg(d, p)
+	}
+	if p, ok := b.dur[name]; ok {
+		return parseDuration(d, p)
+	}
+	if p, ok := b.flag[name]; ok {
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		*p = true
+		return nil
+	}
+	if read, ok := b.more[name]; ok {
+		return read(d)
+	}
+	return d.Errf("%sunrecognized subdirective %q", b.where, name)
 }
 
-// flagField is the field a subdirective without arguments turns on.
-func (h *Handler) flagField(name string) *bool {
-	return map[string]*bool{"inject_bridge": &h.InjectBridge, "caddy_errors": &h.CaddyErrors,
-		"metrics_per_tenant": &h.MetricsPerTenant}[name]
+// add is a block line that may repeat: each one read by parse adds a value.
+func add[T any](list *[]T, parse func(*caddyfile.Dispenser) (T, error)) func(*caddyfile.Dispenser) error {
+	return func(d *caddyfile.Dispenser) error {
+		v, err := parse(d)
+		if err != nil {
+			return err
+		}
+		*list = append(*list, v)
+		return nil
+	}
 }
 
-// durationField is the field a duration subdirective sets.
-func (h *Handler) durationField(name string) *caddy.Duration {
-	return map[string]*caddy.Duration{"session_ttl": &h.SessionTTL, "idle_timeout": &h.IdleTimeout,
-		"max_token_age": &h.MaxTokenAge, "leeway": &h.Leeway}[name]
+// set is a block line whose value, read by parse, is the field's.
+func set[T any](field *T, parse func(*caddyfile.Dispenser) (T, error)) func(*caddyfile.Dispenser) error {
+	return func(d *caddyfile.Dispenser) error {
+		v, err := parse(d)
+		if err != nil {
+			return err
+		}
+		*field = v
+		return nil
+	}
+}
+
+func parseForwardClaim(d *caddyfile.Dispenser) (ForwardClaim, error) {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return ForwardClaim{}, d.Errf("forward_claim takes <claim.path> <Header-Name>")
+	}
+	return ForwardClaim{Claim: args[0], Header: args[1]}, nil
 }
 
 func parseTenant(d *caddyfile.Dispenser) (tenant.Config, error) {
@@ -172,64 +203,36 @@ func parseTenant(d *caddyfile.Dispenser) (tenant.Config, error) {
 	if d.NextArg() {
 		return t, d.Errf("tenant takes one id, then a block")
 	}
-	for d.NextBlock(1) {
-		switch d.Val() {
-		case "key":
-			secret, kid, err := keyArgs(d, fmt.Sprintf("tenant %q", t.ID), "secret")
-			if err != nil {
-				return t, err
-			}
-			t.Keys = append(t.Keys, tenant.SecretConfig{Secret: secret, KID: kid})
-		case "public_key":
-			file, kid, err := keyArgs(d, fmt.Sprintf("tenant %q", t.ID), "pem-file")
-			if err != nil {
-				return t, err
-			}
-			t.PublicKeys = append(t.PublicKeys, tenant.PublicKeyConfig{File: file, KID: kid})
-		case "frame_ancestors":
-			args, err := someArgs(d, t.ID, "origin")
-			if err != nil {
-				return t, err
-			}
-			t.FrameAncestors = append(t.FrameAncestors, args...)
-		case "hosts":
-			args, err := someArgs(d, t.ID, "host")
-			if err != nil {
-				return t, err
-			}
-			t.Hosts = append(t.Hosts, args...)
-		case "login_url":
-			if err := oneArg(d, &t.LoginURL); err != nil {
-				return t, err
-			}
-		case "api_key":
-			args := d.RemainingArgs()
-			if len(args) != 1 {
-				return t, d.Errf("tenant %q: api_key takes <sha256-hex> (repeat the line to list several)", t.ID)
-			}
-			t.APIKeys = append(t.APIKeys, args[0])
-		case "jwks":
-			if t.JWKS != "" {
-				return t, d.Errf("tenant %q: jwks given twice", t.ID)
-			}
-			if err := oneArg(d, &t.JWKS); err != nil {
-				return t, err
-			}
-		case "login_state":
-			if err := parseLoginState(d, &t); err != nil {
-				return t, err
-			}
-		case "subject_issuer":
-			si, err := parseSubjectIssuer(d, t.ID)
-			if err != nil {
-				return t, err
-			}
-			t.SubjectIssuers = append(t.SubjectIssuers, si)
-		default:
-			return t, d.Errf("tenant %q: unrecognized subdirective %q", t.ID, d.Val())
-		}
-	}
-	return t, nil
+	where := fmt.Sprintf("tenant %q", t.ID)
+	err := block{
+		where: where + ": ",
+		str:   map[string]*string{"login_url": &t.LoginURL},
+		once:  map[string]*string{"jwks": &t.JWKS},
+		more: map[string]func(*caddyfile.Dispenser) error{
+			"key": add(&t.Keys, func(d *caddyfile.Dispenser) (tenant.SecretConfig, error) {
+				secret, kid, err := keyArgs(d, where, "secret")
+				return tenant.SecretConfig{Secret: secret, KID: kid}, err
+			}),
+			"public_key": add(&t.PublicKeys, func(d *caddyfile.Dispenser) (tenant.PublicKeyConfig, error) {
+				file, kid, err := keyArgs(d, where, "pem-file")
+				return tenant.PublicKeyConfig{File: file, KID: kid}, err
+			}),
+			"frame_ancestors": func(d *caddyfile.Dispenser) error { return someArgs(d, t.ID, "origin", &t.FrameAncestors) },
+			"hosts":           func(d *caddyfile.Dispenser) error { return someArgs(d, t.ID, "host", &t.Hosts) },
+			"api_key": add(&t.APIKeys, func(d *caddyfile.Dispenser) (string, error) {
+				args := d.RemainingArgs()
+				if len(args) != 1 {
+					return "", d.Errf("tenant %q: api_key takes <sha256-hex> (repeat the line to list several)", t.ID)
+				}
+				return args[0], nil
+			}),
+			"login_state": func(d *caddyfile.Dispenser) error { return parseLoginState(d, &t) },
+			"subject_issuer": add(&t.SubjectIssuers, func(d *caddyfile.Dispenser) (tenant.SubjectIssuerConfig, error) {
+				return parseSubjectIssuer(d, t.ID)
+			}),
+		},
+	}.read(d, 1)
+	return t, err
 }
 
 func parseRequire(d *caddyfile.Dispenser) (Requirement, error) {
@@ -257,14 +260,15 @@ func keyArgs(d *caddyfile.Dispenser, where, what string) (value, kid string, err
 	return args[0], kid, nil
 }
 
-// someArgs reads a tenant's list line: one <what> or more.
-func someArgs(d *caddyfile.Dispenser, tenantID, what string) ([]string, error) {
+// someArgs reads a tenant's list line, one <what> or more, onto list.
+func someArgs(d *caddyfile.Dispenser, tenantID, what string, list *[]string) error {
 	name := d.Val()
 	args := d.RemainingArgs()
 	if len(args) == 0 {
-		return nil, d.Errf("tenant %q: %s needs at least one %s", tenantID, name, what)
+		return d.Errf("tenant %q: %s needs at least one %s", tenantID, name, what)
 	}
-	return args, nil
+	*list = append(*list, args...)
+	return nil
 }
 
 func oneArg(d *caddyfile.Dispenser, dst *string) error {
@@ -327,35 +331,17 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			return nil, d.Errf("store redis takes one <url>, then an optional block")
 		}
 		sc := &StoreConfig{Type: "redis", URL: args[0]}
-		for d.NextBlock(1) {
-			switch d.Val() {
-			case "key_prefix":
-				if err := oneArg(d, &sc.KeyPrefix); err != nil {
-					return nil, err
-				}
-			case "timeout":
-				if err := parseDuration(d, &sc.Timeout); err != nil {
-					return nil, err
-				}
-			case "replicas":
-				var n string
-				if err := oneArg(d, &n); err != nil {
-					return nil, err
-				}
-				v, err := strconv.Atoi(n)
-				if err != nil || v < 0 {
-					return nil, d.Errf("store redis: replicas %q: want a number of replicas, 0 or more", n)
-				}
-				sc.Replicas = v
-			case "tls":
-				st, err := parseStoreTLS(d)
-				if err != nil {
-					return nil, err
-				}
-				sc.TLS = st
-			default:
-				return nil, d.Errf("store redis: unrecognized subdirective %q", d.Val())
-			}
+		err := block{
+			where: "store redis: ",
+			str:   map[string]*string{"key_prefix": &sc.KeyPrefix},
+			dur:   map[string]*caddy.Duration{"timeout": &sc.Timeout},
+			more: map[string]func(*caddyfile.Dispenser) error{
+				"replicas": set(&sc.Replicas, parseReplicas),
+				"tls":      set(&sc.TLS, parseStoreTLS),
+			},
+		}.read(d, 1)
+		if err != nil {
+			return nil, err
 		}
 		return sc, nil
 	default:
@@ -379,31 +365,34 @@ func parseAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
 		return nil, d.Errf("assertion takes no arguments, only a block")
 	}
 	a := &AssertionConfig{}
-	for d.NextBlock(1) {
-		switch d.Val() {
-		case "header":
-			if err := oneArg(d, &a.Header); err != nil {
-				return nil, err
-			}
-		case "audience":
-			if err := oneArg(d, &a.Audience); err != nil {
-				return nil, err
-			}
-		case "ttl":
-			if err := parseDuration(d, &a.TTL); err != nil {
-				return nil, err
-			}
-		case "key":
-			file, kid, err := keyArgs(d, "assertion", "pem-file")
-			if err != nil {
-				return nil, err
-			}
-			a.Keys = append(a.Keys, AssertionKey{File: file, KID: kid})
-		default:
-			return nil, d.Errf("assertion: unrecognized subdirective %q", d.Val())
-		}
+	err := block{
+		where: "assertion: ",
+		str:   map[string]*string{"header": &a.Header, "audience": &a.Audience},
+		dur:   map[string]*caddy.Duration{"ttl": &a.TTL},
+		more: map[string]func(*caddyfile.Dispenser) error{
+			"key": add(&a.Keys, func(d *caddyfile.Dispenser) (AssertionKey, error) {
+				file, kid, err := keyArgs(d, "assertion", "pem-file")
+				return AssertionKey{File: file, KID: kid}, err
+			}),
+		},
+	}.read(d, 1)
+	if err != nil {
+		return nil, err
 	}
 	return a, nil
+}
+
+// parseReplicas reads store redis's replicas line: 0 or more.
+func parseReplicas(d *caddyfile.Dispenser) (int, error) {
+	var n string
+	if err := oneArg(d, &n); err != nil {
+		return 0, err
+	}
+	v, err := strconv.Atoi(n)
+	if err != nil || v < 0 {
+		return 0, d.Errf("store redis: replicas %q: want a number of replicas, 0 or more", n)
+	}
+	return v, nil
 }
 
 // parseStoreTLS reads the tls block of store redis.
@@ -412,17 +401,12 @@ func parseStoreTLS(d *caddyfile.Dispenser) (*StoreTLS, error) {
 		return nil, d.Errf("store redis: tls takes a block, no arguments")
 	}
 	st := &StoreTLS{}
-	for d.NextBlock(2) {
-		field := map[string]*string{"ca": &st.CA, "cert": &st.Cert, "key": &st.Key, "server_name": &st.ServerName}[d.Val()]
-		if field == nil {
-			return nil, d.Errf("store redis: tls: unrecognized subdirective %q", d.Val())
-		}
-		if *field != "" {
-			return nil, d.Errf("store redis: tls: %s given twice", d.Val())
-		}
-		if err := oneArg(d, field); err != nil {
-			return nil, err
-		}
+	err := block{
+		where: "store redis: tls: ",
+		once:  map[string]*string{"ca": &st.CA, "cert": &st.Cert, "key": &st.Key, "server_name": &st.ServerName},
+	}.read(d, 2)
+	if err != nil {
+		return nil, err
 	}
 	if *st == (StoreTLS{}) {
 		return nil, d.Errf("store redis: tls needs at least one of ca, cert, key, server_name")

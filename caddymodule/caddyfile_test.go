@@ -86,6 +86,10 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "inject_bridge with argument", input: "embed_session {\n inject_bridge on\n}", wantErr: "wrong argument count"},
 		{name: "caddy_errors", input: "embed_session {\n tenant acme {\n key s\n }\n caddy_errors\n}", want: `{"tenants":[{"id":"acme","keys":[{"secret":"s"}]}],"caddy_errors":true}`},
 		{name: "caddy_errors with argument", input: "embed_session {\n caddy_errors on\n}", wantErr: "wrong argument count"},
+		{name: "assertion twice", input: "embed_session {\n assertion\n assertion {\n ttl 1m\n }\n}", wantErr: "assertion given twice"},
+		{name: "assertion ttl not a duration", input: "embed_session {\n assertion {\n ttl soon\n }\n}", wantErr: "ttl: "},
+		{name: "assertion header twice: the last one", input: "embed_session {\n assertion {\n header X-A\n header X-B\n }\n}", want: `{"assertion":{"header":"X-B"}}`},
+		{name: "tenant login_url twice: the last one", input: "embed_session {\n tenant a {\n key s\n login_url https://a.test/1\n login_url https://a.test/2\n }\n}", want: `{"tenants":[{"id":"a","keys":[{"secret":"s"}],"login_url":"https://a.test/2"}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // assertionSite serves the gateway on portal.gate.test and on 127.0.0.1
@@ -192,13 +194,7 @@ func TestBinaryAssertionVerifiedInThreeLanguages(t *testing.T) {
 		claims := jwt.MapClaims{"iss": issuer(), "aud": issuer(), "sub": "admin@acme.com", "tenant": "acme",
 			"iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix()}
 		edit(claims)
-		tk := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-		tk.Header["kid"] = "kid-2026"
-		s, err := tk.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testsupport.Mint(t, testsupport.SignerFor(t, key, "kid-2026"), claims)
 	}
 	bad := map[string]string{
 		"forged": sign(attacker, func(jwt.MapClaims) {}),

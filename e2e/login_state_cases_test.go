@@ -5,8 +5,6 @@ package e2e
 // login_state_test.go's.
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
@@ -21,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // lsNav are a browser's headers on a top-level navigation from another site.
@@ -157,23 +157,13 @@ func TestTokenExchangeBinary(t *testing.T) {
 		t.Fatalf("second exchange: %d", r.StatusCode)
 	}
 
-	// Bad subject tokens.
-	sign := func(m jwt.SigningMethod, key any, kid string, edits ...func(jwt.MapClaims)) string {
-		claims := lsPayload(t, e.idp.accessToken(t, "jane@acme.test", edits...))
-		tk := jwt.NewWithClaims(m, jwt.MapClaims(claims))
-		tk.Header["kid"] = kid
-		s, err := tk.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	// Bad subject tokens: the IdP's claims under a kid it never published,
+	// and MACed (HS256) with its public key as the secret.
+	unpublished := testsupport.Mint(t, testsupport.SignerFor(t, e.idp.key, "not-published"), lsPayload(t, e.idp.accessToken(t, "jane@acme.test")))
 	der, _ := x509.MarshalPKIXPublicKey(&e.idp.key.PublicKey)
 	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	maced := testsupport.Mint(t, testsupport.HS256(string(pubPEM), lsKID), lsPayload(t, access))
 	payload := strings.Split(access, ".")[1]
-	hsIn := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"`+lsKID+`","typ":"JWT"}`)) + "." + payload
-	mac := hmac.New(sha256.New, pubPEM)
-	mac.Write([]byte(hsIn))
 	now := time.Now()
 	for _, tc := range []struct {
 		name, host, key, subject string
@@ -185,8 +175,8 @@ func TestTokenExchangeBinary(t *testing.T) {
 		}), 400, "invalid_request", "expired"},
 		{"wrong issuer", gateHost, lsAcmeAPIKey, e.idp.accessToken(t, "jane@acme.test", func(c jwt.MapClaims) { c["iss"] = "https://idp.evil.test" }), 400, "invalid_request", "wrong_issuer"},
 		{"wrong audience", gateHost, lsAcmeAPIKey, e.idp.accessToken(t, "jane@acme.test", func(c jwt.MapClaims) { c["aud"] = "api://another-app" }), 400, "invalid_request", "wrong_audience"},
-		{"unknown kid", gateHost, lsAcmeAPIKey, sign(jwt.SigningMethodRS256, e.idp.key, "not-published"), 400, "invalid_request", "unknown_key"},
-		{"HS256 MACed with the public key", gateHost, lsAcmeAPIKey, hsIn + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)), 400, "invalid_request", "bad_algorithm"},
+		{"unknown kid", gateHost, lsAcmeAPIKey, unpublished, 400, "invalid_request", "unknown_key"},
+		{"HS256 MACed with the public key", gateHost, lsAcmeAPIKey, maced, 400, "invalid_request", "bad_algorithm"},
 		{"alg none", gateHost, lsAcmeAPIKey, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + payload + ".", 400, "invalid_request", "bad_algorithm"},
 		{"tenant without subject_issuer", "api.gate.test", lsGlobexAPIKey, access, 400, "invalid_request", "bad_request"},
 		{"no API key", gateHost, "", access, 401, "invalid_client", "api_key_invalid"},

@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 const (
@@ -118,7 +120,7 @@ func newLsIdP(t *testing.T) *lsIdP {
 }
 
 // accessToken is the IdP's access token for email, valid for an hour,
-// after edits; kid and alg are set in the header unless edits change them.
+// after edits: RS256 under lsKID, typ at+jwt (RFC 9068).
 func (p *lsIdP) accessToken(t testing.TB, email string, edits ...func(jwt.MapClaims)) string {
 	t.Helper()
 	now := time.Now()
@@ -130,13 +132,7 @@ func (p *lsIdP) accessToken(t testing.TB, email string, edits ...func(jwt.MapCla
 	for _, f := range edits {
 		f(c)
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, c)
-	tok.Header["kid"], tok.Header["typ"] = lsKID, "at+jwt"
-	s, err := tok.SignedString(p.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testsupport.MintHeader(t, testsupport.SignerFor(t, p.key, lsKID), map[string]any{"typ": "at+jwt"}, c)
 }
 
 // lsBackend is the customer's backend on app.acme.test/api/: the SDK's mint

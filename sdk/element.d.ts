@@ -17,26 +17,22 @@ export interface EmbedGateElement extends HTMLElement {
   readonly embed: Embed | null;
   /** Ends the session; resolves at once when nothing is mounted. */
   signOut(): Promise<void>;
-  addEventListener<K extends keyof EmbedGateElementEventMap>(
+  addEventListener: EmbedGateListenerMethod<AddEventListenerOptions>;
+  removeEventListener: EmbedGateListenerMethod<EventListenerOptions>;
+}
+
+/**
+ * addEventListener and removeEventListener, which differ only in their
+ * options: the element's events typed by name, any other as on every
+ * element.
+ */
+export interface EmbedGateListenerMethod<Options> {
+  <K extends keyof EmbedGateElementEventMap>(
     type: K,
     listener: (this: EmbedGateElement, ev: EmbedGateElementEventMap[K]) => unknown,
-    options?: boolean | AddEventListenerOptions,
+    options?: boolean | Options,
   ): void;
-  addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  removeEventListener<K extends keyof EmbedGateElementEventMap>(
-    type: K,
-    listener: (this: EmbedGateElement, ev: EmbedGateElementEventMap[K]) => unknown,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject,
-    options?: boolean | EventListenerOptions,
-  ): void;
+  (type: string, listener: EventListenerOrEventListenerObject, options?: boolean | Options): void;
 }
 
 export type EmbedGateElementEventMap = HTMLElementEventMap & {

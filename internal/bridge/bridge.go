@@ -19,6 +19,7 @@ import (
 	"html"
 	"strings"
 
+	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/sdk"
 )
 
@@ -164,14 +165,16 @@ type PageConfig struct {
 	Prefix string `json:"prefix"`
 }
 
-// Reasons the pages give that are not the gateway's refusals: the host
-// sees them in embed:authRequired and embed:error.
+// Reasons the pages give, as the host sees them in embed:authRequired and
+// embed:error.
 const (
-	// ReasonSignedOut is the sign-out page's embed:authRequired reason.
+	// ReasonSignedOut is the sign-out page's embed:authRequired reason: a
+	// page's word only, not one of the gateway's refusals.
 	ReasonSignedOut = "signed_out"
 	// ReasonWrongTenant is the start page's embed:error reason when its
-	// tenant is unknown or not the host's.
-	ReasonWrongTenant = "wrong_tenant"
+	// tenant is unknown or not the host's: the refusal's own word, which
+	// package reason pins.
+	ReasonWrongTenant = string(reason.WrongTenant)
 )
 
 // PageCSP is the CSP of the start and gate pages without frame-ancestors:

@@ -47,39 +47,71 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 	spec := clientSpec{target: RedactURL(raw)}
 	switch mode {
 	case "":
-		opt, err := redis.ParseURL(plain)
-		if err != nil {
-			return clientSpec{}, urlError(err)
-		}
-		rules.apply(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.TLSConfig)
-		spec.client = redis.NewClient(opt)
+		spec.client, _, err = singleMode.build(plain, rules)
 	case "sentinel":
-		opt, err := redis.ParseFailoverURL(plain)
-		if err != nil {
-			return clientSpec{}, urlError(err)
-		}
-		if opt.MasterName == "" {
-			return clientSpec{}, errors.New("redis url: a sentinel url needs ?master_name=")
-		}
-		// One TLS config for the sentinels and the data nodes, as go-redis
-		// uses it for both.
-		rules.apply(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.TLSConfig)
-		spec.client, spec.sentinel = redis.NewFailoverClient(opt), opt
+		spec.client, spec.sentinel, err = sentinelMode.build(plain, rules)
 	case "cluster":
-		opt, err := redis.ParseClusterURL(plain)
-		if err != nil {
-			return clientSpec{}, urlError(err)
-		}
-		rules.apply(&opt.ContextTimeoutEnabled, &opt.MaxRetries, &opt.TLSConfig)
-		spec.client = redis.NewClusterClient(opt)
+		spec.client, _, err = clusterMode.build(plain, rules)
 	default:
 		return clientSpec{}, fmt.Errorf("redis url: unknown scheme %q (want redis, rediss, unix, redis+sentinel, redis+cluster)", scheme)
+	}
+	if err != nil {
+		return clientSpec{}, err
 	}
 	return spec, nil
 }
 
-// clientRules are the settings every client mode gets, whichever go-redis
-// options type holds them (they share no interface, hence the pointers).
+// clientMode is one kind of deployment as go-redis builds it, with its own
+// options type O: the URL parser, where O keeps what clientRules set (the
+// types share no interface, hence the pointers), and the client.
+type clientMode[O any] struct {
+	parse  func(raw string) (*O, error)
+	fields func(*O) (contextTimeout *bool, maxRetries *int, tlsConfig **tls.Config)
+	client func(*O) redis.UniversalClient
+}
+
+var (
+	singleMode = clientMode[redis.Options]{redis.ParseURL,
+		func(o *redis.Options) (*bool, *int, **tls.Config) {
+			return &o.ContextTimeoutEnabled, &o.MaxRetries, &o.TLSConfig
+		},
+		func(o *redis.Options) redis.UniversalClient { return redis.NewClient(o) }}
+	// One TLS config for the sentinels and the data nodes, as go-redis uses
+	// it for both.
+	sentinelMode = clientMode[redis.FailoverOptions]{parseSentinelURL,
+		func(o *redis.FailoverOptions) (*bool, *int, **tls.Config) {
+			return &o.ContextTimeoutEnabled, &o.MaxRetries, &o.TLSConfig
+		},
+		func(o *redis.FailoverOptions) redis.UniversalClient { return redis.NewFailoverClient(o) }}
+	clusterMode = clientMode[redis.ClusterOptions]{redis.ParseClusterURL,
+		func(o *redis.ClusterOptions) (*bool, *int, **tls.Config) {
+			return &o.ContextTimeoutEnabled, &o.MaxRetries, &o.TLSConfig
+		},
+		func(o *redis.ClusterOptions) redis.UniversalClient { return redis.NewClusterClient(o) }}
+)
+
+// build parses the URL, applies the rules every mode shares and makes the
+// client; it returns the options too (the sentinel watcher reuses them).
+func (m clientMode[O]) build(plain string, rules clientRules) (redis.UniversalClient, *O, error) {
+	opt, err := m.parse(plain)
+	if err != nil {
+		return nil, nil, urlError(err)
+	}
+	rules.apply(m.fields(opt))
+	return m.client(opt), opt, nil
+}
+
+// parseSentinelURL is go-redis's parser, refusing a URL without the master
+// the sentinels are asked about.
+func parseSentinelURL(raw string) (*redis.FailoverOptions, error) {
+	opt, err := redis.ParseFailoverURL(raw)
+	if err == nil && opt.MasterName == "" {
+		return nil, errors.New("a sentinel url needs ?master_name=")
+	}
+	return opt, err
+}
+
+// clientRules are the settings every client mode gets.
 type clientRules struct {
 	tlsConfig  *tls.Config
 	skipVerify bool

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -51,26 +52,15 @@ func ParsePublicKeyPEM(data []byte) (Key, error) {
 	if block == nil {
 		return Key{}, fmt.Errorf("no PEM block found")
 	}
-	var pub any
-	var err error
-	switch block.Type {
-	case "PUBLIC KEY":
-		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
-	case "RSA PUBLIC KEY":
-		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
-	case "CERTIFICATE":
-		var cert *x509.Certificate
-		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
-			pub = cert.PublicKey
-		}
-	default:
+	pub, err := parseKeyBlock(block, "public")
+	if errors.Is(err, errNotKeyBlock) {
 		if strings.HasSuffix(block.Type, "PRIVATE KEY") {
 			return Key{}, fmt.Errorf("this is a private key; give the gateway the public key only")
 		}
 		return Key{}, fmt.Errorf("unsupported PEM block %q (want PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE)", block.Type)
 	}
 	if err != nil {
-		return Key{}, fmt.Errorf("parsing public key: %w", err)
+		return Key{}, err
 	}
 	return AcceptPublicKey(pub)
 }
@@ -106,20 +96,12 @@ func AcceptPublicKey(pub any) (Key, error) {
 // decoded PEM block and pins its algorithm as AcceptPrivateKey does: the
 // signing twin of ParsePublicKeyPEM, for the CLI that mints tokens.
 func ParsePrivateKeyPEM(block *pem.Block) (crypto.Signer, string, error) {
-	var priv any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		priv, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		priv, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		priv, err = x509.ParseECPrivateKey(block.Bytes)
-	default:
+	priv, err := parseKeyBlock(block, "private")
+	if errors.Is(err, errNotKeyBlock) {
 		return nil, "", fmt.Errorf("PEM block %q is not a private key", block.Type)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("parsing private key: %w", err)
+		return nil, "", err
 	}
 	signer, ok := priv.(crypto.Signer)
 	if !ok {
@@ -130,6 +112,49 @@ func ParsePrivateKeyPEM(block *pem.Block) (crypto.Signer, string, error) {
 		return nil, "", err
 	}
 	return signer, alg, nil
+}
+
+// pemKeyBlock is how the keys of one PEM block type are read.
+type pemKeyBlock struct {
+	kind  string // "public" or "private"
+	parse func(der []byte) (any, error)
+}
+
+// pemKeyBlocks are the PEM block types a key is read from, public and
+// private: reading another encoding is one row here.
+var pemKeyBlocks = map[string]pemKeyBlock{
+	"PUBLIC KEY":      {"public", x509.ParsePKIXPublicKey},
+	"RSA PUBLIC KEY":  {"public", func(der []byte) (any, error) { return x509.ParsePKCS1PublicKey(der) }},
+	"CERTIFICATE":     {"public", certificateKey},
+	"PRIVATE KEY":     {"private", x509.ParsePKCS8PrivateKey},
+	"RSA PRIVATE KEY": {"private", func(der []byte) (any, error) { return x509.ParsePKCS1PrivateKey(der) }},
+	"EC PRIVATE KEY":  {"private", func(der []byte) (any, error) { return x509.ParseECPrivateKey(der) }},
+}
+
+// errNotKeyBlock is parseKeyBlock's answer for a block type that holds no
+// key of the kind asked for; each caller words it for its own user.
+var errNotKeyBlock = errors.New("not a key block")
+
+// parseKeyBlock parses the key of kind ("public" or "private") in block.
+func parseKeyBlock(block *pem.Block, kind string) (any, error) {
+	b, ok := pemKeyBlocks[block.Type]
+	if !ok || b.kind != kind {
+		return nil, errNotKeyBlock
+	}
+	key, err := b.parse(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parsing %s key: %w", kind, err)
+	}
+	return key, nil
+}
+
+// certificateKey is the public key a DER certificate holds.
+func certificateKey(der []byte) (any, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return cert.PublicKey, nil
 }
 
 // AcceptPrivateKey is the algorithm a private key signs with, by the rule of

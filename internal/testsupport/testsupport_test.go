@@ -45,7 +45,9 @@ func TestClockMovesOnlyWhenTold(t *testing.T) {
 }
 
 // Readers and writers on other goroutines (a janitor, a refresh) see every
-// Advance exactly once; run with -race, this also proves the locking.
+// Advance exactly once, and concurrent Sets leave the time set; run with
+// -race, this also proves the locking. (A Set among the Advances would undo
+// some of them by design, so the Sets run in a phase of their own.)
 func TestClockConcurrentUse(t *testing.T) {
 	c := testsupport.NewClock(start)
 	var wg sync.WaitGroup
@@ -57,10 +59,20 @@ func TestClockConcurrentUse(t *testing.T) {
 			}
 		})
 	}
-	wg.Go(func() { c.Set(c.Now()) })
+	wg.Go(func() { _ = c.Now() })
 	wg.Wait()
 	if want := start.Add(800 * time.Second); !c.Now().Equal(want) {
 		t.Fatalf("after 800 concurrent one-second advances: %v, want %v", c.Now(), want)
+	}
+	for range 8 {
+		wg.Go(func() {
+			c.Set(start)
+			_ = c.Now()
+		})
+	}
+	wg.Wait()
+	if !c.Now().Equal(start) {
+		t.Fatalf("after concurrent Sets to %v: %v", start, c.Now())
 	}
 }
 
@@ -189,4 +201,86 @@ func (f *fatalRecorder) Helper() {}
 func (f *fatalRecorder) Fatal(...any) {
 	f.failed = true
 	runtime.Goexit()
+}
+
+// SignerFor pins each accepted key type to its algorithm, as the gateway
+// does, and names the kid; a key the gateway refuses (P-384, RSA under
+// 2048 bits) fails the test instead of minting an unverifiable token.
+func TestSignerForPinsTheAlgorithm(t *testing.T) {
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		key crypto.Signer
+		alg string
+	}{{rsaKey, tenant.RS256}, {ecKey, tenant.ES256}, {edKey, tenant.EdDSA}} {
+		s := testsupport.SignerFor(t, tc.key, "k-"+tc.alg)
+		if s.Alg != tc.alg || s.KID != "k-"+tc.alg {
+			t.Errorf("%T: signer %s/%s, want %s/k-%s", tc.key, s.Alg, s.KID, tc.alg, tc.alg)
+		}
+		// The key itself signs: its public half verifies.
+		raw := testsupport.Mint(t, s, testsupport.Claims("acme", "jane", start))
+		if _, err := jwt.NewParser(jwt.WithValidMethods([]string{tc.alg}), jwt.WithTimeFunc(func() time.Time { return start })).
+			Parse(raw, func(*jwt.Token) (any, error) { return tc.key.Public(), nil }); err != nil {
+			t.Errorf("%s: does not verify: %v", tc.alg, err)
+		}
+	}
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []crypto.Signer{p384, small} {
+		ft := &fatalRecorder{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			testsupport.SignerFor(ft, key, "")
+		}()
+		<-done
+		if !ft.failed {
+			t.Errorf("SignerFor accepted a %T the gateway refuses", key)
+		}
+	}
+}
+
+// MintHeader sets the header members it is given over token.Sign's (typ
+// replaced, kid and alg kept, a new member added), keeps Mint's payload,
+// and signs so that the key verifies it.
+func TestMintHeaderSetsMembers(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testsupport.SignerFor(t, key, "idp-1")
+	claims := testsupport.Claims("https://idp.test", "jane", start)
+	raw := testsupport.MintHeader(t, s, map[string]any{"typ": "at+jwt", "cty": "x"}, claims)
+	got := jwt.MapClaims{}
+	tok, err := jwt.NewParser(jwt.WithValidMethods([]string{tenant.RS256}), jwt.WithTimeFunc(func() time.Time { return start })).
+		ParseWithClaims(raw, got, func(*jwt.Token) (any, error) { return key.Public(), nil })
+	if err != nil {
+		t.Fatalf("does not verify: %v", err)
+	}
+	want := map[string]any{"alg": tenant.RS256, "kid": "idp-1", "typ": "at+jwt", "cty": "x"}
+	if fmt.Sprint(tok.Header) != fmt.Sprint(want) {
+		t.Fatalf("header %v, want %v", tok.Header, want)
+	}
+	if plain := testsupport.Mint(t, s, claims); strings.Split(plain, ".")[1] != strings.Split(raw, ".")[1] {
+		t.Fatal("the payload differs from Mint's")
+	}
+	if got["jti"] != claims["jti"] || got["sub"] != "jane" {
+		t.Fatalf("claims %v, want %v", got, claims)
+	}
 }

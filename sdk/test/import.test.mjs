@@ -4,17 +4,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-const TRAPPED = ["window", "self", "document", "HTMLElement", "location", "top", "parent", "frames"];
-const touched = [];
-for (const name of TRAPPED) {
-  Object.defineProperty(globalThis, name, {
-    configurable: true,
-    get() {
-      touched.push(name);
-      return undefined;
-    },
-  });
-}
+import { trapBrowserGlobals } from "./browser-globals.mjs";
+
+const touched = trapBrowserGlobals(["window", "self", "document", "HTMLElement", "location", "top", "parent", "frames"]);
 
 test("importing every entry touches no browser global", async () => {
   const before = new Set(Reflect.ownKeys(globalThis));

@@ -3,16 +3,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-const touched = [];
-for (const name of ["window", "document", "HTMLElement"]) {
-  Object.defineProperty(globalThis, name, {
-    configurable: true,
-    get() {
-      touched.push(name);
-      return undefined;
-    },
-  });
-}
+import { trapBrowserGlobals } from "./browser-globals.mjs";
+
+const touched = trapBrowserGlobals(["window", "document", "HTMLElement"]);
 
 test("server rendering gives the container only", async () => {
   const { createElement } = await import("react");
