@@ -1,11 +1,11 @@
 package replay
 
 import (
-	"hash/maphash"
 	"maps"
 	"sync"
 	"time"
 
+	"github.com/embedgate/embedgate/internal/keyhash"
 	"github.com/embedgate/embedgate/internal/reason"
 )
 
@@ -19,53 +19,35 @@ import (
 // These maps hold no pointers, so the collector skips them, an entry costs
 // about 40 bytes instead of about 130, and a Claim allocates nothing.
 //
-// The hash is keyed with two random seeds per process, so nobody outside
-// can aim for a collision. A collision could only make a fresh token look
-// used (refused as replayed, and the host mints another); it can never let
-// a used token through.
+// The key is keyhash's: nobody outside can aim for a collision, and one
+// could only make a fresh token look used (refused as replayed, and the
+// host mints another); it can never let a used token through.
 type usedTable struct {
-	seeds  [2]maphash.Seed
+	hash   keyhash.Hasher
 	shards [usedShards]usedShard
 }
 
-type usedKey [2]uint64
-
 type usedShard struct {
 	mu   sync.Mutex
-	m    map[usedKey]int64
+	m    map[keyhash.Key]int64
 	peak int      // the most entries m has held since it was made
 	_    [32]byte // keeps neighbouring shards' locks off one cache line
 }
 
 func newUsedTable() *usedTable {
-	t := &usedTable{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	t := &usedTable{hash: keyhash.New()}
 	for i := range t.shards {
-		t.shards[i].m = make(map[usedKey]int64)
+		t.shards[i].m = make(map[keyhash.Key]int64)
 	}
 	return t
-}
-
-func (t *usedTable) key(tenant, jti string) usedKey {
-	var k usedKey
-	for i := range k {
-		var h maphash.Hash
-		h.SetSeed(t.seeds[i])
-		// The tenant id cannot hold a NUL (tenant.New refuses control
-		// characters), so the pair is read back unambiguously.
-		_, _ = h.WriteString(tenant)
-		_ = h.WriteByte(0)
-		_, _ = h.WriteString(jti)
-		k[i] = h.Sum64()
-	}
-	return k
 }
 
 // claim records (tenant, jti) until now()+ttl, or refuses it as replayed
 // when it is recorded and not yet expired. The check and the write happen
 // under the shard's lock, so two concurrent claims cannot both succeed.
 func (t *usedTable) claim(tenant, jti string, now func() time.Time, ttl time.Duration) error {
-	k := t.key(tenant, jti)
-	sh := &t.shards[k[0]&(usedShards-1)]
+	k := t.hash.Pair(tenant, jti)
+	sh := &t.shards[k.Shard(usedShards)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	n := now().UnixNano()
@@ -93,7 +75,7 @@ func (t *usedTable) sweep(now int64) {
 		}
 		if len(sh.m) < sh.peak/4 {
 			// Not maps.Clone: it copies the table at its old size.
-			m := make(map[usedKey]int64, len(sh.m))
+			m := make(map[keyhash.Key]int64, len(sh.m))
 			maps.Copy(m, sh.m)
 			sh.m = m
 			sh.peak = len(sh.m)

@@ -1,8 +1,9 @@
 package session
 
 import (
-	"hash/maphash"
 	"sync"
+
+	"github.com/embedgate/embedgate/internal/keyhash"
 )
 
 // openCache remembers the sessions that Open has authenticated, so a
@@ -12,9 +13,9 @@ import (
 // its callers (expiry, idle time, revocation, the tenant still configured)
 // still runs on every request, on the copy returned.
 //
-// Entries are keyed by a 128-bit keyed hash of (host, cookie value) with
-// two per-process random seeds, so nobody outside can aim for a collision,
-// and a cookie only hits an entry that was opened for the same host. A
+// Entries are keyed by keyhash of (host, cookie value): nobody outside can
+// aim for a collision, and a cookie only hits an entry opened for the same
+// host. A
 // Sealer's keys never change, so an entry stays right for its whole life;
 // a new key ring is a new Sealer with an empty cache.
 //
@@ -23,7 +24,7 @@ import (
 // fills, the older one is dropped whole and the newer becomes the older:
 // the sessions not seen for the longest are opened again next time.
 type openCache struct {
-	seeds  [2]maphash.Seed
+	hash   keyhash.Hasher
 	shards [openCacheShards]openShard
 }
 
@@ -34,40 +35,25 @@ const (
 	openCacheShardSize = 256
 )
 
-type openKey [2]uint64
-
 type openShard struct {
 	mu       sync.Mutex
-	cur, old map[openKey]*Session
+	cur, old map[keyhash.Key]*Session
 }
 
 func newOpenCache() *openCache {
-	c := &openCache{seeds: [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}}
+	c := &openCache{hash: keyhash.New()}
 	for i := range c.shards {
-		c.shards[i].cur = make(map[openKey]*Session)
+		c.shards[i].cur = make(map[keyhash.Key]*Session)
 	}
 	return c
 }
 
-func (c *openCache) key(value, host string) openKey {
-	var k openKey
-	for i := range k {
-		var h maphash.Hash
-		h.SetSeed(c.seeds[i])
-		// A cookie value is base64url and never holds a NUL, so the
-		// last NUL splits the pair unambiguously.
-		_, _ = h.WriteString(host)
-		_ = h.WriteByte(0)
-		_, _ = h.WriteString(value)
-		k[i] = h.Sum64()
-	}
-	return k
-}
+func (c *openCache) key(value, host string) keyhash.Key { return c.hash.Pair(host, value) }
 
 // get returns a copy of the session opened for k, which the caller may
 // change (the gateway moves LastSeen); its slices are shared and read-only.
-func (c *openCache) get(k openKey) (*Session, bool) {
-	sh := &c.shards[k[0]&(openCacheShards-1)]
+func (c *openCache) get(k keyhash.Key) (*Session, bool) {
+	sh := &c.shards[k.Shard(openCacheShards)]
 	sh.mu.Lock()
 	s, ok := sh.cur[k]
 	if !ok {
@@ -84,17 +70,17 @@ func (c *openCache) get(k openKey) (*Session, bool) {
 }
 
 // put keeps a copy of s, so a caller's later change to s cannot reach it.
-func (c *openCache) put(k openKey, s *Session) {
+func (c *openCache) put(k keyhash.Key, s *Session) {
 	cp := *s
-	sh := &c.shards[k[0]&(openCacheShards-1)]
+	sh := &c.shards[k.Shard(openCacheShards)]
 	sh.mu.Lock()
 	sh.putLocked(k, &cp)
 	sh.mu.Unlock()
 }
 
-func (sh *openShard) putLocked(k openKey, s *Session) {
+func (sh *openShard) putLocked(k keyhash.Key, s *Session) {
 	if len(sh.cur) >= openCacheShardSize {
-		sh.old, sh.cur = sh.cur, make(map[openKey]*Session, openCacheShardSize)
+		sh.old, sh.cur = sh.cur, make(map[keyhash.Key]*Session, openCacheShardSize)
 	}
 	sh.cur[k] = s
 }
