@@ -150,11 +150,16 @@ profile() { # name: a CPU profile of the run about to start
 	mkdir -p "$PROFILE"
 	curl -fsS -o "$PROFILE/$1.pprof" "http://127.0.0.1:${admin[$1]}/debug/pprof/profile?seconds=$((${DUR%s} - 1))" &
 }
+declare -A url=([plain]="http://127.0.0.1:$PLAIN/" [protected]="http://127.0.0.1:$PROTECTED/")
+# Rounds alternate which system goes first (ABBA), so whatever the first
+# run leaves behind (sockets in TIME_WAIT, a warmer cache) cancels out.
 for r in $(seq "$ROUNDS"); do
-	profile plain
-	run plain "${pid[plain]}" "http://127.0.0.1:$PLAIN/" -s bench/report.lua -H "Cookie: $cookie" | tee -a "$results"
-	profile protected
-	run protected "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/report.lua -H "Cookie: $cookie" | tee -a "$results"
+	order="plain protected"
+	[ $((r % 2)) = 0 ] && order="protected plain"
+	for name in $order; do
+		profile "$name"
+		run "$name" "${pid[$name]}" "${url[$name]}" -s bench/report.lua -H "Cookie: $cookie" | tee -a "$results"
+	done
 done
 
 EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n "$EXCHANGE_TOKENS" >"$work/tokens"
@@ -168,8 +173,10 @@ function median(a, n,   i, j, t) {
 	for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
 	return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
-$1 == "plain" { pr = val($0, "rps"); pc = val($0, "cpu_us"); keep("plain") }
-$1 == "protected" { keep("protected"); if (pr) { n++; rr[n] = val($0, "rps") / pr; cr[n] = val($0, "cpu_us") / pc } }
+# Runs come in rounds of two (one of each, either order): a ratio a round.
+$1 == "plain" { pr = val($0, "rps"); pc = val($0, "cpu_us"); keep("plain"); pair() }
+$1 == "protected" { qr = val($0, "rps"); qc = val($0, "cpu_us"); keep("protected"); pair() }
+function pair() { if (pr && qr) { n++; rr[n] = qr / pr; cr[n] = qc / pc; pr = qr = 0 } }
 $1 == "exchange" { keep("exchange") }
 function keep(k) { c[k]++; rps[k] += val($0, "rps"); p50[k] += val($0, "p50_us"); p99[k] += val($0, "p99_us"); cpu[k] += val($0, "cpu_us"); bad[k] += val($0, "errors") }
 END {

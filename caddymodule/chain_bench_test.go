@@ -103,7 +103,7 @@ type chainTransport struct{}
 func (chainTransport) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "http.reverse_proxy.transport.chain_bench",
-		New: func() caddy.Module { return chainTransport{} },
+		New: func() caddy.Module { return new(chainTransport) },
 	}
 }
 
