@@ -129,18 +129,7 @@ func TestClaimsAreValidAndFresh(t *testing.T) {
 // {"alg","kid" when set,"typ":"JWT"} and whose signature the matching
 // public key verifies.
 func TestMintEachAlgorithm(t *testing.T) {
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsaKey, ecKey, edKey := signingKeys(t)
 	const secret = "a-test-secret-of-at-least-32-bytes-0123"
 	for _, tc := range []struct {
 		signer token.Signer
@@ -207,18 +196,7 @@ func (f *fatalRecorder) Fatal(...any) {
 // does, and names the kid; a key the gateway refuses (P-384, RSA under
 // 2048 bits) fails the test instead of minting an unverifiable token.
 func TestSignerForPinsTheAlgorithm(t *testing.T) {
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsaKey, ecKey, edKey := signingKeys(t)
 	for _, tc := range []struct {
 		key crypto.Signer
 		alg string
@@ -283,4 +261,22 @@ func TestMintHeaderSetsMembers(t *testing.T) {
 	if got["jti"] != claims["jti"] || got["sub"] != "jane" {
 		t.Fatalf("claims %v, want %v", got, claims)
 	}
+}
+
+// signingKeys is one key of each type the gateway accepts for signing.
+func signingKeys(t *testing.T) (*rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey) {
+	t.Helper()
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rsaKey, ecKey, edKey
 }
