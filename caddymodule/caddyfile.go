@@ -126,6 +126,15 @@ type block struct {
 }
 
 // read reads the lines of the block at nesting.
+// blockOnly reads a subdirective that takes a block and no arguments:
+// an argument is the error noArgs, the block's lines are read by b.
+func blockOnly(d *caddyfile.Dispenser, noArgs string, nesting int, b block) error {
+	if d.NextArg() {
+		return d.Err(noArgs)
+	}
+	return b.read(d, nesting)
+}
+
 func (b block) read(d *caddyfile.Dispenser, nesting int) error {
 	for d.NextBlock(nesting) {
 		if err := b.line(d); err != nil {
@@ -361,11 +370,8 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 //		key <pem-file> [<kid>]
 //	}
 func parseAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
-	if d.NextArg() {
-		return nil, d.Errf("assertion takes no arguments, only a block")
-	}
 	a := &AssertionConfig{}
-	err := block{
+	err := blockOnly(d, "assertion takes no arguments, only a block", 1, block{
 		where: "assertion: ",
 		str:   map[string]*string{"header": &a.Header, "audience": &a.Audience},
 		dur:   map[string]*caddy.Duration{"ttl": &a.TTL},
@@ -375,7 +381,7 @@ func parseAssertion(d *caddyfile.Dispenser) (*AssertionConfig, error) {
 				return AssertionKey{File: file, KID: kid}, err
 			}),
 		},
-	}.read(d, 1)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -397,14 +403,11 @@ func parseReplicas(d *caddyfile.Dispenser) (int, error) {
 
 // parseStoreTLS reads the tls block of store redis.
 func parseStoreTLS(d *caddyfile.Dispenser) (*StoreTLS, error) {
-	if d.NextArg() {
-		return nil, d.Errf("store redis: tls takes a block, no arguments")
-	}
 	st := &StoreTLS{}
-	err := block{
+	err := blockOnly(d, "store redis: tls takes a block, no arguments", 2, block{
 		where: "store redis: tls: ",
 		once:  map[string]*string{"ca": &st.CA, "cert": &st.Cert, "key": &st.Key, "server_name": &st.ServerName},
-	}.read(d, 2)
+	})
 	if err != nil {
 		return nil, err
 	}
