@@ -372,24 +372,18 @@ func expand(r *http.Request, s string) string {
 }
 
 // setPlaceholders exposes the identity to the rest of the route and to
-// Caddy's access log ({http.auth.user.id}). The names are answered on
-// lookup, which costs one allocation per request instead of two per name.
-// A value set before this handler ran (Set wins over a lookup function)
-// would shadow ours, so in that rare case http.auth.user.id is Set, as
-// caddyauth does; a handler after this one may still Set its own.
+// Caddy's access log ({http.auth.user.id}). http.auth.user.id is Set, as
+// caddyauth does, so it replaces whatever an earlier handler put there;
+// the http.embed.* names are answered on lookup, which costs one
+// allocation per request instead of two per name.
 func setPlaceholders(r *http.Request, s *session.Session, claims map[string]any) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	if _, set := repl.Get("http.auth.user.id"); set {
-		repl.Set("http.auth.user.id", s.Subject)
-	}
+	repl.Set("http.auth.user.id", s.Subject)
 	tenant, subject := s.Tenant, s.Subject
 	repl.Map(func(key string) (any, bool) {
-		if key == "http.auth.user.id" {
-			return subject, true
-		}
 		name, ok := strings.CutPrefix(key, "http.embed.")
 		if !ok {
 			return nil, false

@@ -1,5 +1,6 @@
-// Package keyhash names a pair of strings by a 128-bit keyed hash, for the
-// in-memory tables that must not hold the strings themselves: a map of
+// Package keyhash names a pair of strings by a 128-bit keyed hash, for an
+// in-memory table that must not hold the strings themselves (the replay
+// table's (tenant, jti) pairs): a map of
 // fixed-size keys holds no pointers, so the garbage collector does not walk
 // it, and an entry costs a fraction of a string key.
 //
@@ -22,8 +23,8 @@ func New() Hasher { return Hasher{seeds: [2]maphash.Seed{maphash.MakeSeed(), map
 
 // Pair hashes (a, b) as a, NUL, b, which names the pair unambiguously as
 // long as one of the two never holds a NUL (then the first or the last NUL
-// splits it): a tenant id (tenant.New refuses control characters) or a
-// cookie value (base64url).
+// splits it): a tenant id, which tenant.New refuses with control
+// characters.
 func (h Hasher) Pair(a, b string) Key {
 	var k Key
 	for i := range k {

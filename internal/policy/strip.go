@@ -113,6 +113,14 @@ func StripCookie(h http.Header, name string) {
 
 // removeCookie drops the pairs named name from one Cookie header value.
 func removeCookie(v, name string) (string, bool) {
+	if strings.IndexByte(v, ';') < 0 {
+		// One pair, the usual header behind the gateway: nothing to join.
+		n, _, _ := strings.Cut(v, "=")
+		if strings.Trim(n, " \t") == name {
+			return "", true
+		}
+		return v, false
+	}
 	var kept []string
 	removed := false
 	// strings.Cut, not SplitSeq: the iterator's closure escapes here and

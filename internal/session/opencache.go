@@ -1,86 +1,105 @@
 package session
 
 import (
+	"crypto/subtle"
+	"hash/maphash"
+	"strings"
 	"sync"
-
-	"github.com/embedgate/embedgate/internal/keyhash"
 )
 
 // openCache remembers the sessions that Open has authenticated, so a
 // cookie the browser sends again (the common case: the same cookie on every
-// request of a page) costs a hash and a copy instead of a base64 decode, an
-// AES-GCM open and a decode. It only saves work: every check Open leaves to
-// its callers (expiry, idle time, revocation, the tenant still configured)
-// still runs on every request, on the copy returned.
+// request of a page) costs a hash, a comparison and a copy instead of a
+// base64 decode, an AES-GCM open and a decode. It only saves work: every
+// check Open leaves to its callers (expiry, idle time, revocation, the
+// tenant still configured) still runs on every request, on the copy
+// returned.
 //
-// Entries are keyed by keyhash of (host, cookie value): nobody outside can
-// aim for a collision, and a cookie only hits an entry opened for the same
-// host. A
-// Sealer's keys never change, so an entry stays right for its whole life;
-// a new key ring is a new Sealer with an empty cache.
+// An entry keeps the cookie value and host it was opened for, and a hit
+// needs both to match exactly (the value compared in constant time); the
+// seeded hash only picks the slot, so a collision is a miss, never another
+// user's session. A Sealer's keys never change, so an entry stays right for
+// its whole life; a new key ring is a new Sealer with an empty cache.
 //
 // It is bounded: openCacheShards shards, each holding two generations of
 // at most openCacheShardSize entries. When a shard's newer generation
 // fills, the older one is dropped whole and the newer becomes the older:
 // the sessions not seen for the longest are opened again next time.
 type openCache struct {
-	hash   keyhash.Hasher
+	seed   maphash.Seed
 	shards [openCacheShards]openShard
 }
 
 const (
 	openCacheShards = 32
-	// 32 × 2 × 256: at most 16,384 sessions; some 5 MB for typical ones,
-	// 64 MB if every one were a cookie of the largest size Open accepts.
+	// 32 × 2 × 256: at most 16,384 sessions; some 8 MB for typical ones,
+	// 128 MB if every one were a cookie of the largest size Open accepts.
 	openCacheShardSize = 256
 )
 
+type openEntry struct {
+	value, host string
+	sess        Session
+}
+
 type openShard struct {
 	mu       sync.Mutex
-	cur, old map[keyhash.Key]*Session
+	cur, old map[uint64]*openEntry
 }
 
 func newOpenCache() *openCache {
-	c := &openCache{hash: keyhash.New()}
+	c := &openCache{seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].cur = make(map[keyhash.Key]*Session)
+		c.shards[i].cur = make(map[uint64]*openEntry)
 	}
 	return c
 }
 
-func (c *openCache) key(value, host string) keyhash.Key { return c.hash.Pair(host, value) }
+func (c *openCache) key(value, host string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	_, _ = h.WriteString(host)
+	_ = h.WriteByte(0)
+	_, _ = h.WriteString(value)
+	return h.Sum64()
+}
 
-// get returns a copy of the session opened for k, which the caller may
-// change (the gateway moves LastSeen); its slices are shared and read-only.
-func (c *openCache) get(k keyhash.Key) (*Session, bool) {
-	sh := &c.shards[k.Shard(openCacheShards)]
+func (c *openCache) shard(k uint64) *openShard { return &c.shards[k&(openCacheShards-1)] }
+
+// get returns a copy of the session opened for exactly (value, host),
+// which the caller may change (the gateway moves LastSeen); its slices are
+// shared and read-only.
+func (c *openCache) get(k uint64, value, host string) (*Session, bool) {
+	sh := c.shard(k)
 	sh.mu.Lock()
-	s, ok := sh.cur[k]
+	e, ok := sh.cur[k]
 	if !ok {
-		if s, ok = sh.old[k]; ok {
-			sh.putLocked(k, s)
+		if e, ok = sh.old[k]; ok {
+			sh.putLocked(k, e)
 		}
 	}
 	sh.mu.Unlock()
-	if !ok {
+	if !ok || e.host != host || subtle.ConstantTimeCompare([]byte(e.value), []byte(value)) != 1 {
 		return nil, false
 	}
-	cp := *s
+	cp := e.sess
 	return &cp, true
 }
 
-// put keeps a copy of s, so a caller's later change to s cannot reach it.
-func (c *openCache) put(k keyhash.Key, s *Session) {
-	cp := *s
-	sh := &c.shards[k.Shard(openCacheShards)]
+// put keeps a copy of s for (value, host), so a caller's later change to s
+// cannot reach it. The strings are cloned: they come from a request's
+// header, whose memory the cache must not keep alive.
+func (c *openCache) put(k uint64, value, host string, s *Session) {
+	e := &openEntry{value: strings.Clone(value), host: strings.Clone(host), sess: *s}
+	sh := c.shard(k)
 	sh.mu.Lock()
-	sh.putLocked(k, &cp)
+	sh.putLocked(k, e)
 	sh.mu.Unlock()
 }
 
-func (sh *openShard) putLocked(k keyhash.Key, s *Session) {
+func (sh *openShard) putLocked(k uint64, e *openEntry) {
 	if len(sh.cur) >= openCacheShardSize {
-		sh.old, sh.cur = sh.cur, make(map[keyhash.Key]*Session, openCacheShardSize)
+		sh.old, sh.cur = sh.cur, make(map[uint64]*openEntry, openCacheShardSize)
 	}
-	sh.cur[k] = s
+	sh.cur[k] = e
 }

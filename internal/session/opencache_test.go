@@ -104,7 +104,41 @@ func TestOpenCacheIsBounded(t *testing.T) {
 		t.Fatalf("%d entries, bound %d", total, 2*openCacheShards*openCacheShardSize)
 	}
 	k := s.opened.key(last, testHost)
-	if _, ok := s.opened.get(k); !ok {
+	if _, ok := s.opened.get(k, last, testHost); !ok {
 		t.Fatal("the most recent session was dropped")
+	}
+}
+
+// TestOpenCacheNeedsTheExactCookie: an entry is found by its hash slot but
+// served only for the very value and host it was opened for, so a value
+// that lands in the same slot (forced here by writing the entry under the
+// other value's key) is a miss and goes through authentication.
+func TestOpenCacheNeedsTheExactCookie(t *testing.T) {
+	s := newSealer(t, cookieName, secret(1))
+	v := seal(t, s, typical())
+	if _, err := s.Open(v, testHost); err != nil {
+		t.Fatal(err)
+	}
+	forged := v[:len(v)-2] + "AA"
+	if forged == v {
+		forged = v[:len(v)-2] + "BA"
+	}
+	kv, kf := s.opened.key(v, testHost), s.opened.key(forged, testHost)
+	sh := s.opened.shard(kv)
+	sh.mu.Lock()
+	e := sh.cur[kv]
+	sh.mu.Unlock()
+	fs := s.opened.shard(kf)
+	fs.mu.Lock()
+	fs.cur[kf] = e // the forged value's slot now holds the real session
+	fs.mu.Unlock()
+	if _, ok := s.opened.get(kf, forged, testHost); ok {
+		t.Fatal("a different cookie value was served the cached session")
+	}
+	if _, err := s.Open(forged, testHost); err == nil {
+		t.Fatal("a forged cookie opened")
+	}
+	if _, ok := s.opened.get(kv, v, "other."+testHost); ok {
+		t.Fatal("the cached session was served for another host")
 	}
 }

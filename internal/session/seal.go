@@ -174,12 +174,12 @@ func (s *Sealer) Open(value, host string) (*Session, error) {
 		return s.open(value, host) // refused before anything is hashed
 	}
 	k := s.opened.key(value, host)
-	if sess, ok := s.opened.get(k); ok {
+	if sess, ok := s.opened.get(k, value, host); ok {
 		return sess, nil
 	}
 	sess, err := s.open(value, host)
 	if err == nil {
-		s.opened.put(k, sess)
+		s.opened.put(k, value, host, sess)
 	}
 	return sess, err
 }
