@@ -51,16 +51,35 @@ func (c *Clock) Set(t time.Time) {
 
 // FreePort returns a loopback TCP port that was free a moment ago, for a
 // server the test starts as a separate process (which cannot be handed a
-// listener).
+// listener). It never returns the same port twice in one test binary: the
+// kernel may hand a just-closed port out again, and two roles given one
+// port (an HTTP and an HTTPS port, say) make a server that silently serves
+// the wrong one.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		portsMu.Lock()
+		seen := portsGiven[port]
+		portsGiven[port] = true
+		portsMu.Unlock()
+		if !seen {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port that was not handed out before")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // LogBuffer collects a process's or a logger's output, written from other
 // goroutines while the test reads it, for assertions and failure messages.

@@ -280,3 +280,16 @@ func signingKeys(t *testing.T) (*rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.Priv
 	}
 	return rsaKey, ecKey, edKey
 }
+
+// FreePort never hands one port out twice, so two roles of one server
+// (its HTTP and HTTPS ports) never end up on the same port.
+func TestFreePortNeverRepeats(t *testing.T) {
+	seen := map[int]bool{}
+	for range 500 {
+		p := testsupport.FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
+	}
+}

@@ -13,6 +13,8 @@ scenario("<embed-gate> signs in, dispatches the SDK's events as DOM CustomEvents
   await servePackage(s);
   await s.open(`${env.acme}/element.html?sub=${encodeURIComponent("jane@acme.test")}`);
   await waitSignedIn(s);
+  // The app's first embed:resize may come just after the signed-in state.
+  await s.waitForEvent("an embed:resize CustomEvent", (e) => e.domType === "embed:resize", { timeout: 5_000 });
   const events = await s.events();
   const types = new Set(events.map((e) => e.domType));
   for (const t of ["embed:ready", "embed:authenticated", "embed:resize"]) assert.ok(types.has(t), `no ${t} CustomEvent on the element`);
