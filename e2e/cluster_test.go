@@ -148,22 +148,7 @@ func TestClusterReplaySessionsAndRevocation(t *testing.T) {
 		began := time.Now()
 		close(start)
 		wg.Wait()
-		ok, replayed := 0, 0
-		for i, r := range results {
-			switch {
-			case errs[i] != nil:
-				t.Errorf("request %d: %v", i, errs[i])
-			case r.status == http.StatusNoContent:
-				ok++
-			case r.status == http.StatusUnauthorized && r.description == "replayed":
-				replayed++
-			default:
-				t.Errorf("request %d: %d %q", i, r.status, r.description)
-			}
-		}
-		if ok != 1 || replayed != n-1 {
-			t.Fatalf("%d successes and %d replays, want 1 and %d", ok, replayed, n-1)
-		}
+		wantOneExchange(t, results, errs)
 		t.Logf("200 concurrent exchanges of one token over two instances: 1 success, 199 replayed, in %v", time.Since(began))
 	})
 

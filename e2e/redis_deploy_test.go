@@ -146,22 +146,7 @@ func concurrentExchanges(t *testing.T, a, b *Gateway, n int) {
 	}
 	close(start)
 	wg.Wait()
-	ok, replayed := 0, 0
-	for i, r := range results {
-		switch {
-		case errs[i] != nil:
-			t.Errorf("request %d: %v", i, errs[i])
-		case r.status == http.StatusNoContent:
-			ok++
-		case r.status == http.StatusUnauthorized && r.description == "replayed":
-			replayed++
-		default:
-			t.Errorf("request %d: %d %q", i, r.status, r.description)
-		}
-	}
-	if ok != 1 || replayed != n-1 {
-		t.Fatalf("%d successes and %d replays, want 1 and %d", ok, replayed, n-1)
-	}
+	wantOneExchange(t, results, errs)
 }
 
 // signout posts a sign-out with the cookie and returns the status.
@@ -293,5 +278,27 @@ func TestRedisRetryAfter503SameToken(t *testing.T) {
 		if res, _ := doExchange(g.Client(), g, "portal.gate.test", tok); res.status != 401 || res.description != "replayed" {
 			t.Fatalf("a third use: %d %q, want 401 replayed", res.status, res.description)
 		}
+	}
+}
+
+// wantOneExchange checks the answers to one token sent many times at once:
+// exactly one exchange (204), every other answer 401 replayed.
+func wantOneExchange(t *testing.T, results []exchangeResult, errs []error) {
+	t.Helper()
+	ok, replayed := 0, 0
+	for i, r := range results {
+		switch {
+		case errs[i] != nil:
+			t.Errorf("request %d: %v", i, errs[i])
+		case r.status == http.StatusNoContent:
+			ok++
+		case r.status == http.StatusUnauthorized && r.description == "replayed":
+			replayed++
+		default:
+			t.Errorf("request %d: %d %q", i, r.status, r.description)
+		}
+	}
+	if ok != 1 || replayed != len(results)-1 {
+		t.Fatalf("%d successes and %d replays, want 1 and %d", ok, replayed, len(results)-1)
 	}
 }

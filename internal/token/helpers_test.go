@@ -154,12 +154,13 @@ func validClaims(iss string) jwt.MapClaims {
 // drop, as a header value, removes that header.
 const drop = "\x00drop"
 
-// sign signs claims with golang-jwt, then applies header overrides.
+// sign signs claims with golang-jwt, then applies header overrides (a
+// member given as drop or nil is removed).
 func sign(t testing.TB, m jwt.SigningMethod, key any, hdr map[string]any, c jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, c)
 	for name, v := range hdr {
-		if v == drop {
+		if v == drop || v == nil {
 			delete(tok.Header, name)
 		} else {
 			tok.Header[name] = v

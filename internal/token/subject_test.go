@@ -139,25 +139,6 @@ func subjClaims(edits ...func(jwt.MapClaims)) jwt.MapClaims {
 func subjSet(k string, v any) func(jwt.MapClaims) { return func(c jwt.MapClaims) { c[k] = v } }
 func subjDel(k string) func(jwt.MapClaims)        { return func(c jwt.MapClaims) { delete(c, k) } }
 
-// subjSign signs c with m and key, with the header members hdr (nil value:
-// removed).
-func subjSign(t testing.TB, m jwt.SigningMethod, key any, hdr map[string]any, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(m, c)
-	for name, v := range hdr {
-		if v == nil {
-			delete(tok.Header, name)
-		} else {
-			tok.Header[name] = v
-		}
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // subjRS signs with the issuer's RSA key as r1, typ at+jwt.
 func subjRS(t testing.TB, c jwt.MapClaims, hdr ...any) string {
 	t.Helper()
@@ -165,7 +146,7 @@ func subjRS(t testing.TB, c jwt.MapClaims, hdr ...any) string {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		h[hdr[i].(string)] = hdr[i+1]
 	}
-	return subjSign(t, jwt.SigningMethodRS256, subjKeySet().rsa, h, c)
+	return sign(t, jwt.SigningMethodRS256, subjKeySet().rsa, h, c)
 }
 
 func subjB64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -197,9 +178,9 @@ func TestVerifySubjectAccepts(t *testing.T) {
 		name, tok, kid, alg string
 	}{
 		{"RS256 at+jwt", subjRS(t, subjClaims()), "r1", tenant.RS256},
-		{"ES256 JWT", subjSign(t, jwt.SigningMethodES256, k.ec, map[string]any{"kid": "e1", "typ": "JWT"}, subjClaims()), "e1", tenant.ES256},
-		{"EdDSA, no typ", subjSign(t, jwt.SigningMethodEdDSA, k.ed, map[string]any{"kid": "d1", "typ": nil}, subjClaims()), "d1", tenant.EdDSA},
-		{"JWKS key", subjSign(t, jwt.SigningMethodES256, k.ecJ, map[string]any{"kid": "j1", "typ": "application/AT+JWT"}, subjClaims()), "j1", tenant.ES256},
+		{"ES256 JWT", sign(t, jwt.SigningMethodES256, k.ec, map[string]any{"kid": "e1", "typ": "JWT"}, subjClaims()), "e1", tenant.ES256},
+		{"EdDSA, no typ", sign(t, jwt.SigningMethodEdDSA, k.ed, map[string]any{"kid": "d1", "typ": nil}, subjClaims()), "d1", tenant.EdDSA},
+		{"JWKS key", sign(t, jwt.SigningMethodES256, k.ecJ, map[string]any{"kid": "j1", "typ": "application/AT+JWT"}, subjClaims()), "j1", tenant.ES256},
 		{"no kid: every key of the alg", subjRS(t, subjClaims(), "kid", nil), "r1", tenant.RS256},
 		{"aud a string", subjRS(t, subjClaims(subjSet("aud", "crm"))), "r1", tenant.RS256},
 		{"a day long, no iat, no jti", subjRS(t, subjClaims(subjDel("iat"), subjSet("exp", subjT0.Add(24*time.Hour).Unix()))), "r1", tenant.RS256},
@@ -220,7 +201,7 @@ func TestVerifySubjectAccepts(t *testing.T) {
 		})
 	}
 	// The second issuer: subject_claim defaults to sub; its key has no kid.
-	tok := subjSign(t, jwt.SigningMethodRS256, k.rsa, nil, subjClaims(subjSet("iss", subjOther), subjSet("aud", "crm")))
+	tok := sign(t, jwt.SigningMethodRS256, k.rsa, nil, subjClaims(subjSet("iss", subjOther), subjSet("aud", "crm")))
 	if s, err := v.VerifySubject(context.Background(), tok, tn); err != nil || s.Subject != "00u1abcd" || s.Issuer.Issuer != subjOther {
 		t.Fatalf("other issuer: %+v %v", s, err)
 	}
@@ -229,7 +210,7 @@ func TestVerifySubjectAccepts(t *testing.T) {
 	si := *tn.SubjectIssuers[1]
 	si.SubjectClaim = "user.login"
 	nested.SubjectIssuers = []*tenant.SubjectIssuer{&si}
-	tok = subjSign(t, jwt.SigningMethodRS256, k.rsa, nil, subjClaims(subjSet("iss", subjOther), subjSet("aud", "crm"), subjSet("user", map[string]any{"login": "jdoe"})))
+	tok = sign(t, jwt.SigningMethodRS256, k.rsa, nil, subjClaims(subjSet("iss", subjOther), subjSet("aud", "crm"), subjSet("user", map[string]any{"login": "jdoe"})))
 	if s, err := v.VerifySubject(context.Background(), tok, &nested); err != nil || s.Subject != "jdoe" {
 		t.Fatalf("dotted subject_claim: %+v %v", s, err)
 	}
@@ -287,8 +268,8 @@ func TestVerifySubjectRules(t *testing.T) {
 		{"unknown kid", subjRS(t, subjClaims(), "kid", "r9"), reason.UnknownKey},
 		{"the tenant's own key's kid", subjRS(t, subjClaims(), "kid", "own"), reason.UnknownKey},
 		{"kid of another alg", subjRS(t, subjClaims(), "kid", "e1"), reason.BadAlgorithm},
-		{"alg the issuer has no key for", subjSign(t, jwt.SigningMethodEdDSA, k.ed, nil, subjClaims(subjSet("iss", subjOther), subjSet("aud", "crm"))), reason.BadAlgorithm},
-		{"a key nobody lists", subjSign(t, jwt.SigningMethodES256, k.stranger, map[string]any{"kid": "e1"}, subjClaims()), reason.BadSignature},
+		{"alg the issuer has no key for", sign(t, jwt.SigningMethodEdDSA, k.ed, nil, subjClaims(subjSet("iss", subjOther), subjSet("aud", "crm"))), reason.BadAlgorithm},
+		{"a key nobody lists", sign(t, jwt.SigningMethodES256, k.stranger, map[string]any{"kid": "e1"}, subjClaims()), reason.BadSignature},
 		// Claims.
 		{"no aud", subjRS(t, subjClaims(subjDel("aud"))), reason.MissingClaim},
 		{"aud of another API", subjRS(t, subjClaims(subjSet("aud", "https://graph.test"))), reason.WrongAudience},
@@ -312,8 +293,8 @@ func TestVerifySubjectRules(t *testing.T) {
 		// Order: the header before the issuer, the issuer before the
 		// signature, the signature before the claims, aud before the clock.
 		{"HS256 from an unknown issuer", hmacPEM(subjClaims(subjSet("iss", "https://evil.test"))), reason.BadAlgorithm},
-		{"unknown issuer, bad signature", subjSign(t, jwt.SigningMethodES256, k.stranger, map[string]any{"kid": "e1"}, subjClaims(subjSet("iss", "https://evil.test"))), reason.WrongIssuer},
-		{"bad signature, expired", subjSign(t, jwt.SigningMethodES256, k.stranger, map[string]any{"kid": "e1"}, subjClaims(subjSet("exp", 1))), reason.BadSignature},
+		{"unknown issuer, bad signature", sign(t, jwt.SigningMethodES256, k.stranger, map[string]any{"kid": "e1"}, subjClaims(subjSet("iss", "https://evil.test"))), reason.WrongIssuer},
+		{"bad signature, expired", sign(t, jwt.SigningMethodES256, k.stranger, map[string]any{"kid": "e1"}, subjClaims(subjSet("exp", 1))), reason.BadSignature},
 		{"wrong audience, expired", subjRS(t, subjClaims(subjSet("aud", "x"), subjSet("exp", 1))), reason.WrongAudience},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,7 +318,7 @@ func TestVerifySubjectKeepsRulesApart(t *testing.T) {
 	tn := subjTenant(t)
 	v := subjVerifier()
 	// A one-time token signed by the tenant's own key is no subject token.
-	own := subjSign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("s", 32)), nil, jwt.MapClaims{
+	own := sign(t, jwt.SigningMethodHS256, []byte(strings.Repeat("s", 32)), nil, jwt.MapClaims{
 		"iss": "acme", "aud": "acme", "sub": "jane", "jti": "j", "iat": subjT0.Unix(), "exp": subjT0.Add(time.Minute).Unix()})
 	_, err := v.VerifySubject(context.Background(), own, tn)
 	subjWant(t, err, reason.BadAlgorithm)
