@@ -59,6 +59,17 @@ portal.gate.test:{{.HTTPSPort}} {
 	reverse_proxy {{.Upstream}}
 }
 
+` + acmeHostSite + `
+evil.other.test:{{.HTTPSPort}} {
+	tls internal
+	root * {{.EvilRoot}}
+	file_server
+}
+`
+
+// acmeHostSite is the customer's site that frames the gateway: its pages
+// from HostRoot, its backend (which mints) under /api/.
+const acmeHostSite = `
 app.acme.test:{{.HTTPSPort}} {
 	tls internal
 	handle /api/* {
@@ -68,12 +79,6 @@ app.acme.test:{{.HTTPSPort}} {
 		root * {{.HostRoot}}
 		file_server
 	}
-}
-
-evil.other.test:{{.HTTPSPort}} {
-	tls internal
-	root * {{.EvilRoot}}
-	file_server
 }
 `
 

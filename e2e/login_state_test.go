@@ -71,17 +71,7 @@ portal.gate.test:{{.HTTPSPort}}, api.gate.test:{{.HTTPSPort}} {
 	reverse_proxy {{.Upstream}}
 }
 
-app.acme.test:{{.HTTPSPort}} {
-	tls internal
-	handle /api/* {
-		reverse_proxy {{.Backend}}
-	}
-	handle {
-		root * {{.HostRoot}}
-		file_server
-	}
-}
-`
+` + acmeHostSite
 
 // lsIdP is the identity provider: an RSA key whose JWKS it serves, and the
 // access tokens it would issue, signed here.
