@@ -40,8 +40,8 @@ function run(page, cfg = {}, opts = {}) {
   const document = {
     getElementById: (id) => els.get(id) || null,
     querySelectorAll: () => [...els.values()].filter((e) => e.isState),
-    documentElement: { setAttribute: (k, v) => (rootAttrs[k] = v), getBoundingClientRect: () => ({ height: 80 }) },
-    body: { scrollHeight: 80 },
+    documentElement: { setAttribute: (k, v) => (rootAttrs[k] = v), getBoundingClientRect: () => ({ height: opts.height ?? 80 }) },
+    body: { scrollHeight: opts.height ?? 80 },
     referrer: "",
   };
   if (opts.storageAPI !== false) {
@@ -184,6 +184,11 @@ test("gate: tells its reason and its height", () => {
   assert.deepEqual(f.visible(), ["gate"]);
   assert.deepEqual(f.types(), ["embed:resize", "embed:authRequired:replayed"]);
   assert.deepEqual(f.posted[0].msg, { type: "embed:resize", height: 80 });
+});
+
+test("gate: a page not laid out yet (height 0) posts no embed:resize, so the iframe never collapses", () => {
+  const f = run("gate", { reason: "replayed" }, { height: 0 });
+  assert.deepEqual(f.types(), ["embed:authRequired:replayed"]);
 });
 
 test("host:signOut sends the page to the sign-out page", () => {
