@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Load harness: Caddy's reverse_proxy alone ("plain") against embed_session
 # in front of the same upstream ("protected", a valid session cookie), each
-# in its own process, alternated round by round; then an exchange-only run
-# with fresh tokens against the memory store. Loopback only.
+# in its own process; then an exchange-only run with fresh tokens against
+# the memory store. Loopback only.
 #
-#   bench/run.sh                        # 5 rounds of 6 s each
+#   bench/run.sh                        # 8 paired rounds of 6 s each
 #   DUR=3s ROUNDS=1 bench/run.sh        # quick look
+#   AA=1 bench/run.sh                   # the noise floor: plain against plain
+#   FLOOR=1 bench/run.sh                # what embed_session's wire costs
 #
 # Per run it prints requests/s, p50/p99 latency and the serving process's
 # CPU time (utime+stime from /proc) per request served; then, over the
-# rounds, the medians of the per-round ratios protected/plain. CPU per
-# request is the steadier figure on a shared machine: req/s moves with
-# whatever else runs, CPU per request much less.
+# rounds, the medians of the per-round ratios protected/plain.
+#
+# A round runs both systems at the same time, each with its own wrk and
+# half the connections, so that both see the same machine: on a shared VM
+# the speed of the machine drifts by ±15 % from one run to the next, which
+# swamps a few per cent when the systems take turns. Measured with AA=1 on
+# a 2-vCPU VM, 8 rounds: per-round CPU ratios within 0.98..1.03 in pairs,
+# against 0.83..1.13 taking turns. SEQUENTIAL=1 takes turns (ABBA) with all
+# connections each.
 #
 # Both systems get the same request, session cookie included: what the
 # Cookie header costs Caddy is not the gateway's cost.
@@ -19,8 +27,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DUR=${DUR:-6s}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-8}
 CONNS=${CONNS:-32}
+SEQUENTIAL=${SEQUENTIAL:-}
+# AA=1: "protected" is a second plain reverse_proxy, so the ratios show
+# what the harness itself cannot tell apart.
+AA=${AA:-}
+# FLOOR=1: "protected" is bench/floor's handler, which puts embed_session's
+# wire on the request and answer (no cookie, two identity headers, a CSP)
+# with none of its checks: the part of the ratio no gateway can avoid.
+FLOOR=${FLOOR:-}
+# Without the gateway (AA, FLOOR) there is no session or exchange to run.
+nogw=$AA$FLOOR
 THREADS=${THREADS:-1}
 EXCHANGE_TOKENS=${EXCHANGE_TOKENS:-200000}
 # EXTRA: more subdirectives for embed_session, e.g. EXTRA='assertion'.
@@ -51,6 +69,11 @@ trap cleanup EXIT
 
 go build -o "$work/embedgate" ./cmd/embedgate
 go build -o "$work/mint" ./bench/mint
+declare -A bin=([upstream]=embedgate [plain]=embedgate [protected]=embedgate)
+if [ -n "$FLOOR" ]; then
+	go build -o "$work/floor" ./bench/floor
+	bin[protected]=floor
+fi
 
 export BENCH_SECRET=bench-secret-0123456789abcdef0123456789
 export BENCH_SESSION_KEY=bench-session-key-0123456789abcdef012345
@@ -78,7 +101,12 @@ http://:$PLAIN {
 	reverse_proxy 127.0.0.1:$UPSTREAM
 }
 CADDY
-# The same hop behind embed_session.
+# The same hop behind embed_session (AA: the plain hop again; FLOOR: the
+# wire alone).
+if [ -n "$nogw" ]; then
+	sed "s/:$PLAIN /:$PROTECTED /; s/storage-plain/storage-protected/; s/:${admin[plain]}/:${admin[protected]}/" "$work/plain.caddyfile" >"$work/protected.caddyfile"
+	[ -n "$FLOOR" ] && sed -i "s/^\treverse_proxy/\tbench_floor\n\treverse_proxy/" "$work/protected.caddyfile"
+else
 { global protected; cat <<CADDY; } >"$work/protected.caddyfile"
 http://:$PROTECTED {
 	bind 127.0.0.1
@@ -95,6 +123,7 @@ http://:$PROTECTED {
 	reverse_proxy 127.0.0.1:$UPSTREAM
 }
 CADDY
+fi
 
 declare -A pid
 srv=() gen=()
@@ -102,7 +131,7 @@ if [ -n "$PIN" ]; then
 	srv=(taskset -c "1-$(($(nproc) - 1))") gen=(taskset -c 0)
 fi
 for name in upstream plain protected; do
-	"${srv[@]}" "$work/embedgate" run --config "$work/$name.caddyfile" --adapter caddyfile >"$work/$name.log" 2>&1 &
+	"${srv[@]}" "$work/${bin[$name]}" run --config "$work/$name.caddyfile" --adapter caddyfile >"$work/$name.log" 2>&1 &
 	pid[$name]=$!
 	pids+=("$!")
 done
@@ -113,11 +142,15 @@ for port in $UPSTREAM $PLAIN $PROTECTED; do
 	done
 done
 
-# One session for the whole run.
+# One session for the whole run (AA, FLOOR: a cookie of the same shape).
 token=$(EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n 1)
-cookie=$(curl -fsS -D - -o /dev/null -X POST "http://127.0.0.1:$PROTECTED/.embed/exchange" \
+if [ -n "$nogw" ]; then
+	cookie="__Host-embed_session=$(head -c 150 /dev/zero | tr '\0' A)"
+else
+	cookie=$(curl -fsS -D - -o /dev/null -X POST "http://127.0.0.1:$PROTECTED/.embed/exchange" \
 	-H 'Content-Type: application/json' -d "{\"token\":\"$token\"}" |
 	tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \(__Host-embed_session=[^;]*\).*/\1/p')
+fi
 [ -n "$cookie" ] || { echo "bench: exchange failed" >&2; cat "$work/protected.log" >&2; exit 1; }
 for port in $PLAIN $PROTECTED; do
 	status=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: $cookie" "http://127.0.0.1:$port/")
@@ -139,7 +172,9 @@ run() { # name pid url [wrk args...]: one line, with CPU µs per request
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
-echo "wrk: $THREADS thread(s), $CONNS connections, $DUR per run, $ROUNDS rounds alternating; one process per system"
+mode="paired: both systems at once, $((CONNS / 2)) connections each"
+[ -n "$SEQUENTIAL" ] && mode="taking turns (ABBA), $CONNS connections each"
+echo "wrk: $THREADS thread(s) per run, $DUR per run, $ROUNDS rounds, $mode; one process per system${AA:+; AA: protected is plain too}${FLOOR:+; FLOOR: protected is the wire alone}"
 results="$work/results"
 : >"$results"
 # Warm-up, not counted.
@@ -151,21 +186,36 @@ profile() { # name: a CPU profile of the run about to start
 	curl -fsS -o "$PROFILE/$1.pprof" "http://127.0.0.1:${admin[$1]}/debug/pprof/profile?seconds=$((${DUR%s} - 1))" &
 }
 declare -A url=([plain]="http://127.0.0.1:$PLAIN/" [protected]="http://127.0.0.1:$PROTECTED/")
-# Rounds alternate which system goes first (ABBA), so whatever the first
-# run leaves behind (sockets in TIME_WAIT, a warmer cache) cancels out.
+measure() { # name [wrk args...]: one run of one system
+	local name=$1
+	shift
+	profile "$name"
+	run "$name" "${pid[$name]}" "${url[$name]}" -s bench/report.lua -H "Cookie: $cookie" "$@"
+}
 for r in $(seq "$ROUNDS"); do
+	# Odd rounds start plain first, even rounds protected first (ABBA), so
+	# whatever the first run leaves behind cancels out.
 	order="plain protected"
 	[ $((r % 2)) = 0 ] && order="protected plain"
+	if [ -n "$SEQUENTIAL" ]; then
+		for name in $order; do measure "$name" | tee -a "$results"; done
+		continue
+	fi
+	both=()
 	for name in $order; do
-		profile "$name"
-		run "$name" "${pid[$name]}" "${url[$name]}" -s bench/report.lua -H "Cookie: $cookie" | tee -a "$results"
+		measure "$name" -c"$((CONNS / 2))" >"$work/$name.line" &
+		both+=("$!")
 	done
+	wait "${both[@]}"
+	cat "$work/plain.line" "$work/protected.line" | tee -a "$results"
 done
 
-EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n "$EXCHANGE_TOKENS" >"$work/tokens"
-TOKENS="$work/tokens" THREADS=$THREADS run exchange "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/exchange.lua | tee -a "$results"
+if [ -z "$nogw" ]; then
+	EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n "$EXCHANGE_TOKENS" >"$work/tokens"
+	TOKENS="$work/tokens" THREADS=$THREADS run exchange "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/exchange.lua | tee -a "$results"
+	case $(grep '^exchange' "$results") in *non2xx=0*) ;; *) echo "note: tokens ran out (non-2xx answers); raise EXCHANGE_TOKENS for a full run" ;; esac
+fi
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[protected]}/status")
-case $(grep '^exchange' "$results") in *non2xx=0*) ;; *) echo "note: tokens ran out (non-2xx answers); raise EXCHANGE_TOKENS for a full run" ;; esac
 
 awk -v rss="$rss" '
 function val(s, k,   m) { if (!match(s, k "=[0-9.]+")) return 0; return substr(s, RSTART + length(k) + 1, RLENGTH - length(k) - 1) + 0 }
