@@ -214,6 +214,10 @@ if [ -z "$nogw" ]; then
 	EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n "$EXCHANGE_TOKENS" >"$work/tokens"
 	TOKENS="$work/tokens" THREADS=$THREADS run exchange "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/exchange.lua | tee -a "$results"
 	case $(grep '^exchange' "$results") in *non2xx=0*) ;; *) echo "note: tokens ran out (non-2xx answers); raise EXCHANGE_TOKENS for a full run" ;; esac
+	# The tail's baseline: the same closed loop against Caddy's bare
+	# respond (the upstream process). Saturated, most of p99 is queueing
+	# and scheduling, which even a handler that does nothing shows.
+	run respond "${pid[upstream]}" "http://127.0.0.1:$UPSTREAM/" -s bench/report.lua | tee -a "$results"
 fi
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[protected]}/status")
 
@@ -227,15 +231,15 @@ function median(a, n,   i, j, t) {
 $1 == "plain" { pr = val($0, "rps"); pc = val($0, "cpu_us"); keep("plain"); pair() }
 $1 == "protected" { qr = val($0, "rps"); qc = val($0, "cpu_us"); keep("protected"); pair() }
 function pair() { if (pr && qr) { n++; rr[n] = qr / pr; cr[n] = qc / pc; pr = qr = 0 } }
-$1 == "exchange" { keep("exchange") }
+$1 == "exchange" || $1 == "respond" { keep($1) }
 function keep(k) { c[k]++; rps[k] += val($0, "rps"); p50[k] += val($0, "p50_us"); p99[k] += val($0, "p99_us"); cpu[k] += val($0, "cpu_us"); bad[k] += val($0, "errors") }
 END {
 	printf "\n%-10s %12s %10s %10s %14s %8s\n", "run", "requests/s", "p50", "p99", "CPU/request", "errors"
-	split("plain protected exchange", order, " ")
-	for (i = 1; i <= 3; i++) { k = order[i]; if (!c[k]) continue
+	split("plain protected exchange respond", order, " ")
+	for (i = 1; i <= 4; i++) { k = order[i]; if (!c[k]) continue
 		printf "%-10s %12.0f %8.0fus %8.0fus %12.1fus %8d\n", k, rps[k]/c[k], p50[k]/c[k], p99[k]/c[k], cpu[k]/c[k], bad[k] }
 	if (n) {
 		printf "\nprotected/plain, median of %d per-round ratios: req/s %.3f (target >= 0.97), CPU per request %.3f (target <= 1.03)\n", n, median(rr, n), median(cr, n)
 	}
-	if (c["exchange"]) printf "exchange: %.0f/s, p99/p50 %.1f (target < 5), gateway RSS after it %.0f MiB\n", rps["exchange"]/c["exchange"], p99["exchange"]/p50["exchange"], rss / 1024
+	if (c["exchange"]) printf "exchange: %.0f/s, p99/p50 %.1f (target < 5; bare respond in this run: %.1f), gateway RSS after it %.0f MiB\n", rps["exchange"]/c["exchange"], p99["exchange"]/p50["exchange"], c["respond"] ? p99["respond"]/p50["respond"] : 0, rss / 1024
 }' "$results"
