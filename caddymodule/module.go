@@ -372,18 +372,23 @@ func expand(r *http.Request, s string) string {
 }
 
 // setPlaceholders exposes the identity to the rest of the route and to
-// Caddy's access log ({http.auth.user.id}). http.auth.user.id is Set, as
-// caddyauth does, so it replaces whatever an earlier handler put there;
-// the http.embed.* names are answered on lookup, which costs one
-// allocation per request instead of two per name.
+// Caddy's access log ({http.auth.user.id}). Every name is answered on
+// lookup by one provider: a Set would add an entry to the replacer's map,
+// which Caddy's proxy fills past the size where a Go map must grow. So
+// that the session's subject still replaces whatever an earlier handler
+// put in http.auth.user.id (as caddyauth's Set does), that entry is
+// deleted; a later handler's Set (the vars directive) still overrides it.
 func setPlaceholders(r *http.Request, s *session.Session, claims map[string]any) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	repl.Set("http.auth.user.id", s.Subject)
+	repl.Delete(placeholderUserID)
 	tenant, subject := s.Tenant, s.Subject
 	repl.Map(func(key string) (any, bool) {
+		if key == placeholderUserID {
+			return subject, true
+		}
 		name, ok := strings.CutPrefix(key, "http.embed.")
 		if !ok {
 			return nil, false
@@ -401,6 +406,9 @@ func setPlaceholders(r *http.Request, s *session.Session, claims map[string]any)
 		return nil, false
 	})
 }
+
+// placeholderUserID is the user placeholder of Caddy's access log.
+const placeholderUserID = "http.auth.user.id"
 
 func validCookieName(s string) bool {
 	if s == "" {
