@@ -2,11 +2,11 @@ package replay
 
 import (
 	"context"
+	"maps"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/patrickmn/go-cache"
 )
 
 // janitorInterval is how often expired entries are swept. Sweeping only
@@ -27,18 +27,21 @@ const usedShards = 256
 // NewMemory, so tests can move time without sleeping.
 //
 // Each entry's value is its logical expiry as int64 Unix nanoseconds: an
-// entry whose expiry is at or before now() counts as absent. For revoked
-// session ids, go-cache's own (wall-clock) expiration only lets the janitor
-// reclaim memory.
+// entry whose expiry is at or before now() counts as absent.
+//
+// Revoked reads take no lock: it runs on every request with a session, on
+// every core, and a reader count in a shared lock would bounce between the
+// cores. Revoked session ids are a sync.Map; the RevokeAll cutoffs, few
+// and rarely written, are a table replaced whole on each change.
 type Memory struct {
 	now func() time.Time
 
 	used     *usedTable
-	sessions *cache.Cache // session id -> revoked until
-	revokeMu sync.Mutex   // Revoke's read-modify-write (keep the later until)
+	sessions sync.Map   // session id -> revoked until (int64 Unix nanos)
+	revokeMu sync.Mutex // Revoke's read-modify-write (keep the later until)
 
-	cutMu   sync.RWMutex
-	cutoffs cutoffTable // RevokeAll: few entries, read on every request
+	cutMu   sync.Mutex                  // serializes the writers of cutoffs
+	cutoffs atomic.Pointer[cutoffTable] // RevokeAll: never changed once stored
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -55,8 +58,8 @@ type cutoff struct {
 }
 
 // cutoffTable holds RevokeAll cutoffs by (tenant, subject), for Memory and
-// the Redis mirror. It has no lock of its own: each owner guards it with its
-// existing lock.
+// the Redis mirror. It has no lock of its own: the mirror guards it with its
+// lock, and Memory replaces it instead of changing it.
 type cutoffTable map[cutoffKey]cutoff
 
 // covers reports whether a live cutoff revokes s: one for its subject, or
@@ -76,13 +79,17 @@ func (t cutoffTable) cutBy(k cutoffKey, iat time.Time, now int64) bool {
 	return ok && c.until > now && !iat.After(c.at)
 }
 
-// dropExpired deletes the cutoffs whose until is at or before now.
-func (t cutoffTable) dropExpired(now int64) {
+// dropExpired deletes the cutoffs whose until is at or before now and
+// reports whether it deleted any.
+func (t cutoffTable) dropExpired(now int64) bool {
+	dropped := false
 	for k, c := range t {
 		if c.until <= now {
 			delete(t, k)
+			dropped = true
 		}
 	}
+	return dropped
 }
 
 var (
@@ -102,15 +109,14 @@ func newMemory(now func() time.Time) *Memory {
 	if now == nil {
 		now = time.Now
 	}
-	return &Memory{
-		now: now,
-		// Negative cleanup interval: go-cache starts no janitor of its own.
-		used:     newUsedTable(),
-		sessions: cache.New(cache.NoExpiration, -1),
-		cutoffs:  make(cutoffTable),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+	m := &Memory{
+		now:  now,
+		used: newUsedTable(),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
 	}
+	m.cutoffs.Store(&cutoffTable{})
+	return m
 }
 
 // Close stops the janitor goroutine and waits for it to end. It is
@@ -134,15 +140,29 @@ func (m *Memory) janitor(every time.Duration) {
 	}
 }
 
-// sweep reclaims replay entries and cutoffs expired by the injected clock,
-// and revoked session ids expired in wall-clock time (go-cache).
+// sweep reclaims replay entries, revoked session ids and cutoffs expired
+// by the injected clock.
 func (m *Memory) sweep() {
 	now := m.now().UnixNano()
 	m.used.sweep(now)
-	m.sessions.DeleteExpired()
+	m.sessions.Range(func(id, until any) bool {
+		if until.(int64) <= now {
+			m.sessions.CompareAndDelete(id, until) // a newer Revoke wins
+		}
+		return true
+	})
+	m.updateCutoffs(func(t cutoffTable) bool { return t.dropExpired(now) })
+}
+
+// updateCutoffs replaces the cutoff table with a copy that change has
+// changed; change reports whether it changed anything.
+func (m *Memory) updateCutoffs(change func(cutoffTable) bool) {
 	m.cutMu.Lock()
-	m.cutoffs.dropExpired(now)
-	m.cutMu.Unlock()
+	defer m.cutMu.Unlock()
+	next := maps.Clone(*m.cutoffs.Load())
+	if change(next) {
+		m.cutoffs.Store(&next)
+	}
 }
 
 // Claim implements Store. A ttl <= 0 is treated as one second so that an
@@ -169,10 +189,10 @@ func (m *Memory) Revoke(_ context.Context, sessionID string, until time.Time) er
 	exp := addNanos(now.UnixNano(), d)
 	// Revoking twice keeps the later expiry, so a second, shorter revocation
 	// cannot shorten the first.
-	if v, ok := m.sessions.Get(sessionID); ok && v.(int64) >= exp {
+	if v, ok := m.sessions.Load(sessionID); ok && v.(int64) >= exp {
 		return nil
 	}
-	m.sessions.Set(sessionID, exp, d)
+	m.sessions.Store(sessionID, exp)
 	return nil
 }
 
@@ -187,12 +207,13 @@ func (m *Memory) RevokeAll(_ context.Context, tenant, subject string, until time
 	}
 	exp := addNanos(now.UnixNano(), d)
 	k := cutoffKey{tenant, subject}
-	m.cutMu.Lock()
-	defer m.cutMu.Unlock()
-	if old, ok := m.cutoffs[k]; ok && old.until > exp && old.until > now.UnixNano() {
-		exp = old.until
-	}
-	m.cutoffs[k] = cutoff{at: now, until: exp}
+	m.updateCutoffs(func(t cutoffTable) bool {
+		if old, ok := t[k]; ok && old.until > exp && old.until > now.UnixNano() {
+			exp = old.until
+		}
+		t[k] = cutoff{at: now, until: exp}
+		return true
+	})
 	return nil
 }
 
@@ -203,13 +224,11 @@ func (m *Memory) Revoked(s SessionRef) bool {
 	now := m.now()
 	nowNanos := now.UnixNano()
 	if s.ID != "" {
-		if v, ok := m.sessions.Get(s.ID); ok && v.(int64) > nowNanos {
+		if v, ok := m.sessions.Load(s.ID); ok && v.(int64) > nowNanos {
 			return true
 		}
 	}
-	m.cutMu.RLock()
-	defer m.cutMu.RUnlock()
-	return m.cutoffs.covers(s, nowNanos)
+	return m.cutoffs.Load().covers(s, nowNanos)
 }
 
 // addNanos returns now+d, saturating instead of overflowing.

@@ -3,6 +3,7 @@ package replay_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,6 +115,7 @@ func TestMemorySweep(t *testing.T) {
 	_ = m.Claim(ctx, "acme", "short", time.Nanosecond) // wall-clock expired at once
 	_ = m.Claim(ctx, "acme", "long", time.Hour)
 	_ = m.Revoke(ctx, "sid", clock.Now().Add(time.Hour))
+	_ = m.Revoke(ctx, "gone", clock.Now().Add(time.Minute)) // reclaimed by the injected clock
 	_ = m.RevokeAll(ctx, "acme", "", clock.Now().Add(time.Minute))
 	_ = m.RevokeAll(ctx, "acme", "jane", clock.Now().Add(time.Hour))
 	clock.Advance(2 * time.Minute)
@@ -123,6 +125,48 @@ func TestMemorySweep(t *testing.T) {
 	if used != 1 || sessions != 1 || cutoffs != 1 {
 		t.Fatalf("after sweep: %d used, %d sessions, %d cutoffs; want 1, 1, 1", used, sessions, cutoffs)
 	}
+}
+
+// Revoked runs on every request with a session, with no lock: with revoked
+// ids and cutoffs stored it allocates nothing, and while other revocations
+// are written and swept (the cutoff table replaced each time) it neither
+// loses one nor invents one.
+func TestMemoryRevokedWhileWritten(t *testing.T) {
+	ctx := context.Background()
+	m, clock := newFake(t)
+	_ = m.Revoke(ctx, "sid", clock.Now().Add(time.Hour))
+	_ = m.RevokeAll(ctx, "acme", "jane", clock.Now().Add(time.Hour))
+	s := replay.SessionRef{ID: "other", Tenant: "acme", Subject: "joe", IssuedAt: clock.Now()}
+	if n := testing.AllocsPerRun(100, func() { m.Revoked(s) }); n != 0 {
+		t.Fatalf("Revoked allocates %v times per call", n)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = m.RevokeAll(ctx, "acme", "u"+strconv.Itoa(i%8), clock.Now().Add(time.Hour))
+			_ = m.Revoke(ctx, "s"+strconv.Itoa(i%8), clock.Now().Add(time.Hour))
+			m.Sweep()
+		}
+	})
+	for range 1000 {
+		if m.Revoked(s) {
+			t.Error("an unrelated session counted as revoked")
+			break
+		}
+		if !m.Revoked(replay.SessionRef{ID: "sid", Tenant: "acme", Subject: "joe"}) ||
+			!m.Revoked(replay.SessionRef{ID: "x", Tenant: "acme", Subject: "jane", IssuedAt: clock.Now()}) {
+			t.Error("a revocation was lost while others were written")
+			break
+		}
+	}
+	close(stop)
+	wg.Wait()
 }
 
 func TestMemoryCloseStopsJanitor(t *testing.T) {
