@@ -8,6 +8,7 @@
 #   DUR=3s ROUNDS=1 bench/run.sh        # quick look
 #   AA=1 bench/run.sh                   # the noise floor: plain against plain
 #   FLOOR=1 bench/run.sh                # what embed_session's wire costs
+#   BASE=floor bench/run.sh             # embed_session against that wire
 #
 # Per run it prints requests/s, p50/p99 latency and the serving process's
 # CPU time (utime+stime from /proc) per request served; then, over the
@@ -37,6 +38,9 @@ AA=${AA:-}
 # wire on the request and answer (no cookie, two identity headers, a CSP)
 # with none of its checks: the part of the ratio no gateway can avoid.
 FLOOR=${FLOOR:-}
+# BASE=floor: the other way round, "plain" is that wire alone and
+# "protected" is embed_session, so the ratio is the gateway's own work.
+BASE=${BASE:-}
 # Without the gateway (AA, FLOOR) there is no session or exchange to run.
 nogw=$AA$FLOOR
 THREADS=${THREADS:-1}
@@ -70,9 +74,10 @@ trap cleanup EXIT
 go build -o "$work/embedgate" ./cmd/embedgate
 go build -o "$work/mint" ./bench/mint
 declare -A bin=([upstream]=embedgate [plain]=embedgate [protected]=embedgate)
-if [ -n "$FLOOR" ]; then
+if [ -n "$FLOOR$BASE" ]; then
 	go build -o "$work/floor" ./bench/floor
-	bin[protected]=floor
+	[ -n "$FLOOR" ] && bin[protected]=floor
+	[ "$BASE" = floor ] && bin[plain]=floor
 fi
 
 export BENCH_SECRET=bench-secret-0123456789abcdef0123456789
@@ -102,12 +107,15 @@ http://:$PLAIN {
 }
 CADDY
 # The same hop behind embed_session (AA: the plain hop again; FLOOR: the
-# wire alone).
+# wire alone; BASE=floor: plain becomes the wire alone).
 if [ -n "$nogw" ]; then
 	sed "s/:$PLAIN /:$PROTECTED /; s/storage-plain/storage-protected/; s/:${admin[plain]}/:${admin[protected]}/" "$work/plain.caddyfile" >"$work/protected.caddyfile"
 	[ -n "$FLOOR" ] && sed -i "s/^\treverse_proxy/\tbench_floor\n\treverse_proxy/" "$work/protected.caddyfile"
-else
-{ global protected; cat <<CADDY; } >"$work/protected.caddyfile"
+elif [ "$BASE" = floor ]; then
+	sed -i "s/^\treverse_proxy/\tbench_floor\n\treverse_proxy/" "$work/plain.caddyfile"
+fi
+if [ -z "$nogw" ]; then
+	{ global protected; cat <<CADDY; } >"$work/protected.caddyfile"
 http://:$PROTECTED {
 	bind 127.0.0.1
 	embed_session {
@@ -174,7 +182,7 @@ run() { # name pid url [wrk args...]: one line, with CPU µs per request
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
 mode="paired: both systems at once, $((CONNS / 2)) connections each"
 [ -n "$SEQUENTIAL" ] && mode="taking turns (ABBA), $CONNS connections each"
-echo "wrk: $THREADS thread(s) per run, $DUR per run, $ROUNDS rounds, $mode; one process per system${AA:+; AA: protected is plain too}${FLOOR:+; FLOOR: protected is the wire alone}"
+echo "wrk: $THREADS thread(s) per run, $DUR per run, $ROUNDS rounds, $mode; one process per system${AA:+; AA: protected is plain too}${FLOOR:+; FLOOR: protected is the wire alone}${BASE:+; BASE: plain is the wire alone}"
 results="$work/results"
 : >"$results"
 # Warm-up, not counted.
