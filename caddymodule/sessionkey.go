@@ -73,12 +73,12 @@ func (l *lazySealer) Seal(sess *session.Session, host string) (string, error) {
 	return s.Seal(sess, host)
 }
 
-func (l *lazySealer) Open(value, host string) (*session.Session, error) {
+func (l *lazySealer) OpenClaims(value, host string) (*session.Session, map[string]any, error) {
 	s, err := l.get()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.Open(value, host)
+	return s.OpenClaims(value, host)
 }
 
 // loadSessionKey reads the stored key without writing anything.

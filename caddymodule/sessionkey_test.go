@@ -35,7 +35,7 @@ func TestSessionKeyCreatedOnFirstUse(t *testing.T) {
 		t.Fatalf("first use did not store the key: %v", err)
 	}
 	b := newLazySealer(st, "__Host-s")
-	s, err := b.Open(v, "portal.test")
+	s, _, err := b.OpenClaims(v, "portal.test")
 	if err != nil || s.Subject != "jane" {
 		t.Fatalf("second instance: %v %v", s, err)
 	}

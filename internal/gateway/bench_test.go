@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -67,6 +68,7 @@ type benchGateway struct {
 	secret []byte
 	ec     *ecdsa.PrivateKey
 	now    time.Time
+	extra  map[string]any // claims the tokens carry beyond the standard ones
 }
 
 var (
@@ -158,6 +160,9 @@ func newBenchGateway(b *testing.B, n int, opts ...func(*gateway.Config)) *benchG
 	for _, o := range opts {
 		o(&gcfg)
 	}
+	if len(gcfg.ForwardClaims) > 0 {
+		g.extra = benchExtraClaims
+	}
 	if g.gw, err = gateway.New(gcfg); err != nil {
 		b.Fatal(err)
 	}
@@ -171,7 +176,27 @@ func (g *benchGateway) mint(b *testing.B, alg string) string {
 	if alg == tenant.ES256 {
 		key = g.ec
 	}
-	return testsupport.Mint(b, token.Signer{Alg: alg, Key: key}, testsupport.Claims(g.id, subject, g.now))
+	claims := testsupport.Claims(g.id, subject, g.now)
+	maps.Copy(claims, g.extra)
+	return testsupport.Mint(b, token.Signer{Alg: alg, Key: key}, claims)
+}
+
+// benchExtraClaims are what a customer's token typically adds: who, and a
+// role the app or a require rule reads.
+var benchExtraClaims = map[string]any{"email": "jane@acme.test", "role": "agent", "groups": []any{"sales", "emea"}}
+
+// withBenchClaims keeps claims in the session, as a typical config does: a
+// forwarded e-mail and groups, and a require rule on the role.
+func withBenchClaims(c *gateway.Config) {
+	c.ForwardClaims = []gateway.ForwardClaim{{Claim: "email", Header: "X-Embed-Email"}, {Claim: "groups", Header: "X-Embed-Groups"}}
+	c.Require = []gateway.Requirement{{Claim: "role", Value: "agent"}}
+}
+
+// BenchmarkSessionPathClaims is BenchmarkSessionPath with claims kept in
+// the session (withBenchClaims): the cost of reading and forwarding them
+// on every request.
+func BenchmarkSessionPathClaims(b *testing.B) {
+	benchmarkSessionPath(b, 1, withBenchClaims)
 }
 
 // exchangeRequest is the start page's exchange: a same-origin JSON POST

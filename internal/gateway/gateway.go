@@ -48,7 +48,9 @@ type Requirement struct {
 // that loads its key ring on first use.
 type Sealer interface {
 	Seal(sess *session.Session, host string) (string, error)
-	Open(value, host string) (*session.Session, error)
+	// OpenClaims opens a cookie and returns the session and its claims
+	// decoded, which are shared between requests and read-only.
+	OpenClaims(value, host string) (*session.Session, map[string]any, error)
 }
 
 // Config is everything the gateway needs; zero durations are not defaults

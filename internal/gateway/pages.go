@@ -298,7 +298,7 @@ func (g *Gateway) cookieSession(r *http.Request, rq *request) (*session.Session,
 	if !ok {
 		return nil, nil
 	}
-	s, err := g.cfg.Sealer.Open(value, rq.host)
+	s, _, err := g.cfg.Sealer.OpenClaims(value, rq.host)
 	if err != nil {
 		return nil, nil
 	}
@@ -317,7 +317,7 @@ func (g *Gateway) refusedSession(r *http.Request, t *tenant.Tenant) *session.Ses
 	if !ok {
 		return nil
 	}
-	s, err := g.cfg.Sealer.Open(value, tenant.HostOf(r.Host))
+	s, _, err := g.cfg.Sealer.OpenClaims(value, tenant.HostOf(r.Host))
 	if err != nil || s.Tenant != t.ID {
 		return nil
 	}

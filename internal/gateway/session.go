@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -22,6 +21,7 @@ var scopeClaims = []string{"scope", "scp"}
 // openResult is the outcome of reading the session cookie.
 type openResult struct {
 	sess    *session.Session
+	claims  map[string]any // sess's claims, shared with other requests: read-only
 	tenant  *tenant.Tenant // the session's tenant, when the cookie opened
 	present bool           // a cookie was sent (so a refusal clears it)
 	now     time.Time      // when sess was checked
@@ -35,7 +35,7 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 		return openResult{err: reason.SessionMissing.Err()}
 	}
 	res := openResult{present: true}
-	s, err := g.cfg.Sealer.Open(value, rq.host)
+	s, claims, err := g.cfg.Sealer.OpenClaims(value, rq.host)
 	if err != nil {
 		res.err = err
 		return res
@@ -65,7 +65,7 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 		res.err = reason.SessionRevoked.Err()
 		return res
 	}
-	res.sess = s
+	res.sess, res.claims = s, claims
 	res.now = now
 	return res
 }
@@ -106,7 +106,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		writeRefusal(w, reason.BadRequest, pathSession)
 		return nil
 	}
-	claims := decodeClaims(s.Claims)
+	claims := o.claims
 	if err := g.checkRequire(r, claims); err != nil {
 		setSessionFraming(w.Header(), allowed)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
@@ -233,20 +233,6 @@ func claimMatches(v any, want string) bool {
 	default:
 		return headerValue(c) == want
 	}
-}
-
-// decodeClaims opens the session's kept claims; nil when there are none.
-func decodeClaims(raw []byte) map[string]any {
-	if len(raw) == 0 {
-		return nil
-	}
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if dec.Decode(&m) != nil {
-		return nil
-	}
-	return m
 }
 
 // headerValue renders a claim for a header: strings as is, else compact JSON.

@@ -1,7 +1,9 @@
 package session
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"time"
 	"unsafe"
 )
@@ -167,4 +169,20 @@ func decodePlain(pt []byte) (*Session, string) {
 		return nil, "trailing bytes"
 	}
 	return s, ""
+}
+
+// DecodeClaims decodes a session's kept claims (Session.Claims), numbers as
+// json.Number; nil when there are none or the bytes are not a JSON object
+// (they were written by the gateway, so that is a bug, not an input error).
+func DecodeClaims(raw []byte) map[string]any {
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil {
+		return nil
+	}
+	return m
 }

@@ -42,6 +42,7 @@ const (
 type openEntry struct {
 	value, host string
 	sess        Session
+	claims      map[string]any // sess.Claims decoded once; read-only
 }
 
 type openShard struct {
@@ -69,9 +70,9 @@ func (c *openCache) key(value, host string) uint64 {
 func (c *openCache) shard(k uint64) *openShard { return &c.shards[k&(openCacheShards-1)] }
 
 // get returns a copy of the session opened for exactly (value, host),
-// which the caller may change (the gateway moves LastSeen); its slices are
-// shared and read-only.
-func (c *openCache) get(k uint64, value, host string) (*Session, bool) {
+// which the caller may change (the gateway moves LastSeen), and its decoded
+// claims; the slices and the claims are shared and read-only.
+func (c *openCache) get(k uint64, value, host string) (*Session, map[string]any, bool) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	e, ok := sh.cur[k]
@@ -82,17 +83,17 @@ func (c *openCache) get(k uint64, value, host string) (*Session, bool) {
 	}
 	sh.mu.Unlock()
 	if !ok || e.host != host || !equalConstantTime(e.value, value) {
-		return nil, false
+		return nil, nil, false
 	}
 	cp := e.sess
-	return &cp, true
+	return &cp, e.claims, true
 }
 
 // put keeps a copy of s for (value, host), so a caller's later change to s
 // cannot reach it. The strings are cloned: they come from a request's
 // header, whose memory the cache must not keep alive.
-func (c *openCache) put(k uint64, value, host string, s *Session) {
-	e := &openEntry{value: strings.Clone(value), host: strings.Clone(host), sess: *s}
+func (c *openCache) put(k uint64, value, host string, s *Session, claims map[string]any) {
+	e := &openEntry{value: strings.Clone(value), host: strings.Clone(host), sess: *s, claims: claims}
 	sh := c.shard(k)
 	sh.mu.Lock()
 	sh.putLocked(k, e)

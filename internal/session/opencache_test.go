@@ -1,6 +1,7 @@
 package session
 
 import (
+	"encoding/json"
 	"reflect"
 	"strconv"
 	"testing"
@@ -104,7 +105,7 @@ func TestOpenCacheIsBounded(t *testing.T) {
 		t.Fatalf("%d entries, bound %d", total, 2*openCacheShards*openCacheShardSize)
 	}
 	k := s.opened.key(last, testHost)
-	if _, ok := s.opened.get(k, last, testHost); !ok {
+	if _, _, ok := s.opened.get(k, last, testHost); !ok {
 		t.Fatal("the most recent session was dropped")
 	}
 }
@@ -132,13 +133,48 @@ func TestOpenCacheNeedsTheExactCookie(t *testing.T) {
 	fs.mu.Lock()
 	fs.cur[kf] = e // the forged value's slot now holds the real session
 	fs.mu.Unlock()
-	if _, ok := s.opened.get(kf, forged, testHost); ok {
+	if _, _, ok := s.opened.get(kf, forged, testHost); ok {
 		t.Fatal("a different cookie value was served the cached session")
 	}
 	if _, err := s.Open(forged, testHost); err == nil {
 		t.Fatal("a forged cookie opened")
 	}
-	if _, ok := s.opened.get(kv, v, "other."+testHost); ok {
+	if _, _, ok := s.opened.get(kv, v, "other."+testHost); ok {
 		t.Fatal("the cached session was served for another host")
+	}
+}
+
+// TestOpenClaimsDecodesOnce: the claims of a cookie sent again come decoded
+// from the cache (the same map, no decoding on the request), numbers as
+// json.Number as before, and a cookie opened for the first time decodes
+// them itself.
+func TestOpenClaimsDecodesOnce(t *testing.T) {
+	s := newSealer(t, cookieName, secret(1))
+	in := typical()
+	in.Claims = []byte(`{"role":"admin","seats":7}`)
+	v := seal(t, s, in)
+	_, first, err := s.OpenClaims(v, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"role": "admin", "seats": json.Number("7")}
+	if !reflect.DeepEqual(first, want) {
+		t.Fatalf("claims = %#v, want %#v", first, want)
+	}
+	_, second, err := s.OpenClaims(v, testHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.ValueOf(second).UnsafePointer() != reflect.ValueOf(first).UnsafePointer() {
+		t.Fatal("a cookie sent again had its claims decoded again")
+	}
+	// A hit allocates only the session's copy, claims or not.
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = s.OpenClaims(v, testHost) }); n > 1 {
+		t.Fatalf("a cached open with claims allocates %v times", n)
+	}
+	plain := typical()
+	plain.Claims = nil
+	if _, c, err := s.OpenClaims(seal(t, s, plain), testHost); err != nil || c != nil {
+		t.Fatalf("a session without claims: %v, %v", c, err)
 	}
 }

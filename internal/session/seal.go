@@ -170,18 +170,30 @@ func invalid(detail string) error {
 // *reason.Error with reason.SessionInvalid. Open does not check expiry: call
 // Check on the result.
 func (s *Sealer) Open(value, host string) (*Session, error) {
+	sess, _, err := s.OpenClaims(value, host)
+	return sess, err
+}
+
+// OpenClaims is Open that also returns the session's claims decoded
+// (DecodeClaims), nil when it keeps none. A cookie sent again gets the map
+// decoded the first time: it is shared by every request that sends the
+// same cookie, so the caller reads it and never changes it.
+func (s *Sealer) OpenClaims(value, host string) (*Session, map[string]any, error) {
 	if value == "" || len(value) > MaxCookieValue {
-		return s.open(value, host) // refused before anything is hashed
+		sess, err := s.open(value, host) // refused before anything is hashed
+		return sess, nil, err
 	}
 	k := s.opened.key(value, host)
-	if sess, ok := s.opened.get(k, value, host); ok {
-		return sess, nil
+	if sess, claims, ok := s.opened.get(k, value, host); ok {
+		return sess, claims, nil
 	}
 	sess, err := s.open(value, host)
-	if err == nil {
-		s.opened.put(k, value, host, sess)
+	if err != nil {
+		return nil, nil, err
 	}
-	return sess, err
+	claims := DecodeClaims(sess.Claims)
+	s.opened.put(k, value, host, sess, claims)
+	return sess, claims, nil
 }
 
 // open is Open without the cache.
