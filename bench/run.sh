@@ -75,7 +75,7 @@ go build -o "$work/embedgate" ./cmd/embedgate
 go build -o "$work/mint" ./bench/mint
 declare -A bin=([upstream]=embedgate [plain]=embedgate [protected]=embedgate)
 if [ -n "$FLOOR$BASE" ]; then
-	go build -o "$work/floor" ./bench/floor
+	go build -o "$work/floor" ./bench/floor/cmd
 	[ -n "$FLOOR" ] && bin[protected]=floor
 	[ "$BASE" = floor ] && bin[plain]=floor
 fi

@@ -1,10 +1,13 @@
 package caddymodule_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	_ "github.com/embedgate/embedgate/bench/floor" // bench_floor, the wire alone
 	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
@@ -33,13 +37,14 @@ const (
 	chainHost    = "app.bench.test"
 )
 
-// chainServers loads one Caddy config with two servers in front of the same
-// upstream, "plain" and "protected", and returns them by name. The
+// chainServers loads one Caddy config with three servers in front of the
+// same upstream, "plain", "floor" (bench/floor: embed_session's wire with
+// none of its work) and "protected", and returns them by name. The
 // listeners are bound but unused: requests go to Server.ServeHTTP.
 func chainServers(b *testing.B) map[string]*caddyhttp.Server {
 	b.Helper()
 	upAddr := "127.0.0.1:9 {\n\t\ttransport chain_bench\n\t}"
-	plain, protected := testsupport.FreePort(b), testsupport.FreePort(b)
+	plain, floor, protected := testsupport.FreePort(b), testsupport.FreePort(b), testsupport.FreePort(b)
 	caddyfile := fmt.Sprintf(`{
 	admin off
 	auto_https off
@@ -55,6 +60,11 @@ http://:%d {
 }
 http://:%d {
 	bind 127.0.0.1
+	bench_floor
+	reverse_proxy %s
+}
+http://:%d {
+	bind 127.0.0.1
 	embed_session {
 		tenant bench {
 			key %s
@@ -65,7 +75,7 @@ http://:%d {
 	}
 	reverse_proxy %s
 }
-`, b.TempDir(), plain, upAddr, protected, chainSecret, chainSealKey, upAddr)
+`, b.TempDir(), plain, upAddr, floor, upAddr, protected, chainSecret, chainSealKey, upAddr)
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -83,11 +93,13 @@ http://:%d {
 		switch {
 		case strings.HasSuffix(srv.Listen[0], fmt.Sprintf(":%d", plain)):
 			out["plain"] = srv
+		case strings.HasSuffix(srv.Listen[0], fmt.Sprintf(":%d", floor)):
+			out["floor"] = srv
 		case strings.HasSuffix(srv.Listen[0], fmt.Sprintf(":%d", protected)):
 			out["protected"] = srv
 		}
 	}
-	if out["plain"] == nil || out["protected"] == nil {
+	if out["plain"] == nil || out["floor"] == nil || out["protected"] == nil {
 		b.Fatalf("servers not found in %v", app.(*caddyhttp.App).Servers)
 	}
 	return out
@@ -197,4 +209,85 @@ func BenchmarkChain(b *testing.B) {
 	// The plain proxy with the same Cookie header: what forwarding it costs
 	// without the gateway, so the difference above is the gateway's own.
 	b.Run("plain-with-cookie", func(b *testing.B) { benchmarkChain(b, srvs["plain"], cookie) })
+}
+
+// BenchmarkChainPaired sends a plain-with-cookie, a floor and a protected
+// request in turn, one of each per iteration in a turning order, and times
+// each: all three see the same machine, the same GC cycles and the same
+// drift, which on a shared VM move the separate runs above by more than the
+// gaps between them. It reports each side's ns per request and, as medians
+// of blocks of 1,000 iterations, what the wire costs over plain
+// (wire-ns/op), what the gateway's own work costs over the wire
+// (own-ns/op), and the sum (over-plain-ns/op). Each side runs under a
+// pprof label, so a CPU profile splits by side:
+//
+//	go test -run '^$' -bench ChainPaired -benchtime 150000x -cpuprofile cpu.pprof ./caddymodule/
+//	go tool pprof -tags cpu.pprof; go tool pprof -tagfocus side=protected -top cpu.pprof
+func BenchmarkChainPaired(b *testing.B) {
+	srvs := chainServers(b)
+	cookie := chainLogin(b, srvs["protected"])
+	names := [3]string{"plain", "floor", "protected"}
+	var sides [3]struct {
+		srv  http.Handler
+		req  *http.Request
+		w    *discardWriter
+		sum  time.Duration
+		last time.Duration // this block's total
+		lab  context.Context
+	}
+	for i := range sides {
+		sides[i].srv = srvs[names[i]]
+		sides[i].req = httptest.NewRequest(http.MethodGet, "http://"+chainHost+"/", nil)
+		sides[i].req.Header.Set("Cookie", cookie)
+		sides[i].w = &discardWriter{h: http.Header{}}
+		sides[i].lab = pprof.WithLabels(context.Background(), pprof.Labels("side", names[i]))
+	}
+	const block = 1000
+	var wire, own, over []float64
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		// The order turns every iteration, so that no side always runs
+		// right after the same other one (and its warmed caches).
+		for k := range sides {
+			s := &sides[(n+k)%len(sides)]
+			r := s.req.Clone(s.req.Context())
+			clear(s.w.h)
+			s.w.status = 0
+			pprof.SetGoroutineLabels(s.lab)
+			start := time.Now()
+			s.srv.ServeHTTP(s.w, r)
+			s.last += time.Since(start)
+		}
+		if n++; n%block == 0 {
+			p, f, q := float64(sides[0].last)/block, float64(sides[1].last)/block, float64(sides[2].last)/block
+			wire, own, over = append(wire, f-p), append(own, q-f), append(over, q-p)
+			for i := range sides {
+				sides[i].sum += sides[i].last
+				sides[i].last = 0
+			}
+		}
+	}
+	b.StopTimer()
+	for i := range sides {
+		if st := sides[i].w.status; st != 0 && st != http.StatusOK {
+			b.Fatalf("%s: status %d", names[i], st)
+		}
+	}
+	if len(over) == 0 {
+		return // fewer than one block: nothing to report
+	}
+	done := float64(len(over) * block)
+	for i, name := range names {
+		b.ReportMetric(float64(sides[i].sum)/done, name+"-ns/req")
+	}
+	b.ReportMetric(median(wire), "wire-ns/op")
+	b.ReportMetric(median(own), "own-ns/op")
+	b.ReportMetric(median(over), "over-plain-ns/op")
+}
+
+func median(v []float64) float64 {
+	slices.Sort(v)
+	return v[len(v)/2]
 }

@@ -1,12 +1,13 @@
-// Command floor is the embedgate binary plus one bench-only handler,
-// bench_floor, that changes a proxied request and its answer exactly as
-// embed_session does for a valid session (the session cookie removed, the
+// Package floor is a bench-only handler, bench_floor, that changes a
+// proxied request and its answer exactly as embed_session does for a valid
+// session (the session cookie removed, the
 // two identity headers set, one Content-Security-Policy), with none of its
-// checks. bench/run.sh runs it with FLOOR=1 in place of embed_session: the
-// ratio to plain is what that wire costs Caddy (its proxy copies, logs and
-// writes the extra headers), which no implementation of the gateway can
-// avoid; the rest of embed_session's ratio is its own work.
-package main
+// checks. bench/run.sh runs it (bench/floor/cmd) with FLOOR=1 in place of
+// embed_session, and BenchmarkChainPaired beside it: its cost over plain is
+// what that wire costs Caddy (its proxy copies, logs and writes the extra
+// headers), which no implementation of the gateway can avoid; the rest of
+// embed_session's cost is its own work.
+package floor
 
 import (
 	"net/http"
@@ -14,11 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
-
-	_ "github.com/embedgate/embedgate/caddymodule"
 )
 
 func init() {
@@ -48,8 +45,6 @@ func (Floor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	w.Header()["Content-Security-Policy"] = []string{"frame-ancestors https://app.bench.test"}
 	return next.ServeHTTP(w, r)
 }
-
-func main() { caddycmd.Main() }
 
 var (
 	_ caddyhttp.MiddlewareHandler = Floor{}
