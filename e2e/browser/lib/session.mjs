@@ -12,6 +12,19 @@ import { currentRegime } from "./regimes.mjs";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * p, or a rejection after ms: an evaluation in a frame that Chromium is
+ * swapping between processes can hang until the protocol timeout (30 s),
+ * longer than any wait here; the caller tries again instead.
+ */
+function within(p, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** The site (scheme and registrable domain) of an origin; the test hosts
  * are all name.site.test, so the last two labels. */
 export function siteOf(origin) {
@@ -158,14 +171,15 @@ export class Session {
   /**
    * Poll fn in where (see eval) every 50 ms until it returns something
    * truthy, and return that. Errors while polling (a frame between two
-   * documents) count as not yet. Fails after timeout ms, naming what.
+   * documents, an evaluation that hangs for more than 3 s) count as not
+   * yet. Fails after timeout ms, naming what.
    */
   async waitFor(where, what, fn, { timeout = 10_000, args = [] } = {}) {
     const deadline = Date.now() + timeout;
     let last;
     for (;;) {
       try {
-        const v = await this.eval(where, fn, ...args);
+        const v = await within(this.eval(where, fn, ...args), 3_000, `an evaluation for ${what}`);
         if (v) return v;
         last = undefined;
       } catch (e) {
