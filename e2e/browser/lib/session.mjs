@@ -136,6 +136,24 @@ export class Session {
     return (await this.resolve(where)).evaluate(fn, ...args);
   }
 
+  /**
+   * fn evaluated in where, each evaluation bounded to 3 s. A string where
+   * is every live frame whose URL starts with it, at once: when Chromium
+   * moves a frame to another process, puppeteer can list the old Frame
+   * beside the new one, and an evaluation in the old one never answers.
+   * The first truthy answer wins; without one, the first error is thrown.
+   */
+  async evalAny(where, fn, args, what) {
+    const frames = typeof where === "string" ? this.frames(where) : [where];
+    if (frames.length === 0) throw new Error(`no frame at ${where} yet`);
+    const results = await Promise.allSettled(frames.map((f) => within(f.evaluate(fn, ...args), 3_000, what)));
+    const hit = results.find((r) => r.status === "fulfilled" && r.value);
+    if (hit) return hit.value;
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    return undefined;
+  }
+
   /** @returns {Promise<import("puppeteer-core").Page | import("puppeteer-core").Frame>} */
   async resolve(where) {
     if (typeof where !== "string") return where;
@@ -170,16 +188,17 @@ export class Session {
 
   /**
    * Poll fn in where (see eval) every 50 ms until it returns something
-   * truthy, and return that. Errors while polling (a frame between two
-   * documents, an evaluation that hangs for more than 3 s) count as not
-   * yet. Fails after timeout ms, naming what.
+   * truthy, and return that (evalAny: in every frame where names). Errors
+   * while polling (no frame yet, a frame between two documents, an
+   * evaluation that hangs for more than 3 s) count as not yet. Fails after
+   * timeout ms, naming what.
    */
   async waitFor(where, what, fn, { timeout = 10_000, args = [] } = {}) {
     const deadline = Date.now() + timeout;
     let last;
     for (;;) {
       try {
-        const v = await within(this.eval(where, fn, ...args), 3_000, `an evaluation for ${what}`);
+        const v = await this.evalAny(where, fn, args, `an evaluation for ${what}`);
         if (v) return v;
         last = undefined;
       } catch (e) {
