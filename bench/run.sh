@@ -108,13 +108,12 @@ http://:$PLAIN {
 CADDY
 # The same hop behind embed_session (AA: the plain hop again; FLOOR: the
 # wire alone; BASE=floor: plain becomes the wire alone).
+with_floor() { sed -i "s/^\treverse_proxy/\tbench_floor\n\treverse_proxy/" "$1"; }
 if [ -n "$nogw" ]; then
 	sed "s/:$PLAIN /:$PROTECTED /; s/storage-plain/storage-protected/; s/:${admin[plain]}/:${admin[protected]}/" "$work/plain.caddyfile" >"$work/protected.caddyfile"
-	[ -n "$FLOOR" ] && sed -i "s/^\treverse_proxy/\tbench_floor\n\treverse_proxy/" "$work/protected.caddyfile"
-elif [ "$BASE" = floor ]; then
-	sed -i "s/^\treverse_proxy/\tbench_floor\n\treverse_proxy/" "$work/plain.caddyfile"
-fi
-if [ -z "$nogw" ]; then
+	if [ -n "$FLOOR" ]; then with_floor "$work/protected.caddyfile"; fi
+else
+	if [ "$BASE" = floor ]; then with_floor "$work/plain.caddyfile"; fi
 	{ global protected; cat <<CADDY; } >"$work/protected.caddyfile"
 http://:$PROTECTED {
 	bind 127.0.0.1
