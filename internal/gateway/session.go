@@ -122,7 +122,11 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o openResult, claims map[string]any, allowed Origins, next Next) error {
 	s, t, now := o.sess, o.tenant, o.now
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
-		s.LastSeen = now.Truncate(time.Second)
+		// A copy: the opened session is shared with every request that
+		// sends the same cookie, whose idle time must not move.
+		fresh := *s
+		fresh.LastSeen = now.Truncate(time.Second)
+		s = &fresh
 		if value, err := g.cfg.Sealer.Seal(s, rq.host); err == nil {
 			w.Header().Add("Set-Cookie", g.cookie(value, s.ExpiresAt.Sub(now)))
 		}

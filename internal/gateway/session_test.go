@@ -465,6 +465,9 @@ func TestSlidingRefresh(t *testing.T) {
 		}
 		wantCSP(t, res, acmeCSP)
 		// 31m after the exchange: the old cookie is idle, the new one is not.
+		// The refresh must not move the old cookie's idle window: the
+		// session opened from it is shared by every request that sends
+		// it again, and the refresh changes a copy.
 		e.clock.Advance(15 * time.Minute)
 		wantJSONError(t, e.do(newReq("GET", "/deals", nil, withCookie(v), xhr())), 401, "invalid_session", "session_idle")
 		wantCalled(t, e.do(newReq("GET", "/deals", nil, withCookie(nv))))

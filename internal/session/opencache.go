@@ -69,9 +69,11 @@ func (c *openCache) key(value, host string) uint64 {
 
 func (c *openCache) shard(k uint64) *openShard { return &c.shards[k&(openCacheShards-1)] }
 
-// get returns a copy of the session opened for exactly (value, host),
-// which the caller may change (the gateway moves LastSeen), and its decoded
-// claims; the slices and the claims are shared and read-only.
+// get returns the session opened for exactly (value, host) and its decoded
+// claims. Both are the entry's own, shared by every request that sends the
+// cookie, so they are read-only: a caller that changes the session (the
+// gateway moving LastSeen) changes a copy. Not copying here saves an
+// allocation on every request with a session.
 func (c *openCache) get(k uint64, value, host string) (*Session, map[string]any, bool) {
 	sh := c.shard(k)
 	sh.mu.Lock()
@@ -85,19 +87,19 @@ func (c *openCache) get(k uint64, value, host string) (*Session, map[string]any,
 	if !ok || e.host != host || !equalConstantTime(e.value, value) {
 		return nil, nil, false
 	}
-	cp := e.sess
-	return &cp, e.claims, true
+	return &e.sess, e.claims, true
 }
 
-// put keeps a copy of s for (value, host), so a caller's later change to s
-// cannot reach it. The strings are cloned: they come from a request's
-// header, whose memory the cache must not keep alive.
-func (c *openCache) put(k uint64, value, host string, s *Session, claims map[string]any) {
+// put keeps a copy of s for (value, host) and returns the copy kept, which
+// is shared and read-only like get's. The strings are cloned: they come
+// from a request's header, whose memory the cache must not keep alive.
+func (c *openCache) put(k uint64, value, host string, s *Session, claims map[string]any) *Session {
 	e := &openEntry{value: strings.Clone(value), host: strings.Clone(host), sess: *s, claims: claims}
 	sh := c.shard(k)
 	sh.mu.Lock()
 	sh.putLocked(k, e)
 	sh.mu.Unlock()
+	return &e.sess
 }
 
 func (sh *openShard) putLocked(k uint64, e *openEntry) {

@@ -7,9 +7,11 @@ import (
 	"testing"
 )
 
-// TestOpenCacheServesACopy: a cookie opened twice gives the same session,
-// and a caller that changes its copy (the gateway moves LastSeen) does not
-// change what the next request gets.
+// TestOpenCacheServesACopy: a cookie opened twice with Open gives the same
+// session, and a caller that changes what Open returned (its own copy) does
+// not change what the next request gets. OpenClaims shares the cached
+// session instead (TestOpenClaimsDecodesOnce); the gateway copies before it
+// moves LastSeen (internal/gateway TestSlidingRefresh).
 func TestOpenCacheServesACopy(t *testing.T) {
 	s := newSealer(t, cookieName, secret(1))
 	v := seal(t, s, typical())
@@ -153,7 +155,7 @@ func TestOpenClaimsDecodesOnce(t *testing.T) {
 	in := typical()
 	in.Claims = []byte(`{"role":"admin","seats":7}`)
 	v := seal(t, s, in)
-	_, first, err := s.OpenClaims(v, testHost)
+	sess, first, err := s.OpenClaims(v, testHost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,8 +170,11 @@ func TestOpenClaimsDecodesOnce(t *testing.T) {
 	if reflect.ValueOf(second).UnsafePointer() != reflect.ValueOf(first).UnsafePointer() {
 		t.Fatal("a cookie sent again had its claims decoded again")
 	}
-	// A hit allocates only the session's copy, claims or not.
-	if n := testing.AllocsPerRun(100, func() { _, _, _ = s.OpenClaims(v, testHost) }); n > 1 {
+	if a, _, _ := s.OpenClaims(v, testHost); a != sess {
+		t.Fatal("a cookie sent again was not given the session opened the first time")
+	}
+	// A hit allocates nothing, claims or not: the session is shared too.
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = s.OpenClaims(v, testHost) }); n != 0 {
 		t.Fatalf("a cached open with claims allocates %v times", n)
 	}
 	plain := typical()

@@ -171,13 +171,18 @@ func invalid(detail string) error {
 // Check on the result.
 func (s *Sealer) Open(value, host string) (*Session, error) {
 	sess, _, err := s.OpenClaims(value, host)
-	return sess, err
+	if err != nil {
+		return nil, err
+	}
+	cp := *sess // Open's caller owns the result
+	return &cp, nil
 }
 
 // OpenClaims is Open that also returns the session's claims decoded
-// (DecodeClaims), nil when it keeps none. A cookie sent again gets the map
-// decoded the first time: it is shared by every request that sends the
-// same cookie, so the caller reads it and never changes it.
+// (DecodeClaims), nil when it keeps none. A cookie sent again gets the
+// session and the map opened the first time: both are shared by every
+// request that sends the same cookie, so the caller reads them and never
+// changes them (it copies the session to change it).
 func (s *Sealer) OpenClaims(value, host string) (*Session, map[string]any, error) {
 	if value == "" || len(value) > MaxCookieValue {
 		sess, err := s.open(value, host) // refused before anything is hashed
@@ -192,8 +197,7 @@ func (s *Sealer) OpenClaims(value, host string) (*Session, map[string]any, error
 		return nil, nil, err
 	}
 	claims := DecodeClaims(sess.Claims)
-	s.opened.put(k, value, host, sess, claims)
-	return sess, claims, nil
+	return s.opened.put(k, value, host, sess, claims), claims, nil
 }
 
 // open is Open without the cache.
