@@ -208,8 +208,10 @@ func checkUpgrade(r *http.Request) error {
 // every HTTP/1.1 request.
 func (b *Boundary) firstProtected(vals []string) (string, bool) {
 	for _, v := range vals {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.Trim(tok, " \t"); tok != "" && b.Protects(tok) {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if tok = trimOWS(tok); tok != "" && b.Protects(tok) {
 				return tok, true
 			}
 		}
@@ -222,8 +224,10 @@ func (b *Boundary) firstProtected(vals []string) (string, bool) {
 func listTokens(vals []string) []string {
 	var out []string
 	for _, v := range vals {
-		for tok := range strings.SplitSeq(v, ",") {
-			if tok = strings.Trim(tok, " \t"); tok != "" {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if tok = trimOWS(tok); tok != "" {
 				out = append(out, tok)
 			}
 		}
@@ -289,16 +293,20 @@ func validDNSName(h string) bool {
 	if h == "" || len(h) > 253 {
 		return false
 	}
-	for label := range strings.SplitSeq(h, ".") {
+	// One pass over the bytes, not SplitSeq: this runs on every request.
+	start := 0
+	for i := 0; i <= len(h); i++ {
+		if i < len(h) && h[i] != '.' {
+			if !isLabelByte(h[i]) {
+				return false
+			}
+			continue
+		}
+		label := h[start:i]
 		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
 			return false
 		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !isLabelByte(c) {
-				return false
-			}
-		}
+		start = i + 1
 	}
 	return true
 }

@@ -149,6 +149,7 @@ func TestCheckHost(t *testing.T) {
 	for _, h := range []string{
 		"portal.test", "portal.test.", "PORTAL.test:8443", "portal.test:443", "localhost", "127.0.0.1", "127.0.0.1:1",
 		"[::1]", "[::1]:8443", "my_app.internal", "a.b-c.d:65535",
+		strings.Repeat("a", 63) + ".test", strings.Repeat("a.", 126) + "a", "x",
 	} {
 		if err := CheckHost(h); err != nil {
 			t.Errorf("%q refused: %v", h, err)
@@ -158,7 +159,7 @@ func TestCheckHost(t *testing.T) {
 		"", "acme.portal.test:80:80", "acme.portal.test..", "acme.portal.test:443:1", ".portal.test", "a..b",
 		"portal.test:", "portal.test:0443", "portal.test:0", "portal.test:65536", "portal.test:99999", "portal.test:8a",
 		"-a.test", "a-.test", "[::1", "[::1]x", "[::1]:", "[fe80::1%eth0]", "[127.0.0.1]", "::1", "porta l.test",
-		"portal.test/x", "user@portal.test", strings.Repeat("a", 64) + ".test", strings.Repeat("a.", 127) + "aa",
+		"portal.test/x", "user@portal.test", "portal.test-", "portal.-test", ".", "..", strings.Repeat("a", 64) + ".test", strings.Repeat("a.", 127) + "aa",
 	} {
 		if err := CheckHost(h); reason.Of(err) != reason.BadRequest {
 			t.Errorf("%q: %v, want bad_request", h, err)

@@ -14,11 +14,14 @@ import (
 // nextPair cuts the first pair off raw: the pair, the separator after it
 // (0 at the end) and the rest.
 func nextPair(raw string) (pair string, sep byte, rest string) {
-	i := strings.IndexAny(raw, "&;")
-	if i < 0 {
-		return raw, 0, ""
+	// A byte loop, not strings.IndexAny: every request's query is read
+	// for the token parameter.
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c == '&' || c == ';' {
+			return raw[:i], c, raw[i+1:]
+		}
 	}
-	return raw[:i], raw[i], raw[i+1:]
+	return raw, 0, ""
 }
 
 // isParam reports whether pair's name decodes to name.

@@ -116,28 +116,52 @@ func removeCookie(v, name string) (string, bool) {
 	if strings.IndexByte(v, ';') < 0 {
 		// One pair, the usual header behind the gateway: nothing to join.
 		n, _, _ := strings.Cut(v, "=")
-		if strings.Trim(n, " \t") == name {
+		if trimOWS(n) == name {
 			return "", true
 		}
 		return v, false
 	}
-	var kept []string
-	removed := false
-	// strings.Cut, not SplitSeq: the iterator's closure escapes here and
-	// costs allocations on every request.
+	// The kept parts are gathered first (on the stack for up to eight),
+	// so the result is one allocation of its exact size; strings.Cut, not
+	// SplitSeq, whose closure escapes here.
+	var buf [8]string
+	kept, size, removed := buf[:0], 0, false
 	for rest := v; rest != ""; {
 		var part string
 		part, rest, _ = strings.Cut(rest, ";")
-		part = strings.Trim(part, " \t")
-		if part == "" {
+		if part = trimOWS(part); part == "" {
 			continue
 		}
 		n, _, _ := strings.Cut(part, "=")
-		if strings.Trim(n, " \t") == name {
+		if trimOWS(n) == name {
 			removed = true
 			continue
 		}
 		kept = append(kept, part)
+		size += len(part)
 	}
-	return strings.Join(kept, "; "), removed
+	if !removed || len(kept) == 0 {
+		return "", removed
+	}
+	var b strings.Builder
+	b.Grow(size + 2*(len(kept)-1))
+	for i, part := range kept {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(part)
+	}
+	return b.String(), true
+}
+
+// trimOWS trims spaces and tabs, HTTP's optional whitespace, from both ends
+// of s (strings.Trim with a cutset builds the set on every call).
+func trimOWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -126,4 +127,26 @@ func BenchmarkStripHeaders(b *testing.B) {
 			StripHeaders(h, extra)
 		}
 	})
+}
+
+// BenchmarkStripCookie removes the session cookie from a header that holds
+// it alone (what the gateway's own pages send) and from one that also holds
+// the app's cookies (what a browser sends the app).
+func BenchmarkStripCookie(b *testing.B) {
+	session := "embed_session=" + strings.Repeat("A", 160)
+	for name, line := range map[string]string{
+		"Alone":       session,
+		"AmongOthers": "theme=dark; " + session + "; lang=en",
+		"WithoutIt":   "theme=dark; lang=en",
+	} {
+		b.Run(name, func(b *testing.B) {
+			vals := []string{line}
+			h := http.Header{}
+			b.ReportAllocs()
+			for b.Loop() {
+				h["Cookie"] = vals
+				StripCookie(h, "embed_session")
+			}
+		})
+	}
 }
