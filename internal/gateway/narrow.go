@@ -165,6 +165,6 @@ func setSessionFraming(h http.Header, allowed Origins) {
 // setFramingCSP writes a frame-ancestors directive already computed, as
 // the header's one value (csp has one element; the caller owns it).
 func setFramingCSP(h http.Header, csp []string) {
-	h.Del("X-Frame-Options")
+	delete(h, "X-Frame-Options") // h.Del without canonicalising the name again
 	h["Content-Security-Policy"] = csp
 }

@@ -239,7 +239,7 @@ func writeHTML(w http.ResponseWriter, status int, csp string, body []byte) {
 //     Origin than the gateway itself or one of t's allowlist; the page is
 //     framed only by t's allowlist either way (frame-ancestors).
 func (g *Gateway) storageAccessHeaders(h http.Header, r *http.Request, t *tenant.Tenant) {
-	status := r.Header.Get("Sec-Fetch-Storage-Access")
+	status := firstValue(r.Header, "Sec-Fetch-Storage-Access")
 	if status == "" || t == nil {
 		return
 	}

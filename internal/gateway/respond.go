@@ -268,6 +268,16 @@ func (fw *framingWriter) ReadFrom(src io.Reader) (int64, error) {
 // Unwrap lets http.ResponseController reach Flush and Hijack underneath.
 func (fw *framingWriter) Unwrap() http.ResponseWriter { return fw.ResponseWriter }
 
+// firstValue is h.Get(key) for a key already in canonical form: every
+// request with a session asks for a few headers, and Get canonicalises
+// the name again each time.
+func firstValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // cookieValue finds one cookie in the Cookie headers without parsing the
 // others: this runs on every request.
 func cookieValue(h http.Header, name string) (string, bool) {

@@ -80,7 +80,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	allowed := sessionOrigins(t, o.sess)
 	// A WebSocket handshake is a GET, but it carries the session into a
 	// long-lived channel: check its Origin like an unsafe method's.
-	if policy.IsUnsafeMethod(r.Method) || r.Header.Get("Upgrade") != "" {
+	if policy.IsUnsafeMethod(r.Method) || firstValue(r.Header, "Upgrade") != "" {
 		if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowed.Allows); why != "" {
 			setSessionFraming(w.Header(), allowed)
 			g.cfg.Observer.Request(tenantID(t), RequestRefused)
