@@ -40,16 +40,23 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 		res.err = err
 		return res
 	}
-	t, ok := rq.reg.ByID(s.Tenant)
-	if !ok {
-		res.err = reason.Errorf(reason.UnknownTenant, "session tenant %q is no longer configured", s.Tenant)
-		return res
+	// On a tenant's own host (the common case) the host's tenant is the
+	// session's, from the same registry: no second lookup.
+	t := rq.hostTenant
+	if t == nil || t.ID != s.Tenant {
+		found, ok := rq.reg.ByID(s.Tenant)
+		if !ok {
+			res.err = reason.Errorf(reason.UnknownTenant, "session tenant %q is no longer configured", s.Tenant)
+			return res
+		}
+		res.tenant = found
+		if t != nil {
+			res.err = reason.Errorf(reason.WrongTenant, "session of tenant %q on a host of tenant %q", found.ID, t.ID)
+			return res
+		}
+		t = found
 	}
 	res.tenant = t
-	if rq.hostTenant != nil && rq.hostTenant.ID != t.ID {
-		res.err = reason.Errorf(reason.WrongTenant, "session of tenant %q on a host of tenant %q", t.ID, rq.hostTenant.ID)
-		return res
-	}
 	// One clock read for the whole check: this runs on every request.
 	now := g.now()
 	if err := s.Check(now, g.cfg.IdleTimeout); err != nil {
