@@ -347,7 +347,15 @@ func HostOf(hostport string) string {
 			hostport = host
 		}
 	}
-	return strings.TrimSuffix(strings.ToLower(strings.Trim(hostport, "[]")), ".")
+	// The brackets of an IPv6 literal are trimmed by hand: strings.Trim
+	// builds its cutset on every call, and this runs on every request.
+	for hostport != "" && (hostport[0] == '[' || hostport[0] == ']') {
+		hostport = hostport[1:]
+	}
+	for hostport != "" && (hostport[len(hostport)-1] == '[' || hostport[len(hostport)-1] == ']') {
+		hostport = hostport[:len(hostport)-1]
+	}
+	return strings.TrimSuffix(strings.ToLower(hostport), ".")
 }
 
 // Registry maps tenant ids, hosts and API key digests to tenants. It is

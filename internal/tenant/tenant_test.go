@@ -163,6 +163,7 @@ func TestHostOf(t *testing.T) {
 		"ACME.portal.test.:8443": "acme.portal.test",
 		"[::1]:443":              "::1",
 		"[::1]":                  "::1",
+		"[[::1]]":                "::1",
 		"::1":                    "::1",
 		"acme.portal.test:":      "acme.portal.test",
 		"a:b:c":                  "a:b:c",
