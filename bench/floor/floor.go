@@ -32,7 +32,7 @@ type Floor struct{}
 
 // CaddyModule returns the module information.
 func (Floor) CaddyModule() caddy.ModuleInfo {
-	return caddy.ModuleInfo{ID: "http.handlers.bench_floor", New: func() caddy.Module { return Floor{} }}
+	return caddy.ModuleInfo{ID: "http.handlers.bench_floor", New: func() caddy.Module { return new(Floor) }}
 }
 
 // UnmarshalCaddyfile takes no arguments.
@@ -47,6 +47,6 @@ func (Floor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 }
 
 var (
-	_ caddyhttp.MiddlewareHandler = Floor{}
-	_ caddyfile.Unmarshaler       = Floor{}
+	_ caddyhttp.MiddlewareHandler = (*Floor)(nil)
+	_ caddyfile.Unmarshaler       = (*Floor)(nil)
 )
