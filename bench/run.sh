@@ -237,7 +237,13 @@ function median(a, n,   i, j, t) {
 # Runs come in rounds of two (one of each, either order): a ratio a round.
 $1 == "plain" { pr = val($0, "rps"); pc = val($0, "cpu_us"); keep("plain"); pair() }
 $1 == "protected" { qr = val($0, "rps"); qc = val($0, "cpu_us"); keep("protected"); pair() }
-function pair() { if (pr && qr) { n++; rr[n] = qr / pr; cr[n] = qc / pc; pr = qr = 0 } }
+function pair(   x, y) {
+	if (!(pr && qr)) return
+	n++; rr[n] = qr / pr; cr[n] = qc / pc
+	# Sums for a least-squares fit of log CPU ratio on log req/s ratio.
+	x = log(rr[n]); y = log(cr[n]); sx += x; sy += y; sxx += x * x; sxy += x * y; syy += y * y
+	pr = qr = 0
+}
 $1 == "exchange" || $1 == "respond" { keep($1) }
 function keep(k) { c[k]++; rps[k] += val($0, "rps"); p50[k] += val($0, "p50_us"); p99[k] += val($0, "p99_us"); cpu[k] += val($0, "cpu_us"); bad[k] += val($0, "errors") }
 END {
@@ -247,6 +253,16 @@ END {
 		printf "%-10s %12.0f %8.0fus %8.0fus %12.1fus %8d\n", k, rps[k]/c[k], p50[k]/c[k], p99[k]/c[k], cpu[k]/c[k], bad[k] }
 	if (n) {
 		printf "\nprotected/plain, median of %d per-round ratios: req/s %.3f (target >= 0.97), CPU per request %.3f (target <= 1.03)\n", n, median(rr, n), median(cr, n)
+		# A process that serves fewer requests a second spends more CPU on
+		# each (fewer requests per wake-up), and in a pair the scheduler
+		# moves the two rates apart from round to round. A least-squares
+		# fit of log CPU ratio on log req/s ratio gives the CPU ratio the
+		# rounds point to at equal rates, with its standard error.
+		Sxx = sxx - sx * sx / n; Sxy = sxy - sx * sy / n; Syy = syy - sy * sy / n
+		if (n >= 3 && Sxx > 0 && Syy > 0) {
+			b = Sxy / Sxx; a = (sy - b * sx) / n; se = sqrt((Syy - b * Sxy) / (n - 2) * (1 / n + (sx / n) ^ 2 / Sxx))
+			printf "protected/plain CPU per request at equal req/s: %.3f ± %.3f (fit over %d rounds: slope %.2f, r %.2f)\n", exp(a), exp(a) * se, n, b, Sxy / sqrt(Sxx * Syy)
+		}
 	}
 	if (c["exchange"]) printf "exchange: %.0f/s, p99/p50 %.1f (target < 5; bare respond in this run: %.1f), gateway RSS after it %.0f MiB\n", rps["exchange"]/c["exchange"], p99["exchange"]/p50["exchange"], c["respond"] ? p99["respond"]/p50["respond"] : 0, rss / 1024
 }' "$results"
