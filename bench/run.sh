@@ -9,6 +9,7 @@
 #   AA=1 bench/run.sh                   # the noise floor: plain against plain
 #   FLOOR=1 bench/run.sh                # what embed_session's wire costs
 #   BASE=floor bench/run.sh             # embed_session against that wire
+#   RESTART=0 bench/run.sh              # one server process per system for the whole run
 #
 # Per run it prints requests/s, p50/p99 latency and the serving process's
 # CPU time (utime+stime from /proc) per request served; then, over the
@@ -50,6 +51,12 @@ EXTRA=${EXTRA:-}
 # PIN=1: wrk on CPU 0, the three servers on the other CPUs (taskset), so
 # the load generator does not compete with what it measures.
 PIN=${PIN:-}
+# Plain and protected are started afresh for every round, so a process's
+# own offset (with RESTART=0, AA=1 fitted 1.019 ± 0.006 for a whole run)
+# varies from round to round, where the median and the fit absorb it
+# (AA=1 then fitted 1.000 and 0.999). RESTART=0 keeps them for the run.
+RESTART=${RESTART:-1}
+[ "$RESTART" = 0 ] && RESTART=
 # PROFILE=dir: CPU profiles of plain and protected during round 1, taken
 # from Caddy's admin endpoint (go tool pprof -top dir/protected.pprof).
 PROFILE=${PROFILE:-}
@@ -137,17 +144,17 @@ srv=() gen=()
 if [ -n "$PIN" ]; then
 	srv=(taskset -c "1-$(($(nproc) - 1))") gen=(taskset -c 0)
 fi
-for name in upstream plain protected; do
-	"${srv[@]}" "$work/${bin[$name]}" run --config "$work/$name.caddyfile" --adapter caddyfile >"$work/$name.log" 2>&1 &
-	pid[$name]=$!
+declare -A port=([upstream]=$UPSTREAM [plain]=$PLAIN [protected]=$PROTECTED)
+start() { # name: start one server and wait until it answers
+	"${srv[@]}" "$work/${bin[$1]}" run --config "$work/$1.caddyfile" --adapter caddyfile >>"$work/$1.log" 2>&1 &
+	pid[$1]=$!
 	pids+=("$!")
-done
-for port in $UPSTREAM $PLAIN $PROTECTED; do
 	for _ in $(seq 100); do
-		curl -s -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null && break
+		curl -s -o /dev/null "http://127.0.0.1:${port[$1]}/" 2>/dev/null && return 0
 		sleep 0.1
 	done
-done
+}
+for name in upstream plain protected; do start "$name"; done
 
 # One session for the whole run (AA, FLOOR: a cookie of the same shape).
 token=$(EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n 1)
@@ -181,7 +188,7 @@ run() { # name pid url [wrk args...]: one line, with CPU µs per request
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
 mode="paired: both systems at once, $((CONNS / 2)) connections each"
 [ -n "$SEQUENTIAL" ] && mode="taking turns (ABBA), $CONNS connections each"
-echo "wrk: $THREADS thread(s) per run, $DUR per run, $ROUNDS rounds, $mode; one process per system${AA:+; AA: protected is plain too}${FLOOR:+; FLOOR: protected is the wire alone}${BASE:+; BASE: plain is the wire alone}"
+echo "wrk: $THREADS thread(s) per run, $DUR per run, $ROUNDS rounds, $mode; one process per system${RESTART:+, new ones every round}${AA:+; AA: protected is plain too}${FLOOR:+; FLOOR: protected is the wire alone}${BASE:+; BASE: plain is the wire alone}"
 results="$work/results"
 : >"$results"
 # Warm-up, not counted.
@@ -199,11 +206,23 @@ measure() { # name [wrk args...]: one run of one system
 	profile "$name"
 	run "$name" "${pid[$name]}" "${url[$name]}" -s bench/report.lua -H "Cookie: $cookie" "$@"
 }
+restart() { # a fresh plain and protected, warmed up together
+	for name in plain protected; do kill "${pid[$name]}" && wait "${pid[$name]}" 2>/dev/null || true; done
+	for name in $order; do start "$name"; done
+	local warm=()
+	for name in plain protected; do
+		wrk -t"$THREADS" -c"$((CONNS / 2))" -d1s -H "Cookie: $cookie" "${url[$name]}" >/dev/null &
+		warm+=("$!")
+	done
+	wait "${warm[@]}"
+}
 for r in $(seq "$ROUNDS"); do
 	# Odd rounds start plain first, even rounds protected first (ABBA), so
 	# whatever the first run leaves behind cancels out.
 	order="plain protected"
 	[ $((r % 2)) = 0 ] && order="protected plain"
+	# The session cookie stays valid: the session key is the same.
+	if [ -n "$RESTART" ] && [ "$r" -gt 1 ]; then restart; fi
 	if [ -n "$SEQUENTIAL" ]; then
 		for name in $order; do measure "$name" | tee -a "$results"; done
 		continue
