@@ -49,7 +49,10 @@ func newIdP(t *testing.T, keys ...map[string]any) *idp {
 			select {
 			case <-block:
 			case <-r.Context().Done():
-				return
+				// Abort rather than return: a handler that returns sends an
+				// empty 200, which can reach a client whose deadline has just
+				// passed (its TLS close_notify is what ended this context).
+				panic(http.ErrAbortHandler)
 			}
 		}
 		if cc != "" {
