@@ -236,16 +236,31 @@ for r in $(seq "$ROUNDS"); do
 	cat "$work/plain.line" "$work/protected.line" | tee -a "$results"
 done
 
-if [ -z "$nogw" ]; then
+tail_runs() { # suffix: the exchange with fresh tokens, then its baseline
 	EMBEDGATE_SECRET=$BENCH_SECRET "$work/mint" -n "$EXCHANGE_TOKENS" >"$work/tokens"
-	TOKENS="$work/tokens" THREADS=$THREADS run exchange "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/exchange.lua | tee -a "$results"
-	case $(grep '^exchange' "$results") in *non2xx=0*) ;; *) echo "note: tokens ran out (non-2xx answers); raise EXCHANGE_TOKENS for a full run" ;; esac
+	TOKENS="$work/tokens" THREADS=$THREADS run "exchange$1" "${pid[protected]}" "http://127.0.0.1:$PROTECTED/" -s bench/exchange.lua | tee -a "$results"
+	case $(grep "^exchange$1 " "$results") in *non2xx=0*) ;; *) echo "note: tokens ran out (non-2xx answers); raise EXCHANGE_TOKENS for a full run" ;; esac
 	# The tail's baseline: the same closed loop against Caddy's bare
 	# respond (the upstream process). Saturated, most of p99 is queueing
 	# and scheduling, which even a handler that does nothing shows.
-	run respond "${pid[upstream]}" "http://127.0.0.1:$UPSTREAM/" -s bench/report.lua | tee -a "$results"
+	run "respond$1" "${pid[upstream]}" "http://127.0.0.1:$UPSTREAM/" -s bench/report.lua | tee -a "$results"
+}
+protected_rss() { awk '/^VmRSS/ {print $2}' "/proc/${pid[protected]}/status"; }
+rss=
+if [ -z "$nogw" ]; then
+	tail_runs ""
+	rss=$(protected_rss) # before the pinned run's new process
+	# Again with wrk on CPU 0 and the server on the others (PIN's layout,
+	# new processes): only one server is busy here, so none competes with
+	# the load generator, and p99 shows the server's own tail rather than
+	# wrk and the server queueing for the same CPUs.
+	if [ -z "$PIN" ] && [ "$(nproc)" -ge 2 ]; then
+		srv=(taskset -c "1-$(($(nproc) - 1))") gen=(taskset -c 0)
+		for name in upstream protected; do kill "${pid[$name]}" && wait "${pid[$name]}" 2>/dev/null || true; start "$name"; done
+		tail_runs _pinned
+	fi
 fi
-rss=$(awk '/^VmRSS/ {print $2}' "/proc/${pid[protected]}/status")
+[ -n "$rss" ] || rss=$(protected_rss)
 
 awk -v rss="$rss" '
 function val(s, k,   m) { if (!match(s, k "=[0-9.]+")) return 0; return substr(s, RSTART + length(k) + 1, RLENGTH - length(k) - 1) + 0 }
@@ -263,13 +278,13 @@ function pair(   x, y) {
 	x = log(rr[n]); y = log(cr[n]); sx += x; sy += y; sxx += x * x; sxy += x * y; syy += y * y
 	pr = qr = 0
 }
-$1 == "exchange" || $1 == "respond" { keep($1) }
+$1 ~ /^(exchange|respond)(_pinned)?$/ { keep($1) }
 function keep(k) { c[k]++; rps[k] += val($0, "rps"); p50[k] += val($0, "p50_us"); p99[k] += val($0, "p99_us"); cpu[k] += val($0, "cpu_us"); bad[k] += val($0, "errors") }
 END {
-	printf "\n%-10s %12s %10s %10s %14s %8s\n", "run", "requests/s", "p50", "p99", "CPU/request", "errors"
-	split("plain protected exchange respond", order, " ")
-	for (i = 1; i <= 4; i++) { k = order[i]; if (!c[k]) continue
-		printf "%-10s %12.0f %8.0fus %8.0fus %12.1fus %8d\n", k, rps[k]/c[k], p50[k]/c[k], p99[k]/c[k], cpu[k]/c[k], bad[k] }
+	printf "\n%-16s %12s %10s %10s %14s %8s\n", "run", "requests/s", "p50", "p99", "CPU/request", "errors"
+	split("plain protected exchange respond exchange_pinned respond_pinned", order, " ")
+	for (i = 1; i <= 6; i++) { k = order[i]; if (!c[k]) continue
+		printf "%-16s %12.0f %8.0fus %8.0fus %12.1fus %8d\n", k, rps[k]/c[k], p50[k]/c[k], p99[k]/c[k], cpu[k]/c[k], bad[k] }
 	if (n) {
 		printf "\nprotected/plain, median of %d per-round ratios: req/s %.3f (target >= 0.97), CPU per request %.3f (target <= 1.03)\n", n, median(rr, n), median(cr, n)
 		# A process that serves fewer requests a second spends more CPU on
@@ -284,4 +299,5 @@ END {
 		}
 	}
 	if (c["exchange"]) printf "exchange: %.0f/s, p99/p50 %.1f (target < 5; bare respond in this run: %.1f), gateway RSS after it %.0f MiB\n", rps["exchange"]/c["exchange"], p99["exchange"]/p50["exchange"], c["respond"] ? p99["respond"]/p50["respond"] : 0, rss / 1024
+	if (c["exchange_pinned"]) printf "exchange, wrk on a CPU of its own: %.0f/s, p99/p50 %.1f (target < 5; bare respond so: %.1f)\n", rps["exchange_pinned"]/c["exchange_pinned"], p99["exchange_pinned"]/p50["exchange_pinned"], c["respond_pinned"] ? p99["respond_pinned"]/p50["respond_pinned"] : 0
 }' "$results"
