@@ -298,6 +298,9 @@ END {
 			printf "protected/plain CPU per request at equal req/s: %.3f ± %.3f (fit over %d rounds: slope %.2f, r %.2f)\n", exp(a), exp(a) * se, n, b, Sxy / sqrt(Sxx * Syy)
 		}
 	}
-	if (c["exchange"]) printf "exchange: %.0f/s, p99/p50 %.1f (target < 5; bare respond in this run: %.1f), gateway RSS after it %.0f MiB\n", rps["exchange"]/c["exchange"], p99["exchange"]/p50["exchange"], c["respond"] ? p99["respond"]/p50["respond"] : 0, rss / 1024
-	if (c["exchange_pinned"]) printf "exchange, wrk on a CPU of its own: %.0f/s, p99/p50 %.1f (target < 5; bare respond so: %.1f)\n", rps["exchange_pinned"]/c["exchange_pinned"], p99["exchange_pinned"]/p50["exchange_pinned"], c["respond_pinned"] ? p99["respond_pinned"]/p50["respond_pinned"] : 0
+	if (c["exchange"]) printf "%s, gateway RSS after it %.0f MiB\n", tail_line("", "exchange", "in this run"), rss / 1024
+	if (c["exchange_pinned"]) print tail_line("_pinned", "exchange, wrk on a CPU of its own", "so")
+}
+function tail_line(k, label, where) {
+	return sprintf("%s: %.0f/s, p99/p50 %.1f (target < 5; bare respond %s: %.1f)", label, rps["exchange" k]/c["exchange" k], p99["exchange" k]/p50["exchange" k], where, c["respond" k] ? p99["respond" k]/p50["respond" k] : 0)
 }' "$results"
