@@ -141,9 +141,8 @@ fi
 
 declare -A pid
 srv=() gen=()
-if [ -n "$PIN" ]; then
-	srv=(taskset -c "1-$(($(nproc) - 1))") gen=(taskset -c 0)
-fi
+pin() { srv=(taskset -c "1-$(($(nproc) - 1))") gen=(taskset -c 0); } # servers started from now on, and wrk
+if [ -n "$PIN" ]; then pin; fi
 declare -A port=([upstream]=$UPSTREAM [plain]=$PLAIN [protected]=$PROTECTED)
 start() { # name: start one server and wait until it answers
 	"${srv[@]}" "$work/${bin[$1]}" run --config "$work/$1.caddyfile" --adapter caddyfile >>"$work/$1.log" 2>&1 &
@@ -154,6 +153,7 @@ start() { # name: start one server and wait until it answers
 		sleep 0.1
 	done
 }
+stop() { kill "${pid[$1]}" && wait "${pid[$1]}" 2>/dev/null || true; }
 for name in upstream plain protected; do start "$name"; done
 
 # One session for the whole run (AA, FLOOR: a cookie of the same shape).
@@ -207,7 +207,7 @@ measure() { # name [wrk args...]: one run of one system
 	run "$name" "${pid[$name]}" "${url[$name]}" -s bench/report.lua -H "Cookie: $cookie" "$@"
 }
 restart() { # a fresh plain and protected, warmed up together
-	for name in plain protected; do kill "${pid[$name]}" && wait "${pid[$name]}" 2>/dev/null || true; done
+	for name in plain protected; do stop "$name"; done
 	for name in $order; do start "$name"; done
 	local warm=()
 	for name in plain protected; do
@@ -255,8 +255,8 @@ if [ -z "$nogw" ]; then
 	# the load generator, and p99 shows the server's own tail rather than
 	# wrk and the server queueing for the same CPUs.
 	if [ -z "$PIN" ] && [ "$(nproc)" -ge 2 ]; then
-		srv=(taskset -c "1-$(($(nproc) - 1))") gen=(taskset -c 0)
-		for name in upstream protected; do kill "${pid[$name]}" && wait "${pid[$name]}" 2>/dev/null || true; start "$name"; done
+		pin
+		for name in upstream protected; do stop "$name" && start "$name"; done
 		tail_runs _pinned
 	fi
 fi
