@@ -541,6 +541,8 @@ func TestInjectBridge(t *testing.T) {
 	tag := `<script src="/.embed/bridge.js" defer></script>`
 	injected := strings.Replace(page, "</BODY>", tag+"</BODY>", 1)
 	big := strings.Repeat("x", maxInjectBody)
+	// User text in a JSON block after </body>, escaped only for </script.
+	const dataBlockPage = `<body>x</body><script type="application/json">{"c":"</body><img src=x onerror=alert(1)>"}</script>`
 	const framing = "frame-ancestors https://app.acme.test https://www.acme.test"
 	// Request headers over the default (an iframe navigation); "" deletes.
 	fetchFragment := map[string]string{"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty", "Accept": "text/html"}
@@ -557,6 +559,10 @@ func TestInjectBridge(t *testing.T) {
 		{"injected before </body>", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{page}}, injected, framing, true},
 		{"streamed with flushes", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{page[:20], page[20:]}, flush: true}, injected, "", true},
 		{"no </body>: appended", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{"<p>hi"}}, "<p>hi" + tag, "", true},
+		{"</body> in a data block: before the real one", true, "GET", nil, upstreamResp{hdr: html, chunks: []string{dataBlockPage}},
+			strings.Replace(dataBlockPage, "</body><script", tag+"</body><script", 1), "", true},
+		{"cut off in raw text: untouched, CSP too", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'unsafe-inline'"}), chunks: []string{`<script type="application/json">"</body>`}},
+			`<script type="application/json">"</body>`, "script-src 'unsafe-inline'; " + framing, true},
 		{"nonce reused", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'nonce-n0nce' 'strict-dynamic'; frame-ancestors *"}), chunks: []string{page}},
 			strings.Replace(page, "</BODY>", `<script src="/.embed/bridge.js" defer nonce="n0nce"></script></BODY>`, 1),
 			"script-src 'nonce-n0nce' 'strict-dynamic'; " + framing, true},

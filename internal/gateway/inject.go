@@ -133,11 +133,14 @@ func (iw *injectWriter) finish() error {
 	iw.state = injectPassing
 	body := iw.buf.Bytes()
 	h := iw.Header()
-	if nonce, ok := allowBridgeScript(h, iw.srcURL, iw.newNonce); ok {
-		body = insertScript(body, scriptTag(iw.src, nonce))
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		if et := h.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
-			h.Set("ETag", "W/"+et) // the bytes differ from the upstream's
+	// Where first: a page with no place for the script keeps its CSP too.
+	if at := scriptInsertion(body); at >= 0 {
+		if nonce, ok := allowBridgeScript(h, iw.srcURL, iw.newNonce); ok {
+			body = insertAt(body, scriptTag(iw.src, nonce), at)
+			h.Set("Content-Length", strconv.Itoa(len(body)))
+			if et := h.Get("ETag"); et != "" && !strings.HasPrefix(et, "W/") {
+				h.Set("ETag", "W/"+et) // the bytes differ from the upstream's
+			}
 		}
 	}
 	iw.ResponseWriter.WriteHeader(iw.status)
@@ -175,28 +178,6 @@ func scriptTag(src, nonce string) []byte {
 		tag += ` nonce="` + nonce + `"`
 	}
 	return []byte(tag + `></script>`)
-}
-
-// insertScript puts tag before the last </body>, or at the end without one.
-func insertScript(body, tag []byte) []byte {
-	i := lastIndexFold(body, "</body")
-	if i < 0 {
-		return append(body, tag...)
-	}
-	out := make([]byte, 0, len(body)+len(tag))
-	out = append(out, body[:i]...)
-	out = append(out, tag...)
-	return append(out, body[i:]...)
-}
-
-// lastIndexFold is bytes.LastIndex ignoring ASCII case; sub is lower case.
-func lastIndexFold(b []byte, sub string) int {
-	for i := len(b) - len(sub); i >= 0; i-- {
-		if b[i] == sub[0] && strings.EqualFold(string(b[i:i+len(sub)]), sub) {
-			return i
-		}
-	}
-	return -1
 }
 
 // newNonce is a fresh CSP nonce: 144 bits from crypto/rand, base64.

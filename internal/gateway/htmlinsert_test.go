@@ -1,0 +1,66 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestScriptInsertionOnlyWhereMarkup is a regression test for injecting the
+// bridge into raw text: a page whose last "</body" sits inside a <script>
+// data block (user text escaped only for "</script") got the bridge tag
+// inside that block, and the tag's own "</script>" ended the block early,
+// turning the user's text after it into markup (stored XSS). The tag now
+// goes only where the HTML tokenizer is between tokens: before the last
+// real </body> end tag, or appended after a page that ends in markup.
+func TestScriptInsertionOnlyWhereMarkup(t *testing.T) {
+	const attack = `{"comment":"</body><img src=x onerror=alert(document.domain)>"}`
+	for _, tc := range []struct {
+		name, page string
+		at         string // the page's text just after the insertion point; "$" = appended, "" = nowhere
+	}{
+		{"before </body>", "<html><body><p>x</p></body></html>", "</body></html>"},
+		{"before the last real </body>", "<body>a</body>b</BODY >c", "</BODY >c"},
+		{"upper case", "<BODY>x</BODY></HTML>", "</BODY></HTML>"},
+		{"after a data block holding </body>", `<body>x</body><script type="application/json">` + attack + `</script>`, `</body><script type="application/json">`},
+		{"data block holding </body>, no real one: appended", `<p>x</p><script type="application/json">` + attack + `</script>`, "$"},
+		{"inside a comment", "<p>x<!-- </body> --></p>", "$"},
+		{"inside a style", "<style>/* </body> */</style>", "$"},
+		{"inside a textarea", "<textarea></body></textarea>", "$"},
+		{"inside a title", "<title></body></title>", "$"},
+		{"script data escaped", "<script><!-- <script></body></script> --></script>", "$"},
+		{"no </body>", "<p>hi", "$"},
+		{"empty page", "", "$"},
+		{"cut off in raw text", `<script type="application/json">{"a":"</body>`, ""},
+		{"cut off in a comment", "<p>x<!-- </body>", ""},
+		{"cut off in a tag", `<div class="x`, ""},
+		{"cut off in an attribute value", `<a title='</body>`, ""},
+		{"after plaintext", "<plaintext></body>", ""},
+		{"UTF-16", "\xff\xfe<\x00p\x00>\x00", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			at := scriptInsertion([]byte(tc.page))
+			switch tc.at {
+			case "":
+				if at != -1 {
+					t.Fatalf("insertion at %d of %q, want none", at, tc.page)
+				}
+			case "$":
+				if at != len(tc.page) {
+					t.Fatalf("insertion at %d of %q, want appended (%d)", at, tc.page, len(tc.page))
+				}
+			default:
+				if at < 0 || tc.page[at:] != tc.at && !strings.HasPrefix(tc.page[at:], tc.at) {
+					t.Fatalf("insertion at %d of %q, want just before %q", at, tc.page, tc.at)
+				}
+			}
+		})
+	}
+}
+
+// TestInsertAt: the tag goes in at the offset, the page around it unchanged.
+func TestInsertAt(t *testing.T) {
+	got := string(insertAt([]byte("<body>x</body>"), []byte("<script></script>"), len("<body>x")))
+	if got != "<body>x<script></script></body>" {
+		t.Fatalf("got %q", got)
+	}
+}
