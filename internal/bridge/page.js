@@ -10,6 +10,15 @@
   const allowed = new Set(cfg.origins || []);
   const $ = (id) => document.getElementById(id);
   const endpoint = (name) => cfg.prefix + "/" + name;
+  // A gate page may answer a token link that failed: its URL holds the
+  // token, unspent. It takes the URL it stands for (cfg.next: the same
+  // without the token) at once, so the token leaves the address bar and
+  // the history entry.
+  if (cfg.page === "gate") {
+    try {
+      history.replaceState(history.state, "", cfg.next);
+    } catch (_) {}
+  }
   const reveal = (id) => {
     for (const el of document.querySelectorAll("[data-state]")) el.hidden = el.id !== id;
     document.documentElement.setAttribute("data-embedgate-state", id);

@@ -206,6 +206,7 @@ func TestTokenLinkLoginState(t *testing.T) {
 					if !strings.Contains(res.Body.String(), `content="state_mismatch"`) {
 						t.Fatalf("gate page does not name state_mismatch:\n%s", res.Body)
 					}
+					wantNoReferrer(t, res)
 				} else {
 					wantJSONError(t, res, http.StatusUnauthorized, "invalid_token", "state_mismatch")
 				}
@@ -258,5 +259,22 @@ func TestLoginStateLeavesOtherExchanges(t *testing.T) {
 			wantStatus(t, res, tc.want)
 			sessionCookie(t, res)
 		}
+	}
+}
+
+// wantNoReferrer is the regression check for a token leaking through
+// Referer: a gate page answering a failed token link is shown at the URL
+// that holds the token, still unspent, and under a same-origin policy its
+// exchange POST and its navigation into the app sent that URL as Referer,
+// where Caddy's access log and the app kept it for anyone to exchange.
+// Both the header and the page's own meta tag must say no-referrer (the
+// meta tag would override the header).
+func wantNoReferrer(t *testing.T, res result) {
+	t.Helper()
+	if got := res.hdrs().Get("Referrer-Policy"); got != "no-referrer" {
+		t.Fatalf("Referrer-Policy %q, want no-referrer", got)
+	}
+	if !strings.Contains(res.Body.String(), `<meta name="referrer" content="no-referrer">`) {
+		t.Fatalf("the page's referrer meta tag is not no-referrer:\n%s", res.Body)
 	}
 }

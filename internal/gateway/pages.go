@@ -214,14 +214,17 @@ func etag(b []byte) string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
 }
 
-// writeHTML writes one of the gateway's own pages.
+// writeHTML writes one of the gateway's own pages. They send no Referer:
+// a gate page may answer a token link that failed, at a URL that still
+// holds a token good elsewhere, and the exchange and the app it calls
+// next must not receive (and log) that URL.
 func writeHTML(w http.ResponseWriter, status int, csp string, body []byte) {
 	h := w.Header()
 	h.Del("X-Frame-Options")
 	h.Set("Content-Security-Policy", csp)
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

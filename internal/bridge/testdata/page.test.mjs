@@ -56,8 +56,10 @@ function run(page, cfg = {}, opts = {}) {
     addEventListener: (t, f) => t === "message" && listeners.push(f),
   };
   window.parent = opts.topLevel ? window : parent;
+  const replaced = [];
   const sandbox = {
     window, document, URL, JSON,
+    history: { state: null, replaceState: (state, title, url) => replaced.push(url) },
     navigator: { permissions: { query: async () => ({ state: opts.permission || "prompt" }) } },
     crypto: { randomUUID: () => "doc" },
     ResizeObserver: class { observe() {} },
@@ -73,7 +75,7 @@ function run(page, cfg = {}, opts = {}) {
   vm.createContext(sandbox);
   vm.runInContext(script, sandbox);
   const f = {
-    posted, navigations, requests, timers,
+    posted, navigations, requests, timers, replaced,
     state: () => rootAttrs["data-embedgate-state"],
     visible: () => [...els.values()].filter((e) => e.isState && !e.hidden).map((e) => e.id),
     el: (id) => els.get(id),
@@ -184,6 +186,13 @@ test("gate: tells its reason and its height", () => {
   assert.deepEqual(f.visible(), ["gate"]);
   assert.deepEqual(f.types(), ["embed:resize", "embed:authRequired:replayed"]);
   assert.deepEqual(f.posted[0].msg, { type: "embed:resize", height: 80 });
+});
+
+test("gate: takes the URL without the token at once, framed or not; other pages keep theirs", () => {
+  assert.deepEqual(run("gate", { next: "/deals?x=1" }).replaced, ["/deals?x=1"]);
+  assert.deepEqual(run("gate", { next: "/deals?x=1" }, { topLevel: true }).replaced, ["/deals?x=1"]);
+  assert.deepEqual(run("start").replaced, []);
+  assert.deepEqual(run("signout").replaced, []);
 });
 
 test("gate: a page not laid out yet (height 0) posts no embed:resize, so the iframe never collapses", () => {
