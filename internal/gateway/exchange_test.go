@@ -528,7 +528,7 @@ func TestTokenParamFailures(t *testing.T) {
 		e := newEnv(t)
 		tok := e.mint("acme")
 		res := e.do(newReq("POST", "/deals?embed_token="+tok, nil))
-		wantStatus(t, res, 401)
+		wantStatus(t, res, http.StatusBadRequest)
 		wantNotCalled(t, res)
 		wantNoCookie(t, res)
 		wantStatus(t, e.do(exchangeReq(tok)), 204) // untouched

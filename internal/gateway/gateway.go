@@ -254,20 +254,18 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 // request is what ServeHTTP works out once about a request and hands down:
-// one registry snapshot (so a reload mid-request cannot mix two), the host,
-// the tenant that owns it, and whether the URL carries the token parameter
-// (under any spelling of its name).
+// one registry snapshot (so a reload mid-request cannot mix two), the host
+// and the tenant that owns it.
 type request struct {
 	reg        *tenant.Registry
 	host       string
 	hostTenant *tenant.Tenant
-	tokenInURL bool
 }
 
 // newRequest is returned by value: it lives on ServeHTTP's stack, so the
 // per-request path gains no allocation.
-func (g *Gateway) newRequest(r *http.Request, tokenInURL bool) request {
-	rq := request{reg: g.cfg.Tenants(), host: tenant.HostOf(r.Host), tokenInURL: tokenInURL}
+func (g *Gateway) newRequest(r *http.Request) request {
+	rq := request{reg: g.cfg.Tenants(), host: tenant.HostOf(r.Host)}
 	rq.hostTenant, _ = rq.reg.ByHost(rq.host)
 	return rq
 }
@@ -276,8 +274,9 @@ func (g *Gateway) newRequest(r *http.Request, tokenInURL bool) request {
 // a request it refuses gets 400 before any tenant logic, and every other
 // request loses the headers only the gateway may set.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
-	// A URL with the token stays out of the access log whatever happens
-	// next, the boundary's refusals included: the token may still be valid.
+	// A URL with the token (under any spelling of its name) stays out of
+	// the access log whatever happens next, the boundary's refusals
+	// included: the token may still be valid.
 	tokenInURL := g.cfg.TokenParam != "" && r.URL.RawQuery != "" && policy.HasQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 	if tokenInURL && g.cfg.OnTokenInURL != nil {
 		g.cfg.OnTokenInURL(r)
@@ -286,13 +285,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		g.refuseAtBoundary(w, r, err)
 		return nil
 	}
-	req := g.newRequest(r, tokenInURL)
+	req := g.newRequest(r)
 	rq := &req
 
-	if p := r.URL.Path; strings.HasPrefix(p, g.paths.prefixSlash) {
+	endpoint := strings.HasPrefix(r.URL.Path, g.paths.prefixSlash)
+	if tokenInURL && (r.Method != http.MethodGet || endpoint) {
+		g.refuseTokenURL(w, r, rq)
+		return nil
+	}
+	if endpoint {
 		return g.serveEndpoint(w, r, rq)
 	}
-	if r.Method == http.MethodGet && rq.tokenInURL {
+	if tokenInURL {
 		start := time.Now()
 		err := g.serveTokenParam(w, r, rq)
 		g.cfg.Observer.ExchangeDuration(time.Since(start))
@@ -309,6 +313,23 @@ func (g *Gateway) refuseAtBoundary(w http.ResponseWriter, r *http.Request, err e
 	w.Header().Set("Cache-Control", "no-store")
 	g.cfg.Observer.Request("", RequestRefused)
 	g.audit(r, nil, nil, err, false)
+	writeRefusal(w, reason.BadRequest, pathSession)
+}
+
+// refuseTokenURL answers a request whose URL holds the token parameter
+// but is not a GET into the app, the one request that exchanges a token
+// from a URL (and is always answered by the gateway). It is answered here
+// too, never passed on: Caddy logs a failed request's original URL and runs
+// its error routes with it, so a request that went on to the app, or came
+// back as an error, would take the token into those logs and routes.
+func (g *Gateway) refuseTokenURL(w http.ResponseWriter, r *http.Request, rq *request) {
+	h := w.Header()
+	setFraming(h, rq.hostTenant)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
+	g.cfg.Observer.Request(tenantID(rq.hostTenant), RequestRefused)
+	g.audit(r, rq.hostTenant, nil, reason.Errorf(reason.BadRequest,
+		"the %s parameter on a %s to %s: a token in a URL is exchanged by a GET into the app only", g.cfg.TokenParam, r.Method, r.URL.Path), false)
 	writeRefusal(w, reason.BadRequest, pathSession)
 }
 

@@ -77,10 +77,8 @@ func TestEncodedTokenParamNeverForwarded(t *testing.T) {
 	v := e.login()
 	for _, q := range []string{"embed%5Ftoken=SECRET", "embed%5ftoken=SECRET&x=1", "x=1&embed_token=SECRET"} {
 		res := e.do(newReq("POST", "/deals?"+q, nil, withCookie(v)))
-		wantCalled(t, res)
-		if strings.Contains(res.up.got.URL.RawQuery, "SECRET") || strings.Contains(res.up.got.RequestURI, "SECRET") {
-			t.Fatalf("%s: token reached the upstream: %q", q, res.up.got.URL.RawQuery)
-		}
+		wantStatus(t, res, http.StatusBadRequest)
+		wantNotCalled(t, res)
 	}
 }
 

@@ -125,7 +125,8 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 
 // forward sends a request whose session passed every check to the app:
 // the refreshed cookie, the identity headers, the assertion, and the
-// request stripped of the session cookie and the token parameter.
+// request stripped of the session cookie. (A request with the token
+// parameter never comes here: ServeHTTP answers it.)
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o openResult, claims map[string]any, allowed Origins, next Next) error {
 	s, t, now := o.sess, o.tenant, o.now
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
@@ -152,13 +153,6 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o
 		return nil
 	}
 	policy.StripCookie(r.Header, g.cfg.CookieName)
-	// Only a GET exchanges ?embed_token=; on any other method the token is
-	// still removed, so it never reaches the app or its logs.
-	// The name is compared decoded (embed%5Ftoken is the same parameter).
-	if rq.tokenInURL {
-		r.URL.RawQuery = policy.RemoveQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
-		r.RequestURI = r.URL.RequestURI()
-	}
 	if g.cfg.OnSession != nil {
 		g.cfg.OnSession(r, s, claims)
 	}

@@ -1,0 +1,98 @@
+package caddymodule_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+
+	"github.com/embedgate/embedgate/internal/testsupport"
+)
+
+// TestCaddytestTokenURLNeverReachesErrorPath stops token leakage through
+// Caddy's error path: a POST to /app/x?embed_token=… with a session used to
+// go on to the app with the token removed from the request, but Caddy
+// keeps the original URL for errors. With the app down, Caddy's error log
+// wrote that URL at ERROR, and handle_errors ran its routes with it, so an
+// error route proxying to an app (here: the "errors" upstream) received the
+// unspent token. Now the gateway answers such a request itself (400), for
+// Caddy neither an error to log nor one to route, and the token stays
+// unspent; with caddy_errors on, as here, too.
+func TestCaddytestTokenURLNeverReachesErrorPath(t *testing.T) {
+	errorsApp := newUpstream(t)
+	dir, err := os.MkdirTemp("", "embedgate-caddytest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	serverLog := filepath.Join(dir, "server.log")
+	t.Cleanup(func() { unload(t) })
+	tester := caddytest.NewTester(t)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	down := testsupport.FreePort(t) // nothing listens: the app is down
+	tester.InitServer(fmt.Sprintf(`
+	{
+		skip_install_trust
+		admin localhost:2999
+		http_port %d
+		https_port 9544
+		grace_period 1ns
+		persist_config off
+		storage file_system %s
+		log {
+			output file %s
+			format json
+			level DEBUG
+		}
+	}
+	%s {
+		embed_session {
+			tenant acme {
+				key %s
+				frame_ancestors https://app.acme.test
+			}
+			session_key %s
+			caddy_errors
+		}
+		reverse_proxy 127.0.0.1:%d
+		handle_errors {
+			reverse_proxy %s
+		}
+	}
+	`, ctPort, filepath.Join(dir, "storage"), serverLog, ctBase, ctSecret, ctSealKey, down, errorsApp.addr), "caddyfile")
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	cookie := login(t, tester, nil)
+	// The error path works: a request without the token, with the app
+	// down, is Caddy's 502 and goes to the error route.
+	do(t, tester, http.MethodPost, "/app/x?marker=1", cookie, http.StatusOK)
+	if seen := errorsApp.take(); len(seen) != 1 || !strings.Contains(seen[0].URI, "marker=1") {
+		t.Fatalf("the error route got %+v, want the marker request", seen)
+	}
+	tok := mint(t, nil)
+	for _, c := range []struct{ method, cookie string }{{http.MethodPost, cookie}, {http.MethodPost, ""}, {http.MethodPut, cookie}} {
+		do(t, tester, c.method, "/app/x?embed_token="+tok+"&x=1", c.cookie, http.StatusBadRequest)
+	}
+	if seen := errorsApp.take(); len(seen) != 0 {
+		t.Errorf("the error route got a token URL: %+v", seen)
+	}
+	logged, _ := os.ReadFile(serverLog)
+	if !bytes.Contains(logged, []byte("marker=1")) {
+		t.Fatalf("the server log never recorded the marker request's error; log:\n%s", logged)
+	}
+	if bytes.Contains(logged, []byte(tok)) {
+		t.Errorf("the server log holds the token:\n%s", logged)
+	}
+	// Unspent: it still signs in.
+	req, _ := http.NewRequest(http.MethodPost, ctBase+"/.embed/exchange", strings.NewReader(`{"token":"`+tok+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp := tester.AssertResponseCode(req, http.StatusNoContent)
+	resp.Body.Close()
+}
