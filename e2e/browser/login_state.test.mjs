@@ -58,7 +58,11 @@ scenario("an attacker's own valid token link, opened in a victim's fresh browser
   try {
     const res = await victim.page.goto(link, { waitUntil: "load", timeout: 20_000 });
     assert.equal(res.status(), 401);
-    assert.equal(victim.page.url(), link, "the refusal redirected (to the login page?)");
+    assert.equal(res.url(), link, "the refusal redirected (to the login page?)");
+    // The gate page took the URL without the token: not in the address bar
+    // or the history entry, and not in a Referer of the page's requests.
+    assert.equal(await victim.page.evaluate(() => location.href), env.gateway + "/deals", "the token stayed in the address bar");
+    assert.equal(await victim.page.evaluate(() => document.querySelector('meta[name="referrer"]')?.content), "no-referrer");
     assert.equal(await gateReason(victim), "state_mismatch");
     assert.deepEqual(await victim.sessionCookies(), [], "the victim's browser got a session");
     assert.deepEqual(await loginCookies(victim), []);
