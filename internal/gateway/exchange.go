@@ -80,7 +80,7 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *re
 		return nil
 	}
 	g.commit(w, r, done, res)
-	if _, ok := cookieValue(r.Header, LoginCookie); ok {
+	if _, ok := policy.CookieValue(r.Header, LoginCookie); ok {
 		h.Add("Set-Cookie", clearLoginCookie) // its nonce is spent
 	}
 	target := localTarget(r.URL.EscapedPath())

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
@@ -79,7 +80,7 @@ func checkLoginState(r *http.Request, t *tenant.Tenant, claims map[string]any) e
 	if !ok || nonce == "" {
 		return reason.Errorf(reason.StateMismatch, "the token's nonce is not a non-empty string")
 	}
-	cookie, ok := cookieValue(r.Header, LoginCookie)
+	cookie, ok := policy.CookieValue(r.Header, LoginCookie)
 	if !ok {
 		return reason.Errorf(reason.StateMismatch, "the token has a nonce but this browser has no %s cookie: the link was made for another browser", LoginCookie)
 	}

@@ -250,7 +250,7 @@ func (g *Gateway) storageAccessHeaders(h http.Header, r *http.Request, t *tenant
 	status = strings.TrimSpace(status)
 	switch {
 	case strings.EqualFold(status, "inactive"):
-		if _, ok := cookieValue(r.Header, g.cfg.CookieName); ok {
+		if _, ok := policy.CookieValue(r.Header, g.cfg.CookieName); ok {
 			return
 		}
 		o := policy.NormalizeOrigin(r.Header.Get("Origin"))
@@ -297,7 +297,7 @@ func (g *Gateway) writeGate(w http.ResponseWriter, r *http.Request, t *tenant.Te
 // cookieSession opens the request's session cookie whatever made it
 // unusable (expired, idle, revoked), with its tenant; nil, nil without one.
 func (g *Gateway) cookieSession(r *http.Request, rq *request) (*session.Session, *tenant.Tenant) {
-	value, ok := cookieValue(r.Header, g.cfg.CookieName)
+	value, ok := policy.CookieValue(r.Header, g.cfg.CookieName)
 	if !ok {
 		return nil, nil
 	}
@@ -316,7 +316,7 @@ func (g *Gateway) cookieSession(r *http.Request, rq *request) (*session.Session,
 // unusable (expired, idle, revoked), to learn where it was framed. Only a
 // session of tenant t counts.
 func (g *Gateway) refusedSession(r *http.Request, t *tenant.Tenant) *session.Session {
-	value, ok := cookieValue(r.Header, g.cfg.CookieName)
+	value, ok := policy.CookieValue(r.Header, g.cfg.CookieName)
 	if !ok {
 		return nil
 	}

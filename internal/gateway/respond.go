@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/embedgate/embedgate/internal/policy"
@@ -276,24 +275,4 @@ func firstValue(h http.Header, key string) string {
 		return v[0]
 	}
 	return ""
-}
-
-// cookieValue finds one cookie in the Cookie headers without parsing the
-// others: this runs on every request.
-func cookieValue(h http.Header, name string) (string, bool) {
-	for _, line := range h["Cookie"] {
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = strings.TrimSpace(part)
-			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
-				v := part[len(name)+1:]
-				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
-					v = v[1 : len(v)-1]
-				}
-				return v, v != ""
-			}
-		}
-	}
-	return "", false
 }

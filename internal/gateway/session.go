@@ -30,7 +30,7 @@ type openResult struct {
 
 // openSession reads, opens and checks the session cookie without any I/O.
 func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
-	value, ok := cookieValue(r.Header, g.cfg.CookieName)
+	value, ok := policy.CookieValue(r.Header, g.cfg.CookieName)
 	if !ok {
 		return openResult{err: reason.SessionMissing.Err()}
 	}

@@ -63,6 +63,31 @@ func foldHeaderByte(c byte) byte {
 	return c
 }
 
+// CookieValue returns the value of the first cookie named name in h's
+// Cookie headers (unquoted), without parsing the others: this runs on every
+// request. It splits and trims exactly as StripCookie does (on ';', then
+// HTTP's optional whitespace only), so a cookie it reads is one
+// StripCookie removes: trimming more here (strings.TrimSpace also trims
+// U+00A0) let "z=1;\u00a0<name>=v" open a session whose cookie then went
+// on to the app.
+func CookieValue(h http.Header, name string) (string, bool) {
+	for _, line := range h["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = trimOWS(part)
+			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
+				v := part[len(name)+1:]
+				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
+					v = v[1 : len(v)-1]
+				}
+				return v, v != ""
+			}
+		}
+	}
+	return "", false
+}
+
 // StripCookie removes the cookie named name from every Cookie header of h,
 // so the app never sees the gateway's session. Every other cookie is kept
 // byte-for-byte and in order, re-joined with "; "; a Cookie header left

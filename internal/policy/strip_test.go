@@ -150,3 +150,37 @@ func BenchmarkStripCookie(b *testing.B) {
 		})
 	}
 }
+
+// FuzzCookieReadIsStripped holds the session cookie's one rule: a cookie
+// that CookieValue reads (so the gateway opens it) is one StripCookie
+// removes (so the app never gets it), whatever the header looks like. It
+// is the regression test for the two drifting apart: CookieValue trimmed
+// with strings.TrimSpace, StripCookie only spaces and tabs, so
+// "z=1;\u00a0<name>=v" opened a session and still reached the app.
+func FuzzCookieReadIsStripped(f *testing.F) {
+	const name = "__Host-embed_session"
+	for _, seed := range []string{
+		name + "=v",
+		"z=1;\u00a0" + name + "=v",
+		"z=1;\u2003" + name + "=v;\u0085",
+		"a=1; " + name + "=\"v\"; b=2",
+		"\t" + name + "=v\t;" + name + "=w",
+		name + " =v",
+		name + "=",
+		";;" + name + "=v;;",
+		"a=" + name + "=v",
+	} {
+		f.Add(seed, "b=2")
+	}
+	f.Fuzz(func(t *testing.T, first, second string) {
+		h := http.Header{"Cookie": {first, second}}
+		v, ok := CookieValue(h, name)
+		if !ok {
+			return
+		}
+		StripCookie(h, name)
+		if w, ok := CookieValue(h, name); ok {
+			t.Fatalf("read %q from %q, and %q is still there after StripCookie: %q", v, []string{first, second}, w, h["Cookie"])
+		}
+	})
+}
