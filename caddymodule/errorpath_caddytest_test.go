@@ -14,16 +14,11 @@ import (
 	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
-// TestCaddytestTokenURLNeverReachesErrorPath stops token leakage through
-// Caddy's error path: a POST to /app/x?embed_token=… with a session used to
-// go on to the app with the token removed from the request, but Caddy
-// keeps the original URL for errors. With the app down, Caddy's error log
-// wrote that URL at ERROR, and handle_errors ran its routes with it, so an
-// error route proxying to an app (here: the "errors" upstream) received the
-// unspent token. Now the gateway answers such a request itself (400), for
-// Caddy neither an error to log nor one to route, and the token stays
-// unspent; with caddy_errors on, as here, too.
-func TestCaddytestTokenURLNeverReachesErrorPath(t *testing.T) {
+// startErrorPath loads embed_session with caddy_errors in front of an app
+// that is down, a handle_errors route proxying to another app (returned, it
+// records what it gets) and Caddy's own log at DEBUG in a file (its path).
+func startErrorPath(t *testing.T) (*caddytest.Tester, *upstream, string) {
+	t.Helper()
 	errorsApp := newUpstream(t)
 	dir, err := os.MkdirTemp("", "embedgate-caddytest-")
 	if err != nil {
@@ -68,7 +63,21 @@ func TestCaddytestTokenURLNeverReachesErrorPath(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	return tester, errorsApp, serverLog
 
+}
+
+// TestCaddytestTokenURLNeverReachesErrorPath stops token leakage through
+// Caddy's error path: a POST to /app/x?embed_token=… with a session used to
+// go on to the app with the token removed from the request, but Caddy
+// keeps the original URL for errors. With the app down, Caddy's error log
+// wrote that URL at ERROR, and handle_errors ran its routes with it, so an
+// error route proxying to an app (here: the "errors" upstream) received the
+// unspent token. Now the gateway answers such a request itself (400), for
+// Caddy neither an error to log nor one to route, and the token stays
+// unspent; with caddy_errors on, as here, too.
+func TestCaddytestTokenURLNeverReachesErrorPath(t *testing.T) {
+	tester, errorsApp, serverLog := startErrorPath(t)
 	cookie := login(t, tester, nil)
 	// The error path works: a request without the token, with the app
 	// down, is Caddy's 502 and goes to the error route.
@@ -95,4 +104,34 @@ func TestCaddytestTokenURLNeverReachesErrorPath(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	resp := tester.AssertResponseCode(req, http.StatusNoContent)
 	resp.Body.Close()
+}
+
+// TestCaddytestRefusalToErrorRouteWithoutCookie stops the session cookie
+// leaking through handle_errors: with caddy_errors, a refused request into
+// the app (here a cross-site POST, the CSRF case, where another site makes
+// the victim's browser send the cookie) comes back to Caddy as an error,
+// and an error route proxying to an app received it with the live session
+// cookie, which only forward used to strip. The app behind the error route
+// gets the request without it, other cookies kept.
+func TestCaddytestRefusalToErrorRouteWithoutCookie(t *testing.T) {
+	tester, errorsApp, _ := startErrorPath(t)
+	cookie := login(t, tester, nil)
+	req, _ := http.NewRequest(http.MethodPost, ctBase+"/app/transfer", nil)
+	req.Header.Set("Cookie", "theme=dark; "+ctCookie+"="+cookie)
+	req.Header.Set("Origin", "https://evil.test")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp := tester.AssertResponseCode(req, http.StatusOK) // the error route's answer
+	resp.Body.Close()
+	seen := errorsApp.take()
+	if len(seen) != 1 {
+		t.Fatalf("the error route got %d requests, want 1", len(seen))
+	}
+	if c := seen[0].Header.Get("Cookie"); strings.Contains(c, ctCookie) || strings.Contains(c, cookie) || c != "theme=dark" {
+		t.Errorf("the app behind the error route got Cookie %q, want theme=dark", c)
+	}
+	for _, name := range []string{"X-Embed-Tenant", "X-Embed-Subject"} {
+		if v := seen[0].Header.Values(name); len(v) != 0 {
+			t.Errorf("the refused request carried %s %q", name, v)
+		}
+	}
 }

@@ -302,7 +302,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		g.cfg.Observer.ExchangeDuration(time.Since(start))
 		return err
 	}
-	return g.serveSession(w, r, rq, next)
+	err := g.serveSession(w, r, rq, next)
+	if err != nil {
+		// An error goes back to Caddy, whose handle_errors routes run with
+		// this request and may proxy it to the app: without the session
+		// (a refusal under caddy_errors has not stripped it yet).
+		policy.StripCookie(r.Header, g.cfg.CookieName)
+	}
+	return err
 }
 
 // refuseAtBoundary answers a request the identity boundary refused. No
