@@ -6,7 +6,6 @@ import (
 	"io"
 
 	"golang.org/x/net/html"
-	"golang.org/x/net/html/atom"
 )
 
 // scriptInsertion returns the offset in body where a script tag goes so
@@ -63,20 +62,53 @@ func lastBodyEnd(page []byte, at int) (int, bool) {
 			return last, errors.Is(z.Err(), io.EOF) && pos == len(page) && closed
 		}
 		n := len(z.Raw())
-		name, _ := z.TagName()
-		a := atom.Lookup(name)
 		switch {
 		case pos < at:
-			if tt == html.EndTagToken && a == atom.Body {
+			if tt == html.EndTagToken && tagIs(z, "body") {
 				last = pos
 			}
 		case pos == at:
-			tagStart = tt == html.StartTagToken && a == atom.Script
+			tagStart = tt == html.StartTagToken && tagIs(z, "script")
 		default:
-			closed = tagStart && !closed && tt == html.EndTagToken && a == atom.Script && pos+n == len(page)
+			closed = tagStart && !closed && tt == html.EndTagToken && tagIs(z, "script") && pos+n == len(page)
 		}
 		pos += n
 	}
+}
+
+// tagIs reports whether the current tag token of z is the element name
+// (lower case). It reads the name from the token's raw bytes, as the
+// tokenizer delimits it: TagName would copy every name it is asked for.
+func tagIs(z *html.Tokenizer, name string) bool {
+	raw := z.Raw()
+	i := 1 // after '<'
+	if i < len(raw) && raw[i] == '/' {
+		i++
+	}
+	j := i
+	for j < len(raw) && !endsTagName(raw[j]) {
+		j++
+	}
+	if j-i != len(name) {
+		return false
+	}
+	// ASCII case only, as the tokenizer lowers names (strings.EqualFold
+	// would also fold U+017F to 's').
+	for k := range len(name) {
+		if c := raw[i+k]; c != name[k] && c+'a'-'A' != name[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// endsTagName: HTML's tokenizer ends a tag name at whitespace, '/' or '>'.
+func endsTagName(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\f', '\r', '/', '>':
+		return true
+	}
+	return false
 }
 
 // isUTF16 reports a UTF-16 byte order mark, which a browser decodes by

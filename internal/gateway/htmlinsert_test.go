@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
 )
 
 // TestScriptInsertionOnlyWhereMarkup is a regression test for injecting the
@@ -62,5 +65,61 @@ func TestInsertAt(t *testing.T) {
 	got := string(insertAt([]byte("<body>x</body>"), []byte("<script></script>"), len("<body>x")))
 	if got != "<body>x<script></script></body>" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// FuzzScriptInsertion: wherever scriptInsertion puts a tag, HTML's
+// tokenizer reads the result with that tag as a script start tag at that
+// offset, followed by its end tag, and the page around it byte for byte.
+func FuzzScriptInsertion(f *testing.F) {
+	for _, seed := range []string{
+		"<html><body>x</body></html>", "<p>hi", "", "<script>a</body></script></body>",
+		"<!-- </body> -->", "<title></body></title></body>", "<svg><![CDATA[</body>]]></svg></body>",
+		"<a href='</body>'>", "<script><!--<script></body></script>--></script>", "x</body\t\n>y",
+		"\r\n<body>\r\n</body>\r\n", "<\x00body></body>",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, page string) {
+		at := scriptInsertion([]byte(page))
+		if at < 0 {
+			return
+		}
+		tag := `<script src="/.embed/bridge.js" defer nonce="abc+/="></script>`
+		out := insertAt([]byte(page), []byte(tag), at)
+		if string(out[:at]) != page[:at] || string(out[at+len(tag):]) != page[at:] {
+			t.Fatalf("the page changed around the tag")
+		}
+		z := html.NewTokenizer(bytes.NewReader(out))
+		pos := 0
+		for pos < at {
+			if z.Next() == html.ErrorToken {
+				t.Fatalf("%q: the tokenizer stopped at %d before the tag at %d", page, pos, at)
+			}
+			pos += len(z.Raw())
+		}
+		if pos != at {
+			t.Fatalf("%q: a token spans the tag's offset %d (ends at %d)", page, at, pos)
+		}
+		if tt := z.Next(); tt != html.StartTagToken || string(z.Raw()) != tag[:len(tag)-len("</script>")] {
+			t.Fatalf("%q: at %d the tokenizer reads %v %q, not the tag", page, at, tt, z.Raw())
+		}
+		if tt := z.Next(); tt != html.EndTagToken || string(z.Raw()) != "</script>" {
+			t.Fatalf("%q: after the tag the tokenizer reads %v %q, not its end tag", page, tt, z.Raw())
+		}
+	})
+}
+
+// BenchmarkScriptInsertion is the cost of placing the bridge in a 1 MB page
+// (the tokenizer's pass over it), paid once per injected document load.
+func BenchmarkScriptInsertion(b *testing.B) {
+	row := `<div class="row"><a href="/deals/7">Deal 7</a> <span>text text text</span></div>` + "\n"
+	page := []byte("<html><body>" + strings.Repeat(row, 12000) + "</body></html>")
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if scriptInsertion(page) < 0 {
+			b.Fatal("no place for the tag")
+		}
 	}
 }
