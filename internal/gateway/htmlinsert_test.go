@@ -41,7 +41,7 @@ func TestScriptInsertionOnlyWhereMarkup(t *testing.T) {
 		{"UTF-16", "\xff\xfe<\x00p\x00>\x00", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			at := scriptInsertion([]byte(tc.page))
+			at := scriptInsertion([]byte(tc.page), "text/html")
 			switch tc.at {
 			case "":
 				if at != -1 {
@@ -55,6 +55,74 @@ func TestScriptInsertionOnlyWhereMarkup(t *testing.T) {
 				if at < 0 || tc.page[at:] != tc.at && !strings.HasPrefix(tc.page[at:], tc.at) {
 					t.Fatalf("insertion at %d of %q, want just before %q", at, tc.page, tc.at)
 				}
+			}
+		})
+	}
+}
+
+// TestScriptInsertionEncodings is a regression test for injecting into a
+// page whose bytes are not ASCII where they look it: in ISO-2022-JP,
+// after ESC $ B, the bytes "</script>" are two kanji and a "!" in a user's
+// comment, so the tokenizer ended the page's script where the browser did
+// not, and the tag landed inside it (its </script> then let the comment's
+// <img onerror> run). UTF-16 without a byte order mark, and any page with
+// an ESC byte (one that declares no charset may be detected as
+// ISO-2022-JP), get nothing either; ASCII-compatible encodings, multi-byte
+// ones included, are read as they are.
+func TestScriptInsertionEncodings(t *testing.T) {
+	const page = "<body>x</body>"
+	for _, tc := range []struct {
+		name, contentType, page string
+		ok                      bool
+	}{
+		{"UTF-8", "text/html; charset=utf-8", page, true},
+		{"undeclared", "text/html", page, true},
+		{"windows-1252", "text/html; charset=windows-1252", page, true},
+		{"Shift_JIS", "text/html; charset=shift_jis", "<body>\x81</body>", true},
+		{"ISO-2022-JP in the header", "text/html; charset=iso-2022-jp", page, false},
+		{"ISO-2022-JP in a meta", "text/html", `<meta charset="iso-2022-jp">` + page, false},
+		{"UTF-16 in the header, no BOM", "text/html; charset=utf-16", "<\x00b\x00>\x00", false},
+		{"UTF-16BE BOM", "text/html; charset=utf-8", "\xfe\xff\x00<", false},
+		{"an ESC byte, undeclared", "text/html", "<body><script>var c=\"\x1b$B</body>\x1b(B\";</script></body>", false},
+		{"replacement", "text/html; charset=iso-2022-kr", page, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if at := scriptInsertion([]byte(tc.page), tc.contentType); (at >= 0) != tc.ok {
+				t.Fatalf("insertion at %d, want allowed=%v", at, tc.ok)
+			}
+		})
+	}
+}
+
+// TestScriptInsertionForeignContent is a regression test for injecting
+// into SVG and MathML: there a browser's tree builder does not treat
+// <style>, <title> or <script> as raw text, the bare tokenizer does, so
+// "<svg><style><p><script>var s=\"</style></body>…" put the tag inside the
+// browser's script, and the rest of the string ran as markup. A page with
+// foreign content gets the tag only where the full parser shows it adds one
+// HTML script element and changes nothing else (and, with a <template>,
+// is not inside it); ordinary inline SVG icons, with their <title> and
+// <style>, still get it.
+func TestScriptInsertionForeignContent(t *testing.T) {
+	for _, tc := range []struct {
+		name, page string
+		ok         bool
+	}{
+		{"an icon with title and style", `<body><svg viewBox="0 0 8 8"><title>Close</title><style>path{fill:red}</style><path d="M0 0"/></svg><p>x</p></body>`, true},
+		{"MathML", `<body><math><mi>x</mi><mo>=</mo><mn>1</mn></math></body>`, true},
+		{"the attack", `<body><svg><style><p><script>var s="</style></body><svg><title><img src=x onerror=alert(1)>";</script><p>end</p></body>`, false},
+		{"CDATA holding </body>", `<body><svg><![CDATA[ a > </body> ]]></svg></body>`, true},
+		{"foreignObject", `<body><svg><foreignObject><div>x</div></foreignObject></svg></body>`, true},
+		{"last </body> inside a template", `<body><template></body></template>`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := []byte(tc.page)
+			at := scriptInsertion(body, "text/html; charset=utf-8")
+			if (at >= 0) != tc.ok {
+				t.Fatalf("insertion at %d of %q, want allowed=%v", at, tc.page, tc.ok)
+			}
+			if at >= 0 && !onlyAddsScript(body, at) {
+				t.Fatalf("insertion at %d of %q changes the document", at, tc.page)
 			}
 		})
 	}
@@ -81,7 +149,7 @@ func FuzzScriptInsertion(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, page string) {
-		at := scriptInsertion([]byte(page))
+		at := scriptInsertion([]byte(page), "text/html")
 		if at < 0 {
 			return
 		}
@@ -118,7 +186,7 @@ func BenchmarkScriptInsertion(b *testing.B) {
 	b.SetBytes(int64(len(page)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if scriptInsertion(page) < 0 {
+		if scriptInsertion(page, "text/html; charset=utf-8") < 0 {
 			b.Fatal("no place for the tag")
 		}
 	}

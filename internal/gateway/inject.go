@@ -134,7 +134,7 @@ func (iw *injectWriter) finish() error {
 	body := iw.buf.Bytes()
 	h := iw.Header()
 	// Where first: a page with no place for the script keeps its CSP too.
-	if at := scriptInsertion(body); at >= 0 {
+	if at := scriptInsertion(body, h.Get("Content-Type")); at >= 0 {
 		if nonce, ok := allowBridgeScript(h, iw.srcURL, iw.newNonce); ok {
 			body = insertAt(body, scriptTag(iw.src, nonce), at)
 			h.Set("Content-Length", strconv.Itoa(len(body)))

@@ -66,6 +66,18 @@ scenario("the regime is what it claims: a plain cookie set in the signed-in fram
   if (got === "partitioned") assert.equal(plain[0].partition, siteOf(env.acme));
 });
 
+scenario("inject_bridge never turns a user's text into markup: a data block after </body>, SVG, ISO-2022-JP", async (s) => {
+  const frame = await signIn(s, "jane@acme.test");
+  // [path, whether the bridge goes in]: before the real </body> of the
+  // first; the others are left as they came.
+  for (const [path, bridge] of [["/ugc/data-block", true], ["/ugc/svg", false], ["/ugc/iso-2022-jp", false]]) {
+    await s.eval(path === "/ugc/data-block" ? frame : env.gateway + "/ugc/", (p) => location.assign(p), path);
+    const got = await s.waitFor(env.gateway + path, `the page ${path}`, () =>
+      document.readyState === "complete" && document.getElementById("end") && { xss: !!window.__xss, bridge: !!window.EmbedBridge });
+    assert.deepEqual(got, { xss: false, bridge }, `${path}: ${JSON.stringify(got)}`);
+  }
+});
+
 scenario("the token is never in any URL the browser loaded, in its history or in its network log", async (s) => {
   const frame = await signIn(s, "jane@acme.test");
   // More traffic inside the frame: a history entry and a full load.
