@@ -79,31 +79,9 @@ func (u *upstream) take() []seenRequest {
 // {http.auth.user.id}, and a JSON access log, whose path it returns.
 func startGateway(t *testing.T, up *upstream, extra string) (*caddytest.Tester, string) {
 	t.Helper()
-	// Not t.TempDir: Caddy's storage cleaning runs in the background and
-	// may still write here when the test ends, which would fail its
-	// RemoveAll.
-	dir, err := os.MkdirTemp("", "embedgate-caddytest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	tester, dir := newTester(t)
 	accessLog := filepath.Join(dir, "access.log")
-	// Registered before InitServer, so it runs after caddytest's own
-	// cleanup (which dumps the config of a failed test): leave an empty
-	// config behind, so no handler of this test outlives it.
-	t.Cleanup(func() { unload(t) })
-	tester := caddytest.NewTester(t)
-	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	tester.InitServer(fmt.Sprintf(`
-	{
-		skip_install_trust
-		admin localhost:2999
-		http_port %d
-		https_port 9544
-		grace_period 1ns
-		persist_config off
-		storage file_system %s
-	}
+	tester.InitServer(globalOptions(dir, "")+fmt.Sprintf(`
 	%s {
 		log {
 			output file %s
@@ -121,11 +99,47 @@ func startGateway(t *testing.T, up *upstream, extra string) (*caddytest.Tester, 
 			header_up X-User {http.auth.user.id}
 		}
 	}
-	`, ctPort, filepath.Join(dir, "storage"), ctBase, accessLog, ctSecret, ctSealKey, extra, up.addr), "caddyfile")
+	`, ctBase, accessLog, ctSecret, ctSealKey, extra, up.addr), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
 	return tester, accessLog
+}
+
+// newTester is a caddytest.Tester that does not follow redirects, and a
+// directory for the test's storage and logs. Not t.TempDir: Caddy's
+// storage cleaning runs in the background and may still write there when
+// the test ends, which would fail its RemoveAll.
+func newTester(t *testing.T) (*caddytest.Tester, string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "embedgate-caddytest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// Registered before InitServer, so it runs after caddytest's own
+	// cleanup (which dumps the config of a failed test): leave an empty
+	// config behind, so no handler of this test outlives it.
+	t.Cleanup(func() { unload(t) })
+	tester := caddytest.NewTester(t)
+	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return tester, dir
+}
+
+// globalOptions is the Caddyfile's global block for a test whose storage
+// is under dir, with more options (such as a log) in extra.
+func globalOptions(dir, extra string) string {
+	return fmt.Sprintf(`
+	{
+		skip_install_trust
+		admin localhost:2999
+		http_port %d
+		https_port 9544
+		grace_period 1ns
+		persist_config off
+		storage file_system %s
+		%s
+	}`, ctPort, filepath.Join(dir, "storage"), extra)
 }
 
 // unload replaces the test's config with one that serves nothing.

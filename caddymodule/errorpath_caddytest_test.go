@@ -20,31 +20,11 @@ import (
 func startErrorPath(t *testing.T) (*caddytest.Tester, *upstream, string) {
 	t.Helper()
 	errorsApp := newUpstream(t)
-	dir, err := os.MkdirTemp("", "embedgate-caddytest-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	tester, dir := newTester(t)
 	serverLog := filepath.Join(dir, "server.log")
-	t.Cleanup(func() { unload(t) })
-	tester := caddytest.NewTester(t)
-	tester.Client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	down := testsupport.FreePort(t) // nothing listens: the app is down
-	tester.InitServer(fmt.Sprintf(`
-	{
-		skip_install_trust
-		admin localhost:2999
-		http_port %d
-		https_port 9544
-		grace_period 1ns
-		persist_config off
-		storage file_system %s
-		log {
-			output file %s
-			format json
-			level DEBUG
-		}
-	}
+	debugLog := fmt.Sprintf("log {\n\t\t\toutput file %s\n\t\t\tformat json\n\t\t\tlevel DEBUG\n\t\t}", serverLog)
+	tester.InitServer(globalOptions(dir, debugLog)+fmt.Sprintf(`
 	%s {
 		embed_session {
 			tenant acme {
@@ -59,12 +39,11 @@ func startErrorPath(t *testing.T) (*caddytest.Tester, *upstream, string) {
 			reverse_proxy %s
 		}
 	}
-	`, ctPort, filepath.Join(dir, "storage"), serverLog, ctBase, ctSecret, ctSealKey, down, errorsApp.addr), "caddyfile")
+	`, ctBase, ctSecret, ctSealKey, down, errorsApp.addr), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
 	return tester, errorsApp, serverLog
-
 }
 
 // TestCaddytestTokenURLNeverReachesErrorPath stops token leakage through
