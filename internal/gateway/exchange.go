@@ -67,8 +67,7 @@ func (g *Gateway) serveExchange(w http.ResponseWriter, r *http.Request, rq *requ
 // URL without the token, so it leaves the address bar, history and logs.
 func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *request) error {
 	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	setTokenURLHeaders(h)
 	raw := policy.QueryParam(r.URL.RawQuery, g.cfg.TokenParam)
 	done, res, err := g.exchange(r, rq, raw, "", rq.hostTenant, true)
 	if err != nil {
@@ -90,6 +89,13 @@ func (g *Gateway) serveTokenParam(w http.ResponseWriter, r *http.Request, rq *re
 	h.Set("Location", target)
 	w.WriteHeader(http.StatusSeeOther)
 	return nil
+}
+
+// setTokenURLHeaders are on every answer to a URL holding the token: it is
+// not cached, and no request it leads to names it in a Referer.
+func setTokenURLHeaders(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer")
 }
 
 // exchange verifies the token, checks the origin, consumes the jti and seals

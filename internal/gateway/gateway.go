@@ -332,8 +332,7 @@ func (g *Gateway) refuseAtBoundary(w http.ResponseWriter, r *http.Request, err e
 func (g *Gateway) refuseTokenURL(w http.ResponseWriter, r *http.Request, rq *request) {
 	h := w.Header()
 	setFraming(h, rq.hostTenant)
-	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	setTokenURLHeaders(h)
 	g.cfg.Observer.Request(tenantID(rq.hostTenant), RequestRefused)
 	g.audit(r, rq.hostTenant, nil, reason.Errorf(reason.BadRequest,
 		"the %s parameter on a %s to %s: a token in a URL is exchanged by a GET into the app only", g.cfg.TokenParam, r.Method, r.URL.Path), false)

@@ -33,7 +33,7 @@ func scriptInsertion(body []byte, contentType string) int {
 	if !asciiCompatible(body, contentType) {
 		return -1 // the tag's bytes might not be markup there
 	}
-	page := append(append(make([]byte, 0, len(body)+len(probeTag)), body...), probeTag...)
+	page := insertAt(body, []byte(probeTag), len(body))
 	var at int
 	switch end, appendable := lastBodyEnd(page, len(body)); {
 	case end >= 0:
@@ -88,7 +88,7 @@ func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
 
-// onlyAddsScript reports whether the page with probeMarked inserted at
+// onlyAddsScript reports whether the page with probeTag inserted at
 // offset at parses, by HTML's tree construction as a browser runs it, into
 // the page's own document plus one HTML script element (outside any
 // <template>), and nothing else changed.
@@ -97,7 +97,7 @@ func onlyAddsScript(body []byte, at int) bool {
 	if err != nil {
 		return false
 	}
-	withTag, err := html.Parse(bytes.NewReader(insertAt(body, []byte(probeMarked), at)))
+	withTag, err := html.Parse(bytes.NewReader(insertAt(body, []byte(probeTag), at)))
 	if err != nil {
 		return false
 	}
@@ -118,10 +118,12 @@ func onlyAddsScript(body []byte, at int) bool {
 	return bytes.Equal(a.Bytes(), b.Bytes())
 }
 
-// probeMarked is a script tag onlyAddsScript can find again in the tree.
+// probeTag stands in for the bridge's tag while its place is checked: only
+// its being one script element matters, not its attributes, but for one
+// that onlyAddsScript finds it by in the tree.
 const (
-	probeAttr   = "data-embedgate-probe"
-	probeMarked = `<script src="/x" defer ` + probeAttr + `></script>`
+	probeAttr = "data-embedgate-probe"
+	probeTag  = `<script src="/x" defer ` + probeAttr + `></script>`
 )
 
 func hasAttr(n *html.Node, key string) bool {
@@ -141,10 +143,6 @@ func inTemplate(n *html.Node) bool {
 	}
 	return false
 }
-
-// probeTag stands in for the bridge's tag when checking the end of a page:
-// only its being one script element matters, not its attributes.
-const probeTag = `<script src="/x" defer></script>`
 
 // insertAt returns body with tag inserted at offset at.
 func insertAt(body, tag []byte, at int) []byte {
