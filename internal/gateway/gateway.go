@@ -173,6 +173,9 @@ type Gateway struct {
 	queryRules bool
 	paths      endpoints
 	sdk        []byte // sdk.js with the prefix filled in
+	// ownCookies are the cookies the gateway sets (the session, the
+	// login-state nonce): none of them ever reaches the app.
+	ownCookies []string
 }
 
 type endpoints struct {
@@ -206,8 +209,9 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Observer = NopObserver{}
 	}
 	g := &Gateway{
-		cfg:      cfg,
-		verifier: &token.Verifier{MaxTokenAge: cfg.MaxTokenAge, Leeway: cfg.Leeway, Now: cfg.Now},
+		cfg:        cfg,
+		verifier:   &token.Verifier{MaxTokenAge: cfg.MaxTokenAge, Leeway: cfg.Leeway, Now: cfg.Now},
+		ownCookies: []string{cfg.CookieName, LoginCookie},
 		paths: endpoints{
 			exchange:    cfg.Prefix + "/exchange",
 			signout:     cfg.Prefix + "/signout",
@@ -307,7 +311,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		// An error goes back to Caddy, whose handle_errors routes run with
 		// this request and may proxy it to the app: without the session
 		// (a refusal under caddy_errors has not stripped it yet).
-		policy.StripCookie(r.Header, g.cfg.CookieName)
+		policy.StripCookies(r.Header, g.ownCookies)
 	}
 	return err
 }

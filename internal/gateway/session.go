@@ -152,7 +152,7 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o
 	if g.cfg.Assertions != nil && !g.setAssertion(w, r, t, s, claims, allowed) {
 		return nil
 	}
-	policy.StripCookie(r.Header, g.cfg.CookieName)
+	policy.StripCookies(r.Header, g.ownCookies)
 	if g.cfg.OnSession != nil {
 		g.cfg.OnSession(r, s, claims)
 	}

@@ -65,9 +65,9 @@ func foldHeaderByte(c byte) byte {
 
 // CookieValue returns the value of the first cookie named name in h's
 // Cookie headers (unquoted), without parsing the others: this runs on every
-// request. It splits and trims exactly as StripCookie does (on ';', then
+// request. It splits and trims exactly as StripCookies does (on ';', then
 // HTTP's optional whitespace only), so a cookie it reads is one
-// StripCookie removes: trimming more here (strings.TrimSpace also trims
+// StripCookies removes: trimming more here (strings.TrimSpace also trims
 // U+00A0) let "z=1;\u00a0<name>=v" open a session whose cookie then went
 // on to the app.
 func CookieValue(h http.Header, name string) (string, bool) {
@@ -88,27 +88,25 @@ func CookieValue(h http.Header, name string) (string, bool) {
 	return "", false
 }
 
-// StripCookie removes the cookie named name from every Cookie header of h,
-// so the app never sees the gateway's session. Every other cookie is kept
-// byte-for-byte and in order, re-joined with "; "; a Cookie header left
-// empty is deleted. Names compare exactly after trimming, as net/http parses
-// them. Headers that do not contain name are not touched, which keeps the
-// common case allocation-free.
-func StripCookie(h http.Header, name string) {
+// StripCookies removes every cookie named one of names from every Cookie
+// header of h, so the app never sees a cookie the gateway owns (its session,
+// its login-state nonce). Every other cookie is kept byte-for-byte and in
+// order, re-joined with "; "; a Cookie header left empty is deleted. Names
+// compare exactly after trimming, as net/http parses them. Headers that
+// contain none of names are not touched, which keeps the common case
+// allocation-free.
+func StripCookies(h http.Header, names []string) {
 	vals := h["Cookie"]
-	if name == "" || len(vals) == 0 {
+	if len(vals) == 0 {
 		return
 	}
 	var out []string
 	changed := false
 	for i, v := range vals {
-		if !strings.Contains(v, name) {
-			if changed {
-				out = append(out, v)
-			}
-			continue
+		nv, removed := v, false
+		if containsAny(v, names) {
+			nv, removed = removeCookies(v, names)
 		}
-		nv, removed := removeCookie(v, name)
 		if !removed {
 			if changed {
 				out = append(out, v)
@@ -136,12 +134,33 @@ func StripCookie(h http.Header, name string) {
 	}
 }
 
-// removeCookie drops the pairs named name from one Cookie header value.
-func removeCookie(v, name string) (string, bool) {
+// containsAny reports whether v holds one of names (a quick pre-check).
+func containsAny(v string, names []string) bool {
+	for _, n := range names {
+		if n != "" && strings.Contains(v, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// isOneOf reports whether name is one of names (exactly; "" never is).
+func isOneOf(name string, names []string) bool {
+	for _, n := range names {
+		if n != "" && name == n {
+			return true
+		}
+	}
+	return false
+}
+
+// removeCookies drops the pairs named one of names from one Cookie header
+// value.
+func removeCookies(v string, names []string) (string, bool) {
 	if strings.IndexByte(v, ';') < 0 {
 		// One pair, the usual header behind the gateway: nothing to join.
 		n, _, _ := strings.Cut(v, "=")
-		if trimOWS(n) == name {
+		if isOneOf(trimOWS(n), names) {
 			return "", true
 		}
 		return v, false
@@ -158,7 +177,7 @@ func removeCookie(v, name string) (string, bool) {
 			continue
 		}
 		n, _, _ := strings.Cut(part, "=")
-		if trimOWS(n) == name {
+		if isOneOf(trimOWS(n), names) {
 			removed = true
 			continue
 		}

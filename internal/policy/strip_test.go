@@ -37,8 +37,8 @@ func TestStripHeaders(t *testing.T) {
 	}
 }
 
-func TestStripCookie(t *testing.T) {
-	const name = "__Host-embed_session"
+func TestStripCookies(t *testing.T) {
+	names := []string{"__Host-embed_session", "__Host-embed_login"}
 	for _, c := range []struct {
 		name string
 		in   []string
@@ -58,10 +58,13 @@ func TestStripCookie(t *testing.T) {
 		{"multiple Cookie headers", []string{"a=1", "__Host-embed_session=abc", "b=2; __Host-embed_session=def", "c=3"},
 			[]string{"a=1", "b=2", "c=3"}},
 		{"all headers emptied", []string{"__Host-embed_session=a", " __Host-embed_session=b ; "}, nil},
+		{"every name given", []string{"__Host-embed_login=n; a=1; __Host-embed_session=abc"}, []string{"a=1"}},
+		{"the second name alone", []string{"a=1", "__Host-embed_login=n"}, []string{"a=1"}},
+		{"the second name's look-alike kept", []string{"__Host-embed_login2=n; __Host-embed_session=abc"}, []string{"__Host-embed_login2=n"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h := http.Header{"Cookie": slices.Clone(c.in), "Accept": {"*/*"}}
-			StripCookie(h, name)
+			StripCookies(h, names)
 			got, ok := h["Cookie"]
 			if c.want == nil {
 				if ok {
@@ -76,7 +79,7 @@ func TestStripCookie(t *testing.T) {
 		})
 	}
 	h := http.Header{"Accept": {"*/*"}}
-	StripCookie(h, name)
+	StripCookies(h, names)
 	if _, ok := h["Cookie"]; ok {
 		t.Fatal("Cookie header created")
 	}
@@ -87,8 +90,8 @@ func TestStripNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { StripHeaders(h, []string{"X-Forwarded-User"}) }); n != 0 {
 		t.Errorf("StripHeaders with nothing to strip: %v allocs", n)
 	}
-	if n := testing.AllocsPerRun(100, func() { StripCookie(h, "__Host-embed_session") }); n != 0 {
-		t.Errorf("StripCookie with the cookie absent: %v allocs", n)
+	if n := testing.AllocsPerRun(100, func() { StripCookies(h, []string{"__Host-embed_session"}) }); n != 0 {
+		t.Errorf("StripCookies with the cookie absent: %v allocs", n)
 	}
 }
 
@@ -145,17 +148,17 @@ func BenchmarkStripCookie(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				h["Cookie"] = vals
-				StripCookie(h, "embed_session")
+				StripCookies(h, []string{"embed_session"})
 			}
 		})
 	}
 }
 
 // FuzzCookieReadIsStripped holds the session cookie's one rule: a cookie
-// that CookieValue reads (so the gateway opens it) is one StripCookie
+// that CookieValue reads (so the gateway opens it) is one StripCookies
 // removes (so the app never gets it), whatever the header looks like. It
 // is the regression test for the two drifting apart: CookieValue trimmed
-// with strings.TrimSpace, StripCookie only spaces and tabs, so
+// with strings.TrimSpace, StripCookies only spaces and tabs, so
 // "z=1;\u00a0<name>=v" opened a session and still reached the app.
 func FuzzCookieReadIsStripped(f *testing.F) {
 	const name = "__Host-embed_session"
@@ -178,9 +181,9 @@ func FuzzCookieReadIsStripped(f *testing.F) {
 		if !ok {
 			return
 		}
-		StripCookie(h, name)
+		StripCookies(h, []string{name})
 		if w, ok := CookieValue(h, name); ok {
-			t.Fatalf("read %q from %q, and %q is still there after StripCookie: %q", v, []string{first, second}, w, h["Cookie"])
+			t.Fatalf("read %q from %q, and %q is still there after StripCookies: %q", v, []string{first, second}, w, h["Cookie"])
 		}
 	})
 }
