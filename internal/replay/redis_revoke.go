@@ -68,6 +68,14 @@ func (r *Redis) revoke(ctx context.Context, key string, e revEntry, until time.T
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	ttl, err := r.writeRevocation(ctx, key, e, until)
+	if ttl <= 0 && err != nil {
+		// Not known to be stored (a lost reply, Redis down): applied here
+		// all the same. A write whose reply was lost may have reached
+		// every other instance, and this one drops its own announcement;
+		// a revocation only widens what is refused, and the caller
+		// answers 503 and may retry.
+		ttl = ttlMillis(until.Sub(r.now()))
+	}
 	if ttl > 0 {
 		// Applied here at once: this instance does not wait for its own
 		// echo (and ignores it: applied later, it would date the expiry

@@ -164,6 +164,18 @@ func TestRedisOutage(t *testing.T) {
 	if reason.Of(r.Revoke(ctx, "sid-2", time.Now().Add(time.Hour))) != reason.StoreUnavailable {
 		t.Fatal("revoke during outage did not fail as store_unavailable")
 	}
+	// A sign-out that failed still holds on the instance that made it: a
+	// write whose reply was lost may have reached the others, and an
+	// instance ignores its own announcement.
+	if !r.Revoked(replay.SessionRef{ID: "sid-2", Tenant: "acme", Subject: "joe", IssuedAt: time.Now()}) {
+		t.Fatal("a revocation that failed to store is not applied on the instance that made it")
+	}
+	if reason.Of(r.RevokeAll(ctx, "acme", "joe", time.Now().Add(time.Hour))) != reason.StoreUnavailable {
+		t.Fatal("revoke-all during outage did not fail as store_unavailable")
+	}
+	if !r.Revoked(replay.SessionRef{ID: "sid-3", Tenant: "acme", Subject: "joe", IssuedAt: time.Now().Add(-time.Minute)}) {
+		t.Fatal("a cutoff that failed to store is not applied on the instance that made it")
+	}
 	if n := events.count(replay.EventUnavailable); n != 1 {
 		t.Fatalf("%d outage events for one outage, want 1:\n%s", n, events)
 	}
