@@ -661,8 +661,8 @@ func TestExchangeClaimsJTIForItsWholeWindow(t *testing.T) {
 	e := newEnv(t, func(e *env, c *gateway.Config) { rs.Store = e.mem; c.Replay = rs })
 	tok := e.mint("acme") // exp = now + 60s, leeway 30s
 	wantStatus(t, e.do(exchangeReq(tok)), 204)
-	if rs.tenant != "acme" || rs.jti != jtiOf(t, tok) || rs.ttl != 90*time.Second {
-		t.Fatalf("Claim(%q, jti ok=%v, %v), want acme, true, 90s", rs.tenant, rs.jti == jtiOf(t, tok), rs.ttl)
+	if rs.tenant != "acme" || rs.jti != jtiOf(t, tok) || rs.ttl != 120*time.Second {
+		t.Fatalf("Claim(%q, jti ok=%v, %v), want acme, true, 120s (exp + 2·leeway)", rs.tenant, rs.jti == jtiOf(t, tok), rs.ttl)
 	}
 	// Still refused at the very end of its window.
 	e.clock.Advance(89 * time.Second)

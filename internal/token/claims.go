@@ -157,11 +157,15 @@ func numericDate(p map[string]any, name string, required bool) (time.Time, error
 }
 
 // ReplayTTL is how long the jti must stay used: the whole window in which the
-// token could still verify, i.e. until exp + Leeway, measured from Now. It is
-// rounded up to a whole second (stores such as Redis count in seconds) and is
-// never below 1s, so even an almost-expired token is recorded.
+// token could still verify anywhere it is shared. This instance accepts it
+// until exp + Leeway by its own clock; an instance sharing the store whose
+// clock is up to Leeway behind accepts it up to Leeway later, so the jti is
+// kept until exp + 2·Leeway, measured from Now (a store that forgot it at
+// exp + Leeway let that instance exchange it again). It is rounded up to a
+// whole second (stores such as Redis count in seconds) and is never below
+// 1s, so even an almost-expired token is recorded.
 func (v *Verifier) ReplayTTL(c Claims) time.Duration {
-	d := c.ExpiresAt.Add(v.leeway()).Sub(v.now())
+	d := c.ExpiresAt.Add(2 * v.leeway()).Sub(v.now())
 	if d < time.Second {
 		return time.Second
 	}

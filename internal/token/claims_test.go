@@ -145,6 +145,9 @@ func TestCheckOrder(t *testing.T) {
 	}
 }
 
+// TestReplayTTL: the jti stays used until exp + 2·leeway, so an instance
+// sharing the store whose clock is up to the leeway behind (and accepts the
+// token until its own exp + leeway) cannot exchange it a second time.
 func TestReplayTTL(t *testing.T) {
 	v := testVerifier() // leeway 30s
 	tests := []struct {
@@ -152,10 +155,11 @@ func TestReplayTTL(t *testing.T) {
 		exp  time.Time
 		want time.Duration
 	}{
-		{"fresh token", now.Add(60 * time.Second), 90 * time.Second},
-		{"fraction rounds up", now.Add(60*time.Second + time.Millisecond), 91 * time.Second},
-		{"almost expired", now.Add(-30*time.Second + time.Millisecond), time.Second},
-		{"expires exactly now", now.Add(-30 * time.Second), time.Second},
+		{"fresh token", now.Add(60 * time.Second), 120 * time.Second},
+		{"fraction rounds up", now.Add(60*time.Second + time.Millisecond), 121 * time.Second},
+		{"last instant here, a leeway left elsewhere", now.Add(-30*time.Second + time.Millisecond), 31 * time.Second},
+		{"expires here exactly now", now.Add(-30 * time.Second), 30 * time.Second},
+		{"beyond every instance's leeway", now.Add(-60 * time.Second), time.Second},
 		{"already expired", now.Add(-time.Hour), time.Second},
 		{"zero claims", time.Time{}, time.Second},
 	}
@@ -165,16 +169,18 @@ func TestReplayTTL(t *testing.T) {
 			if got != tc.want {
 				t.Fatalf("ReplayTTL = %s, want %s", got, tc.want)
 			}
-			if window := tc.exp.Add(v.Leeway).Sub(now); got < window {
+			// An instance whose clock is a full leeway behind accepts
+			// the token until exp + 2·leeway by this clock.
+			if window := tc.exp.Add(2 * v.Leeway).Sub(now); got < window {
 				t.Fatalf("ReplayTTL %s shorter than the window %s", got, window)
 			}
 		})
 	}
-	// From a real verification: the jti stays used until exp + leeway.
+	// From a real verification (exp = now + 60s).
 	res, err := v.Verify(context.Background(), signAlg(t, tenant.ES256, "e1", validClaims("acme")), registry(t), nil)
 	wantReason(t, err, "")
-	if got := v.ReplayTTL(res.Claims); got != 90*time.Second {
-		t.Fatalf("ReplayTTL = %s, want 90s", got)
+	if got := v.ReplayTTL(res.Claims); got != 120*time.Second {
+		t.Fatalf("ReplayTTL = %s, want 120s", got)
 	}
 }
 
