@@ -686,6 +686,32 @@ func (failRevoke) Revoke(context.Context, string, time.Time) error {
 	return errors.New("redis: connection pool timeout")
 }
 
+// recordRevoke records the expiry of the last revocation.
+type recordRevoke struct {
+	*replay.Memory
+	until time.Time
+}
+
+func (r *recordRevoke) Revoke(ctx context.Context, id string, until time.Time) error {
+	r.until = until
+	return r.Memory.Revoke(ctx, id, until)
+}
+
+// TestSignoutOutlivesSkewedClocks: a sign-out is kept a leeway past the
+// session's expiry, because an instance sharing the store whose clock runs
+// up to the leeway behind still takes the session until then; kept until
+// the expiry alone, the session worked there again for its last moments.
+func TestSignoutOutlivesSkewedClocks(t *testing.T) {
+	var rr *recordRevoke
+	e := newEnv(t, func(e *env, c *gateway.Config) { rr = &recordRevoke{Memory: e.mem}; c.Revocations = rr })
+	v := e.login()
+	s := e.open(v)
+	wantStatus(t, e.do(newReq("POST", "/.embed/signout", nil, withCookie(v))), 204)
+	if want := s.ExpiresAt.Add(30 * time.Second); !rr.until.Equal(want) {
+		t.Fatalf("revoked until %s, want the expiry %s plus the 30s leeway", rr.until, s.ExpiresAt)
+	}
+}
+
 func TestSignoutRevocationOutage(t *testing.T) {
 	var fr *failRevoke
 	e := newEnv(t, func(e *env, c *gateway.Config) { fr = &failRevoke{Memory: e.mem}; c.Revocations = fr })
