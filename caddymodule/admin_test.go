@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embedgate/embedgate/internal/gateway"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
 
@@ -72,6 +74,27 @@ func TestValidateSessionTTLBound(t *testing.T) {
 		err := h.Validate()
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("session_ttl %s: %v, want %q", c.ttl, err, c.want)
+		}
+	}
+}
+
+// Validate refuses a leeway that would stretch every token's life: with
+// leeway 24h, a 60-second token verified for a day after it was issued.
+func TestValidateLeewayBound(t *testing.T) {
+	for _, c := range []struct {
+		leeway time.Duration
+		want   string
+	}{
+		{DefaultLeeway, ""},
+		{gateway.MaxLeeway, ""},
+		{gateway.MaxLeeway + time.Second, "leeway 5m1s: at most 5m0s"},
+		{24 * time.Hour, "leeway 24h0m0s: at most 5m0s"},
+	} {
+		h := &Handler{Leeway: caddy.Duration(c.leeway)}
+		h.setDefaults()
+		err := h.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("leeway %s: %v, want %q", c.leeway, err, c.want)
 		}
 	}
 }

@@ -58,19 +58,11 @@ func (h *Handler) validateAssertion() error {
 	if a == nil {
 		return nil
 	}
-	if a.Header != "" {
-		if !validHeaderName(a.Header) {
-			return fmt.Errorf("assertion: header %q is not a valid header name", a.Header)
-		}
-		if err := gateway.CheckForwardHeader(a.Header); err != nil {
-			return fmt.Errorf("assertion: %w", err)
-		}
+	if a.Header != "" && !validHeaderName(a.Header) {
+		return fmt.Errorf("assertion: header %q is not a valid header name", a.Header)
 	}
-	header := a.header()
-	for i, fc := range h.ForwardClaims {
-		if http.CanonicalHeaderKey(fc.Header) == header {
-			return fmt.Errorf("assertion: header %s is also forward_claim #%d's header", header, i+1)
-		}
+	// Its header against the forward_claim headers: checkUpstreamHeaders.
+	for _, fc := range h.ForwardClaims {
 		if err := assertion.CheckClaimPath(fc.Claim); err != nil {
 			return err
 		}
@@ -91,6 +83,20 @@ func (h *Handler) validateAssertion() error {
 		seen[k.KID] = true
 	}
 	return nil
+}
+
+// checkUpstreamHeaders applies gateway.CheckUpstreamHeaders to the
+// forward_claim headers and the assertion's header.
+func (h *Handler) checkUpstreamHeaders() error {
+	forward := make([]string, len(h.ForwardClaims))
+	for i, fc := range h.ForwardClaims {
+		forward[i] = fc.Header
+	}
+	assertion := ""
+	if h.Assertion != nil {
+		assertion = h.Assertion.header()
+	}
+	return gateway.CheckUpstreamHeaders(forward, assertion)
 }
 
 func (a *AssertionConfig) header() string {

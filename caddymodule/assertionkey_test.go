@@ -134,22 +134,26 @@ func TestAssertionConfiguredKeys(t *testing.T) {
 // Every bad assertion value is a config-load error that needs no I/O.
 func TestAssertionValidate(t *testing.T) {
 	for name, h := range map[string]*Handler{
-		"reserved header": {Assertion: &AssertionConfig{Header: "X-Embed-Subject"}},
-		"cookie header":   {Assertion: &AssertionConfig{Header: "Cookie"}},
-		"bad header":      {Assertion: &AssertionConfig{Header: "X Bad"}},
-		"forward header":  {Assertion: &AssertionConfig{Header: "X-Org"}, ForwardClaims: []ForwardClaim{{Claim: "org", Header: "x-org"}}},
-		"default header":  {Assertion: &AssertionConfig{}, ForwardClaims: []ForwardClaim{{Claim: "a", Header: "X-Embed-Assertion"}}},
-		"own claim":       {Assertion: &AssertionConfig{}, ForwardClaims: []ForwardClaim{{Claim: "exp", Header: "X-Exp"}}},
-		"ttl over 1h":     {Assertion: &AssertionConfig{TTL: caddy.Duration(2 * time.Hour)}},
-		"ttl negative":    {Assertion: &AssertionConfig{TTL: caddy.Duration(-time.Minute)}},
-		"key no file":     {Assertion: &AssertionConfig{Keys: []AssertionKey{{KID: "a"}}}},
-		"kid twice":       {Assertion: &AssertionConfig{Keys: []AssertionKey{{File: "a", KID: "k"}, {File: "b", KID: "k"}}}},
+		"reserved header":  {Assertion: &AssertionConfig{Header: "X-Embed-Subject"}},
+		"cookie header":    {Assertion: &AssertionConfig{Header: "Cookie"}},
+		"bad header":       {Assertion: &AssertionConfig{Header: "X Bad"}},
+		"forward header":   {Assertion: &AssertionConfig{Header: "X-Org"}, ForwardClaims: []ForwardClaim{{Claim: "org", Header: "x-org"}}},
+		"default header":   {Assertion: &AssertionConfig{}, ForwardClaims: []ForwardClaim{{Claim: "a", Header: "X-Embed-Assertion"}}},
+		"reserved, folded": {Assertion: &AssertionConfig{Header: "X_Embed_Subject"}},
+		"forward, folded":  {Assertion: &AssertionConfig{Header: "X.Org"}, ForwardClaims: []ForwardClaim{{Claim: "org", Header: "X-Org"}}},
+		"default, folded":  {Assertion: &AssertionConfig{}, ForwardClaims: []ForwardClaim{{Claim: "a", Header: "X_Embed_Assertion"}}},
+		"own claim":        {Assertion: &AssertionConfig{}, ForwardClaims: []ForwardClaim{{Claim: "exp", Header: "X-Exp"}}},
+		"ttl over 1h":      {Assertion: &AssertionConfig{TTL: caddy.Duration(2 * time.Hour)}},
+		"ttl negative":     {Assertion: &AssertionConfig{TTL: caddy.Duration(-time.Minute)}},
+		"key no file":      {Assertion: &AssertionConfig{Keys: []AssertionKey{{KID: "a"}}}},
+		"kid twice":        {Assertion: &AssertionConfig{Keys: []AssertionKey{{File: "a", KID: "k"}, {File: "b", KID: "k"}}}},
 	} {
-		if err := h.validateAssertion(); err == nil {
+		if err := errors.Join(h.validateAssertion(), h.checkUpstreamHeaders()); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := (&Handler{Assertion: &AssertionConfig{Header: "X-App-Identity", TTL: caddy.Duration(time.Hour)}}).validateAssertion(); err != nil {
+	good := &Handler{Assertion: &AssertionConfig{Header: "X-App-Identity", TTL: caddy.Duration(time.Hour)}, ForwardClaims: []ForwardClaim{{Claim: "org", Header: "X-Org"}}}
+	if err := errors.Join(good.validateAssertion(), good.checkUpstreamHeaders()); err != nil {
 		t.Errorf("good config refused: %v", err)
 	}
 }

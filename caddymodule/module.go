@@ -62,7 +62,8 @@ type Handler struct {
 	// MaxTokenAge is the upper bound on a token's exp - iat. Default: 120s.
 	MaxTokenAge caddy.Duration `json:"max_token_age,omitempty"`
 
-	// Leeway is the clock skew allowed on exp, nbf and iat. Default: 30s.
+	// Leeway is the clock skew allowed on exp, nbf and iat, and between
+	// instances sharing a store. Default: 30s; at most 5m (MaxLeeway).
 	Leeway caddy.Duration `json:"leeway,omitempty"`
 
 	// CookieName is the session cookie's name. Default: __Host-embed_session.
@@ -310,6 +311,9 @@ func (h *Handler) Validate() error {
 	if h.SessionTTL > caddy.Duration(MaxSessionTTL) {
 		return fmt.Errorf("session_ttl %s: at most %s (30 days), how long an admin revocation lasts", time.Duration(h.SessionTTL), MaxSessionTTL)
 	}
+	if h.Leeway > caddy.Duration(gateway.MaxLeeway) {
+		return fmt.Errorf("leeway %s: at most %s; it is the clock skew allowed, and a token is good for its lifetime plus the leeway", time.Duration(h.Leeway), gateway.MaxLeeway)
+	}
 	if h.MaxTokenAge > caddy.Duration(time.Hour) {
 		return fmt.Errorf("max_token_age %s: one-time tokens should live minutes at most (limit 1h)", time.Duration(h.MaxTokenAge))
 	}
@@ -317,9 +321,9 @@ func (h *Handler) Validate() error {
 		if fc.Claim == "" || !validHeaderName(fc.Header) {
 			return fmt.Errorf("forward_claim #%d: needs a claim path and a header name", i+1)
 		}
-		if err := gateway.CheckForwardHeader(fc.Header); err != nil {
-			return fmt.Errorf("forward_claim #%d: %w", i+1, err)
-		}
+	}
+	if err := h.checkUpstreamHeaders(); err != nil {
+		return err
 	}
 	for i, rq := range h.Require {
 		if (rq.Scope == "") == (rq.Claim == "") {

@@ -26,20 +26,18 @@ type Assertions interface {
 // keeps the old key published at least this long (see the README).
 const jwksMaxAge = "public, max-age=300"
 
-// checkAssertionHeader refuses an assertion header that the gateway or HTTP
-// owns, or that a forward_claim also sets.
-func checkAssertionHeader(cfg Config) error {
-	if cfg.Assertions == nil {
-		return nil
+// checkUpstreamHeaders applies CheckUpstreamHeaders to cfg.
+func checkUpstreamHeaders(cfg Config) error {
+	forward := make([]string, len(cfg.ForwardClaims))
+	for i, fc := range cfg.ForwardClaims {
+		forward[i] = fc.Header
 	}
-	name := cfg.Assertions.Header()
-	if err := CheckForwardHeader(name); err != nil {
-		return fmt.Errorf("gateway: assertion: %w", err)
+	assertion := ""
+	if cfg.Assertions != nil {
+		assertion = cfg.Assertions.Header()
 	}
-	for _, fc := range cfg.ForwardClaims {
-		if http.CanonicalHeaderKey(fc.Header) == http.CanonicalHeaderKey(name) {
-			return fmt.Errorf("gateway: assertion header %s is also forward_claim %q's header", name, fc.Claim)
-		}
+	if err := CheckUpstreamHeaders(forward, assertion); err != nil {
+		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil
 }

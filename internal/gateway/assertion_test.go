@@ -201,6 +201,8 @@ func TestAssertionHeaderChecked(t *testing.T) {
 		{header: "Cookie"},
 		{header: "Connection"},
 		{header: "X-Org", fwd: []gateway.ForwardClaim{{Claim: "org", Header: "X-Org"}}},
+		{header: "X_Embed_Subject"},
+		{header: "X.Org", fwd: []gateway.ForwardClaim{{Claim: "org", Header: "X-Org"}}},
 	} {
 		a, err := assertion.New(assertion.Config{Header: c.header, Keys: ring})
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/reason"
@@ -118,13 +119,39 @@ func TestTokenParamAfterSemicolon(t *testing.T) {
 
 // The core refuses a forward_claim header it owns itself (Cookie carries the
 // session; the identity headers are the gateway's), whoever builds Config.
+// Names compare as an app reads them: X_Embed_Tenant is X-Embed-Tenant to a
+// PHP or CGI app, so a token's claim set under it sat beside the gateway's
+// tenant, and which one the app read depended on map order. For the same
+// reason two forward_claims may not set one header in two spellings.
 func TestNewRefusesReservedForwardHeader(t *testing.T) {
-	for _, h := range []string{"Cookie", "cookie", "X-Embed-Tenant", "Host", "Authorization", "Connection", "Te", "Upgrade", "Trailer", "Keep-Alive", "Transfer-Encoding", "X-HTTP-Method-Override"} {
+	for _, h := range []string{"Cookie", "cookie", "X-Embed-Tenant", "Host", "Authorization", "Connection", "Te", "Upgrade", "Trailer", "Keep-Alive", "Transfer-Encoding", "X-HTTP-Method-Override",
+		"X_Embed_Tenant", "x.embed.subject", "X-Embed_Subject", "Transfer_Encoding", "X_HTTP_Method_Override"} {
 		cfg := newEnv(t).cfg
 		cfg.ForwardClaims = []gateway.ForwardClaim{{Claim: "org", Header: h}}
 		if _, err := gateway.New(cfg); err == nil {
 			t.Errorf("forward_claim header %s accepted", h)
 		}
+	}
+	for _, pair := range [][2]string{{"X-Dept", "X_Dept"}, {"X-Dept", "x.dept"}, {"X-Dept", "X-Dept"}} {
+		cfg := newEnv(t).cfg
+		cfg.ForwardClaims = []gateway.ForwardClaim{{Claim: "a", Header: pair[0]}, {Claim: "b", Header: pair[1]}}
+		if _, err := gateway.New(cfg); err == nil || !strings.Contains(err.Error(), "forward_claim #2") {
+			t.Errorf("forward_claim headers %s and %s: %v, want refused as #2", pair[0], pair[1], err)
+		}
+	}
+}
+
+// The core refuses a leeway that would outlast max_token_age many times
+// over, whoever builds Config.
+func TestNewRefusesLeewayOverMax(t *testing.T) {
+	cfg := newEnv(t).cfg
+	cfg.Leeway = gateway.MaxLeeway + time.Second
+	if _, err := gateway.New(cfg); err == nil {
+		t.Fatalf("leeway %s accepted", cfg.Leeway)
+	}
+	cfg.Leeway = gateway.MaxLeeway
+	if _, err := gateway.New(cfg); err != nil {
+		t.Fatalf("leeway %s refused: %v", cfg.Leeway, err)
 	}
 }
 

@@ -2,8 +2,7 @@ package gateway
 
 import (
 	"fmt"
-	"net/http"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/embedgate/embedgate/internal/policy"
@@ -27,6 +26,12 @@ const (
 // the sessions of every instance sharing the store.
 const MaxSessionTTL = 30 * 24 * time.Hour
 
+// MaxLeeway bounds the clock skew allowed on a token's exp, nbf and iat (and
+// between instances): a token is good for its lifetime plus the leeway, so a
+// larger one would undo max_token_age (with leeway 24h, a 60-second token
+// verified for a day).
+const MaxLeeway = 5 * time.Minute
+
 // reservedForwardHeaders are headers a forward_claim may not set: the
 // session travels in Cookie; Host and Authorization mean something to every
 // server; the hop-by-hop ones would be dropped by the proxy (or change how
@@ -37,15 +42,42 @@ var reservedForwardHeaders = []string{
 }
 
 // CheckForwardHeader refuses a forward_claim header the gateway or HTTP
-// itself owns.
+// itself owns. Names compare as an app reads them (policy.SameHeaderName):
+// X_Embed_Tenant is X-Embed-Tenant to a PHP app, beside the gateway's.
 func CheckForwardHeader(name string) error {
-	hd := http.CanonicalHeaderKey(name)
-	if hd == HeaderTenant || hd == HeaderSubject || policy.IsAlwaysRemoved(hd) {
+	if policy.SameHeaderName(name, HeaderTenant) || policy.SameHeaderName(name, HeaderSubject) || policy.IsAlwaysRemoved(name) {
 		return fmt.Errorf("header %s is reserved", name)
 	}
 	for _, r := range reservedForwardHeaders {
-		if strings.EqualFold(hd, r) {
+		if policy.SameHeaderName(name, r) {
 			return fmt.Errorf("header %s is reserved", name)
+		}
+	}
+	return nil
+}
+
+// CheckUpstreamHeaders checks the headers the gateway sets on requests to
+// the app besides its own: each forward_claim's (forward, in order) and the
+// assertion's ("" for none). None may be one CheckForwardHeader refuses, and
+// no two may be one header to the app. The error names the forward_claim by
+// its number, or the assertion.
+func CheckUpstreamHeaders(forward []string, assertion string) error {
+	names := forward
+	if assertion != "" {
+		names = append(slices.Clip(forward), assertion)
+	}
+	for i, name := range names {
+		what := fmt.Sprintf("forward_claim #%d", i+1)
+		if i == len(forward) {
+			what = "assertion"
+		}
+		if err := CheckForwardHeader(name); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		for j, prev := range names[:i] {
+			if policy.SameHeaderName(name, prev) {
+				return fmt.Errorf("%s: header %s is forward_claim #%d's header %s to the app", what, name, j+1, prev)
+			}
 		}
 	}
 	return nil

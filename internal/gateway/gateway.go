@@ -188,16 +188,14 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Tenants == nil || cfg.Sealer == nil || cfg.Replay == nil || cfg.Revocations == nil {
 		return nil, fmt.Errorf("gateway: tenants, sealer, replay store and revocations are required")
 	}
-	for _, fc := range cfg.ForwardClaims {
-		if err := CheckForwardHeader(fc.Header); err != nil {
-			return nil, fmt.Errorf("gateway: forward claim %q: %w", fc.Claim, err)
-		}
-	}
-	if err := checkAssertionHeader(cfg); err != nil {
+	if err := checkUpstreamHeaders(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.SessionTTL > MaxSessionTTL {
 		return nil, fmt.Errorf("gateway: session TTL %s over %s", cfg.SessionTTL, MaxSessionTTL)
+	}
+	if cfg.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("gateway: leeway %s over %s", cfg.Leeway, MaxLeeway)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

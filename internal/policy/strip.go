@@ -31,12 +31,17 @@ func StripHeaders(h http.Header, extra []string) {
 // and '_' to '-'.
 func equalFoldAny(name string, names []string) bool {
 	for _, e := range names {
-		if len(name) == len(e) && headerPrefix(name, e) {
+		if SameHeaderName(name, e) {
 			return true
 		}
 	}
 	return false
 }
+
+// SameHeaderName reports whether an app may read a and b as one header:
+// equal after folding ASCII case and '_' and '.' to '-' (CGI and PHP map
+// X_Embed_Subject and X.Embed.Subject to the variable of X-Embed-Subject).
+func SameHeaderName(a, b string) bool { return len(a) == len(b) && headerPrefix(a, b) }
 
 // headerPrefix reports whether name starts with prefix, folding ASCII case
 // and '_' and '.' to '-' on both sides: CGI and PHP map X_Embed_Subject and
