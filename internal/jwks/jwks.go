@@ -115,6 +115,9 @@ var ErrClosed = errors.New("jwks: cache is closed")
 // by Close.
 type Cache struct {
 	opts Options
+	// shown is the URL as errors name it: without its query, which may
+	// hold a credential (?access_token=…).
+	shown string
 	// life is the context every fetch runs under: not the caller's, since
 	// one fetch serves every caller waiting on it, and one caller giving up
 	// must not fail the others (nor spend the MinInterval allowance on a
@@ -160,7 +163,7 @@ func New(opts Options) (*Cache, error) {
 	if opts.Report == nil {
 		opts.Report = func(Event) {}
 	}
-	c := &Cache{opts: opts, byKID: map[string]tenant.Key{}}
+	c := &Cache{opts: opts, shown: policy.ShownURL(u), byKID: map[string]tenant.Key{}}
 	c.life, c.stop = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -268,7 +271,7 @@ func (c *Cache) fetch(r *run) {
 	if err != nil {
 		// Keep the last good set; try again once MinInterval has passed.
 		c.next = c.last.Add(MinInterval)
-		err = fmt.Errorf("jwks: fetching %s: %w (keeping the last good set of %d key(s))", c.opts.URL, err, len(c.keys))
+		err = fmt.Errorf("jwks: fetching %s: %w (keeping the last good set of %d key(s))", c.shown, err, len(c.keys))
 	} else {
 		byKID := make(map[string]tenant.Key, len(keys))
 		for _, k := range keys {
@@ -305,6 +308,9 @@ func (c *Cache) get(ctx context.Context) ([]tenant.Key, time.Duration, []error, 
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := c.opts.Client.Do(req)
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		err = ue.Err // its message repeats the whole URL, query and all
+	}
 	if err != nil {
 		return nil, 0, nil, err
 	}

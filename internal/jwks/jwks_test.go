@@ -522,3 +522,33 @@ func TestOnlyConfiguredURLFetched(t *testing.T) {
 		t.Fatalf("fetches: %v", paths)
 	}
 }
+
+// A JWKS URL's query may hold a credential (?access_token=…): a failed
+// fetch is reported without it, also when the failure is the transport's,
+// whose *url.Error repeats the whole URL.
+func TestFetchErrorHidesQuery(t *testing.T) {
+	const secret = "S3CR3T-FROM-ENV"
+	k1, _ := ecJWK(t, "k1")
+	for _, tc := range []struct {
+		name   string
+		break_ func(s *idp)
+	}{
+		{"status", func(s *idp) { s.set(func() { s.status = 500 }) }},
+		{"transport", func(s *idp) { s.Close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newIdP(t, k1)
+			tc.break_(s)
+			c, errs := newCache(t, s, testsupport.NewClock(t0), func(o *Options) { o.URL += "?access_token=" + secret })
+			_ = c.Start(context.Background())
+			c.settle()
+			if len(*errs) == 0 {
+				t.Fatal("no failure reported")
+			}
+			msg := (*errs)[0].Error()
+			if strings.Contains(msg, secret) || !strings.Contains(msg, "/.well-known/jwks.json?…") {
+				t.Fatalf("reported %q: want the URL without its query", msg)
+			}
+		})
+	}
+}

@@ -74,6 +74,17 @@ func SecureURL(u *url.URL) bool {
 	return u.Host != "" && (u.Scheme == "https" || (u.Scheme == "http" && IsLoopbackHost(u.Hostname())))
 }
 
+// ShownURL is u as errors and logs may name it: without user info and
+// query, either of which may hold a credential (?access_token=…), marked
+// "?…" where a query was cut.
+func ShownURL(u *url.URL) string {
+	shown := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
+	if u.RawQuery != "" || u.ForceQuery {
+		shown += "?…"
+	}
+	return shown
+}
+
 // NormalizeOrigin canonicalizes an Origin header value from a request so it
 // can be compared with configured origins. It returns "" for anything that is
 // not a plain scheme://host[:port] origin, including "null".

@@ -303,8 +303,8 @@ func ParseAPIKeyHash(h string) ([sha256.Size]byte, error) {
 func HashAPIKey(key string) [sha256.Size]byte { return sha256.Sum256([]byte(key)) }
 
 // checkJWKSURL accepts an absolute https URL (http only for loopback hosts)
-// without user info or fragment. The URL is quoted only when it holds no
-// user info, which could be a credential.
+// without user info or fragment. The URL is quoted without user info and
+// query (policy.ShownURL), either of which could be a credential.
 func checkJWKSURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -314,7 +314,7 @@ func checkJWKSURL(raw string) error {
 		return fmt.Errorf("the URL may not hold user info")
 	}
 	if u.Fragment != "" || !policy.SecureURL(u) {
-		return fmt.Errorf("%q: must be an absolute https URL without fragment (http only for localhost)", raw)
+		return fmt.Errorf("%q: must be an absolute https URL without fragment (http only for localhost)", policy.ShownURL(u))
 	}
 	return nil
 }
