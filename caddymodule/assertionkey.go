@@ -154,7 +154,10 @@ func (h *Handler) provisionAssertion(st certmagic.Storage, repl *caddy.Replacer)
 func loadAssertionKeys(cfg []AssertionKey, repl *caddy.Replacer) (*assertion.Ring, error) {
 	keys := make([]assertion.Key, len(cfg))
 	for i, c := range cfg {
-		file := repl.ReplaceKnown(c.File, "")
+		file, err := resolvePath(c.File)
+		if err != nil {
+			return nil, fmt.Errorf("assertion: key #%d: %w", i+1, err)
+		}
 		data, err := os.ReadFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("assertion: key #%d: %w", i+1, err)

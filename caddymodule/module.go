@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -275,21 +277,65 @@ func resolveTenants(in []tenant.Config, repl *caddy.Replacer) ([]tenant.Config, 
 		}
 		c.PublicKeys = append([]tenant.PublicKeyConfig(nil), c.PublicKeys...)
 		for j := range c.PublicKeys {
-			c.PublicKeys[j].File = repl.ReplaceKnown(c.PublicKeys[j].File, "")
+			f, err := resolvePath(c.PublicKeys[j].File)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %q: public_key #%d: %w", c.ID, j+1, err)
+			}
+			c.PublicKeys[j].File = f
 		}
 		out[i] = c
 	}
 	return out, nil
 }
 
-// resolveSecret expands placeholders; an unknown placeholder is an error
-// rather than a literal secret, and the message never shows the value.
+// resolveSecret expands placeholders; an unknown or empty placeholder is an
+// error rather than a literal secret. The message never shows the value: it
+// names the placeholder only when the value is one placeholder and nothing
+// else, since Caddy's own message quotes any {…} in the text, and a literal
+// secret may hold braces.
 func resolveSecret(repl *caddy.Replacer, s string) (string, error) {
 	out, err := repl.ReplaceOrErr(s, true, true)
 	if err != nil {
-		return "", fmt.Errorf("resolving placeholder: %w", err)
+		return "", placeholderError(s, err)
 	}
 	return strings.TrimRight(out, "\r\n"), nil
+}
+
+// placeholderError says which placeholder of secret s failed, naming it only
+// when s is that placeholder alone.
+func placeholderError(s string, err error) error {
+	what := "unknown"
+	if strings.HasSuffix(err.Error(), "is empty") {
+		what = "empty"
+	}
+	if onePlaceholder.MatchString(s) {
+		return fmt.Errorf("placeholder %s is %s", s, what)
+	}
+	return fmt.Errorf("holds a placeholder that is %s (a literal { is written \\{)", what)
+}
+
+// onePlaceholder is a value that is one {env.*} or {file.*} placeholder.
+var onePlaceholder = regexp.MustCompile(`^\{(env|file)\.[^{}]+\}$`)
+
+// resolvePath expands {env.*} in a file's path and nothing else: a
+// {file.*} there would read a file (a private key, say) into the path, and
+// every error naming the path would show its contents. Any other
+// placeholder, or an empty one, is an error (an unset {env.DIR} must not
+// turn {env.DIR}/ca.pem into /ca.pem).
+func resolvePath(s string) (string, error) {
+	repl := caddy.NewEmptyReplacer()
+	repl.Map(func(key string) (any, bool) {
+		name, ok := strings.CutPrefix(key, "env.")
+		if !ok {
+			return nil, false
+		}
+		return os.Getenv(name), true
+	})
+	out, err := repl.ReplaceOrErr(s, true, true)
+	if err != nil {
+		return "", fmt.Errorf("path %q: %w; a path takes {env.*} placeholders only", s, err)
+	}
+	return out, nil
 }
 
 // Validate checks the configuration without changing it.

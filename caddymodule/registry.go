@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -18,8 +19,8 @@ type jwksKey struct{ tenant, url string }
 var errReleased = errors.New("embed_session: handler cleaned up; tenants not rebuilt")
 
 // registryFromConfigs turns a handler's tenant configs into the tenant registry:
-// {env.*} and {file.*} resolved in secrets (and in public key files, jwks
-// URLs and api_keys), every tenant validated, and a JWKS cache attached to
+// {env.*} and {file.*} resolved in secrets (and in jwks URLs and api_keys;
+// public key files take {env.*} only, resolvePath), every tenant validated, and a JWKS cache attached to
 // each tenant that names one.
 //
 // With refs (the gateway's tenantSet), caches come from jwksPool: one that
@@ -50,7 +51,9 @@ func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Re
 		for j := range cfgs[i].APIKeys {
 			cfgs[i].APIKeys[j] = repl.ReplaceKnown(cfgs[i].APIKeys[j], "")
 		}
-		cfgs[i].SubjectIssuers = resolveSubjectIssuers(cfgs[i].SubjectIssuers, repl)
+		if cfgs[i].SubjectIssuers, err = resolveSubjectIssuers(cfgs[i].SubjectIssuers, repl); err != nil {
+			return nil, fmt.Errorf("tenant %q: %w", cfgs[i].ID, err)
+		}
 	}
 	if onJWKSError == nil {
 		onJWKSError = func(string, error) {}
@@ -72,18 +75,22 @@ func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Re
 
 // resolveSubjectIssuers is a copy of in with placeholders resolved in the
 // jwks URLs and public key files, as for the tenant's own.
-func resolveSubjectIssuers(in []tenant.SubjectIssuerConfig, repl *caddy.Replacer) []tenant.SubjectIssuerConfig {
+func resolveSubjectIssuers(in []tenant.SubjectIssuerConfig, repl *caddy.Replacer) ([]tenant.SubjectIssuerConfig, error) {
 	if in == nil {
-		return nil
+		return nil, nil
 	}
 	out := make([]tenant.SubjectIssuerConfig, len(in))
 	for i, s := range in {
 		s.JWKS = repl.ReplaceKnown(s.JWKS, "")
 		s.PublicKeys = append([]tenant.PublicKeyConfig(nil), s.PublicKeys...)
 		for j := range s.PublicKeys {
-			s.PublicKeys[j].File = repl.ReplaceKnown(s.PublicKeys[j].File, "")
+			f, err := resolvePath(s.PublicKeys[j].File)
+			if err != nil {
+				return nil, fmt.Errorf("subject_issuer #%d: public_key #%d: %w", i+1, j+1, err)
+			}
+			s.PublicKeys[j].File = f
 		}
 		out[i] = s
 	}
-	return out
+	return out, nil
 }

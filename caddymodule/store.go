@@ -64,7 +64,8 @@ type StoreConfig struct {
 }
 
 // StoreTLS names the PEM files for TLS to Redis. The files are read when
-// the config loads; a reload picks up renewed files.
+// the config loads; a reload picks up renewed files. {env.*} accepted in
+// the names (resolvePath).
 type StoreTLS struct {
 	// CA is a PEM file of the CAs that sign the servers' certificates.
 	// Default: the system roots.
@@ -177,8 +178,8 @@ func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 	return "", nil, fmt.Errorf("store: unknown type %q (want memory or redis)", cfg.Type)
 }
 
-// redisTLS reads and checks the TLS files of store redis (placeholders in
-// their names resolved), with no network I/O, and returns the TLS config
+// redisTLS reads and checks the TLS files of store redis ({env.*} in their
+// names resolved), with no network I/O, and returns the TLS config
 // (nil without a tls block) and a digest of the settings for the pool key.
 func redisTLS(st *StoreTLS, url string) (*tls.Config, string, error) {
 	if st == nil {
@@ -187,14 +188,13 @@ func redisTLS(st *StoreTLS, url string) (*tls.Config, string, error) {
 	if !strings.HasPrefix(strings.ToLower(url), "rediss") {
 		return nil, "", fmt.Errorf("store redis: tls needs a rediss:// (rediss+sentinel://, rediss+cluster://) url")
 	}
-	repl := caddy.NewReplacer()
 	files := replay.RedisTLS{ServerName: st.ServerName}
 	for _, f := range []struct {
 		name, in string
 		out      *string
 	}{{"ca", st.CA, &files.CAFile}, {"cert", st.Cert, &files.CertFile}, {"key", st.Key, &files.KeyFile}} {
 		var err error
-		if *f.out, err = repl.ReplaceOrErr(f.in, true, true); err != nil {
+		if *f.out, err = resolvePath(f.in); err != nil {
 			return nil, "", fmt.Errorf("store redis: tls %s: %w", f.name, err)
 		}
 	}

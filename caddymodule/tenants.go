@@ -36,8 +36,11 @@ func (h *Handler) readTenantsFile(repl *caddy.Replacer) (tenantsFile, error) {
 	if h.TenantsFile == "" {
 		return tenantsFile{}, nil
 	}
-	f := tenantsFile{path: repl.ReplaceKnown(h.TenantsFile, "")}
-	var err error
+	path, err := resolvePath(h.TenantsFile)
+	if err != nil {
+		return tenantsFile{}, fmt.Errorf("tenants_file: %w", err)
+	}
+	f := tenantsFile{path: path}
 	if f.tenants, f.version, err = tenant.ReadFile(f.path); err != nil {
 		return tenantsFile{}, err
 	}

@@ -91,6 +91,8 @@ type SecretConfig struct {
 // PublicKeyConfig is one public key, from a PEM file or inline PEM.
 type PublicKeyConfig struct {
 	// File is the path of a PEM file holding a public key or certificate.
+	// {env.*} accepted in the path; {file.*} is not (it would read the file
+	// into the path).
 	File string `json:"file,omitempty"`
 	// PEM is the key itself, as an alternative to File. Default: none.
 	PEM string `json:"pem,omitempty"`
