@@ -14,10 +14,11 @@ import (
 	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
-// startErrorPath loads embed_session with caddy_errors in front of an app
-// that is down, a handle_errors route proxying to another app (returned, it
-// records what it gets) and Caddy's own log at DEBUG in a file (its path).
-func startErrorPath(t *testing.T) (*caddytest.Tester, *upstream, string) {
+// startErrorPath loads embed_session (with extra subdirectives, if any) and
+// caddy_errors in front of an app that is down, a handle_errors route
+// proxying to another app (returned, it records what it gets) and Caddy's
+// own log at DEBUG in a file (its path).
+func startErrorPath(t *testing.T, extra ...string) (*caddytest.Tester, *upstream, string) {
 	t.Helper()
 	errorsApp := newUpstream(t)
 	tester, dir := newTester(t)
@@ -33,13 +34,14 @@ func startErrorPath(t *testing.T) (*caddytest.Tester, *upstream, string) {
 			}
 			session_key %s
 			caddy_errors
+			%s
 		}
 		reverse_proxy 127.0.0.1:%d
 		handle_errors {
 			reverse_proxy %s
 		}
 	}
-	`, ctBase, ctSecret, ctSealKey, down, errorsApp.addr), "caddyfile")
+	`, ctBase, ctSecret, ctSealKey, strings.Join(extra, "\n\t\t\t"), down, errorsApp.addr), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -112,5 +114,27 @@ func TestCaddytestRefusalToErrorRouteWithoutCookie(t *testing.T) {
 		if v := seen[0].Header.Values(name); len(v) != 0 {
 			t.Errorf("the refused request carried %s %q", name, v)
 		}
+	}
+}
+
+// TestCaddytestAppErrorToErrorRouteWithoutAssertion stops the upstream
+// assertion leaking through handle_errors: when the app itself fails (here
+// it is down), the request already carries X-Embed-Assertion, a bearer
+// token the app accepts for the session's user until it expires, and an
+// error route proxying elsewhere handed it to that service. The error
+// route gets the request without it, and without the session cookie.
+func TestCaddytestAppErrorToErrorRouteWithoutAssertion(t *testing.T) {
+	tester, errorsApp, _ := startErrorPath(t, "assertion")
+	cookie := login(t, tester, nil)
+	do(t, tester, http.MethodGet, "/app/x", cookie, http.StatusOK) // the error route's answer
+	seen := errorsApp.take()
+	if len(seen) != 1 {
+		t.Fatalf("the error route got %d requests, want 1", len(seen))
+	}
+	if v := seen[0].Header.Values("X-Embed-Assertion"); len(v) != 0 {
+		t.Errorf("the error route got X-Embed-Assertion (%d values)", len(v))
+	}
+	if c := seen[0].Header.Get("Cookie"); strings.Contains(c, cookie) {
+		t.Errorf("the error route got the session cookie: %q", c)
 	}
 }

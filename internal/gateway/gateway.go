@@ -307,9 +307,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	err := g.serveSession(w, r, rq, next)
 	if err != nil {
 		// An error goes back to Caddy, whose handle_errors routes run with
-		// this request and may proxy it to the app: without the session
-		// (a refusal under caddy_errors has not stripped it yet).
+		// this request and may proxy it anywhere: without the gateway's
+		// credentials, its cookies (a refusal under caddy_errors has not
+		// stripped them yet) and the assertion, a bearer token for the app
+		// (set when the app itself failed).
 		policy.StripCookies(r.Header, g.ownCookies)
+		if g.cfg.Assertions != nil {
+			delete(r.Header, g.cfg.Assertions.Header())
+		}
 	}
 	return err
 }
