@@ -49,7 +49,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		session_ttl <duration>              # default 8h
 //		idle_timeout <duration>             # default 30m
 //		max_token_age <duration>            # default 120s
-//		leeway <duration>                   # default 30s
+//		leeway <duration>                   # default 30s, at most 5m
 //		cookie_name <name>                  # default __Host-embed_session
 //		prefix <path>                       # default /.embed
 //		token_param <name>                  # default embed_token
