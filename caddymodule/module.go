@@ -301,17 +301,18 @@ func resolveSecret(repl *caddy.Replacer, s string) (string, error) {
 	return strings.TrimRight(out, "\r\n"), nil
 }
 
-// placeholderError says which placeholder of secret s failed, naming it only
-// when s is that placeholder alone.
+// placeholderError wraps Caddy's error about secret s only when s is one
+// placeholder and nothing else (Caddy's message quotes the failing {…} of
+// the text, here config text); otherwise it says what failed without it.
 func placeholderError(s string, err error) error {
+	if onePlaceholder.MatchString(s) {
+		return fmt.Errorf("resolving placeholder: %w", err)
+	}
 	what := "unknown"
 	if strings.HasSuffix(err.Error(), "is empty") {
 		what = "empty"
 	}
-	if onePlaceholder.MatchString(s) {
-		return fmt.Errorf("placeholder %s is %s", s, what)
-	}
-	return fmt.Errorf("holds a placeholder that is %s (a literal { is written \\{)", what)
+	return fmt.Errorf("resolving placeholder: the value holds a placeholder that is %s (a literal { is written \\{)", what)
 }
 
 // onePlaceholder is a value that is one {env.*} or {file.*} placeholder.

@@ -142,12 +142,15 @@ func TestNewRefusesReservedForwardHeader(t *testing.T) {
 }
 
 // The core refuses a leeway that would outlast max_token_age many times
-// over, whoever builds Config.
+// over, or a negative one (it would end a sign-out's revocation before the
+// session), whoever builds Config.
 func TestNewRefusesLeewayOverMax(t *testing.T) {
 	cfg := newEnv(t).cfg
-	cfg.Leeway = gateway.MaxLeeway + time.Second
-	if _, err := gateway.New(cfg); err == nil {
-		t.Fatalf("leeway %s accepted", cfg.Leeway)
+	for _, bad := range []time.Duration{gateway.MaxLeeway + time.Second, -7 * time.Hour} {
+		cfg.Leeway = bad
+		if _, err := gateway.New(cfg); err == nil {
+			t.Fatalf("leeway %s accepted", cfg.Leeway)
+		}
 	}
 	cfg.Leeway = gateway.MaxLeeway
 	if _, err := gateway.New(cfg); err != nil {

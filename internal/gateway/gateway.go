@@ -194,8 +194,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.SessionTTL > MaxSessionTTL {
 		return nil, fmt.Errorf("gateway: session TTL %s over %s", cfg.SessionTTL, MaxSessionTTL)
 	}
-	if cfg.Leeway > MaxLeeway {
-		return nil, fmt.Errorf("gateway: leeway %s over %s", cfg.Leeway, MaxLeeway)
+	if cfg.Leeway < 0 || cfg.Leeway > MaxLeeway {
+		return nil, fmt.Errorf("gateway: leeway %s: want 0 to %s", cfg.Leeway, MaxLeeway)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
