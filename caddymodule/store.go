@@ -107,7 +107,10 @@ func (m *memoryState) Destruct() error                           { m.Memory.Clos
 func (m *memoryState) parts() (replay.Store, replay.Revocations) { return m.Memory, m.Memory }
 func (m *memoryState) info() storeInfo                           { return storeInfo{Type: "memory"} }
 
-type redisState struct{ *replay.Redis }
+type redisState struct {
+	*replay.Redis
+	url string // resolved: seedFor matches stores by it and the prefix
+}
 
 func (r *redisState) Destruct() error                           { return r.Redis.Close() }
 func (r *redisState) parts() (replay.Store, replay.Revocations) { return r.Redis, r.Redis }
@@ -128,15 +131,19 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 		return &memoryState{Memory: replay.NewMemory(nil)}, nil
 	}
 	if rc != nil {
+		// Found before LoadOrNew: the pool's Range waits on an entry
+		// under construction, so construct may not call it.
+		seed := seedFor(rc)
 		construct = func() (caddy.Destructor, error) {
 			routeRedisLogs()
 			cfg := *rc
 			cfg.Report = storeReporter(replay.RedactURL(cfg.URL), cfg.KeyPrefix)
+			cfg.Seed = seed
 			r, err := replay.NewRedis(ctx, cfg)
 			if err != nil {
 				return nil, fmt.Errorf("store redis: %w", err)
 			}
-			return &redisState{Redis: r}, nil
+			return &redisState{Redis: r, url: cfg.URL}, nil
 		}
 	}
 	v, _, err := statePool.LoadOrNew(key, construct)
@@ -147,6 +154,22 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 	st := v.(pooledStore)
 	s, rv := st.parts()
 	return s, rv, nil
+}
+
+// seedFor is a running store on the same Redis and key prefix as rc, if
+// any: a reload that changes another setting (timeout, replicas, renewed
+// TLS files) makes a new store, which starts from this one's revocations
+// rather than from none while its first load waits for Redis.
+func seedFor(rc *replay.RedisConfig) *replay.Redis {
+	var seed *replay.Redis
+	statePool.Range(func(_, v any) bool {
+		if rs, ok := v.(*redisState); ok && rs.url == rc.URL && rs.KeyPrefix() == rc.KeyPrefix {
+			seed = rs.Redis
+			return false
+		}
+		return true
+	})
+	return seed
 }
 
 // storePlan checks the store config without any network I/O (it reads the

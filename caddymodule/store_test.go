@@ -254,3 +254,55 @@ func TestProvisionRedisStorePooled(t *testing.T) {
 		t.Fatal("the client is still open after the last Cleanup")
 	}
 }
+
+// A reload that changes another store setting (here the timeout; renewed
+// TLS files do the same) builds a new Redis client, whose mirror used to
+// start empty: with Redis down at that moment, the new config took every
+// session signed out or revoked before it, until Redis came back. It now
+// starts from the running store's revocations for the same Redis and prefix.
+func TestReloadWithNewStoreSettingsKeepsRevocations(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	old := &Handler{Store: &StoreConfig{Type: "redis", URL: srv.URL(), KeyPrefix: "seed-test:"}}
+	_, rev1, err := old.provisionStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = old.Cleanup() }()
+	<-rev1.(*replay.Redis).Synced()
+	until := time.Now().Add(time.Hour)
+	if err := rev1.Revoke(context.Background(), "sid-out", until); err != nil {
+		t.Fatal(err)
+	}
+	if err := rev1.RevokeAll(context.Background(), "acme", "jane", until); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	next := &Handler{Store: &StoreConfig{Type: "redis", URL: srv.URL(), KeyPrefix: "seed-test:", Timeout: caddy.Duration(time.Second)}}
+	_, rev2, err := next.provisionStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = next.Cleanup() }()
+	if rev2 == rev1 {
+		t.Fatal("a new timeout reused the old client")
+	}
+	issued := time.Now().Add(-time.Minute)
+	if !rev2.Revoked(replay.SessionRef{ID: "sid-out", Tenant: "acme", Subject: "bob", IssuedAt: issued}) {
+		t.Error("a signed-out session is taken by the reloaded config while Redis is down")
+	}
+	if !rev2.Revoked(replay.SessionRef{ID: "sid-2", Tenant: "acme", Subject: "jane", IssuedAt: issued}) {
+		t.Error("a revoked subject's session is taken by the reloaded config while Redis is down")
+	}
+	// Another prefix is another deployment: nothing is carried over.
+	other := &Handler{Store: &StoreConfig{Type: "redis", URL: srv.URL(), KeyPrefix: "other:"}}
+	_, rev3, err := other.provisionStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = other.Cleanup() }()
+	if rev3.Revoked(replay.SessionRef{ID: "sid-out", Tenant: "acme", Subject: "bob", IssuedAt: issued}) {
+		t.Error("a store with another prefix started from this one's revocations")
+	}
+}

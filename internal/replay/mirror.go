@@ -29,6 +29,32 @@ func newMirror(now func() time.Time) *mirror {
 	return &mirror{now: now, sessions: make(map[string]int64), cutoffs: make(cutoffTable)}
 }
 
+// merge adds every live entry of o (another mirror of the same Redis and
+// prefix), keeping the later of each as revokeSession and cut do.
+func (m *mirror) merge(o *mirror) {
+	now := m.now().UnixNano()
+	o.mu.RLock()
+	sessions := make(map[string]int64, len(o.sessions))
+	for sid, until := range o.sessions {
+		if until > now {
+			sessions[sid] = until
+		}
+	}
+	cutoffs := make(cutoffTable, len(o.cutoffs))
+	for k, c := range o.cutoffs {
+		if c.until > now {
+			cutoffs[k] = c
+		}
+	}
+	o.mu.RUnlock()
+	for sid, until := range sessions {
+		m.revokeSession(sid, until)
+	}
+	for k, c := range cutoffs {
+		m.cut(k.tenant, k.subject, c.at, c.until)
+	}
+}
+
 // revokeSession records sid as revoked until the Unix-nano instant until.
 func (m *mirror) revokeSession(sid string, until int64) {
 	m.mu.Lock()

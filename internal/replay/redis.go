@@ -59,6 +59,12 @@ type RedisConfig struct {
 	// StartWait bounds how long NewRedis waits for the revocation mirror's
 	// first load before returning anyway. Default DefaultRedisStartWait.
 	StartWait time.Duration
+	// Seed is a store on the same Redis and KeyPrefix (the one a config
+	// reload replaces, say for a new timeout or renewed TLS files) whose
+	// revocations the new mirror starts with: until its first load, which
+	// waits for Redis, it must not take sessions the old one refused.
+	// Default: none.
+	Seed *Redis
 	// Now is the clock for revocation expiries; nil means time.Now.
 	Now func() time.Time
 	// Report receives state changes (outage, recovery, resync) and the
@@ -151,6 +157,9 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		cancel:       cancel,
 		done:         make(chan struct{}),
 		synced:       make(chan struct{}),
+	}
+	if cfg.Seed != nil {
+		r.mirror.merge(cfg.Seed.mirror)
 	}
 	go r.run(runCtx)
 	go r.releaser(runCtx)
