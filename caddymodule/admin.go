@@ -101,10 +101,10 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 	now := time.Now()
 	// The cutoff is stored for MaxSessionTTL, so that it outlives the
 	// sessions of any instance sharing the store, plus twice the largest
-	// leeway: it covers sessions dated up to a leeway after it, on clocks
-	// up to a leeway apart. revoked_until reports the real end of what it
-	// covers here: the longest session_ttl serving the tenant, after which
-	// every session it revoked would have ended anyway.
+	// leeway, for instances whose clocks run behind. revoked_until reports
+	// the real end of what it covers here: the longest session_ttl serving
+	// the tenant, after which every session it revoked would have ended
+	// anyway.
 	until := now.Add(MaxSessionTTL + 2*gateway.MaxLeeway)
 	for _, st := range stores {
 		_, rv := st.parts()

@@ -159,7 +159,7 @@ func (g *Gateway) exchange(r *http.Request, rq *request, raw, parentOrigin strin
 	now := g.now().Truncate(time.Second)
 	sess := &session.Session{
 		ID: id, Tenant: t.ID, Subject: res.Claims.Subject, Origin: origin, Origins: allowed.Narrowed(), Claims: claims,
-		IssuedAt: g.newSessionDate(now, t.ID, res.Claims.Subject), LastSeen: now, ExpiresAt: now.Add(g.cfg.SessionTTL),
+		IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(g.cfg.SessionTTL),
 	}
 	// Sealed before the jti is consumed: a session too large for a cookie
 	// must not burn the token.
@@ -337,18 +337,4 @@ func isLocalPath(p string) bool {
 	}
 	u, err := url.Parse(p)
 	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
-}
-
-// newSessionDate is the IssuedAt of a session of (tenant, subject) made at
-// now (whole seconds): now, or, while a live RevokeAll cutoff would still
-// cover a session dated now (the cutoff reaches a leeway past its instant,
-// openSession), the first second past that reach. This instance knows of the
-// cutoff, so the session is not one it revokes; dated now, it would be
-// refused at once, and the user sent round the sign-in for a leeway.
-func (g *Gateway) newSessionDate(now time.Time, tenant, subject string) time.Time {
-	c := g.cfg.Revocations.Cutoff(tenant, subject)
-	if c.IsZero() || now.Add(-g.cfg.Leeway).After(c) {
-		return now
-	}
-	return c.Add(g.cfg.Leeway).Truncate(time.Second).Add(time.Second)
 }

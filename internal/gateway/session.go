@@ -68,10 +68,7 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 		res.err = reason.Errorf(reason.SessionExpired, "older than session_ttl")
 		return res
 	}
-	// A RevokeAll cutoff covers sessions dated up to a leeway after it: the
-	// instance that made one may run that much ahead of the one that
-	// revoked (newSessionDate dates this instance's own past the reach).
-	if g.cfg.Revocations.Revoked(replay.SessionRef{ID: s.ID, Tenant: s.Tenant, Subject: s.Subject, IssuedAt: s.IssuedAt.Add(-g.cfg.Leeway)}) {
+	if g.cfg.Revocations.Revoked(replay.SessionRef{ID: s.ID, Tenant: s.Tenant, Subject: s.Subject, IssuedAt: s.IssuedAt}) {
 		res.err = reason.SessionRevoked.Err()
 		return res
 	}

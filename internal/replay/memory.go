@@ -73,18 +73,6 @@ func (t cutoffTable) covers(s SessionRef, now int64) bool {
 		(s.Subject != "" && t.cutBy(cutoffKey{s.Tenant, ""}, s.IssuedAt, now))
 }
 
-// latest is the later of the live cutoffs of (tenant, subject) and of the
-// whole tenant, zero if neither is live at now.
-func (t cutoffTable) latest(tenant, subject string, now int64) time.Time {
-	var at time.Time
-	for _, k := range [2]cutoffKey{{tenant, subject}, {tenant, ""}} {
-		if c, ok := t[k]; ok && c.until > now && c.at.After(at) {
-			at = c.at
-		}
-	}
-	return at
-}
-
 // cutBy reports whether the live cutoff k covers a session issued at iat.
 func (t cutoffTable) cutBy(k cutoffKey, iat time.Time, now int64) bool {
 	c, ok := t[k]
@@ -242,15 +230,6 @@ func (m *Memory) Revoked(s SessionRef) bool {
 	}
 	t := m.cutoffs.Load()
 	return len(*t) > 0 && t.covers(s, m.now().UnixNano())
-}
-
-// Cutoff implements Revocations.
-func (m *Memory) Cutoff(tenant, subject string) time.Time {
-	t := m.cutoffs.Load()
-	if len(*t) == 0 {
-		return time.Time{}
-	}
-	return t.latest(tenant, subject, m.now().UnixNano())
 }
 
 // addNanos returns now+d, saturating instead of overflowing.

@@ -93,14 +93,6 @@ func (m *mirror) revoked(s SessionRef) bool {
 	return m.cutoffs.covers(s, now)
 }
 
-// cutoff is Revocations.Cutoff.
-func (m *mirror) cutoff(tenant, subject string) time.Time {
-	now := m.now().UnixNano()
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return m.cutoffs.latest(tenant, subject, now)
-}
-
 // sweep drops expired entries; expiry itself is decided on every read.
 func (m *mirror) sweep() {
 	now := m.now().UnixNano()

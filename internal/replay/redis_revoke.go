@@ -116,9 +116,6 @@ func (r *Redis) writeRevocation(ctx context.Context, key string, e revEntry, unt
 // Revoked implements Revocations from the local mirror: no I/O.
 func (r *Redis) Revoked(s SessionRef) bool { return r.mirror.revoked(s) }
 
-// Cutoff implements Revocations from the local mirror: no I/O.
-func (r *Redis) Cutoff(tenant, subject string) time.Time { return r.mirror.cutoff(tenant, subject) }
-
 // apply records e in the mirror, expiring ttlMillis from now.
 func (r *Redis) apply(e revEntry, ttlMillis int64) {
 	until := addNanos(r.now().UnixNano(), time.Duration(ttlMillis)*time.Millisecond)

@@ -29,8 +29,7 @@ type SessionRef struct {
 // Revocations records revoked sessions. Revoked is on the per-request path:
 // it is a local lookup and never does I/O.
 type Revocations interface {
-	// Revoke revokes one session id until the time given (the gateway
-	// gives its expiry plus the leeway).
+	// Revoke revokes one session id until its expiry.
 	Revoke(ctx context.Context, sessionID string, until time.Time) error
 	// RevokeAll revokes every session of tenant (of subject only, when
 	// subject is not empty) issued at or before the call, until every such
@@ -38,8 +37,4 @@ type Revocations interface {
 	RevokeAll(ctx context.Context, tenant, subject string, until time.Time) error
 	// Revoked reports whether the session has been revoked.
 	Revoked(s SessionRef) bool
-	// Cutoff is the latest live RevokeAll cutoff covering sessions of
-	// tenant and subject (its own, or the whole tenant's); zero if none.
-	// Local, no I/O, as Revoked.
-	Cutoff(tenant, subject string) time.Time
 }

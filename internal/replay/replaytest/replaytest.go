@@ -190,23 +190,8 @@ func revokeAll(t *testing.T, h Harness, subject string, names [4]string, want [4
 	jane := replay.SessionRef{ID: "s1", Tenant: "acme", Subject: "jane", IssuedAt: before}
 	bob := replay.SessionRef{ID: "s2", Tenant: "acme", Subject: "bob", IssuedAt: before}
 	janeElsewhere := replay.SessionRef{ID: "s3", Tenant: "globex", Subject: "jane", IssuedAt: before}
-	if c := e.rev.Cutoff("acme", "jane"); !c.IsZero() {
-		t.Fatalf("Cutoff before RevokeAll = %s, want zero", c)
-	}
-	called := e.now()
 	if err := e.rev.RevokeAll(ctx, "acme", subject, e.now().Add(time.Hour)); err != nil {
 		t.Fatalf("RevokeAll: %v", err)
-	}
-	// Cutoff names the instant of the call for what it covers, and
-	// nothing for what it does not.
-	for _, c := range []struct {
-		tenant, subject string
-		covered         bool
-	}{{"acme", "jane", true}, {"acme", "bob", subject == ""}, {"globex", "jane", false}} {
-		got := e.rev.Cutoff(c.tenant, c.subject)
-		if c.covered && (got.Before(called.Add(-time.Second)) || got.After(e.now().Add(time.Second))) || !c.covered && !got.IsZero() {
-			t.Errorf("Cutoff(%s, %s) = %s, want the call's instant %s: %v", c.tenant, c.subject, got, called, c.covered)
-		}
 	}
 	e.step(time.Second)
 	janeLater := replay.SessionRef{ID: "s4", Tenant: "acme", Subject: "jane", IssuedAt: e.now()}
@@ -218,9 +203,6 @@ func revokeAll(t *testing.T, h Harness, subject string, names [4]string, want [4
 	e.step(time.Hour)
 	if e.rev.Revoked(jane) {
 		t.Error("still revoked after until")
-	}
-	if c := e.rev.Cutoff("acme", "jane"); !c.IsZero() {
-		t.Errorf("Cutoff after until = %s, want zero", c)
 	}
 }
 
