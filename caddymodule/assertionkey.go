@@ -88,15 +88,11 @@ func (h *Handler) validateAssertion() error {
 // checkUpstreamHeaders applies gateway.CheckUpstreamHeaders to the
 // forward_claim headers and the assertion's header.
 func (h *Handler) checkUpstreamHeaders() error {
-	forward := make([]string, len(h.ForwardClaims))
-	for i, fc := range h.ForwardClaims {
-		forward[i] = fc.Header
-	}
 	assertion := ""
 	if h.Assertion != nil {
 		assertion = h.Assertion.header()
 	}
-	return gateway.CheckUpstreamHeaders(forward, assertion)
+	return gateway.CheckUpstreamHeaders(h.gatewayForwardClaims(), assertion)
 }
 
 func (a *AssertionConfig) header() string {

@@ -203,10 +203,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	fwd := make([]gateway.ForwardClaim, len(h.ForwardClaims))
-	for i, fc := range h.ForwardClaims {
-		fwd[i] = gateway.ForwardClaim{Claim: fc.Claim, Header: http.CanonicalHeaderKey(fc.Header)}
-	}
+	fwd := h.gatewayForwardClaims()
 	req := make([]gateway.Requirement, len(h.Require))
 	for i, rq := range h.Require {
 		req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
@@ -259,6 +256,15 @@ func (h *Handler) setDefaults() {
 	if h.TokenParam == "" {
 		h.TokenParam = DefaultTokenParam
 	}
+}
+
+// gatewayForwardClaims is h's forward_claims for the core.
+func (h *Handler) gatewayForwardClaims() []gateway.ForwardClaim {
+	fwd := make([]gateway.ForwardClaim, len(h.ForwardClaims))
+	for i, fc := range h.ForwardClaims {
+		fwd[i] = gateway.ForwardClaim{Claim: fc.Claim, Header: http.CanonicalHeaderKey(fc.Header)}
+	}
+	return fwd
 }
 
 // resolveTenants returns copies of the tenant configs with {env.*} and

@@ -28,15 +28,11 @@ const jwksMaxAge = "public, max-age=300"
 
 // checkUpstreamHeaders applies CheckUpstreamHeaders to cfg.
 func checkUpstreamHeaders(cfg Config) error {
-	forward := make([]string, len(cfg.ForwardClaims))
-	for i, fc := range cfg.ForwardClaims {
-		forward[i] = fc.Header
-	}
 	assertion := ""
 	if cfg.Assertions != nil {
 		assertion = cfg.Assertions.Header()
 	}
-	if err := CheckUpstreamHeaders(forward, assertion); err != nil {
+	if err := CheckUpstreamHeaders(cfg.ForwardClaims, assertion); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil

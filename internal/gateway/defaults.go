@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/embedgate/embedgate/internal/policy"
@@ -57,14 +56,17 @@ func CheckForwardHeader(name string) error {
 }
 
 // CheckUpstreamHeaders checks the headers the gateway sets on requests to
-// the app besides its own: each forward_claim's (forward, in order) and the
+// the app besides its own: each forward claim's (in order) and the
 // assertion's ("" for none). None may be one CheckForwardHeader refuses, and
 // no two may be one header to the app. The error names the forward_claim by
 // its number, or the assertion.
-func CheckUpstreamHeaders(forward []string, assertion string) error {
-	names := forward
+func CheckUpstreamHeaders(forward []ForwardClaim, assertion string) error {
+	names := make([]string, len(forward), len(forward)+1)
+	for i, fc := range forward {
+		names[i] = fc.Header
+	}
 	if assertion != "" {
-		names = append(slices.Clip(forward), assertion)
+		names = append(names, assertion)
 	}
 	for i, name := range names {
 		what := fmt.Sprintf("forward_claim #%d", i+1)
