@@ -107,14 +107,14 @@ func (a *AssertionConfig) header() string {
 // exist yet is created, under the storage lock, by the first request that
 // needs it (a session going upstream, or the JWKS), so `embedgate
 // validate` writes nothing and instances sharing storage agree on one key.
-func (h *Handler) provisionAssertion(st certmagic.Storage, repl *caddy.Replacer) (gateway.Assertions, error) {
+func (h *Handler) provisionAssertion(st certmagic.Storage) (gateway.Assertions, error) {
 	a := h.Assertion
 	if a == nil {
 		return nil, nil
 	}
 	var keys assertion.KeySource
 	if len(a.Keys) > 0 {
-		ring, err := loadAssertionKeys(a.Keys, repl)
+		ring, err := loadAssertionKeys(a.Keys)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +147,7 @@ func (h *Handler) provisionAssertion(st certmagic.Storage, repl *caddy.Replacer)
 }
 
 // loadAssertionKeys reads the configured key files into a ring.
-func loadAssertionKeys(cfg []AssertionKey, repl *caddy.Replacer) (*assertion.Ring, error) {
+func loadAssertionKeys(cfg []AssertionKey) (*assertion.Ring, error) {
 	keys := make([]assertion.Key, len(cfg))
 	for i, c := range cfg {
 		file, err := resolvePath(c.File)

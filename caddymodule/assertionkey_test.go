@@ -26,7 +26,7 @@ import (
 
 func assertionJWKS(t *testing.T, h *Handler, st certmagic.Storage) []byte {
 	t.Helper()
-	a, err := h.provisionAssertion(st, caddy.NewReplacer())
+	a, err := h.provisionAssertion(st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +43,11 @@ func assertionJWKS(t *testing.T, h *Handler, st certmagic.Storage) []byte {
 func TestAssertionKeyGeneratedOnceShared(t *testing.T) {
 	st := &certmagic.FileStorage{Path: t.TempDir()}
 	h := &Handler{Assertion: &AssertionConfig{}}
-	a, err := h.provisionAssertion(st, caddy.NewReplacer())
+	a, err := h.provisionAssertion(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := h.provisionAssertion(st, caddy.NewReplacer())
+	b, err := h.provisionAssertion(st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestAssertionStoredKeyCorrupt(t *testing.T) {
 	if err := st.Store(context.Background(), assertionStorageKey, []byte("junk")); err != nil {
 		t.Fatal(err)
 	}
-	_, err := (&Handler{Assertion: &AssertionConfig{}}).provisionAssertion(st, caddy.NewReplacer())
+	_, err := (&Handler{Assertion: &AssertionConfig{}}).provisionAssertion(st)
 	if err == nil || !strings.Contains(err.Error(), "delete it") {
 		t.Fatalf("corrupt key: %v", err)
 	}
@@ -126,7 +126,7 @@ func TestAssertionConfiguredKeys(t *testing.T) {
 		t.Fatal("a key was generated although keys are configured")
 	}
 	h.Assertion.Keys[1].File = filepath.Join(dir, "missing.pem")
-	if _, err := h.provisionAssertion(st, caddy.NewReplacer()); err == nil || !strings.Contains(err.Error(), "key #2") {
+	if _, err := h.provisionAssertion(st); err == nil || !strings.Contains(err.Error(), "key #2") {
 		t.Fatalf("missing file: %v", err)
 	}
 }

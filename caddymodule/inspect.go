@@ -82,7 +82,7 @@ func cmdInspect(c *cobra.Command, args []string) int {
 	var ids []string
 	var matches []candidate
 	for i, h := range handlers {
-		file, err := h.readTenantsFile(repl)
+		file, err := h.readTenantsFile()
 		if err != nil {
 			fmt.Fprintf(errOut, "embed-inspect: config: embed_session #%d: %v\n", i+1, err)
 			return exitUsage

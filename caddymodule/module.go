@@ -193,7 +193,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	assertions, err := h.provisionAssertion(ctx.Storage(), repl)
+	assertions, err := h.provisionAssertion(ctx.Storage())
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func TestFilePathsNeverReadFiles(t *testing.T) {
 	if got, err := resolvePath("{env.EG_TEST_UNSET_DIR}/ca.pem"); err == nil {
 		t.Fatalf("resolvePath with an unset variable = %q, want an error", got)
 	}
-	_, err := loadAssertionKeys([]AssertionKey{{File: "{file." + pemFile + "}"}}, caddy.NewReplacer())
+	_, err := loadAssertionKeys([]AssertionKey{{File: "{file." + pemFile + "}"}})
 	if err == nil || strings.Contains(err.Error(), "secretsecret") || strings.Contains(err.Error(), "BEGIN") {
 		t.Fatalf("assertion key at a {file.*} path: %v, want an error without the file's contents", err)
 	}

@@ -32,7 +32,7 @@ type tenantsFile struct {
 
 // readTenantsFile resolves and reads h's tenants_file, if it has one. An
 // unreadable or invalid file is a config error.
-func (h *Handler) readTenantsFile(repl *caddy.Replacer) (tenantsFile, error) {
+func (h *Handler) readTenantsFile() (tenantsFile, error) {
 	if h.TenantsFile == "" {
 		return tenantsFile{}, nil
 	}
@@ -96,7 +96,7 @@ func warnUnframable(logger *zap.Logger, reg *tenant.Registry) {
 // load is a config error; an invalid file later is logged and refused whole,
 // and the previous registry stays in force.
 func (h *Handler) provisionTenants(ctx caddy.Context, repl *caddy.Replacer) (*tenantSet, error) {
-	file, err := h.readTenantsFile(repl)
+	file, err := h.readTenantsFile()
 	if err != nil {
 		return nil, err
 	}
