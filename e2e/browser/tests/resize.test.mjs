@@ -5,7 +5,11 @@ import { countEvents, iframeHeight, scenario, signIn } from "../lib.mjs";
 
 scenario("content growing inside the frame grows the iframe on the host page, and shrinking it shrinks the iframe", async (s) => {
   const frame = await signIn(s, "jane@acme.test");
-  await s.waitForEvent("the first embed:resize", (e) => e.type === "embed:resize");
+  // The start page posts its own embed:resize before the app loads: the
+  // height to check is the first one the app posts, after its embed:ready.
+  const appReady = (e) => e.mount === "main" && e.type === "embed:ready" && e.page === "app";
+  await s.waitForEvent("the app's first embed:resize",
+    (e, i, all) => e.mount === "main" && e.type === "embed:resize" && all.slice(0, i).some(appReady));
   const h0 = await iframeHeight(s);
   assert.ok(h0 >= 150 && h0 <= 600, `initial iframe height ${h0}: not fitted to the app`);
   const before = (await s.events()).length;
