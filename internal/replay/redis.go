@@ -44,7 +44,8 @@ type RedisConfig struct {
 	// sentinels); the URL must be a rediss one. Its empty ServerName
 	// becomes the URL's host. See RedisTLS.Load.
 	TLS *tls.Config
-	// KeyPrefix starts every key and the pub/sub channel; instances that
+	// KeyPrefix starts every key and the pub/sub channel (which also names
+	// the database when it is not 0: revocationChannel); instances that
 	// share state use the same prefix. Default DefaultRedisKeyPrefix.
 	KeyPrefix string
 	// Timeout bounds each command on the request path. Default
@@ -142,7 +143,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		sentinel:     spec.sentinel,
 		target:       spec.target,
 		prefix:       cfg.KeyPrefix,
-		channel:      cfg.KeyPrefix + "revocations",
+		channel:      revocationChannel(cfg.KeyPrefix, spec.db),
 		origin:       rand.Text(),
 		timeout:      cfg.Timeout,
 		replicas:     cfg.Replicas,

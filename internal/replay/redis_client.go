@@ -19,6 +19,9 @@ type clientSpec struct {
 	// sentinel is set for a Sentinel-managed master: the store watches the
 	// sentinels for master switches with the same options.
 	sentinel *redis.FailoverOptions
+	// db is the database number the keys live in (0 on a Cluster): Redis
+	// pub/sub ignores it, so the channel must carry it (revocationChannel).
+	db int
 }
 
 // newRedisClient builds a client for a single server, a Sentinel-managed
@@ -47,9 +50,14 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 	spec := clientSpec{target: RedactURL(raw)}
 	switch mode {
 	case "":
-		spec.client, _, err = singleMode.build(plain, rules)
+		var opt *redis.Options
+		if spec.client, opt, err = singleMode.build(plain, rules); err == nil {
+			spec.db = opt.DB
+		}
 	case "sentinel":
-		spec.client, spec.sentinel, err = sentinelMode.build(plain, rules)
+		if spec.client, spec.sentinel, err = sentinelMode.build(plain, rules); err == nil {
+			spec.db = spec.sentinel.DB
+		}
 	case "cluster":
 		spec.client, _, err = clusterMode.build(plain, rules)
 	default:
@@ -59,6 +67,20 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 		return clientSpec{}, err
 	}
 	return spec, nil
+}
+
+// revocationChannel is the pub/sub channel of the deployment whose keys
+// start with prefix in database db. Pub/sub is one namespace for a whole
+// server, whatever database a client selected: without the number, two
+// deployments on one Redis under the same prefix in different databases
+// (staging on 1, production on 0) would apply each other's sign-outs.
+// Database 0 keeps the name it always had, so instances of older versions
+// there still hear each other.
+func revocationChannel(prefix string, db int) string {
+	if db == 0 {
+		return prefix + "revocations"
+	}
+	return prefix + "db" + strconv.Itoa(db) + ":revocations"
 }
 
 // clientMode is one kind of deployment as go-redis builds it, with its own

@@ -15,12 +15,14 @@ func TestNewRedisClientURLs(t *testing.T) {
 		url     string
 		kind    string // "client", "cluster" or "" for an error
 		target  string
+		db      int // the database the channel is named for
 		wantErr string
 	}{
-		{url: "redis://:" + secret + "@127.0.0.1:6379/2", kind: "client", target: "redis://:xxxxx@127.0.0.1:6379/2"},
+		{url: "redis://:" + secret + "@127.0.0.1:6379/2", kind: "client", target: "redis://:xxxxx@127.0.0.1:6379/2", db: 2},
 		{url: "rediss://app:" + secret + "@redis.internal:6380", kind: "client", target: "rediss://app:xxxxx@redis.internal:6380"},
-		{url: "unix:///run/redis.sock?db=1", kind: "client", target: "unix:///run/redis.sock?db=1"},
+		{url: "unix:///run/redis.sock?db=1", kind: "client", target: "unix:///run/redis.sock?db=1", db: 1},
 		{url: "redis+sentinel://:" + secret + "@10.0.0.1:26379/0?master_name=mymaster&addr=10.0.0.2:26379", kind: "client"},
+		{url: "redis+sentinel://10.0.0.1:26379/3?master_name=mymaster", kind: "client", db: 3},
 		{url: "redis+cluster://10.0.0.1:7000?addr=10.0.0.2:7000", kind: "cluster", target: "redis+cluster://10.0.0.1:7000?addr=10.0.0.2%3A7000"},
 		{url: "REDISS+CLUSTER://10.0.0.1:7000", kind: "cluster"},
 		{url: "redis+sentinel://10.0.0.1:26379", wantErr: "master_name"},
@@ -61,7 +63,23 @@ func TestNewRedisClientURLs(t *testing.T) {
 		if tt.target != "" && target != tt.target {
 			t.Errorf("%s: target %q, want %q", tt.url, target, tt.target)
 		}
+		if spec.db != tt.db {
+			t.Errorf("%s: database %d, want %d", tt.url, spec.db, tt.db)
+		}
 		_ = c.Close()
+	}
+}
+
+// Database 0 keeps the channel older versions use; any other database
+// gets a channel of its own.
+func TestRevocationChannel(t *testing.T) {
+	for _, tt := range []struct {
+		db   int
+		want string
+	}{{0, "embedgate:revocations"}, {1, "embedgate:db1:revocations"}, {15, "embedgate:db15:revocations"}} {
+		if got := revocationChannel("embedgate:", tt.db); got != tt.want {
+			t.Errorf("db %d: channel %q, want %q", tt.db, got, tt.want)
+		}
 	}
 }
 

@@ -242,6 +242,53 @@ func TestRedisPropagation(t *testing.T) {
 	}
 }
 
+// Two deployments on one Redis server under the same key_prefix, in
+// different databases (staging in 1, production in 0), keep their
+// sign-outs apart: pub/sub ignores the database, so a shared channel would
+// have production apply staging's revocations. Redis delivers a
+// subscriber's messages in the order they were published, so once
+// production has applied an announcement published after staging's, it
+// never received staging's.
+func TestRedisDatabasesKeepRevocationsApart(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	prefix := uniquePrefix()
+	store := func(db int) *replay.Redis {
+		r := newRedis(t, replay.RedisConfig{URL: fmt.Sprintf("%s/%d", srv.URL(), db), KeyPrefix: prefix})
+		<-r.Synced()
+		return r
+	}
+	staging, stagingPeer := store(1), store(1)
+	prod, prodPeer := store(0), store(0)
+	ctx := context.Background()
+	iat := time.Now().Add(-time.Minute)
+	jane := replay.SessionRef{ID: "sid-jane", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	marker := replay.SessionRef{ID: "sid-marker", Tenant: "other", Subject: "x", IssuedAt: iat}
+
+	if err := staging.RevokeAll(ctx, "acme", "", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, stagingPeer, jane, 2*time.Second)
+	if err := prodPeer.Revoke(ctx, marker.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, prod, marker, 2*time.Second)
+	if prod.Revoked(jane) || prodPeer.Revoked(jane) {
+		t.Fatal("production applied a sign-out made in staging's database")
+	}
+	marker2 := replay.SessionRef{ID: "sid-marker-2", Tenant: "other", Subject: "x", IssuedAt: iat}
+	if err := staging.Revoke(ctx, marker2.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, stagingPeer, marker2, 2*time.Second)
+	if stagingPeer.Revoked(marker) {
+		t.Fatal("staging applied a sign-out made in production's database")
+	}
+	// A production instance started now loads its own database only.
+	if late := store(0); late.Revoked(jane) || !late.Revoked(marker) {
+		t.Fatal("a new production instance did not load exactly its own database's revocations")
+	}
+}
+
 func waitRevoked(t *testing.T, r *replay.Redis, s replay.SessionRef, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
