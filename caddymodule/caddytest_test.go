@@ -413,3 +413,26 @@ func TestCaddytestForgedAssertionNeverReachesApp(t *testing.T) {
 		})
 	}
 }
+
+// TestCaddytestSessionDataNotReadableCrossSite stops cross-site script
+// inclusion of the signed-in user: a stranger's frame on the customer's
+// page (an ad) shares the embed's partitioned cookie, and bridge.js, a
+// script rendered per session, would run there with window.parent shadowed
+// and hand it the session's sub. A page of another site gets 403 for
+// bridge.js and {prefix}/session; the app's own pages get both, marked
+// Cross-Origin-Resource-Policy: same-origin for browsers that send no
+// Sec-Fetch-Site.
+func TestCaddytestSessionDataNotReadableCrossSite(t *testing.T) {
+	up := newUpstream(t)
+	tester, _ := startGateway(t, up, "")
+	cookie := login(t, tester, nil)
+	for _, path := range []string{"/.embed/bridge.js", "/.embed/session"} {
+		for _, site := range []string{"cross-site", "same-site"} {
+			get(t, tester, path, cookie, http.StatusForbidden, "Sec-Fetch-Site", site, "Sec-Fetch-Dest", "script")
+		}
+		resp := get(t, tester, path, cookie, http.StatusOK, "Sec-Fetch-Site", "same-origin")
+		if got := resp.Header.Get("Cross-Origin-Resource-Policy"); got != "same-origin" {
+			t.Errorf("%s: Cross-Origin-Resource-Policy %q, want same-origin", path, got)
+		}
+	}
+}

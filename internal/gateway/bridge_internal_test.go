@@ -312,7 +312,8 @@ func TestAssets(t *testing.T) {
 	bridgeOrigins := func(q bkReq) []string {
 		t.Helper()
 		w := e.do(q, nil)
-		if w.Code != 200 || w.Header().Get("Cache-Control") != "private, no-cache" || w.Header().Get("Vary") != "Cookie" ||
+		if w.Code != 200 || w.Header().Get("Cache-Control") != "private, no-cache" || w.Header().Get("Vary") != "Cookie, Sec-Fetch-Site" ||
+			w.Header().Get("Cross-Origin-Resource-Policy") != "same-origin" ||
 			w.Header().Get("Content-Type") != "text/javascript; charset=utf-8" {
 			t.Fatalf("bridge.js: %d %v", w.Code, w.Header())
 		}
@@ -337,6 +338,41 @@ func TestAssets(t *testing.T) {
 	// Nobody known: nobody.
 	if got := bridgeOrigins(bkReq{target: "/.embed/bridge.js"}); len(got) != 0 {
 		t.Fatalf("no tenant: %q", got)
+	}
+}
+
+// Cross-site script inclusion of the session's data: a stranger's frame
+// on the customer's page shares the embed's partitioned cookie, and a
+// <script src=bridge.js> there (window.parent shadowed) would be handed the
+// signed-in user's sub; so would a read of {prefix}/session. A page of
+// another site (Sec-Fetch-Site cross-site or same-site) gets 403
+// cross_origin with nothing of the session; the app's own pages (same-origin),
+// a typed URL (none) and clients that send no Fetch Metadata are served,
+// with Cross-Origin-Resource-Policy: same-origin for browsers without it.
+func TestSessionDataRefusedToOtherSites(t *testing.T) {
+	e := newBKEnv(t, false)
+	for _, target := range []string{"/.embed/bridge.js", "/.embed/session"} {
+		for _, site := range []string{"cross-site", "same-site", "Cross-Site"} {
+			w := e.do(bkReq{target: target, hdr: map[string]string{"Cookie": e.cookie(bkAcmeOrigin, time.Minute), "Sec-Fetch-Site": site}}, nil)
+			if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), `"error_description":"cross_origin"`) {
+				t.Errorf("%s from %s: %d %s, want 403 cross_origin", target, site, w.Code, w.Body)
+			}
+			if strings.Contains(w.Body.String(), "jane@acme.test") || w.Header().Get("Cross-Origin-Resource-Policy") != "same-origin" ||
+				w.Header().Get("Cache-Control") != "no-store" {
+				t.Errorf("%s from %s: the refusal %v %s", target, site, w.Header(), w.Body)
+			}
+		}
+		for _, site := range []string{"same-origin", "none", ""} {
+			hdr := map[string]string{"Cookie": e.cookie(bkAcmeOrigin, time.Minute)}
+			if site != "" {
+				hdr["Sec-Fetch-Site"] = site
+			}
+			w := e.do(bkReq{target: target, hdr: hdr}, nil)
+			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "jane@acme.test") ||
+				w.Header().Get("Cross-Origin-Resource-Policy") != "same-origin" {
+				t.Errorf("%s with Sec-Fetch-Site %q: %d %v", target, site, w.Code, w.Header())
+			}
+		}
 	}
 }
 

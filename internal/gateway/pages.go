@@ -159,6 +159,9 @@ func (g *Gateway) serveSDKTypes(w http.ResponseWriter, r *http.Request, rq *requ
 // is rendered per session: it posts only to the parent origin bound into the
 // session, or, for a session without one, to the tenant's allowlist.
 func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, rq *request) {
+	if g.refuseOtherSite(w, r, rq) {
+		return
+	}
 	o := g.openSession(r, rq)
 	t := rq.hostTenant
 	if o.sess != nil || t == nil {
@@ -187,8 +190,35 @@ func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, rq *reques
 	h := w.Header()
 	setFraming(h, t)
 	h.Set("Cache-Control", "private, no-cache")
-	h.Set("Vary", "Cookie")
+	h.Set("Vary", "Cookie, Sec-Fetch-Site")
+	setSessionDataHeaders(h)
 	serveAsset(w, r, "text/javascript; charset=utf-8", bridge.Bridge(cfg))
+}
+
+// refuseOtherSite answers, with 403 cross_origin, a read of the session's
+// data (bridge.js, {prefix}/session) that a page of another site made. A
+// script is readable across origins: a stranger's frame on the customer's
+// page shares the partitioned session cookie, and a <script src> of
+// bridge.js, with window.parent replaced, would hand it the signed-in
+// user's sub. The app's own pages load both from the gateway's origin.
+func (g *Gateway) refuseOtherSite(w http.ResponseWriter, r *http.Request, rq *request) bool {
+	if !policy.FromOtherSite(r) {
+		return false
+	}
+	h := w.Header()
+	setFraming(h, rq.hostTenant)
+	h.Set("Cache-Control", "no-store")
+	setSessionDataHeaders(h)
+	g.audit(r, rq.hostTenant, nil, reason.Errorf(reason.CrossOrigin, "%s read by a page of another site", r.URL.Path), false)
+	writeRefusal(w, reason.CrossOrigin, pathSession)
+	return true
+}
+
+// setSessionDataHeaders marks a response that holds the session's data as
+// readable by the gateway's own origin only (Cross-Origin-Resource-Policy),
+// for browsers that send no Sec-Fetch-Site.
+func setSessionDataHeaders(h http.Header) {
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 }
 
 func servePublicAsset(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {

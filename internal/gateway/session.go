@@ -254,7 +254,11 @@ func headerValue(v any) string {
 
 // serveSessionInfo is GET {prefix}/session.
 func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, rq *request) {
+	if g.refuseOtherSite(w, r, rq) {
+		return
+	}
 	w.Header().Set("Cache-Control", "no-store")
+	setSessionDataHeaders(w.Header())
 	o := g.openSession(r, rq)
 	if o.sess == nil {
 		t := rq.hostTenant

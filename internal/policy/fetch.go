@@ -64,11 +64,19 @@ func CheckOrigin(r *http.Request, self string, allowed func(origin string) bool)
 		}
 		return reason.CrossOrigin
 	}
-	site := r.Header.Get("Sec-Fetch-Site")
-	if strings.EqualFold(site, "cross-site") || strings.EqualFold(site, "same-site") {
+	if FromOtherSite(r) {
 		return reason.CrossOrigin
 	}
 	return ""
+}
+
+// FromOtherSite reports whether a browser says a page of another site made
+// r: Sec-Fetch-Site "cross-site", or "same-site" (a sibling subdomain is
+// another site's page for CSRF and for cross-site reads). Without the
+// header (an older browser, a non-browser client) it is false.
+func FromOtherSite(r *http.Request) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
+	return strings.EqualFold(site, "cross-site") || strings.EqualFold(site, "same-site")
 }
 
 // IsNavigation reports whether r is a navigation (a document load rather

@@ -53,6 +53,23 @@ scenario("embed:navigate reaches the host; messages a stranger frame forges are 
   assert.equal(await s.eval(frame, () => fetch("/.embed/session").then((r) => r.status)), 200, "a forged host:signOut ended the session");
 });
 
+scenario("a stranger frame on the host page cannot read who is signed in: bridge.js run as its script is refused (403, CORP)", async (s) => {
+  await signIn(s, "jane@acme.test");
+  await s.page.evaluate(() => window.addStranger("peek.html"));
+  const peek = env.evil + "/peek.html";
+  await s.waitFor(peek, "the stranger's script load to end", () => document.title === "done");
+  const got = await s.eval(peek, () => window.__peek);
+  assert.ok(got.shadowed, "the stranger could not shadow window.parent: the attack was not tried");
+  assert.deepEqual(got.stolen, [], "bridge.js ran in the stranger's frame and posted the session's data");
+  assert.equal(got.script, "refused", "bridge.js ran in the stranger's frame");
+  // The gateway refused it itself (the browser said Sec-Fetch-Site
+  // cross-site), not only the browser (CORP): its access log.
+  const answers = (await control.logs()).split("\n").filter((l) => l.includes('"http.log.access"'))
+    .map((l) => JSON.parse(l)).filter((e) => e.request.uri === "/.embed/bridge.js" && e.request.headers["Sec-Fetch-Site"]?.[0] === "cross-site");
+  assert.ok(answers.length > 0 && answers.every((e) => e.status === 403),
+    `the gateway's answers to the stranger's bridge.js: ${JSON.stringify(answers.map((e) => e.status))}`);
+});
+
 scenario("a cross-site form POST from the stranger into the app is refused (403) and never reaches the app", async (s) => {
   await signIn(s, "jane@acme.test");
   await s.open(env.evil + "/post.html");
