@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,15 +127,37 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 	return json.NewEncoder(w).Encode(resp)
 }
 
+// revokeFields are the member names of a revoke request, exactly.
+var revokeFields = map[string]bool{"tenant": true, "subject": true}
+
 // readRevokeRequest decodes and checks the body: a tenant is required, no
-// unknown field (a misspelt "sub" must not widen the revocation to the
-// whole tenant), no control characters.
+// unknown field, case variant or repeated name (a misspelt "sub", or a
+// "Subject": "" after the real one, must not widen the revocation to the
+// whole tenant), a subject that is a non-empty string when given (null from
+// an unset variable is not "every user"), no control characters.
 func readRevokeRequest(r *http.Request) (revokeRequest, error) {
 	var req revokeRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRevokeBody+1))
+	const want = `body: want {"tenant": "...", "subject": "..."} (subject optional)`
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRevokeBody+1))
+	if err != nil {
+		return req, fmt.Errorf("%s: %w", want, err)
+	}
+	if len(body) > maxRevokeBody {
+		return req, fmt.Errorf("body: over %d bytes", maxRevokeBody)
+	}
+	if name, problem := gateway.CheckMemberNames(body, revokeFields); problem != "" {
+		return req, fmt.Errorf("%s: %q: %s", want, name, problem)
+	}
+	var members map[string]json.RawMessage
+	if json.Unmarshal(body, &members) == nil {
+		if v, ok := members["subject"]; ok && (string(bytes.TrimSpace(v)) == "null" || string(bytes.TrimSpace(v)) == `""`) {
+			return req, errors.New(`subject: null or empty; leave "subject" out to revoke every session of the tenant`)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return req, fmt.Errorf("body: want {\"tenant\": \"...\", \"subject\": \"...\"} (subject optional): %w", err)
+		return req, fmt.Errorf("%s: %w", want, err)
 	}
 	if dec.More() {
 		return req, errors.New("body: one JSON object expected")

@@ -159,6 +159,15 @@ func TestAdminRevokeMemory(t *testing.T) {
 		{"POST", `{}`},
 		{"POST", `{"tenant":""}`},
 		{"POST", `{"tenant":"acme","sub":"jane"}`}, // misspelt: must not revoke the whole tenant
+		// Each of these decoded to "every session of acme": an unset
+		// variable (null), an empty subject, a case variant after the real
+		// subject (encoding/json matches names case-insensitively and the
+		// last one wins), a repeated name.
+		{"POST", `{"tenant":"acme","subject":null}`},
+		{"POST", `{"tenant":"acme","subject":""}`},
+		{"POST", `{"tenant":"acme","subject":"jane","Subject":""}`},
+		{"POST", `{"tenant":"acme","subject":"jane","subject":""}`},
+		{"POST", `{"Tenant":"acme","subject":"jane"}`},
 		{"POST", `{"tenant":"acme\u0000"}`},
 		{"POST", `not json`},
 		{"POST", `{"tenant":"acme"}{"tenant":"globex"}`},

@@ -227,32 +227,10 @@ var tokenRequestFields = map[string]bool{
 }
 
 // checkTokenRequestNames holds the body's top-level member names to the
-// exact field names, each at most once: encoding/json alone would match
-// names case-insensitively ("SUB") and let a repeated name win silently.
-// Bodies that are not a JSON object are left to the decoder's messages.
+// exact field names, each at most once (CheckMemberNames).
 func checkTokenRequestNames(body []byte) *apiRefusal {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil
-	}
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		name, _ := tok.(string)
-		if !tokenRequestFields[name] {
-			return badField(name, "unknown field")
-		}
-		if seen[name] {
-			return badField(name, "given twice")
-		}
-		seen[name] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return nil
-		}
+	if name, problem := CheckMemberNames(body, tokenRequestFields); problem != "" {
+		return badField(name, "%s", problem)
 	}
 	return nil
 }
