@@ -40,11 +40,16 @@ func parseSubjectIssuer(d *caddyfile.Dispenser, tenantID string) (tenant.Subject
 		return s, d.Errf("tenant %q: subject_issuer takes one <issuer-url>, then a block", tenantID)
 	}
 	s.Issuer = args[0]
+	// Errors name the issuer without user info or query (a credential).
+	issuer := "subject_issuer"
+	if shown := tenant.ShownIssuer(s.Issuer); shown != "" {
+		issuer += " " + shown
+	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "jwks":
 			if s.JWKS != "" {
-				return s, d.Errf("tenant %q: subject_issuer %q: jwks given twice", tenantID, s.Issuer)
+				return s, d.Errf("tenant %q: %s: jwks given twice", tenantID, issuer)
 			}
 			if err := oneArg(d, &s.JWKS); err != nil {
 				return s, err
@@ -52,7 +57,7 @@ func parseSubjectIssuer(d *caddyfile.Dispenser, tenantID string) (tenant.Subject
 		case "public_key":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {
-				return s, d.Errf("tenant %q: subject_issuer %q: public_key takes <pem-file> [<kid>]", tenantID, s.Issuer)
+				return s, d.Errf("tenant %q: %s: public_key takes <pem-file> [<kid>]", tenantID, issuer)
 			}
 			k := tenant.PublicKeyConfig{File: args[0]}
 			if len(args) == 2 {
@@ -63,7 +68,7 @@ func parseSubjectIssuer(d *caddyfile.Dispenser, tenantID string) (tenant.Subject
 			name := d.Val()
 			args := d.RemainingArgs()
 			if len(args) == 0 {
-				return s, d.Errf("tenant %q: subject_issuer %q: %s needs at least one value", tenantID, s.Issuer, name)
+				return s, d.Errf("tenant %q: %s: %s needs at least one value", tenantID, issuer, name)
 			}
 			if name == "audience" {
 				s.Audiences = append(s.Audiences, args...)
@@ -72,13 +77,13 @@ func parseSubjectIssuer(d *caddyfile.Dispenser, tenantID string) (tenant.Subject
 			}
 		case "subject_claim":
 			if s.SubjectClaim != "" {
-				return s, d.Errf("tenant %q: subject_issuer %q: subject_claim given twice", tenantID, s.Issuer)
+				return s, d.Errf("tenant %q: %s: subject_claim given twice", tenantID, issuer)
 			}
 			if err := oneArg(d, &s.SubjectClaim); err != nil {
 				return s, err
 			}
 		default:
-			return s, d.Errf("tenant %q: subject_issuer %q: unrecognized subdirective %q", tenantID, s.Issuer, d.Val())
+			return s, d.Errf("tenant %q: %s: unrecognized subdirective %q", tenantID, issuer, d.Val())
 		}
 	}
 	return s, nil

@@ -58,6 +58,9 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{name: "api_key without digest", input: "embed_session {\n tenant a {\n api_key\n }\n}", wantErr: `tenant "a": api_key takes <sha256-hex>`},
 		{name: "api_key with two digests", input: "embed_session {\n tenant a {\n api_key x y\n }\n}", wantErr: `tenant "a": api_key takes <sha256-hex>`},
 		{name: "jwks without url", input: "embed_session {\n tenant a {\n jwks\n }\n}", wantErr: "jwks takes exactly one argument"},
+		// The issuer's user info and query may be credentials: the error names it without them.
+		{name: "subject_issuer error hides credentials", input: "embed_session {\n tenant a {\n subject_issuer https://svc:Sup3rS3cret@idp.test/o?k=Sup3rS3cret {\n jwks https://idp.test/j\n jwks https://idp.test/k\n }\n }\n}",
+			wantErr: `tenant "a": subject_issuer "https://…@idp.test/o?…": jwks given twice`},
 		{name: "jwks twice", input: "embed_session {\n tenant a {\n jwks https://a.test/j\n jwks https://b.test/j\n }\n}", wantErr: `tenant "a": jwks given twice`},
 		{
 			name:  "tenants file and per-tenant metrics",

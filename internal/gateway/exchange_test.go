@@ -181,6 +181,14 @@ func TestExchangeFailures(t *testing.T) {
 		{"malformed: header-unsafe sub", reason.Malformed, func(e *env) *http.Request {
 			return exchangeReq(e.mint("acme", set("sub", "jane\r\nX-Embed-Tenant: globex")))
 		}},
+		// An HTTP hop trims the spaces: the app would read jane, while the
+		// gateway's revocations of jane missed this session.
+		{"malformed: sub with a trailing space", reason.Malformed, func(e *env) *http.Request {
+			return exchangeReq(e.mint("acme", set("sub", "jane@acme.test ")))
+		}},
+		{"malformed: sub with a leading tab", reason.Malformed, func(e *env) *http.Request {
+			return exchangeReq(e.mint("acme", set("sub", "\tjane@acme.test")))
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

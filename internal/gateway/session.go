@@ -14,9 +14,8 @@ import (
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
-// scopeClaims are the claims a require scope rule reads: "scope" (RFC 8693,
-// space-separated or an array) and "scp" (common in IdP tokens).
-var scopeClaims = []string{"scope", "scp"}
+// scopeClaims are the claims a require scope rule reads.
+var scopeClaims = tenant.ScopeClaims
 
 // openResult is the outcome of reading the session cookie.
 type openResult struct {

@@ -33,11 +33,18 @@ const (
 const EventTokenIssued = "token_issued"
 
 // fieldClaims are set from a request field of their own; claims may not
-// name them either.
-var fieldClaims = map[string]string{
-	"email": "email", "name": "name", "groups": "groups", "scope": "scopes",
-	"metadata": "metadata", "allowed_origins": "allowed_origins", NonceClaim: "nonce",
-}
+// name them either. Every scope claim (tenant.ScopeClaims) comes from
+// scopes: a "scp" in claims would grant what scopes did not.
+var fieldClaims = func() map[string]string {
+	m := map[string]string{
+		"email": "email", "name": "name", "groups": "groups",
+		"metadata": "metadata", "allowed_origins": "allowed_origins", NonceClaim: "nonce",
+	}
+	for _, c := range tenant.ScopeClaims {
+		m[c] = "scopes"
+	}
+	return m
+}()
 
 // tokenRequest is the body of POST {prefix}/token. Unknown fields are 400.
 type tokenRequest struct {
@@ -269,19 +276,8 @@ func jsonKind(goType string) string {
 
 // mint validates the request against t and signs the token.
 func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, string, *apiRefusal) {
-	if req.Sub == nil || *req.Sub == "" {
-		return nil, "", badField("sub", "required: the user the token is for")
-	}
-	for _, f := range []struct {
-		name string
-		v    *string
-	}{{"sub", req.Sub}, {"email", req.Email}, {"name", req.Name}, {"nonce", req.Nonce}} {
-		if f.v != nil && checkHeaderSafe(f.name, *f.v) != nil {
-			return nil, "", badField(f.name, "holds control characters")
-		}
-	}
-	if req.Nonce != nil && *req.Nonce == "" {
-		return nil, "", badField("nonce", "empty: send the state the gateway gave login_url, or leave nonce out")
+	if ref := checkStringFields(req); ref != nil {
+		return nil, "", ref
 	}
 	ttl, ref := g.tokenTTL(req.ExpiresIn)
 	if ref != nil {
@@ -347,6 +343,29 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 		Token: raw, TokenType: "Bearer", ExpiresIn: int64(ttl / time.Second),
 		ExpiresAt: exp.UTC().Format(time.RFC3339), Tenant: t.ID, Scopes: scopes,
 	}, jti, nil
+}
+
+// checkStringFields refuses a missing sub, an empty nonce, and string
+// fields that cannot travel in a header intact (checkHeaderSafe).
+func checkStringFields(req *tokenRequest) *apiRefusal {
+	if req.Sub == nil || *req.Sub == "" {
+		return badField("sub", "required: the user the token is for")
+	}
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"sub", req.Sub}, {"email", req.Email}, {"name", req.Name}, {"nonce", req.Nonce}} {
+		if f.v == nil {
+			continue
+		}
+		if err := checkHeaderSafe(f.name, *f.v); err != nil {
+			return badField(f.name, "%s", reason.Ensure(err, reason.Malformed).Detail)
+		}
+	}
+	if req.Nonce != nil && *req.Nonce == "" {
+		return badField("nonce", "empty: send the state the gateway gave login_url, or leave nonce out")
+	}
+	return nil
 }
 
 // checkExtraClaims holds metadata and claims to what the gateway may sign:

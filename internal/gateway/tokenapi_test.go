@@ -408,6 +408,8 @@ func TestTokenAPIRefusedBodies(t *testing.T) {
 		{"empty sub", `{"sub":""}`, 400, "sub", "required"},
 		{"sub not a string", `{"sub":42}`, 400, "sub", "wrong type"},
 		{"sub with a newline", `{"sub":"jane\nX-Embed-Tenant: globex"}`, 400, "sub", "control characters"},
+		{"sub with a trailing tab", `{"sub":"jane\t"}`, 400, "sub", "space or tab"},
+		{"email with a leading space", `{"sub":"jane","email":" jane@acme.test"}`, 400, "email", "space or tab"},
 		{"groups not strings", `{"sub":"jane","groups":[1]}`, 400, "groups", "wrong type"},
 		{"metadata not an object", `{"sub":"jane","metadata":"gold"}`, 400, "metadata", "wrong type"},
 		{"scope with a space", `{"sub":"jane","scopes":["a b"]}`, 400, "scopes", "spaces"},
@@ -421,6 +423,8 @@ func TestTokenAPIRefusedBodies(t *testing.T) {
 		{"allowed_origins not an origin", `{"sub":"jane","allowed_origins":["https://app.acme.test/path"]}`, 400, "allowed_origins", "no path"},
 		{"allowed_origins empty", `{"sub":"jane","allowed_origins":[]}`, 400, "allowed_origins", "empty"},
 		{"claims shadowing a field", `{"sub":"jane","claims":{"scope":"admin"}}`, 400, "claims.scope", "scopes field"},
+		// require scope reads scp as well: an scp claim granted what scopes did not.
+		{"claims granting scp", `{"sub":"jane","scopes":["deals:read"],"claims":{"scp":["deals:admin"]}}`, 400, "claims.scp", "scopes field"},
 		{"claims allowed_origins", `{"sub":"jane","claims":{"allowed_origins":["` + tapiOriginOff + `"]}}`, 400, "claims.allowed_origins", "allowed_origins field"},
 		{"claims name with a dot", `{"sub":"jane","metadata":{"plan":"free"},"claims":{"metadata.plan":"enterprise"}}`, 400, "claims.metadata.plan", "may not contain '.'"},
 		{"metadata nested past the exchange's limit", `{"sub":"jane","metadata":` + strings.Repeat(`{"a":`, 40) + `1` + strings.Repeat(`}`, 40) + `}`, 400, "", "the exchange would refuse this token"},

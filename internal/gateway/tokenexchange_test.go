@@ -386,6 +386,7 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		{"issued in the future", txKey, "", exchangeForm(accessToken(t, claim("iat", txT0.Add(time.Hour).Unix()), claim("exp", txT0.Add(2*time.Hour).Unix()))), 400, "invalid_request", "issued_in_future"},
 		{"malformed", txKey, "", exchangeForm("not.a.jwt"), 400, "invalid_request", "malformed"},
 		{"a subject with a newline", txKey, "", exchangeForm(accessToken(t, claim("email", "jane@acme.test\nX-Embed-Tenant: globex"))), 400, "invalid_request", "malformed"},
+		{"a subject with a trailing space", txKey, "", exchangeForm(accessToken(t, claim("email", "jane@acme.test "))), 400, "invalid_request", "malformed"},
 	}
 	for _, f := range []string{"jku", "x5u", "jwk", "x5c", "crit"} {
 		tok := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{"iss": txIssuer, "aud": txAudience, "email": "x@y", "exp": txT0.Add(time.Hour).Unix()})

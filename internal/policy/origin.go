@@ -76,9 +76,13 @@ func SecureURL(u *url.URL) bool {
 
 // ShownURL is u as errors and logs may name it: without user info and
 // query, either of which may hold a credential (?access_token=…), marked
-// "?…" where a query was cut.
+// "…@" and "?…" where they were cut (so an error about them still shows
+// where the problem is).
 func ShownURL(u *url.URL) string {
 	shown := (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
+	if u.User != nil {
+		shown = strings.Replace(shown, "//", "//…@", 1)
+	}
 	if u.RawQuery != "" || u.ForceQuery {
 		shown += "?…"
 	}

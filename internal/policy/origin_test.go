@@ -112,3 +112,23 @@ func TestSecureURL(t *testing.T) {
 		}
 	}
 }
+
+// Errors and logs name a URL without what may be a credential, and mark
+// where it was cut.
+func TestShownURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://idp.test/jwks":                       "https://idp.test/jwks",
+		"https://idp.test/jwks?access_token=hunter2":  "https://idp.test/jwks?…",
+		"https://svc:hunter2@idp.test/o":              "https://…@idp.test/o",
+		"https://hunter2@idp.test:8443/o?x=hunter2#f": "https://…@idp.test:8443/o?…",
+		"http://127.0.0.1:9/jwks?":                    "http://127.0.0.1:9/jwks?…",
+	} {
+		u, err := url.Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ShownURL(u); got != want {
+			t.Errorf("ShownURL(%s) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -78,7 +78,7 @@ func TestSubjectIssuerConfig(t *testing.T) {
 		{"issuer over http", edit(func(s *SubjectIssuerConfig) { s.Issuer = "http://idp.test" }), `subject_issuer "http://idp.test": must be an absolute https URL`},
 		{"issuer with a query", edit(func(s *SubjectIssuerConfig) { s.Issuer = "https://idp.test/?x=1" }), "without query or fragment"},
 		{"issuer not a URL", edit(func(s *SubjectIssuerConfig) { s.Issuer = "acme-idp" }), "must be an absolute https URL"},
-		{"issuer with user info is not quoted", edit(func(s *SubjectIssuerConfig) { s.Issuer = "https://user:pw@idp.test" }), `subject_issuer #1: must be`},
+		{"issuer with user info is not quoted", edit(func(s *SubjectIssuerConfig) { s.Issuer = "https://user:pw@idp.test" }), `subject_issuer "https://…@idp.test": must be`},
 		{"no key", edit(func(s *SubjectIssuerConfig) { s.PublicKeys = nil }), "no key: add jwks or public_key"},
 		{"bad jwks", edit(func(s *SubjectIssuerConfig) { s.JWKS = "http://idp.test/keys" }), `jwks: "http://idp.test/keys": must be an absolute https URL`},
 		{"bad key", edit(func(s *SubjectIssuerConfig) { s.PublicKeys[0].PEM = "nope" }), "public_key #1: no PEM block found"},
