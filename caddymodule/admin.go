@@ -14,6 +14,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/strictjson"
+	"github.com/embedgate/embedgate/internal/token"
 )
 
 func init() {
@@ -127,14 +130,12 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 	return json.NewEncoder(w).Encode(resp)
 }
 
-// revokeFields are the member names of a revoke request, exactly.
-var revokeFields = map[string]bool{"tenant": true, "subject": true}
-
-// readRevokeRequest decodes and checks the body: a tenant is required, no
-// unknown field, case variant or repeated name (a misspelt "sub", or a
-// "Subject": "" after the real one, must not widen the revocation to the
-// whole tenant), a subject that is a non-empty string when given (null from
-// an unset variable is not "every user"), no control characters.
+// readRevokeRequest decodes and checks the body: exactly one JSON object,
+// with a tenant, its member names exact and each at most once (a misspelt
+// "sub", or a "Subject": "" after the real one, must not widen the
+// revocation to the whole tenant: strictjson), a subject that is a usable
+// one when given (null from an unset variable, or "", is not "every user":
+// leave it out for that), no control characters.
 func readRevokeRequest(r *http.Request) (revokeRequest, error) {
 	var req revokeRequest
 	const want = `body: want {"tenant": "...", "subject": "..."} (subject optional)`
@@ -145,22 +146,29 @@ func readRevokeRequest(r *http.Request) (revokeRequest, error) {
 	if len(body) > maxRevokeBody {
 		return req, fmt.Errorf("body: over %d bytes", maxRevokeBody)
 	}
-	if name, problem := gateway.CheckMemberNames(body, revokeFields); problem != "" {
-		return req, fmt.Errorf("%s: %q: %s", want, name, problem)
+	if err := strictjson.CheckNames(body, &req); err != nil {
+		return req, fmt.Errorf("%s: %w", want, err)
 	}
-	var members map[string]json.RawMessage
-	if json.Unmarshal(body, &members) == nil {
-		if v, ok := members["subject"]; ok && (string(bytes.TrimSpace(v)) == "null" || string(bytes.TrimSpace(v)) == `""`) {
-			return req, errors.New(`subject: null or empty; leave "subject" out to revoke every session of the tenant`)
-		}
+	var given struct {
+		Tenant  string          `json:"tenant"`
+		Subject json.RawMessage `json:"subject"` // "null" when null, nil when absent
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := dec.Decode(&given); err != nil {
 		return req, fmt.Errorf("%s: %w", want, err)
 	}
-	if dec.More() {
-		return req, errors.New("body: one JSON object expected")
+	if _, err := dec.Token(); err != io.EOF {
+		return req, errors.New("body: one JSON object expected, and nothing after it")
+	}
+	req.Tenant = given.Tenant
+	if given.Subject != nil {
+		if err := json.Unmarshal(given.Subject, &req.Subject); err != nil || string(given.Subject) == "null" || req.Subject == "" {
+			return req, errors.New(`subject: a non-empty string; leave "subject" out to revoke every session of the tenant`)
+		}
+		if err := token.CheckSubject(req.Subject); err != nil {
+			return req, fmt.Errorf("subject: %s: no session can have it", reason.Ensure(err, reason.Malformed).Detail)
+		}
 	}
 	if req.Tenant == "" {
 		return req, errors.New("tenant is required")

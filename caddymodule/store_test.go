@@ -168,6 +168,12 @@ func TestAdminRevokeMemory(t *testing.T) {
 		{"POST", `{"tenant":"acme","subject":"jane","Subject":""}`},
 		{"POST", `{"tenant":"acme","subject":"jane","subject":""}`},
 		{"POST", `{"Tenant":"acme","subject":"jane"}`},
+		// A stray bracket after the object once skipped the null check.
+		{"POST", `{"tenant":"acme","subject":null}}`},
+		{"POST", `{"tenant":"acme","subject":""}]`},
+		{"POST", `{"tenant":"acme"}}`},
+		// No session can have a subject with a space at an end.
+		{"POST", `{"tenant":"acme","subject":"jane "}`},
 		{"POST", `{"tenant":"acme\u0000"}`},
 		{"POST", `not json`},
 		{"POST", `{"tenant":"acme"}{"tenant":"globex"}`},

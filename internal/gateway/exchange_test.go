@@ -186,8 +186,11 @@ func TestExchangeFailures(t *testing.T) {
 		{"malformed: sub with a trailing space", reason.Malformed, func(e *env) *http.Request {
 			return exchangeReq(e.mint("acme", set("sub", "jane@acme.test ")))
 		}},
-		{"malformed: sub with a leading tab", reason.Malformed, func(e *env) *http.Request {
-			return exchangeReq(e.mint("acme", set("sub", "\tjane@acme.test")))
+		{"malformed: sub with a leading space", reason.Malformed, func(e *env) *http.Request {
+			return exchangeReq(e.mint("acme", set("sub", " jane@acme.test")))
+		}},
+		{"malformed: sub with a tab", reason.Malformed, func(e *env) *http.Request {
+			return exchangeReq(e.mint("acme", set("sub", "jane\tdoe@acme.test")))
 		}},
 	}
 	for _, tc := range cases {

@@ -774,3 +774,16 @@ func TestTokenURLNeverPassedOn(t *testing.T) {
 		}
 	}
 }
+
+// Only the subject must reach the app unchanged (token.CheckSubject): a
+// forwarded display claim with a space at its end ("Sales ") still signs
+// in, and the app reads it as its HTTP parser does.
+func TestForwardedClaimWithEdgeSpacesSignsIn(t *testing.T) {
+	e := newEnv(t, withForward(gateway.ForwardClaim{Claim: "dept", Header: "X-Dept"}))
+	v := e.login(set("dept", "Sales "))
+	res := e.do(newReq("GET", "/deals", nil, withCookie(v)))
+	wantStatus(t, res, 200)
+	if got := res.up.headers.Get("X-Dept"); strings.TrimSpace(got) != "Sales" {
+		t.Fatalf("X-Dept = %q", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/strictjson"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
 )
@@ -227,17 +228,11 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, *a
 	return &req, nil
 }
 
-// tokenRequestFields are the member names of a token request, exactly.
-var tokenRequestFields = map[string]bool{
-	"sub": true, "email": true, "name": true, "groups": true, "metadata": true,
-	"scopes": true, "claims": true, "expires_in": true, "allowed_origins": true, "nonce": true,
-}
-
-// checkTokenRequestNames holds the body's top-level member names to the
-// exact field names, each at most once (CheckMemberNames).
+// checkTokenRequestNames holds the body's member names to tokenRequest's,
+// exactly and each at most once (strictjson).
 func checkTokenRequestNames(body []byte) *apiRefusal {
-	if name, problem := CheckMemberNames(body, tokenRequestFields); problem != "" {
-		return badField(name, "%s", problem)
+	if ne, ok := errors.AsType[*strictjson.NameError](strictjson.CheckNames(body, &tokenRequest{})); ok {
+		return badField(ne.Field(), "%s", ne.Problem)
 	}
 	return nil
 }
@@ -345,16 +340,19 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	}, jti, nil
 }
 
-// checkStringFields refuses a missing sub, an empty nonce, and string
-// fields that cannot travel in a header intact (checkHeaderSafe).
+// checkStringFields refuses a missing or unusable sub (token.CheckSubject),
+// an empty nonce, and string fields that cannot travel in a header.
 func checkStringFields(req *tokenRequest) *apiRefusal {
 	if req.Sub == nil || *req.Sub == "" {
 		return badField("sub", "required: the user the token is for")
 	}
+	if err := token.CheckSubject(*req.Sub); err != nil {
+		return badField("sub", "%s", reason.Ensure(err, reason.Malformed).Detail)
+	}
 	for _, f := range []struct {
 		name string
 		v    *string
-	}{{"sub", req.Sub}, {"email", req.Email}, {"name", req.Name}, {"nonce", req.Nonce}} {
+	}{{"email", req.Email}, {"name", req.Name}, {"nonce", req.Nonce}} {
 		if f.v == nil {
 			continue
 		}

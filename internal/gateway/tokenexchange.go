@@ -185,8 +185,8 @@ func scopeOf(form url.Values) []string {
 // whose other claims are the issuer's copy_claims and the scope, nothing
 // else of the subject token.
 func (g *Gateway) mintFromSubject(t *tenant.Tenant, subj *token.Subject, scopes []string) (*tokenExchangeAnswer, string, *exchangeRefusal) {
-	if err := checkHeaderSafe(subj.Issuer.SubjectClaim, subj.Subject); err != nil {
-		return nil, "", badExchange(codeInvalidRequest, reason.Malformed, "subject_token: %s", reason.Ensure(err, reason.Malformed).Detail)
+	if err := token.CheckSubject(subj.Subject); err != nil {
+		return nil, "", badExchange(codeInvalidRequest, reason.Malformed, "subject_token: %s (from claim %q)", reason.Ensure(err, reason.Malformed).Detail, subj.Issuer.SubjectClaim)
 	}
 	key, ok := t.SigningKey()
 	if !ok { // tenant.New refuses api_keys without a key; defensive

@@ -9,20 +9,27 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/embedgate/embedgate/internal/strictjson"
 )
 
 // maxFileSize bounds a tenants file: 10,000 tenants take about 4 MiB.
 const maxFileSize = 64 << 20
 
-// ParseFile decodes a tenants file strictly: an unknown field, trailing data
-// or a missing "tenants" array is an error, so a typo never silently drops a
-// setting.
+// ParseFile decodes a tenants file strictly: an unknown field, a name in
+// another case or given twice, trailing data or a missing "tenants" array
+// is an error, so a typo never silently drops a setting.
 func ParseFile(data []byte) ([]Config, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var f struct {
 		Tenants *[]Config `json:"tenants"`
 	}
+	// Names exactly as documented, each once: encoding/json would take
+	// "Frame_Ancestors" after "frame_ancestors" and keep the last.
+	if err := strictjson.CheckNames(data, &f); err != nil {
+		return nil, fmt.Errorf("tenants file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("tenants file: %w", err)
 	}

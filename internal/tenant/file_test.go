@@ -17,6 +17,12 @@ func TestParseFile(t *testing.T) {
 		{name: "ok", data: `{"tenants":[{"id":"a","keys":[{"secret":"` + secret32 + `"}]}]}`, wantN: 1},
 		{name: "empty list", data: `{"tenants":[]}`, wantN: 0},
 		{name: "unknown field", data: `{"tenants":[{"id":"a","frame_ancestor":["https://x.test"]}]}`, wantErr: `unknown field "frame_ancestor"`},
+		// encoding/json took the second spelling and kept the last.
+		{name: "case variant after the field", data: `{"tenants":[{"id":"a","frame_ancestors":["https://app.acme.test"],"Frame_Ancestors":["https://evil.test"]}]}`,
+			wantErr: `tenants[0]: unknown field "Frame_Ancestors"`},
+		{name: "field given twice", data: `{"tenants":[{"id":"a","frame_ancestors":["https://app.acme.test"],"frame_ancestors":["https://evil.test"]}]}`,
+			wantErr: `tenants[0]: field "frame_ancestors" given twice`},
+		{name: "nested case variant", data: `{"tenants":[{"id":"a","keys":[{"secret":"s","Secret":"t"}]}]}`, wantErr: `tenants[0].keys[0]: unknown field "Secret"`},
 		{name: "missing tenants", data: `{}`, wantErr: `missing "tenants"`},
 		{name: "bad json", data: `{"tenants":[`, wantErr: "tenants file"},
 		{name: "trailing data", data: `{"tenants":[]} {}`, wantErr: "trailing data"},

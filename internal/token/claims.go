@@ -198,3 +198,21 @@ func (c Claims) Lookup(path string) (any, bool) {
 	}
 	return cur, true
 }
+
+// CheckSubject holds a subject to what the gateway keys sessions and
+// revocations on and the app reads back unchanged from X-Embed-Subject: no
+// control character (a tab included) and no space at either end, which
+// every HTTP parser trims (RFC 9110 §5.5). A sub of "jane " would be
+// another user to the gateway, whose revocations of jane miss it, and jane
+// to the app. Emptiness is the verifier's missing_claim.
+func CheckSubject(sub string) error {
+	for i := 0; i < len(sub); i++ {
+		if c := sub[i]; c < 0x20 || c == 0x7f {
+			return reason.Errorf(reason.Malformed, "sub holds control characters")
+		}
+	}
+	if sub != "" && (sub[0] == ' ' || sub[len(sub)-1] == ' ') {
+		return reason.Errorf(reason.Malformed, "sub starts or ends with a space, which an HTTP header drops")
+	}
+	return nil
+}

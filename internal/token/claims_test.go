@@ -224,3 +224,21 @@ func TestLookup(t *testing.T) {
 		t.Fatal("Lookup on empty claims found something")
 	}
 }
+
+// A subject is what sessions and revocations are keyed on: it must reach
+// the app unchanged, so a space at either end (trimmed by every HTTP
+// parser) and control characters, a tab included, are refused.
+func TestCheckSubject(t *testing.T) {
+	for sub, ok := range map[string]bool{
+		"jane@acme.test": true, "Jane Doe": true, "jäne": true, "": true,
+		"jane ": false, " jane": false, "jane\t": false, "ja\tne": false, "jane\r\nX-Evil: 1": false, "jane\x7f": false,
+	} {
+		err := CheckSubject(sub)
+		if (err == nil) != ok {
+			t.Errorf("CheckSubject(%q) = %v, want ok=%v", sub, err, ok)
+		}
+		if err != nil && reason.Of(err) != reason.Malformed {
+			t.Errorf("CheckSubject(%q): reason %s, want malformed", sub, reason.Of(err))
+		}
+	}
+}
