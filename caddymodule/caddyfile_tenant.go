@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
@@ -41,10 +42,7 @@ func parseSubjectIssuer(d *caddyfile.Dispenser, tenantID string) (tenant.Subject
 	}
 	s.Issuer = args[0]
 	// Errors name the issuer without user info or query (a credential).
-	issuer := "subject_issuer"
-	if shown := tenant.ShownIssuer(s.Issuer); shown != "" {
-		issuer += " " + shown
-	}
+	issuer := "subject_issuer " + policy.Shown(s.Issuer)
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		switch d.Val() {
 		case "jwks":

@@ -15,7 +15,7 @@ import (
 )
 
 // scopeClaims are the claims a require scope rule reads.
-var scopeClaims = tenant.ScopeClaims
+var scopeClaims = policy.ScopeClaims()
 
 // openResult is the outcome of reading the session cookie.
 type openResult struct {

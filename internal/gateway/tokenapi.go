@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/strictjson"
 	"github.com/embedgate/embedgate/internal/tenant"
@@ -34,14 +35,14 @@ const (
 const EventTokenIssued = "token_issued"
 
 // fieldClaims are set from a request field of their own; claims may not
-// name them either. Every scope claim (tenant.ScopeClaims) comes from
+// name them either. Every scope claim (policy.ScopeClaims) comes from
 // scopes: a "scp" in claims would grant what scopes did not.
 var fieldClaims = func() map[string]string {
 	m := map[string]string{
 		"email": "email", "name": "name", "groups": "groups",
 		"metadata": "metadata", "allowed_origins": "allowed_origins", NonceClaim: "nonce",
 	}
-	for _, c := range tenant.ScopeClaims {
+	for _, c := range policy.ScopeClaims() {
 		m[c] = "scopes"
 	}
 	return m

@@ -308,11 +308,8 @@ func (c *Cache) get(ctx context.Context) ([]tenant.Key, time.Duration, []error, 
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	resp, err := c.opts.Client.Do(req)
-	if ue := (*url.Error)(nil); errors.As(err, &ue) {
-		err = ue.Err // its message repeats the whole URL, query and all
-	}
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, policy.URLCause(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

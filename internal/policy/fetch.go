@@ -124,3 +124,10 @@ func containsFold(s, substr string) bool {
 	}
 	return false
 }
+
+// ScopeClaims are the claims that grant scopes, as a require scope rule
+// reads them: "scope" (RFC 8693, space-separated or an array) and "scp"
+// (common in IdP tokens). A minted token gets its scope from the request
+// only, so neither may be copied or set as an extra claim. A new slice
+// each call: callers keep their own.
+func ScopeClaims() []string { return []string{"scope", "scp"} }

@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -18,21 +20,21 @@ func ParseOrigin(s string) (string, error) {
 		return "", fmt.Errorf("empty origin")
 	}
 	if strings.ContainsAny(s, "*;, \t'\"") {
-		return "", fmt.Errorf("origin %q: wildcards, quotes, spaces, ';' and ',' are not allowed", s)
+		return "", fmt.Errorf("origin %s: wildcards, quotes, spaces, ';' and ',' are not allowed", Shown(s))
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		return "", fmt.Errorf("origin %q: %w", s, err)
+		return "", fmt.Errorf("origin %s: %w", Shown(s), URLCause(err))
 	}
 	scheme := strings.ToLower(u.Scheme)
 	if u.Opaque != "" || u.Host == "" {
-		return "", fmt.Errorf("origin %q: must be scheme://host[:port]", s)
+		return "", fmt.Errorf("origin %s: must be scheme://host[:port]", Shown(s))
 	}
 	if u.User != nil {
-		return "", fmt.Errorf("origin %q: user info is not allowed", s)
+		return "", fmt.Errorf("origin %s: user info is not allowed", Shown(s))
 	}
 	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery || strings.HasSuffix(s, "#") {
-		return "", fmt.Errorf("origin %q: an origin has no path, query or fragment", s)
+		return "", fmt.Errorf("origin %s: an origin has no path, query or fragment", Shown(s))
 	}
 	host := strings.ToLower(u.Hostname())
 	port := u.Port()
@@ -43,16 +45,16 @@ func ParseOrigin(s string) (string, error) {
 		}
 	case "http":
 		if !IsLoopbackHost(host) {
-			return "", fmt.Errorf("origin %q: scheme must be https (http only for localhost)", s)
+			return "", fmt.Errorf("origin %s: scheme must be https (http only for localhost)", Shown(s))
 		}
 		if port == "80" {
 			port = ""
 		}
 	default:
-		return "", fmt.Errorf("origin %q: scheme must be https (http only for localhost)", s)
+		return "", fmt.Errorf("origin %s: scheme must be https (http only for localhost)", Shown(s))
 	}
 	if host == "" {
-		return "", fmt.Errorf("origin %q: missing host", s)
+		return "", fmt.Errorf("origin %s: missing host", Shown(s))
 	}
 	return serialize(scheme, host, port), nil
 }
@@ -72,6 +74,28 @@ func IsLoopbackHost(host string) bool {
 // add their own rules (user info, fragment, ...).
 func SecureURL(u *url.URL) bool {
 	return u.Host != "" && (u.Scheme == "https" || (u.Scheme == "http" && IsLoopbackHost(u.Hostname())))
+}
+
+// Shown is a configured URL as errors name it, quoted: ShownURL of it, or,
+// when it does not parse, the text as given unless it holds an '@' or a
+// '?' (then a mark: user info or a query may be a credential).
+func Shown(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return strconv.Quote(ShownURL(u))
+	}
+	if !strings.ContainsAny(raw, "@?") {
+		return strconv.Quote(raw)
+	}
+	return "(a URL that does not parse)"
+}
+
+// URLCause is err without the URL that a *url.Error (from url.Parse or an
+// http.Client) repeats, query and user info included.
+func URLCause(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return ue.Err
+	}
+	return err
 }
 
 // ShownURL is u as errors and logs may name it: without user info and

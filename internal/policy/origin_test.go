@@ -132,3 +132,20 @@ func TestShownURL(t *testing.T) {
 		}
 	}
 }
+
+// A configured URL in an error: never its user info or query, and an
+// unparsable one only when it cannot hold either.
+func TestShown(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://login.acme.test/sso":          `"https://login.acme.test/sso"`,
+		"https://svc:pw@login.acme.test/sso?k": `"https://…@login.acme.test/sso?…"`,
+		"acme-idp":                             `"acme-idp"`,
+		"https://a b.test":                     `"https://a b.test"`,
+		"https://u:pw@a b.test":                "(a URL that does not parse)",
+		"%zz?token=pw":                         "(a URL that does not parse)",
+	} {
+		if got := Shown(in); got != want {
+			t.Errorf("Shown(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -75,12 +75,14 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 // deployments on one Redis under the same prefix in different databases
 // (staging on 1, production on 0) would apply each other's sign-outs.
 // Database 0 keeps the name it always had, so instances of older versions
-// there still hear each other.
+// there still hear each other. The number goes at the end, where no
+// prefix can reach: "embedgate:" in database 1 and "embedgate:db1:" in
+// database 0 must not share a channel.
 func revocationChannel(prefix string, db int) string {
 	if db == 0 {
 		return prefix + "revocations"
 	}
-	return prefix + "db" + strconv.Itoa(db) + ":revocations"
+	return prefix + "revocations:db" + strconv.Itoa(db)
 }
 
 // clientMode is one kind of deployment as go-redis builds it, with its own

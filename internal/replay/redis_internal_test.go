@@ -2,6 +2,7 @@ package replay
 
 import (
 	"crypto/tls"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -76,9 +77,20 @@ func TestRevocationChannel(t *testing.T) {
 	for _, tt := range []struct {
 		db   int
 		want string
-	}{{0, "embedgate:revocations"}, {1, "embedgate:db1:revocations"}, {15, "embedgate:db15:revocations"}} {
+	}{{0, "embedgate:revocations"}, {1, "embedgate:revocations:db1"}, {15, "embedgate:revocations:db15"}} {
 		if got := revocationChannel("embedgate:", tt.db); got != tt.want {
 			t.Errorf("db %d: channel %q, want %q", tt.db, got, tt.want)
+		}
+	}
+	// No prefix in one database reaches another's channel.
+	seen := map[string]string{}
+	for _, prefix := range []string{"embedgate:", "embedgate:db1:", "embedgate:revocations:db1", "e:", "e:revocations:db"} {
+		for _, db := range []int{0, 1, 2, 10} {
+			c, who := revocationChannel(prefix, db), fmt.Sprintf("%q in db %d", prefix, db)
+			if other, ok := seen[c]; ok {
+				t.Errorf("%s and %s share the channel %q", who, other, c)
+			}
+			seen[c] = who
 		}
 	}
 }

@@ -32,6 +32,10 @@ func TestAPIKeysAndJWKSConfig(t *testing.T) {
 		{name: "jwks http elsewhere", cfg: Config{ID: "acme", JWKS: "http://idp.example/jwks"}, wantErr: `tenant "acme": jwks: "http://idp.example/jwks": must be an absolute https URL`},
 		{name: "jwks relative", cfg: Config{ID: "acme", JWKS: "/jwks"}, wantErr: `tenant "acme": jwks:`},
 		{name: "jwks with credentials, not quoted", cfg: Config{ID: "acme", JWKS: "https://u:hunter2@idp.example/jwks"}, wantErr: `tenant "acme": jwks: the URL may not hold user info`},
+		{name: "login_url with credentials, not quoted", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: secret32}}, LoginURL: "http://svc:hunter2@login.acme.test/sso?key=hunter2"},
+			wantErr: `tenant "acme": login_url "http://…@login.acme.test/sso?…": must be`},
+		{name: "frame_ancestors with credentials, not quoted", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: secret32}}, FrameAncestors: []string{"https://u:hunter2@app.acme.test"}},
+			wantErr: `origin "https://…@app.acme.test": user info is not allowed`},
 		{name: "jwks http elsewhere, query not quoted", cfg: Config{ID: "acme", JWKS: "http://idp.example/jwks?access_token=hunter2"}, wantErr: `tenant "acme": jwks: "http://idp.example/jwks?…": must be an absolute https URL`},
 		{name: "no key names jwks", cfg: Config{ID: "acme"}, wantErr: `tenant "acme": no key: add key, public_key or jwks`},
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"strconv"
 
 	"github.com/embedgate/embedgate/internal/policy"
 )
@@ -82,28 +81,11 @@ func (t *Tenant) SubjectIssuer(iss string) (*SubjectIssuer, bool) {
 	return nil, false
 }
 
-// ScopeClaims are the claims that grant scopes, as a require scope rule
-// reads them: "scope" (RFC 8693, space-separated or an array) and "scp"
-// (common in IdP tokens). A minted token gets its scope from the request
-// only, so neither may be copied or set as an extra claim.
-var ScopeClaims = []string{"scope", "scp"}
-
 // reservedClaims are the claims a minted token gets from the gateway itself
-// (token.RegisteredClaims, ScopeClaims, nonce, allowed_origins): copy_claims
+// (token.RegisteredClaims, policy.ScopeClaims, nonce, allowed_origins): copy_claims
 // may not name them. A test in package token holds this list to
 // token.RegisteredClaims.
-var reservedClaims = append([]string{"iss", "aud", "sub", "iat", "exp", "nbf", "jti", "nonce", "allowed_origins"}, ScopeClaims...)
-
-// ShownIssuer is an issuer URL as config errors name it, quoted: without
-// user info or query (policy.ShownURL), either of which could hold a
-// credential. It is "" for a value that is not a URL with a host.
-func ShownIssuer(issuer string) string {
-	u, err := url.Parse(issuer)
-	if err != nil || u.Host == "" {
-		return ""
-	}
-	return strconv.Quote(policy.ShownURL(u))
-}
+var reservedClaims = append([]string{"iss", "aud", "sub", "iat", "exp", "nbf", "jti", "nonce", "allowed_origins"}, policy.ScopeClaims()...)
 
 // newSubjectIssuers validates c's subject_issuers. Errors name the tenant
 // and the issuer.
@@ -115,9 +97,9 @@ func newSubjectIssuers(c Config) ([]*SubjectIssuer, error) {
 	for i, sc := range c.SubjectIssuers {
 		s, err := newSubjectIssuer(sc)
 		if err != nil {
-			name := ShownIssuer(sc.Issuer)
-			if name == "" {
-				name = fmt.Sprintf("#%d", i+1)
+			name := fmt.Sprintf("#%d", i+1)
+			if sc.Issuer != "" {
+				name = policy.Shown(sc.Issuer) // without user info or query: a credential
 			}
 			return nil, fmt.Errorf("tenant %q: subject_issuer %s: %w", c.ID, name, err)
 		}

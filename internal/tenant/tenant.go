@@ -274,7 +274,7 @@ func New(c Config) (*Tenant, error) {
 	if c.LoginURL != "" {
 		u, err := url.Parse(c.LoginURL)
 		if err != nil || !policy.SecureURL(u) {
-			return nil, fmt.Errorf("tenant %q: login_url %q: must be an absolute https URL (http only for localhost)", c.ID, c.LoginURL)
+			return nil, fmt.Errorf("tenant %q: login_url %s: must be an absolute https URL (http only for localhost)", c.ID, policy.Shown(c.LoginURL))
 		}
 	}
 	var err error

@@ -26,6 +26,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
@@ -337,7 +338,7 @@ func TestVerifySubjectKeepsRulesApart(t *testing.T) {
 // copy_claims may not name a claim the gateway sets itself: tenant's list
 // covers RegisteredClaims.
 func TestReservedClaimsCoverRegistered(t *testing.T) {
-	for _, name := range append(slices.Concat(RegisteredClaims, tenant.ScopeClaims), "nonce", "allowed_origins") {
+	for _, name := range append(slices.Concat(RegisteredClaims, policy.ScopeClaims()), "nonce", "allowed_origins") {
 		_, err := tenant.New(tenant.Config{
 			ID: "acme", Keys: []tenant.SecretConfig{{Secret: strings.Repeat("s", 32)}}, APIKeys: []string{strings.Repeat("ab", 32)},
 			SubjectIssuers: []tenant.SubjectIssuerConfig{{Issuer: subjIdP, PublicKeys: []tenant.PublicKeyConfig{{PEM: string(subjKeySet().rsaPEM)}},
