@@ -177,10 +177,11 @@ func readRevokeRequest(r *http.Request) (revokeRequest, error) {
 		if len(v) > maxIDLength {
 			return req, fmt.Errorf("%s: longer than %d bytes", name, maxIDLength)
 		}
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; c < 0x20 || c == 0x7f {
-				return req, fmt.Errorf("%s: control characters are not allowed", name)
-			}
+	}
+	// The subject's characters were checked by token.CheckSubject above.
+	for i := 0; i < len(req.Tenant); i++ {
+		if c := req.Tenant[i]; c < 0x20 || c == 0x7f {
+			return req, errors.New("tenant: control characters are not allowed")
 		}
 	}
 	return req, nil

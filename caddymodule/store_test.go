@@ -175,6 +175,8 @@ func TestAdminRevokeMemory(t *testing.T) {
 		// No session can have a subject with a space at an end.
 		{"POST", `{"tenant":"acme","subject":"jane "}`},
 		{"POST", `{"tenant":"acme\u0000"}`},
+		{"POST", `{"tenant":"acme","subject":"ja\u0001ne"}`},
+		{"POST", `{"tenant":"acme","subject":"` + strings.Repeat("j", 5000) + `"}`},
 		{"POST", `not json`},
 		{"POST", `{"tenant":"acme"}{"tenant":"globex"}`},
 		{"POST", `{"tenant":"` + strings.Repeat("a", 5000) + `"}`},
