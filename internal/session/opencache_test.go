@@ -14,19 +14,25 @@ import (
 // moves LastSeen (internal/gateway TestSlidingRefresh).
 func TestOpenCacheServesACopy(t *testing.T) {
 	s := newSealer(t, cookieName, secret(1))
-	v := seal(t, s, typical())
+	want := typical()
+	want.Origins = []string{"https://app.acme.com"}
+	v := seal(t, s, want)
 	first, err := s.Open(v, testHost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	first.LastSeen = first.LastSeen.Add(1000)
 	first.Subject = "mallory"
+	// Its slices too: widening a narrowed frame-ancestors list in a copy
+	// must not widen it for every later request with this cookie.
+	first.Origins[0] = "https://evil.example"
+	first.Claims[2] = 'X'
 	second, err := s.Open(v, testHost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(second, typical()) {
-		t.Fatalf("second open = %+v, want %+v", second, typical())
+	if !reflect.DeepEqual(second, want) {
+		t.Fatalf("second open = %+v, want %+v", second, want)
 	}
 	if second == first {
 		t.Fatal("the same pointer twice")

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/embedgate/embedgate/internal/reason"
@@ -174,7 +175,11 @@ func (s *Sealer) Open(value, host string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := *sess // Open's caller owns the result
+	// Open's caller owns the result, its slices too: the cached session
+	// is shared by every request that sends this cookie.
+	cp := *sess
+	cp.Origins = slices.Clone(sess.Origins)
+	cp.Claims = bytes.Clone(sess.Claims)
 	return &cp, nil
 }
 
