@@ -29,8 +29,8 @@ type AssertionConfig struct {
 	// the default, which is then not sent. Inbound copies are stripped.
 	// Default: X-Embed-Assertion.
 	Header string `json:"header,omitempty"`
-	// Audience is the token's aud. Default: the request's origin
-	// (https://<host>[:<port>]), the same as its iss.
+	// Audience is the token's aud. Default: the origin the request was
+	// served at (https://<host>[:<listener port>]), the same as its iss.
 	Audience string `json:"audience,omitempty"`
 	// TTL is an assertion's lifetime, never past the session's expiry; one
 	// is signed at most once per session per TTL/2. At least 2s, at most

@@ -63,7 +63,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		assertion                           # signed identity for the app, defaults; or:
 //		assertion {
 //			header <name>                   # default X-Embed-Assertion
-//			audience <string>               # default: the request's origin
+//			audience <string>               # default: the origin served at (listener port)
 //			ttl <duration>                  # default 5m, at most 1h
 //			key <pem-file> [<kid>]          # ES256/EdDSA; repeat to rotate: the first signs
 //		}

@@ -205,6 +205,10 @@ func do(t *testing.T, tester *caddytest.Tester, method, path, cookie string, sta
 		req.Header.Set("Cookie", ctCookie+"="+cookie)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" { // the client's Host, as an attacker writes it
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Add(hdr[i], hdr[i+1])
 	}
 	resp := tester.AssertResponseCode(req, status)
@@ -411,6 +415,36 @@ func TestCaddytestForgedAssertionNeverReachesApp(t *testing.T) {
 				t.Fatalf("Connection naming %s reached the app", c.header)
 			}
 		})
+	}
+}
+
+// TestCaddytestAssertionNeverVouchesForHostPort stops a session holder
+// from having the gateway vouch for another site on the same host name:
+// Caddy's host matcher and the session cookie both ignore Host's port, so
+// "Host: localhost:8443" sent to this site's listener reaches it with a
+// valid session. The signed assertion's iss and aud must still name the
+// origin this listener serves, never the port the client wrote, or an app
+// at :8443 trusting the same generated key (one per storage) would accept
+// it without that site's own tenants and require rules.
+func TestCaddytestAssertionNeverVouchesForHostPort(t *testing.T) {
+	up := newUpstream(t)
+	tester, _ := startGateway(t, up, "assertion")
+	cookie := login(t, tester, nil)
+	pub := ctJWKSKey(t, tester)
+	for _, host := range []string{"localhost:8443", "localhost", "LOCALHOST:9181"} {
+		get(t, tester, "/app", cookie, http.StatusOK, "Host", host)
+		seen := up.take()
+		if len(seen) != 1 {
+			t.Fatalf("Host %s: the app got %d requests", host, len(seen))
+		}
+		claims := jwt.MapClaims{}
+		if _, err := jwt.ParseWithClaims(seen[0].Header.Get("X-Embed-Assertion"), claims, func(*jwt.Token) (any, error) { return pub, nil },
+			jwt.WithValidMethods([]string{"ES256"})); err != nil {
+			t.Fatalf("Host %s: %v", host, err)
+		}
+		if claims["iss"] != ctBase || claims["aud"] != ctBase {
+			t.Errorf("Host %s: iss %v, aud %v; want %s, the listener's origin", host, claims["iss"], claims["aud"], ctBase)
+		}
 	}
 }
 

@@ -37,7 +37,7 @@ var ownClaims = []string{"iss", "aud", "sub", "tenant", "iat", "exp"}
 // Config is what an Issuer needs. Zero values take the defaults above.
 type Config struct {
 	Header   string        // request header the assertion travels in
-	Audience string        // "" means the request's origin
+	Audience string        // "" means the origin served at (policy.ServedOrigin)
 	TTL      time.Duration // lifetime of one assertion
 	// Claims are the forward_claim paths, put in the token nested at their
 	// own path ("org.id" → {"org": {"id": …}}).
@@ -148,14 +148,15 @@ func (i *Issuer) JWKS() ([]byte, error) {
 // (a generated key that cannot be loaded).
 func (i *Issuer) For(r *http.Request, s *session.Session, claims map[string]any) (string, error) {
 	now := i.cfg.Now()
-	e, fresh := i.cache.get(s.ID, r.Host, r.TLS != nil, now, func() (iat, exp, until time.Time) {
+	at := servedAt{host: r.Host, tls: r.TLS != nil, port: policy.LocalPort(r)}
+	e, fresh := i.cache.get(s.ID, at, func() string { return policy.ServedOrigin(r) }, now, func() (iat, exp, until time.Time) {
 		return i.window(now, s)
 	})
 	if !fresh {
 		<-e.ready // closed already but for a concurrent first request
 		return e.tok, e.err
 	}
-	tok, err := i.sign(r, s, claims, e.iat, e.exp)
+	tok, err := i.sign(e.origin, s, claims, e.iat, e.exp)
 	i.cache.done(s.ID, e, tok, err)
 	return tok, err
 }
@@ -180,12 +181,11 @@ func (i *Issuer) window(now time.Time, s *session.Session) (iat, exp, until time
 }
 
 // sign builds and signs one assertion.
-func (i *Issuer) sign(r *http.Request, s *session.Session, kept map[string]any, iat, exp time.Time) (string, error) {
+func (i *Issuer) sign(origin string, s *session.Session, kept map[string]any, iat, exp time.Time) (string, error) {
 	ring, err := i.cfg.Keys.Ring()
 	if err != nil {
 		return "", reason.Ensure(err, reason.StoreUnavailable)
 	}
-	origin := policy.SelfOrigin(r)
 	k := ring.signing()
 	tok, err := token.Sign(token.Signer{Alg: k.Alg, KID: k.KID, Key: k.Signer}, i.Claims(origin, s, kept, iat, exp))
 	if err != nil {

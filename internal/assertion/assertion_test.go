@@ -1,15 +1,18 @@
 package assertion_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,8 +31,19 @@ func sess(id string) *session.Session {
 		IssuedAt: t0.Add(-time.Minute), LastSeen: t0, ExpiresAt: t0.Add(8 * time.Hour)}
 }
 
+// request is a TLS request for host that arrived on the listener port of
+// host's port (443 when it names none), as Caddy's server would say it.
 func request(host string) *http.Request {
-	return &http.Request{Method: http.MethodGet, Host: host, TLS: &tls.ConnectionState{}, Header: http.Header{}}
+	port := 443
+	if _, p, err := net.SplitHostPort(host); err == nil {
+		port, _ = strconv.Atoi(p)
+	}
+	return arrivedOn(&http.Request{Method: http.MethodGet, Host: host, TLS: &tls.ConnectionState{}, Header: http.Header{}}, port)
+}
+
+// arrivedOn is r with the listener port the server puts in its context.
+func arrivedOn(r *http.Request, port int) *http.Request {
+	return r.WithContext(context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}))
 }
 
 func newIssuer(t *testing.T, cfg assertion.Config) *assertion.Issuer {
@@ -128,10 +142,75 @@ func TestIssuerOriginAudienceEdDSA(t *testing.T) {
 	if c["iss"] != "https://portal.test" || c["aud"] != "billing-app" || headerOf(t, tok)["alg"] != "EdDSA" {
 		t.Errorf("claims %v header %v", c, headerOf(t, tok))
 	}
-	plain := &http.Request{Host: "localhost:9181", Header: http.Header{}}
+	plain := arrivedOn(&http.Request{Host: "localhost:9181", Header: http.Header{}}, 9181)
 	tok, _ = i.For(plain, sess("s2"), nil)
 	if c := verify(t, tok, ed.Public()); c["iss"] != "http://localhost:9181" {
 		t.Errorf("plain http iss = %v", c["iss"])
+	}
+}
+
+// TestIssuerOriginIgnoresHostPort is the attack of a session holder who
+// sends "Host: portal.test:8443" on a connection to :443 (Caddy's host
+// matcher ignores the port, and the session cookie is bound to the host
+// name alone): the assertion must not vouch for https://portal.test:8443,
+// another site whose app may trust the same key (a generated key is shared
+// by every handler on the same storage). Its iss and aud name the port the
+// listener has, whatever Host says; with no listener port, none.
+func TestIssuerOriginIgnoresHostPort(t *testing.T) {
+	key := newEC(t)
+	for _, tc := range []struct {
+		name string
+		r    *http.Request
+		want string
+	}{
+		{"forged port on :443", arrivedOn(request("portal.test:8443"), 443), "https://portal.test"},
+		{"no port on :8443", arrivedOn(request("portal.test"), 8443), "https://portal.test:8443"},
+		{"another port on :8443", arrivedOn(request("portal.test:9443"), 8443), "https://portal.test:8443"},
+		{"IPv6 literal", arrivedOn(request("[::1]:8443"), 443), "https://[::1]"},
+		{"no listener port", &http.Request{Host: "portal.test:8443", TLS: &tls.ConnectionState{}, Header: http.Header{}}, "https://portal.test"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			i := newIssuer(t, assertion.Config{Keys: ring(t, assertion.Key{Signer: key}), Now: func() time.Time { return t0 }})
+			tok, err := i.For(tc.r, sess("s1"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c := verify(t, tok, &key.PublicKey); c["iss"] != tc.want || c["aud"] != tc.want {
+				t.Errorf("Host %q: iss %v, aud %v; want %s", tc.r.Host, c["iss"], c["aud"], tc.want)
+			}
+		})
+	}
+}
+
+// countingKeys counts signatures: Ring is called once per sign.
+type countingKeys struct {
+	ring *assertion.Ring
+	n    atomic.Int32
+}
+
+func (c *countingKeys) Ring() (*assertion.Ring, error) { c.n.Add(1); return c.ring, nil }
+
+// TestIssuerOneSignaturePerOrigin: spellings of one origin (case, an
+// explicit default port, a Host port the origin does not take) reuse one
+// assertion, so a session holder cannot make every request sign; another
+// listener port is another origin and is signed again.
+func TestIssuerOneSignaturePerOrigin(t *testing.T) {
+	keys := &countingKeys{ring: ring(t, assertion.Key{Signer: newEC(t), KID: "k1"})}
+	i := newIssuer(t, assertion.Config{Keys: keys, Now: func() time.Time { return t0 }})
+	hosts := []string{"portal.test", "PORTAL.test", "portal.test:443", "portal.test:8443"}
+	for n := range 40 {
+		if _, err := i.For(arrivedOn(request(hosts[n%len(hosts)]), 443), sess("s1"), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := keys.n.Load(); got != 1 {
+		t.Fatalf("40 requests of one session at one origin signed %d assertions, want 1", got)
+	}
+	if _, err := i.For(arrivedOn(request("portal.test"), 8443), sess("s1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := keys.n.Load(); got != 2 {
+		t.Fatalf("a request on another listener port signed %d assertions in all, want 2", got)
 	}
 }
 

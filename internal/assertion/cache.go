@@ -32,8 +32,8 @@ type shard struct {
 // shared; tok and err are written once, before ready is closed.
 type entry struct {
 	ready    chan struct{}
-	host     string
-	tls      bool
+	at       servedAt
+	origin   string // policy.ServedOrigin of at: iss, and aud by default
 	iat, exp time.Time
 	until    time.Time
 	tok      string
@@ -64,10 +64,22 @@ func (c *cache) shard(key string) *shard {
 	return &c.shards[maphash.String(c.seed, key)%uint64(len(c.shards))]
 }
 
+// servedAt is what a request's served origin is made of, compared on every
+// request without building the origin: the raw Host, the scheme and the
+// listener's port.
+type servedAt struct {
+	host string
+	tls  bool
+	port int
+}
+
 // get returns the entry to use for key. fresh means the caller must sign
 // it and call done; window gives the new entry's times. A reused entry may
 // still be in flight (ready not yet closed) when requests race at first.
-func (c *cache) get(key, host string, tls bool, now time.Time, window func() (iat, exp, until time.Time)) (*entry, bool) {
+// A hit needs the same origin: the same parts (no work on the common path),
+// else the same origin built from them, since several spellings of a Host
+// (case, a port) are one origin and must not make every request sign again.
+func (c *cache) get(key string, at servedAt, origin func() string, now time.Time, window func() (iat, exp, until time.Time)) (*entry, bool) {
 	sh := c.shard(key)
 	sh.mu.Lock()
 	e := sh.cur[key]
@@ -77,11 +89,21 @@ func (c *cache) get(key, host string, tls bool, now time.Time, window func() (ia
 			c.put(sh, key, e)
 		}
 	}
-	if e != nil && e.host == host && e.tls == tls && now.Before(e.until) {
-		sh.mu.Unlock()
-		return e, false
+	var o string
+	if e != nil && now.Before(e.until) {
+		if e.at == at {
+			sh.mu.Unlock()
+			return e, false
+		}
+		if o = origin(); e.origin == o {
+			sh.mu.Unlock()
+			return e, false
+		}
 	}
-	e = &entry{ready: make(chan struct{}), host: host, tls: tls}
+	if o == "" {
+		o = origin()
+	}
+	e = &entry{ready: make(chan struct{}), at: at, origin: o}
 	e.iat, e.exp, e.until = window()
 	c.put(sh, key, e)
 	sh.mu.Unlock()

@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/embedgate/embedgate/internal/reason"
@@ -23,6 +25,63 @@ func SelfOrigin(r *http.Request) string {
 	}
 	host = strings.TrimSuffix(strings.ToLower(host), defPort)
 	return scheme + host
+}
+
+// ServedOrigin is the origin the gateway itself vouches that r was served
+// at, for claims it signs: the scheme from the connection (r.TLS), the host
+// name from Host (which a session's binding has checked), and the port of
+// the listener that accepted the connection, when it is not the scheme's
+// default. Host's own port is the client's word (Caddy's host matcher
+// ignores it), so a signed origin never takes it: else a session holder
+// could have the gateway vouch for another site on the same host name.
+// Without a listener port (a Unix socket) the origin has none.
+func ServedOrigin(r *http.Request) string {
+	scheme, defPort := "http://", 80
+	if r.TLS != nil {
+		scheme, defPort = "https://", 443
+	}
+	origin := scheme + strings.ToLower(HostName(r))
+	if p := LocalPort(r); p != 0 && p != defPort {
+		origin += ":" + strconv.Itoa(p)
+	}
+	return origin
+}
+
+// HostName is r's Host (else its URL's host) without any port, an IPv6
+// literal keeping its brackets.
+func HostName(r *http.Request) string {
+	host := r.Host
+	if host == "" && r.URL != nil {
+		host = r.URL.Host
+	}
+	if strings.HasPrefix(host, "[") {
+		if end := strings.IndexByte(host, ']'); end >= 0 {
+			return host[:end+1]
+		}
+		return host
+	}
+	if i := strings.LastIndexByte(host, ':'); i >= 0 {
+		return host[:i]
+	}
+	return host
+}
+
+// LocalPort is the port of the listener that accepted r's connection (TCP
+// for HTTP/1 and 2, UDP for HTTP/3), or 0 when the server did not say.
+func LocalPort(r *http.Request) int {
+	switch a := r.Context().Value(http.LocalAddrContextKey).(type) {
+	case *net.TCPAddr:
+		return a.Port
+	case *net.UDPAddr:
+		return a.Port
+	case net.Addr:
+		if _, port, err := net.SplitHostPort(a.String()); err == nil {
+			if p, err := strconv.Atoi(port); err == nil && p > 0 && p <= 65535 {
+				return p
+			}
+		}
+	}
+	return 0
 }
 
 // IsUnsafeMethod reports whether method may change state: anything but GET,

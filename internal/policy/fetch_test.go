@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"context"
 	"crypto/tls"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 
@@ -31,6 +34,42 @@ func TestSelfOrigin(t *testing.T) {
 		}
 		if got := SelfOrigin(r); got != c.want {
 			t.Errorf("SelfOrigin(%q, tls=%v) = %q, want %q", c.host, c.tls, got, c.want)
+		}
+	}
+}
+
+// TestServedOrigin: the port is the listener's, never Host's; HTTP/3's
+// listener is a UDP address, a Unix socket has no port.
+func TestServedOrigin(t *testing.T) {
+	tcp := func(p int) net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p} }
+	for _, c := range []struct {
+		host  string
+		tls   bool
+		local net.Addr
+		want  string
+	}{
+		{"portal.example", true, tcp(443), "https://portal.example"},
+		{"Portal.Example:8443", true, tcp(443), "https://portal.example"},
+		{"portal.example", true, tcp(8443), "https://portal.example:8443"},
+		{"portal.example:9443", true, &net.UDPAddr{Port: 8443}, "https://portal.example:8443"},
+		{"localhost:8080", false, tcp(80), "http://localhost"},
+		{"localhost", false, tcp(443), "http://localhost:443"},
+		{"[::1]:8443", true, tcp(443), "https://[::1]"},
+		{"[::1]", true, tcp(8443), "https://[::1]:8443"},
+		{"portal.example:8443", true, &net.UnixAddr{Name: "/run/caddy.sock", Net: "unix"}, "https://portal.example"},
+		{"portal.example:8443", true, nil, "https://portal.example"},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Host = c.host
+		r.TLS = nil
+		if c.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		if c.local != nil {
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, c.local))
+		}
+		if got := ServedOrigin(r); got != c.want {
+			t.Errorf("ServedOrigin(%q, tls=%v, on %v) = %q, want %q", c.host, c.tls, c.local, got, c.want)
 		}
 	}
 }
