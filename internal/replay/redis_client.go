@@ -41,7 +41,7 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 	// and Sentinel but refuses it on a Cluster URL.
 	plain, skipVerify, err := takeSkipVerify(base + "://" + rest)
 	if err != nil {
-		return clientSpec{}, err
+		return clientSpec{}, hideSecrets(raw, err)
 	}
 	if (skipVerify || tlsConfig != nil) && base != "rediss" {
 		return clientSpec{}, errors.New("redis url: TLS settings (tls, skip_verify) need a rediss:// (rediss+sentinel://, rediss+cluster://) url")
@@ -64,10 +64,35 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 		return clientSpec{}, fmt.Errorf("redis url: unknown scheme %q (want redis, rediss, unix, redis+sentinel, redis+cluster)", scheme)
 	}
 	if err != nil {
-		return clientSpec{}, err
+		return clientSpec{}, hideSecrets(raw, err)
 	}
 	return spec, nil
 }
+
+// errURLSyntax replaces a parse error that may quote part of a password.
+var errURLSyntax = errors.New("redis url: cannot be parsed (percent-encode any '/', '?', '#', '&', '%' or '@' in the user name or password)")
+
+// hideSecrets is err, or errURLSyntax when err is a parse error (which
+// quotes pieces of the URL: a port, a path, an option name) and the URL may
+// hold a password: a '/', '?' or '#' left unescaped in a password moves
+// the rest of it out of the userinfo, into what the error quotes.
+func hideSecrets(raw string, err error) error {
+	var pe *urlParseError
+	if errors.As(err, &pe) && mayHoldSecret(raw) {
+		return errURLSyntax
+	}
+	return err
+}
+
+func mayHoldSecret(raw string) bool {
+	return strings.Contains(raw, "@") || strings.Contains(strings.ToLower(raw), "password")
+}
+
+// urlParseError marks the errors of urlError.
+type urlParseError struct{ err error }
+
+func (e *urlParseError) Error() string { return "redis url: " + e.err.Error() }
+func (e *urlParseError) Unwrap() error { return e.err }
 
 // revocationChannel is the pub/sub channel of the deployment whose keys
 // start with prefix in database db. Pub/sub is one namespace for a whole
@@ -202,14 +227,19 @@ func urlError(err error) error {
 	if ue, ok := errors.AsType[*url.Error](err); ok {
 		err = ue.Err
 	}
-	return fmt.Errorf("redis url: %w", err)
+	return &urlParseError{err}
 }
 
 // RedactURL is a Redis URL without its password, in the userinfo or a query value.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil || (u.User == nil && strings.Contains(raw, "@")) {
+		// An '@' outside the userinfo: a password with an unescaped '/',
+		// '?' or '#' ends the authority early.
 		return "(unparsable url)"
+	}
+	if u.Fragment != "" { // a '#' in a password left unescaped
+		u.Fragment, u.RawFragment = "xxxxx", ""
 	}
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
