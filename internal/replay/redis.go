@@ -109,6 +109,7 @@ type Redis struct {
 
 	cancel    context.CancelFunc
 	done      chan struct{}
+	watchDone chan struct{} // closed when the sentinel watcher ended (at once without one)
 	synced    chan struct{} // closed after the first full load of the mirror
 	syncOnce  sync.Once
 	closeOnce sync.Once
@@ -157,6 +158,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		kicks:        make(chan struct{}, 1),
 		cancel:       cancel,
 		done:         make(chan struct{}),
+		watchDone:    make(chan struct{}),
 		synced:       make(chan struct{}),
 	}
 	if cfg.Seed != nil {
@@ -166,6 +168,8 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	go r.releaser(runCtx)
 	if r.sentinel != nil {
 		go r.watchSentinels(runCtx)
+	} else {
+		close(r.watchDone)
 	}
 
 	if synced, ok := pause(ctx, cfg.StartWait, r.synced); ok && !synced {
@@ -236,6 +240,7 @@ func (r *Redis) Close() error {
 		r.closeSubscription()
 		<-r.done
 		<-r.releaserDone
+		<-r.watchDone
 		r.health.close()
 		err = r.client.Close()
 	})

@@ -15,7 +15,9 @@ import (
 )
 
 // A used-jti key holds the id of the claim that took it ("c:" and a random
-// id, one per Claim call), or claimFree when that claim was given back.
+// id, one per Claim call), or, once that claim was given back, claimFree;
+// when the release came before its claim, claimFree, ":" and that claim's
+// id, so that this one claim still on its way finds it taken.
 const (
 	claimPrefix = "c:"
 	claimFree   = "free"
@@ -23,24 +25,27 @@ const (
 
 // claimScript takes a token id: when the key is absent, when it holds this
 // very claim (a client library retry of the same call), or when a claim
-// that failed was given back (claimFree). It returns 1 when the id is this
-// claim's, 0 when another claim holds it (a replay).
+// that failed was given back (claimFree, or claimFree:<id> of another
+// claim). It returns 1 when the id is this claim's, 0 when another claim
+// holds it (a replay) or when this claim was given back before it came.
 var claimScript = redis.NewScript(`
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then return 1 end
-if v == 'free' then
+if v == 'free' or (type(v) == 'string' and string.sub(v, 1, 5) == 'free:' and v ~= 'free:' .. ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
 return 0
 `)
 
-// releaseScript gives a claim back after its exchange failed (503): when
-// the key holds that claim, or does not exist yet (the claim may still be
-// on its way, and must then find the key taken), it becomes claimFree, so
-// the next exchange of the token succeeds. A key held by another claim is
-// left alone: that exchange succeeded.
+// releaseScript gives a claim back after its exchange failed (503), so the
+// next exchange of the token succeeds. A key holding that claim becomes
+// claimFree. A key that does not exist yet (the claim may still be on its
+// way) becomes claimFree:<that claim's id>: the late claim must not take
+// it, which would use the token for an exchange that already answered
+// 503, but any other claim may. A key held by another claim is left alone:
+// that exchange succeeded.
 var releaseScript = redis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
@@ -48,7 +53,7 @@ if v == ARGV[1] then
   return 1
 end
 if v == false then
-  redis.call('SET', KEYS[1], 'free', 'PX', ARGV[2])
+  redis.call('SET', KEYS[1], 'free:' .. ARGV[1], 'PX', ARGV[2])
   return 2
 end
 return 0

@@ -41,10 +41,10 @@ func TestRedisClaimRetryAfterTimeout(t *testing.T) {
 	}
 	// What a client honouring Retry-After: 1 does, here on the other instance.
 	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) && raw.Get(ctx, key).Val() != "free" {
+	for time.Now().Before(deadline) && !strings.HasPrefix(raw.Get(ctx, key).Val(), "free") {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if v := raw.Get(ctx, key).Val(); v != "free" {
+	if v := raw.Get(ctx, key).Val(); !strings.HasPrefix(v, "free") {
 		t.Fatalf("1s after the failed claim the key holds %q, want it given back", v)
 	}
 	if err := b.Claim(ctx, "acme", jti, time.Minute); err != nil {

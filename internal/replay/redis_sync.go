@@ -151,10 +151,13 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 				}
 				incomplete = !r.load(ctx, rewrite && !synced, false)
 				synced, lastResync, retryAfter = true, time.Now(), healthInterval
-				p.subscribed = true
+				p.subscribed, p.returned, p.confirmed = true, false, false
 				p.lastSent = time.Time{} // probe at once
 			case *redis.Message:
 				r.applyAnnouncement(m.Payload, p)
+				if rewrite && !r.reloadOnceProbeReturned(ctx, p) {
+					incomplete = true
+				}
 			case *redis.Pong:
 				p.pinged = time.Time{}
 			}
@@ -175,6 +178,25 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 		}
 		r.sweepIfDue(lastSweep)
 	}
+}
+
+// reloadOnceProbeReturned loads the mirror again when the first probe of
+// a new subscription after a lost one or a master switch has come back,
+// and reports whether all is loaded. The load at subscribe time read
+// through the pool, which a failover may have left on the old master (the
+// subscription moves first), and missed what other instances wrote on the
+// new one meanwhile; a returned probe shows that the pool now reaches the
+// server the subscription listens on.
+func (r *Redis) reloadOnceProbeReturned(ctx context.Context, p *prober) bool {
+	if !p.returned || p.confirmed {
+		return true
+	}
+	p.confirmed = true
+	if _, err := r.resync(ctx); err != nil {
+		r.lastErr.Store(&err)
+		return false
+	}
+	return true
 }
 
 // load resyncs the mirror (writing recent revocations again first when
@@ -214,6 +236,8 @@ type prober struct {
 	subscribed bool
 	lastSent   time.Time // last probe published
 	pending    string    // the probe's announcement body, until it comes back
+	returned   bool      // a probe of this subscription came back
+	confirmed  bool      // the mirror was loaded again after that
 	pinged     time.Time // a PING sent on the subscription, until its PONG
 }
 
@@ -289,7 +313,7 @@ func (r *Redis) applyAnnouncement(payload string, p *prober) {
 	origin, value, ok2 := strings.Cut(rest, " ")
 	if origin == r.origin {
 		if value == p.pending {
-			p.pending = ""
+			p.pending, p.returned = "", true
 		}
 		return
 	}
@@ -341,6 +365,7 @@ func isTimeout(err error) bool {
 // connections on the same announcement, but not pub/sub ones, and the
 // demoted master may stay up (and keep a PING answered) indefinitely.
 func (r *Redis) watchSentinels(ctx context.Context) {
+	defer close(r.watchDone)
 	opt := r.sentinel
 	for i := 0; ctx.Err() == nil; i++ {
 		sc := redis.NewSentinelClient(&redis.Options{
@@ -363,6 +388,9 @@ func (r *Redis) watchSentinels(ctx context.Context) {
 func (r *Redis) watchSentinel(ctx context.Context, sc *redis.SentinelClient, master string) error {
 	ps := sc.Subscribe(ctx, "+switch-master")
 	defer ps.Close()
+	// The receive below waits out its timeout whatever ctx does: Close
+	// unblocks it.
+	defer context.AfterFunc(ctx, func() { _ = ps.Close() })()
 	pinged := false
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, healthInterval)

@@ -1,0 +1,214 @@
+package replay_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/replay/replaytest"
+)
+
+// moveSubscriptions sends new connections to target and closes only the
+// relayed subscriptions: the pooled connections stay on the old server.
+// It is what a Sentinel failover looks like when the store's watcher moved
+// the subscription (+switch-master) before go-redis moved its pool.
+func (p *proxy) moveSubscriptions(target string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target = target
+	for in, out := range p.routed {
+		if p.subs[in] {
+			_ = in.Close()
+			_ = out.Close()
+		}
+	}
+}
+
+// movePool closes the relayed connections that are not subscriptions, so
+// the pool redials (to the current target).
+func (p *proxy) movePool() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for in, out := range p.routed {
+		if !p.subs[in] {
+			_ = in.Close()
+			_ = out.Close()
+		}
+	}
+}
+
+// TestRedisReloadWhenPoolCatchesUp: the resync after a resubscribe reads
+// through the connection pool, which during a failover may still be on the
+// old master while the subscription already listens on the new one. When
+// the pool moved to the new master after that load but before the first
+// end-to-end probe, the probe succeeded, the subscription was kept, and
+// the mirror was never loaded again: a revocation written on the new
+// master before the subscription got there (by an instance that never saw
+// a master change, such as one started after the failover, so it never
+// rewrites it) was missed on this instance until the session expired. Now
+// the mirror is loaded again when that first probe comes back.
+//
+// The pool moves from the EventResynced report (which runs between the
+// load and the first probe), to pin that interleaving; in production it is
+// go-redis's own sentinel watcher moving the pool at any moment.
+func TestRedisReloadWhenPoolCatchesUp(t *testing.T) {
+	oldSrv, newSrv := replaytest.StartRedis(t), replaytest.StartRedis(t)
+	p := newProxy(t, oldSrv.Addr())
+	prefix := uniquePrefix()
+	events := newEventLog()
+	var armed atomic.Bool
+	report := func(e replay.Event) {
+		events.report(e)
+		if e.Kind == replay.EventResynced && armed.CompareAndSwap(true, false) {
+			p.movePool() // the pool follows the subscription a moment later
+		}
+	}
+	b := newRedis(t, replay.RedisConfig{URL: "redis://" + p.Addr(), KeyPrefix: prefix, Report: report})
+	<-b.Synced()
+	// An instance already on the new master (started after the failover).
+	a := newRedis(t, replay.RedisConfig{URL: newSrv.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	ctx := context.Background()
+	victim := replay.SessionRef{ID: "sid-victim", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}
+	if err := a.Revoke(ctx, victim.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+
+	armed.Store(true)
+	p.moveSubscriptions(newSrv.Addr())
+	events.waitFor(t, replay.EventResynced, 5*time.Second)
+	// Pool and subscription now agree on the new master, which holds the
+	// revocation; give the store several health intervals.
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) && !b.Revoked(victim) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !b.Revoked(victim) {
+		t.Fatalf("a session revoked on the new master is still accepted 4s after this instance's subscription and pool both moved there\nevents:\n%s", events)
+	}
+}
+
+// delayProxy relays to a Redis server and holds back, once, the client
+// bytes that contain marker, for delay: a request packet that is lost and
+// retransmitted (TCP's minimum RTO is 200ms, past the 150ms store timeout).
+type delayProxy struct {
+	l      net.Listener
+	target string
+	marker []byte
+	delay  time.Duration
+	armed  atomic.Bool
+}
+
+func newDelayProxy(t *testing.T, target, marker string, delay time.Duration) *delayProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &delayProxy{l: l, target: target, marker: []byte(strings.ToLower(marker)), delay: delay}
+	t.Cleanup(func() { _ = l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go p.relay(in)
+		}
+	}()
+	return p
+}
+
+func (p *delayProxy) relay(in net.Conn) {
+	out, err := net.Dial("tcp", p.target)
+	if err != nil {
+		_ = in.Close()
+		return
+	}
+	go func() { _, _ = io.Copy(in, out); _ = in.Close() }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if bytes.Contains(bytes.ToLower(buf[:n]), p.marker) && p.armed.CompareAndSwap(true, false) {
+				time.Sleep(p.delay)
+			}
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	// Let a reply to the delayed write come back before closing.
+	time.Sleep(50 * time.Millisecond)
+	_ = out.Close()
+}
+
+// TestRedisLateClaimLeavesItsTokenGivenBack: a claim that timed out before reaching Redis (its
+// packet delayed) is given back at once: releaseScript finds no key and
+// writes "free" so that "a claim still on its way then finds it taken".
+// A claimScript that took any given-back key let the late claim take it,
+// for an exchange that already answered 503, and the client's retry of the
+// same token after Retry-After was refused as replayed; README promises "A
+// 503 does not burn the token".
+func TestRedisLateClaimLeavesItsTokenGivenBack(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	const jti = "jti-late"
+	p := newDelayProxy(t, srv.Addr(), jti, 400*time.Millisecond)
+	prefix := uniquePrefix()
+	a := newRedis(t, replay.RedisConfig{URL: "redis://" + p.l.Addr().String(), KeyPrefix: prefix, Timeout: 100 * time.Millisecond})
+	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	<-b.Synced()
+	ctx := context.Background()
+	// Loads the claim script, so that the delayed claim is an EVALSHA
+	// that runs when it arrives.
+	if err := a.Claim(ctx, "acme", "warm-up", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	p.armed.Store(true)
+	if err := a.Claim(ctx, "acme", jti, time.Minute); reason.Of(err) != reason.StoreUnavailable {
+		t.Fatalf("delayed claim: %v, want store_unavailable", err)
+	}
+	time.Sleep(time.Second) // Retry-After: 1
+	if err := b.Claim(ctx, "acme", jti, time.Minute); err != nil {
+		raw := rawClient(t, srv)
+		t.Fatalf("retry of the same token after the 503: %v, want success (key holds %q)", err, raw.Get(ctx, prefix+"jti:acme:"+jti).Val())
+	}
+}
+
+// TestRedisCloseStopsSentinelWatcher: Close waits for the Sentinel
+// watcher, which blocks in a receive that ignores ctx (go-redis sets only a
+// read deadline) for up to a health interval; else it could still kick the
+// closed store and hold its sentinel connection after Close returned.
+func TestRedisCloseStopsSentinelWatcher(t *testing.T) {
+	s := replaytest.StartSentinel(t, replaytest.SentinelOptions{})
+	r, err := replay.NewRedis(context.Background(), replay.RedisConfig{URL: s.URL(), KeyPrefix: uniquePrefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-r.Synced()
+	time.Sleep(300 * time.Millisecond) // the watcher is subscribed and waiting
+	_ = r.Close()
+	// The watcher's last frames may take a moment to leave the stack; one
+	// that Close did not wait for stays in its receive for up to a second.
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(200 * time.Millisecond); ; time.Sleep(10 * time.Millisecond) {
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "replay.(*Redis).watchSentinel") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sentinel watcher still runs 200ms after Close returned")
+		}
+	}
+}
