@@ -212,3 +212,32 @@ func TestRedisCloseStopsSentinelWatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisSignoutOfAGoneClientReachesEveryInstance: a page that signs out
+// and navigates at once cancels its request; the revocation must still be
+// written to Redis and announced, or it holds on the instance that took
+// the sign-out only and the session stays valid on every other one.
+func TestRedisSignoutOfAGoneClientReachesEveryInstance(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	prefix := uniquePrefix()
+	a := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	<-b.Synced()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := replay.SessionRef{ID: "sid-gone", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}
+	if err := a.Revoke(ctx, s.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	if n, err := rawClient(t, srv).Exists(context.Background(), prefix+"rev:sid:"+s.ID).Result(); err != nil || n != 1 {
+		t.Fatalf("the revocation is not in Redis (%d, %v)", n, err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && !b.Revoked(s) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !b.Revoked(s) {
+		t.Fatal("the other instance still accepts the session")
+	}
+}

@@ -65,7 +65,9 @@ func (r *Redis) RevokeAll(ctx context.Context, tenant, subject string, until tim
 }
 
 func (r *Redis) revoke(ctx context.Context, key string, e revEntry, until time.Time) error {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	// Not cancelled with the caller's request (see Revocations): applied
+	// only here, the revocation would miss every other instance.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
 	ttl, err := r.writeRevocation(ctx, key, e, until)
 	if ttl <= 0 && err != nil {

@@ -27,7 +27,11 @@ type SessionRef struct {
 }
 
 // Revocations records revoked sessions. Revoked is on the per-request path:
-// it is a local lookup and never does I/O.
+// it is a local lookup and never does I/O. Revoke and RevokeAll finish a
+// write that has begun even when ctx is cancelled (they keep its values
+// and bound the write by the store's own timeout): a sign-out whose client
+// went away at once, as a page that navigates on sign-out does, must still
+// reach every instance.
 type Revocations interface {
 	// Revoke revokes one session id until its expiry.
 	Revoke(ctx context.Context, sessionID string, until time.Time) error

@@ -162,6 +162,7 @@ func concurrentClaims(t *testing.T, ctx context.Context, store replay.Store, jti
 // RunRevocations runs the Revocations conformance suite.
 func RunRevocations(t *testing.T, h Harness) {
 	t.Run("RevokeOneSession", func(t *testing.T) { revokeOneSession(t, h) })
+	t.Run("RevokeOutlivesCancelledContext", func(t *testing.T) { revokeCancelled(t, h) })
 
 	// One cutoff for a tenant (subject "") or one subject in it: the same
 	// four sessions, told apart by who the cutoff covers.
@@ -203,6 +204,24 @@ func revokeAll(t *testing.T, h Harness, subject string, names [4]string, want [4
 	e.step(time.Hour)
 	if e.rev.Revoked(jane) {
 		t.Error("still revoked after until")
+	}
+}
+
+// revokeCancelled: a revocation asked for by a request whose client has
+// gone (its context cancelled) is still made, and reported made.
+func revokeCancelled(t *testing.T, h Harness) {
+	e := h.env(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s := replay.SessionRef{ID: "sid-gone", Tenant: "acme", Subject: "jane", IssuedAt: e.now().Add(-time.Minute)}
+	if err := e.rev.Revoke(ctx, s.ID, e.now().Add(time.Minute)); err != nil {
+		t.Fatalf("Revoke with the caller gone: %v", err)
+	}
+	if err := e.rev.RevokeAll(ctx, "globex", "", e.now().Add(time.Minute)); err != nil {
+		t.Fatalf("RevokeAll with the caller gone: %v", err)
+	}
+	if !e.rev.Revoked(s) || !e.rev.Revoked(replay.SessionRef{ID: "g1", Tenant: "globex", Subject: "bob", IssuedAt: e.now().Add(-time.Minute)}) {
+		t.Fatal("not revoked")
 	}
 }
 
