@@ -218,12 +218,7 @@ func TestRedisCloseStopsSentinelWatcher(t *testing.T) {
 // written to Redis and announced, or it holds on the instance that took
 // the sign-out only and the session stays valid on every other one.
 func TestRedisSignoutOfAGoneClientReachesEveryInstance(t *testing.T) {
-	srv := replaytest.StartRedis(t)
-	prefix := uniquePrefix()
-	a := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
-	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
-	<-a.Synced()
-	<-b.Synced()
+	a, b, srv, prefix := twoInstances(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	s := replay.SessionRef{ID: "sid-gone", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}

@@ -204,14 +204,22 @@ func TestRedisOutage(t *testing.T) {
 	}
 }
 
-// A revocation on one instance reaches another within 1s over pub/sub.
-func TestRedisPropagation(t *testing.T) {
-	srv := replaytest.StartRedis(t)
-	prefix := uniquePrefix()
-	a := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
-	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+// twoInstances starts a Redis server and two synced stores sharing one
+// key prefix on it, as two gateway instances of one deployment.
+func twoInstances(t *testing.T) (a, b *replay.Redis, srv *replaytest.RedisServer, prefix string) {
+	t.Helper()
+	srv = replaytest.StartRedis(t)
+	prefix = uniquePrefix()
+	a = newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	b = newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
 	<-a.Synced()
 	<-b.Synced()
+	return a, b, srv, prefix
+}
+
+// A revocation on one instance reaches another within 1s over pub/sub.
+func TestRedisPropagation(t *testing.T) {
+	a, b, srv, prefix := twoInstances(t)
 	ctx := context.Background()
 	iat := time.Now().Add(-time.Minute)
 	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
