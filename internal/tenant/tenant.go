@@ -18,6 +18,8 @@ import (
 	"sort"
 	"strings"
 
+	"golang.org/x/net/idna"
+
 	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/session"
 )
@@ -332,12 +334,30 @@ func addKID(seen map[string]bool, kid string) error {
 	return nil
 }
 
-// normalizeHost lower-cases a host and drops a port; it refuses URLs.
+// normalizeHost lower-cases a host, drops a port and turns an IDN into its
+// ASCII (punycode) form, as browsers send it and Caddy's host matcher
+// compares it; it refuses URLs and any host no request Host can carry
+// (policy.CheckHost), which would load as a tenant with no host binding.
 func normalizeHost(h string) (string, error) {
 	if h == "" || strings.ContainsAny(h, "/*@ ") {
 		return "", fmt.Errorf("host %q: a bare host name is expected", h)
 	}
-	return HostOf(h), nil
+	host := HostOf(h)
+	if net.ParseIP(host) == nil {
+		ascii, err := idna.ToASCII(host)
+		if err != nil {
+			return "", fmt.Errorf("host %q: not a valid host name", h)
+		}
+		host = strings.ToLower(ascii)
+	}
+	wire := host
+	if strings.Contains(host, ":") {
+		wire = "[" + host + "]"
+	}
+	if policy.CheckHost(wire) != nil || strings.HasSuffix(host, ".") {
+		return "", fmt.Errorf("host %q: not a valid host name", h)
+	}
+	return host, nil
 }
 
 // HostOf returns the lower-case host of a request's Host header, without port.
