@@ -11,12 +11,11 @@ import (
 )
 
 // jwksPool keeps JWKS caches across config reloads, as statePool keeps the
-// stores: after `embedgate reload`, a tenant whose jwks URL is unchanged
-// keeps its cache (its keys, refresh schedule and MinInterval limit) rather
-// than fetching its key set again. The key is a jwksKey, the tenant and its
-// resolved URL: nothing else changes how a cache fetches (client, timeout
-// and size bound are the jwks defaults; one made configurable joins the
-// key). Each tenantSet holds one reference per cache of its current registry
+// stores: after `embedgate reload`, a jwks URL still named keeps its cache
+// (its keys, refresh schedule and MinInterval limit) rather than fetching
+// its key set again. The key is a jwksKey, the resolved URL: nothing else
+// changes how a cache fetches (client, timeout and size bound are the jwks
+// defaults; one made configurable joins the key). Each tenantSet holds one reference per cache of its current registry
 // (jwksRefs); the last release destructs the cache, which stops its fetches.
 var jwksPool = caddy.NewUsagePool()
 
@@ -26,10 +25,11 @@ var jwksPool = caddy.NewUsagePool()
 // Handler's logger: it reports to the holder that took it most recently and
 // still holds it. During a reload that is the new Handler as soon as it is
 // provisioned (one log line per error, not one per overlapping config), and
-// a Handler that is cleaned up stops receiving, so nothing pins it.
+// a Handler that is cleaned up stops receiving, so nothing pins it. A
+// cache that several tenants share reports under the first of them to ask
+// for it in that holder's registry.
 type pooledJWKS struct {
-	cache  *jwks.Cache
-	tenant string
+	cache *jwks.Cache
 
 	mu      sync.Mutex
 	holders []jwksHolder // oldest first
@@ -38,10 +38,11 @@ type pooledJWKS struct {
 type jwksHolder struct {
 	refs    *jwksRefs
 	onError func(tenantID string, err error)
+	tenant  string
 }
 
 func newPooledJWKS(k jwksKey) (*pooledJWKS, error) {
-	p := &pooledJWKS{tenant: k.tenant}
+	p := &pooledJWKS{}
 	c, err := jwks.New(jwks.Options{URL: k.url, Report: func(e jwks.Event) { p.report(e.Err) }})
 	if err != nil {
 		return nil, err
@@ -58,20 +59,28 @@ func (p *pooledJWKS) Destruct() error {
 
 func (p *pooledJWKS) report(err error) {
 	p.mu.Lock()
-	var onError func(string, error)
+	var h jwksHolder
 	if n := len(p.holders); n > 0 {
-		onError = p.holders[n-1].onError
+		h = p.holders[n-1]
 	}
 	p.mu.Unlock()
-	if onError != nil {
-		onError(p.tenant, err)
+	if h.onError != nil {
+		h.onError(h.tenant, err)
 	}
 }
 
-func (p *pooledJWKS) hold(r *jwksRefs, onError func(string, error)) {
+// hold adds r as the newest holder, or names the tenant r reports under
+// when it holds p already (a rebuild in which that tenant asks first).
+func (p *pooledJWKS) hold(r *jwksRefs, onError func(string, error), tenant string) {
 	p.mu.Lock()
-	p.holders = append(p.holders, jwksHolder{r, onError})
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	for i := range p.holders {
+		if p.holders[i].refs == r {
+			p.holders[i].tenant = tenant
+			return
+		}
+	}
+	p.holders = append(p.holders, jwksHolder{r, onError, tenant})
 }
 
 func (p *pooledJWKS) unhold(r *jwksRefs) {
@@ -116,25 +125,35 @@ type jwksBuild struct {
 	next    map[jwksKey]*pooledJWKS
 	taken   []jwksKey     // pool references this build took
 	fresh   []*jwks.Cache // new caches, to fetch before the registry is used
+	// unpooled are the caches of a build without a holder, by URL.
+	unpooled map[jwksKey]*jwks.Cache
 }
 
 // source is the build's tenant.WithKeySources constructor.
 func (b *jwksBuild) source(id, url string) (tenant.KeySource, error) {
-	k := jwksKey{id, url}
+	k := jwksKey{url}
 	if b.refs == nil {
+		if c, ok := b.unpooled[k]; ok {
+			return c, nil
+		}
 		c, err := jwks.New(jwks.Options{URL: url, Report: func(e jwks.Event) { b.onError(id, e.Err) }})
 		if err != nil {
 			return nil, err
 		}
+		if b.unpooled == nil {
+			b.unpooled = map[jwksKey]*jwks.Cache{}
+		}
+		b.unpooled[k] = c
 		b.fresh = append(b.fresh, c)
 		return c, nil
 	}
 	if p, ok := b.next[k]; ok {
-		// Asked again in this build (a subject issuer sharing its tenant's
-		// jwks URL): one cache, one reference.
+		// Asked again in this build (another tenant, or a subject issuer,
+		// naming the same key set): one cache, one reference.
 		return p.cache, nil
 	}
 	if p, ok := b.refs.held[k]; ok {
+		p.hold(b.refs, b.onError, id)
 		b.next[k] = p
 		return p.cache, nil
 	}
@@ -144,7 +163,7 @@ func (b *jwksBuild) source(id, url string) (tenant.KeySource, error) {
 	}
 	p := v.(*pooledJWKS)
 	b.taken = append(b.taken, k)
-	p.hold(b.refs, b.onError)
+	p.hold(b.refs, b.onError, id)
 	b.next[k] = p
 	if !loaded {
 		b.fresh = append(b.fresh, p.cache)

@@ -66,8 +66,8 @@ func (s *jwksServer) count(path string) int {
 func TestConfigReloadKeepsJWKSCache(t *testing.T) {
 	srv := newJWKSServer(t)
 	jwksTenant := func(id, path string) tenant.Config { return tenant.Config{ID: id, JWKS: srv.URL + path} }
-	refs := func(id, path string) int {
-		n, _ := jwksPool.References(jwksKey{id, srv.URL + path})
+	refs := func(_, path string) int { // one cache per URL, whatever the tenant
+		n, _ := jwksPool.References(jwksKey{srv.URL + path})
 		return n
 	}
 	type loaded struct {

@@ -11,9 +11,11 @@ import (
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
-// jwksKey names a JWKS cache, here and in jwksPool: the tenant and its
-// resolved jwks URL.
-type jwksKey struct{ tenant, url string }
+// jwksKey names a JWKS cache, here and in jwksPool: its resolved URL.
+// Tenants (and subject issuers) that name one key set share one cache, so
+// its one-fetch-a-minute limit is the provider's, however many tenants
+// point at it; a verifier still picks the tenant from the token's iss.
+type jwksKey struct{ url string }
 
 // errReleased refuses a tenants-file rebuild that finishes after Cleanup.
 var errReleased = errors.New("embed_session: handler cleaned up; tenants not rebuilt")
@@ -24,7 +26,7 @@ var errReleased = errors.New("embed_session: handler cleaned up; tenants not reb
 // each tenant that names one.
 //
 // With refs (the gateway's tenantSet), caches come from jwksPool: one that
-// refs already holds under the same tenant id and URL (a tenants-file
+// refs already holds under the same URL (a tenants-file
 // rebuild), or that another Handler holds (a config reload), is reused as
 // is. On success refs holds exactly the caches of the new registry and has
 // given back the others (tenants gone, or whose URL changed); on error refs

@@ -40,8 +40,8 @@ func TestReloadReusesJWKSCaches(t *testing.T) {
 		fmt.Fprint(w, body)
 	}))
 	defer srv.Close()
-	refs := func(id, path string) int {
-		n, _ := jwksPool.References(jwksKey{id, srv.URL + path})
+	refs := func(_, path string) int { // one cache per URL, whatever the tenant
+		n, _ := jwksPool.References(jwksKey{srv.URL + path})
 		return n
 	}
 	count := func(path string) int {

@@ -31,7 +31,7 @@ func TestSubjectIssuerJWKSPooled(t *testing.T) {
 		}
 	}
 	refs := func(path string) int {
-		n, _ := jwksPool.References(jwksKey{"acme", srv.URL + path})
+		n, _ := jwksPool.References(jwksKey{srv.URL + path})
 		return n
 	}
 	provision := func(c tenant.Config) (*Handler, context.CancelFunc) {
