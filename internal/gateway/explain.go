@@ -159,12 +159,32 @@ func (x *Explainer) Explain(ctx context.Context, raw string) Explanation {
 	}
 	res, err := v.Verify(ctx, raw, tenants, nil)
 	if err == nil {
+		if err = exchangeTokenChecks(res); err != nil {
+			// The exchange's own checks of a verified token: the detail
+			// says what is wrong and what to change.
+			e.Tenant = res.Tenant
+			e.Err = reason.Ensure(err, reason.Malformed)
+			e.Fix = e.Err.Detail
+			return e
+		}
 		e.Result, e.Tenant = res, res.Tenant
 		return e
 	}
 	e.Err = reason.Ensure(err, reason.Malformed)
 	e.Fix = x.fix(e.Err, p, e.Tenant)
 	return e
+}
+
+// exchangeTokenChecks are the checks the exchange makes of a verified token
+// that need no request (no origin, cookie or store): its allowed_origins
+// must share an origin with the tenant's frame_ancestors, and its sub must
+// travel unchanged in a header. Without them the Explainer would call
+// "valid" a token that every exchange refuses.
+func exchangeTokenChecks(res *token.Result) error {
+	if _, err := narrowedByToken(tenantOrigins(res.Tenant), res.Claims); err != nil {
+		return err
+	}
+	return token.CheckSubject(res.Claims.Subject)
 }
 
 // fix renders a refusal as "<what is wrong>; <how to fix it>". It reads the

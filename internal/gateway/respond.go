@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/embedgate/embedgate/internal/policy"
@@ -202,6 +203,9 @@ type framingWriter struct {
 	http.ResponseWriter
 	csp   string
 	wrote bool
+	// private: the gateway put the session's Set-Cookie (a sliding
+	// refresh) on the app's response, which no shared cache may then store.
+	private bool
 }
 
 func (fw *framingWriter) WriteHeader(status int) {
@@ -218,10 +222,36 @@ func (fw *framingWriter) WriteHeader(status int) {
 // an upstream that set no CSP of its own, is one comparison.
 func (fw *framingWriter) merge() {
 	h := fw.ResponseWriter.Header()
+	if fw.private {
+		keepFromSharedCaches(h)
+	}
 	if v := h["Content-Security-Policy"]; len(v) == 1 && v[0] == fw.csp && len(h["X-Frame-Options"]) == 0 {
 		return
 	}
 	policy.MergeCSP(h, fw.csp)
+}
+
+// keepFromSharedCaches makes a response that carries the session cookie
+// one no shared cache (a CDN in front of the gateway) may store: else it
+// would hand the cookie to every later visitor of a "public" asset. The
+// app's Cache-Control becomes "private, no-cache" unless it says no-store,
+// and the fields that target CDNs alone (RFC 9213's CDN-Cache-Control, a
+// vendor's *-CDN-Cache-Control, Surrogate-Control), which such a cache
+// obeys instead of Cache-Control, are dropped.
+func keepFromSharedCaches(h http.Header) {
+	for name := range h {
+		if lower := strings.ToLower(name); lower == "surrogate-control" || strings.HasSuffix(lower, "cdn-cache-control") {
+			delete(h, name)
+		}
+	}
+	for _, v := range h["Cache-Control"] {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return
+			}
+		}
+	}
+	h["Cache-Control"] = []string{"private, no-cache"}
 }
 
 // FlushError merges before a flush sends the header (http.ResponseController
