@@ -15,8 +15,9 @@ import (
 // (its keys, refresh schedule and MinInterval limit) rather than fetching
 // its key set again. The key is a jwksKey, the resolved URL: nothing else
 // changes how a cache fetches (client, timeout and size bound are the jwks
-// defaults; one made configurable joins the key). Each tenantSet holds one reference per cache of its current registry
-// (jwksRefs); the last release destructs the cache, which stops its fetches.
+// defaults; one made configurable joins the key). Each tenantSet holds one
+// reference per cache of its current registry (jwksRefs); the last release
+// destructs the cache, which stops its fetches.
 var jwksPool = caddy.NewUsagePool()
 
 // pooledJWKS is a jwksPool value.

@@ -26,9 +26,8 @@ var errReleased = errors.New("embed_session: handler cleaned up; tenants not reb
 // each tenant that names one.
 //
 // With refs (the gateway's tenantSet), caches come from jwksPool: one that
-// refs already holds under the same URL (a tenants-file
-// rebuild), or that another Handler holds (a config reload), is reused as
-// is. On success refs holds exactly the caches of the new registry and has
+// refs already holds under the same URL (a tenants-file rebuild), or that
+// another Handler holds (a config reload), is reused as is. On success refs holds exactly the caches of the new registry and has
 // given back the others (tenants gone, or whose URL changed); on error refs
 // is untouched and nothing it did not hold stays taken. A nil refs
 // (embed-inspect) makes every cache new and unpooled.
