@@ -77,8 +77,7 @@ var errURLSyntax = errors.New("redis url: cannot be parsed (percent-encode any '
 // hold a password: a '/', '?' or '#' left unescaped in a password moves
 // the rest of it out of the userinfo, into what the error quotes.
 func hideSecrets(raw string, err error) error {
-	var pe *urlParseError
-	if errors.As(err, &pe) && mayHoldSecret(raw) {
+	if _, ok := errors.AsType[*urlParseError](err); ok && mayHoldSecret(raw) {
 		return errURLSyntax
 	}
 	return err
