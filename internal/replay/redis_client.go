@@ -83,8 +83,27 @@ func hideSecrets(raw string, err error) error {
 	return err
 }
 
+// mayHoldSecret reports whether a parse error of raw may quote part of a
+// secret: a password in the query (an unescaped '&' or '#' splits it into
+// what the parser names), or a userinfo that does not stand on its own
+// (an unescaped '/', '?' or '#' ends the authority before the last '@'; a
+// stray '%' is quoted as a bad escape). A URL whose userinfo is well formed
+// keeps the parser's error: it is about the host, database or options.
 func mayHoldSecret(raw string) bool {
-	return strings.Contains(raw, "@") || strings.Contains(strings.ToLower(raw), "password")
+	if strings.Contains(strings.ToLower(raw), "password") {
+		return true
+	}
+	_, rest, _ := strings.Cut(raw, "://")
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return false
+	}
+	userinfo := rest[:at]
+	if strings.ContainsAny(userinfo, "/?#@") {
+		return true
+	}
+	_, err := url.PathUnescape(userinfo)
+	return err != nil
 }
 
 // urlParseError marks the errors of urlError.

@@ -43,3 +43,44 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// TestRedisURLErrorKeepsUsefulDetail: a URL whose password is well formed
+// (percent-encoded, the userinfo intact) keeps the parser's own error about
+// a non-secret part (an option name or value, the database): nearly every
+// production URL holds a password, so a blanket "percent-encode the
+// password" would hide every such error behind the wrong advice.
+func TestRedisURLErrorKeepsUsefulDetail(t *testing.T) {
+	for _, c := range []struct{ raw, want string }{
+		{"redis://:s3cretPW@redis.internal:6379/0?dial_timeout=ten", "dial_timeout"},
+		{"redis://app:s3cretPW@redis.internal:6379/zero", "database"},
+		{"redis+sentinel://:s3cretPW@h:26379?master_nam=m", "master_nam"},
+		{"redis://:s3cretPW@redis.internal:6379/0?pool_sise=10", "pool_sise"},
+	} {
+		spec, err := newRedisClient(c.raw, nil)
+		if spec.client != nil {
+			_ = spec.client.Close()
+		}
+		if err == nil {
+			t.Errorf("%s: no error", c.raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cretPW") {
+			t.Errorf("%s: error shows the password: %v", c.raw, err)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not name %q (the parser said what is wrong; the password is well formed)", c.raw, err, c.want)
+		}
+	}
+}
+
+// TestRedisURLStrayPercentHidden: a stray '%' in a password is quoted by
+// url.Parse ("invalid URL escape \"%Qz\""): still hidden.
+func TestRedisURLStrayPercentHidden(t *testing.T) {
+	spec, err := newRedisClient("redis://:Ab9x%Qz7Kp@redis.internal:6379/0", nil)
+	if spec.client != nil {
+		_ = spec.client.Close()
+	}
+	if err == nil || strings.Contains(err.Error(), "Qz") {
+		t.Fatalf("error %v shows part of the password", err)
+	}
+}
