@@ -128,6 +128,9 @@ type jwksBuild struct {
 	fresh   []*jwks.Cache // new caches, to fetch before the registry is used
 	// unpooled are the caches of a build without a holder, by URL.
 	unpooled map[jwksKey]*jwks.Cache
+	// kept are the caches refs held already, with the first tenant of this
+	// build to name each: the one it reports under once committed.
+	kept map[jwksKey]string
 }
 
 // source is the build's tenant.WithKeySources constructor.
@@ -154,7 +157,12 @@ func (b *jwksBuild) source(id, url string) (tenant.KeySource, error) {
 		return p.cache, nil
 	}
 	if p, ok := b.refs.held[k]; ok {
-		p.hold(b.refs, b.onError, id)
+		// The tenant it reports under changes on commit only: a build
+		// that fails leaves the running registry, and its names, as they were.
+		if b.kept == nil {
+			b.kept = map[jwksKey]string{}
+		}
+		b.kept[k] = id
 		b.next[k] = p
 		return p.cache, nil
 	}
@@ -181,6 +189,9 @@ func (b *jwksBuild) commit() {
 			p.unhold(b.refs)
 			_, _ = jwksPool.Delete(k)
 		}
+	}
+	for k, id := range b.kept {
+		b.next[k].hold(b.refs, b.onError, id)
 	}
 	b.refs.held = b.next
 }
