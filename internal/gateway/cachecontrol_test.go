@@ -106,3 +106,27 @@ func TestExplainAgreesWithExchange(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshedCookieCDNOnlyFieldsDropped: the fields a cache in front of
+// the gateway obeys instead of Cache-Control are more than RFC 9213's and
+// Fastly's: Akamai reads Edge-Control, nginx's proxy_cache X-Accel-Expires
+// (both take priority over Cache-Control there). Left on a response that
+// carries the refreshed session cookie, they still have it stored.
+func TestRefreshedCookieCDNOnlyFieldsDropped(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	e.clock.Advance(16 * time.Minute) // past idle/2: the cookie is re-sealed
+	up := &upstream{respond: func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=600")
+		w.Header().Set("Edge-Control", "!no-store, max-age=86400")
+		w.Header().Set("X-Accel-Expires", "86400")
+		w.WriteHeader(http.StatusOK)
+	}}
+	res := e.doWith(newReq("GET", "/app.css", nil, withCookie(v)), up)
+	sessionCookie(t, res)
+	for _, f := range []string{"Edge-Control", "X-Accel-Expires"} {
+		if got := res.hdrs().Get(f); got != "" {
+			t.Errorf("%s: %q still tells the cache in front to store the session's Set-Cookie", f, got)
+		}
+	}
+}

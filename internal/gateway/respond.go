@@ -236,11 +236,13 @@ func (fw *framingWriter) merge() {
 // would hand the cookie to every later visitor of a "public" asset. The
 // app's Cache-Control becomes "private, no-cache" unless it says no-store,
 // and the fields that target CDNs alone (RFC 9213's CDN-Cache-Control, a
-// vendor's *-CDN-Cache-Control, Surrogate-Control), which such a cache
-// obeys instead of Cache-Control, are dropped.
+// vendor's *-CDN-Cache-Control, Surrogate-Control, Akamai's Edge-Control,
+// nginx's X-Accel-Expires), which such a cache obeys instead of
+// Cache-Control, are dropped.
 func keepFromSharedCaches(h http.Header) {
 	for name := range h {
-		if lower := strings.ToLower(name); lower == "surrogate-control" || strings.HasSuffix(lower, "cdn-cache-control") {
+		if lower := strings.ToLower(name); lower == "surrogate-control" || lower == "edge-control" ||
+			lower == "x-accel-expires" || strings.HasSuffix(lower, "cdn-cache-control") {
 			delete(h, name)
 		}
 	}
