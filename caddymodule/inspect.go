@@ -110,7 +110,12 @@ func cmdInspect(c *cobra.Command, args []string) int {
 			fmt.Fprintf(errOut, "embed-inspect: config: %v\n", err)
 			return exitUsage
 		}
-		x := &gateway.Explainer{Tenants: reg, TenantIDs: ids, MaxTokenAge: time.Duration(h.MaxTokenAge), Leeway: time.Duration(h.Leeway)}
+		req := make([]gateway.Requirement, len(h.Require))
+		for i, rq := range h.Require {
+			req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
+		}
+		x := &gateway.Explainer{Tenants: reg, TenantIDs: ids, MaxTokenAge: time.Duration(h.MaxTokenAge), Leeway: time.Duration(h.Leeway),
+			ForwardClaims: h.gatewayForwardClaims(), Require: req, CookieName: h.CookieName}
 		e := x.Explain(context.Background(), raw)
 		if e.Err != nil {
 			status = exitRejected

@@ -234,11 +234,17 @@ func bindOrigin(r *http.Request, allowed Origins, parentOrigin, self string) (st
 // keepClaims copies the claims the gateway needs later (forwarded and
 // required ones) into the session as a compact JSON object.
 func (g *Gateway) keepClaims(c token.Claims) ([]byte, error) {
-	if len(g.claimSet) == 0 {
+	return keepClaims(g.claimSet, g.cfg.ForwardClaims, c)
+}
+
+// keepClaims is Gateway.keepClaims for a claim set and forward_claims (the
+// Explainer runs it too).
+func keepClaims(claimSet []string, fwd []ForwardClaim, c token.Claims) ([]byte, error) {
+	if len(claimSet) == 0 {
 		return nil, nil
 	}
-	kept := make(map[string]any, len(g.claimSet))
-	for _, p := range g.claimSet {
+	kept := make(map[string]any, len(claimSet))
+	for _, p := range claimSet {
 		if v, ok := c.Lookup(p); ok {
 			kept[p] = v
 		}
@@ -246,7 +252,7 @@ func (g *Gateway) keepClaims(c token.Claims) ([]byte, error) {
 	if len(kept) == 0 {
 		return nil, nil
 	}
-	for _, fc := range g.cfg.ForwardClaims {
+	for _, fc := range fwd {
 		if v, ok := kept[fc.Claim]; ok {
 			if err := checkHeaderSafe(fc.Claim, headerValue(v)); err != nil {
 				return nil, err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
 )
@@ -114,6 +115,13 @@ type Explainer struct {
 	Leeway      time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// ForwardClaims and Require are the gateway's (Config): the claims a
+	// session keeps, which the exchange checks (header-safe values, a
+	// session that fits in a cookie).
+	ForwardClaims []ForwardClaim
+	Require       []Requirement
+	// CookieName is the session cookie's; "" means DefaultCookieName.
+	CookieName string
 }
 
 // Explanation is the verdict on one token.
@@ -159,7 +167,7 @@ func (x *Explainer) Explain(ctx context.Context, raw string) Explanation {
 	}
 	res, err := v.Verify(ctx, raw, tenants, nil)
 	if err == nil {
-		if err = exchangeTokenChecks(res); err != nil {
+		if err = x.exchangeTokenChecks(res); err != nil {
 			// The exchange's own checks of a verified token: the detail
 			// says what is wrong and what to change.
 			e.Tenant = res.Tenant
@@ -180,11 +188,33 @@ func (x *Explainer) Explain(ctx context.Context, raw string) Explanation {
 // must share an origin with the tenant's frame_ancestors, and its sub must
 // travel unchanged in a header. Without them the Explainer would call
 // "valid" a token that every exchange refuses.
-func exchangeTokenChecks(res *token.Result) error {
-	if _, err := narrowedByToken(tenantOrigins(res.Tenant), res.Claims); err != nil {
+func (x *Explainer) exchangeTokenChecks(res *token.Result) error {
+	allowed, err := narrowedByToken(tenantOrigins(res.Tenant), res.Claims)
+	if err != nil {
 		return err
 	}
-	return token.CheckSubject(res.Claims.Subject)
+	if err := token.CheckSubject(res.Claims.Subject); err != nil {
+		return err
+	}
+	claims, err := keepClaims(claimSetOf(x.ForwardClaims, x.Require), x.ForwardClaims, res.Claims)
+	if err != nil {
+		return err
+	}
+	// The session the exchange would seal, with no parent origin (the
+	// shortest it can bind): too large even so, every exchange refuses it.
+	// The key only encrypts; the size does not depend on it.
+	name := x.CookieName
+	if name == "" {
+		name = DefaultCookieName
+	}
+	sealer, err := session.NewSealer(name, [][]byte{make([]byte, 32)})
+	if err != nil {
+		return err
+	}
+	now := x.now()
+	_, err = sealer.Seal(&session.Session{ID: token.NewID(), Tenant: res.Tenant.ID, Subject: res.Claims.Subject,
+		Origins: allowed.Narrowed(), Claims: claims, IssuedAt: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}, "")
+	return err
 }
 
 // fix renders a refusal as "<what is wrong>; <how to fix it>". It reads the

@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -272,5 +273,58 @@ func TestPeekToken(t *testing.T) {
 	// A payload that is JSON but not an object is shown, and has no claims.
 	if p := gateway.PeekToken("e30." + b64([]byte(`[1]`)) + ".x"); string(p.Payload) != "[1]" || p.Claims != nil {
 		t.Fatalf("array payload: %+v", p)
+	}
+}
+
+// TestExplainAgreesWithExchange: embed-inspect (the Explainer) promises the
+// exchange's verdict but for the single-use check, so a token the exchange
+// refuses for what it holds (its sub, its allowed_origins) is not "valid".
+func TestExplainAgreesWithExchange(t *testing.T) {
+	for name, edit := range map[string]func(c map[string]any){
+		"sub with an edge space":       func(c map[string]any) { c["sub"] = "jane@acme.test " },
+		"sub with a control character": func(c map[string]any) { c["sub"] = "jane\x01@acme.test" },
+		"allowed_origins not an array": func(c map[string]any) { c["allowed_origins"] = "https://app.acme.test" },
+		"allowed_origins disjoint":     func(c map[string]any) { c["allowed_origins"] = []string{evilOrigin} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			tok := e.mint("acme", func(c jwt.MapClaims) { edit(c) })
+			x := &gateway.Explainer{Tenants: e.reg, MaxTokenAge: e.cfg.MaxTokenAge, Leeway: e.cfg.Leeway, Now: e.clock.Now}
+			verdict := x.Explain(context.Background(), tok)
+			res := e.do(exchangeReq(tok))
+			if res.Code == http.StatusNoContent {
+				t.Fatalf("the exchange accepted the token; the test needs one it refuses")
+			}
+			if verdict.Err == nil {
+				t.Fatalf("Explain says %q; the exchange refuses the same token with %d %s", verdict.Line(), res.Code, res.Body)
+			}
+		})
+	}
+}
+
+// TestExplainAgreesWithExchangeOnForwardedClaims: the exchange also refuses
+// a token for what its forward_claim values hold (a control character,
+// which cannot travel in the header; a value too large for the session
+// cookie). embed-inspect has the handler's forward_claims at hand, and the
+// Explainer called such a token "valid" without looking at them.
+func TestExplainAgreesWithExchangeOnForwardedClaims(t *testing.T) {
+	for name, org := range map[string]any{
+		"control character": "Acme\nInc",
+		"too large":         strings.Repeat("x", 4500),
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, withForward(gateway.ForwardClaim{Claim: "org", Header: "X-Embed-Org"}))
+			tok := e.mint("acme", func(c jwt.MapClaims) { c["org"] = org })
+			x := &gateway.Explainer{Tenants: e.reg, MaxTokenAge: e.cfg.MaxTokenAge, Leeway: e.cfg.Leeway, Now: e.clock.Now,
+				ForwardClaims: e.cfg.ForwardClaims, Require: e.cfg.Require}
+			verdict := x.Explain(context.Background(), tok)
+			res := e.do(exchangeReq(tok))
+			if res.Code == http.StatusNoContent {
+				t.Fatal("the exchange accepted the token; the test needs one it refuses")
+			}
+			if verdict.Err == nil {
+				t.Fatalf("Explain says %q; the exchange refuses the same token with %d %s", verdict.Line(), res.Code, res.Body)
+			}
+		})
 	}
 }

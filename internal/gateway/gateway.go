@@ -221,17 +221,12 @@ func New(cfg Config) (*Gateway, error) {
 		},
 		sdk: bridge.SDK(cfg.Prefix),
 	}
-	seen := map[string]bool{}
 	protected := []string{HeaderTenant, HeaderSubject}
 	if cfg.Assertions != nil {
 		protected = append(protected, cfg.Assertions.Header())
 	}
 	for _, fc := range cfg.ForwardClaims {
 		protected = append(protected, fc.Header)
-		if !seen[fc.Claim] {
-			seen[fc.Claim] = true
-			g.claimSet = append(g.claimSet, fc.Claim)
-		}
 	}
 	for _, rq := range cfg.Require {
 		if strings.Contains(rq.Value, "{") {
@@ -240,17 +235,8 @@ func New(cfg Config) (*Gateway, error) {
 		if strings.Contains(rq.Value, "uri.query") || strings.Contains(rq.Value, "{query.") {
 			g.queryRules = true
 		}
-		paths := []string{rq.Claim}
-		if rq.Scope != "" {
-			paths = scopeClaims
-		}
-		for _, p := range paths {
-			if !seen[p] {
-				seen[p] = true
-				g.claimSet = append(g.claimSet, p)
-			}
-		}
 	}
+	g.claimSet = claimSetOf(cfg.ForwardClaims, cfg.Require)
 	g.boundary = policy.NewBoundary(protected)
 	return g, nil
 }
@@ -410,3 +396,29 @@ func (g *Gateway) lookupTenant(rq *request, param string) (*tenant.Tenant, error
 }
 
 func (g *Gateway) now() time.Time { return g.cfg.Now() }
+
+// claimSetOf is the claim paths a session keeps: the forward_claims', then
+// those the require rules read, each once.
+func claimSetOf(fwd []ForwardClaim, req []Requirement) []string {
+	var set []string
+	seen := map[string]bool{}
+	for _, fc := range fwd {
+		if !seen[fc.Claim] {
+			seen[fc.Claim] = true
+			set = append(set, fc.Claim)
+		}
+	}
+	for _, rq := range req {
+		paths := []string{rq.Claim}
+		if rq.Scope != "" {
+			paths = scopeClaims
+		}
+		for _, p := range paths {
+			if !seen[p] {
+				seen[p] = true
+				set = append(set, p)
+			}
+		}
+	}
+	return set
+}
