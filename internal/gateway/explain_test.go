@@ -289,15 +289,7 @@ func TestExplainAgreesWithExchange(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t)
 			tok := e.mint("acme", func(c jwt.MapClaims) { edit(c) })
-			x := &gateway.Explainer{Tenants: e.reg, MaxTokenAge: e.cfg.MaxTokenAge, Leeway: e.cfg.Leeway, Now: e.clock.Now}
-			verdict := x.Explain(context.Background(), tok)
-			res := e.do(exchangeReq(tok))
-			if res.Code == http.StatusNoContent {
-				t.Fatalf("the exchange accepted the token; the test needs one it refuses")
-			}
-			if verdict.Err == nil {
-				t.Fatalf("Explain says %q; the exchange refuses the same token with %d %s", verdict.Line(), res.Code, res.Body)
-			}
+			wantExplainRefuses(t, e, &gateway.Explainer{Tenants: e.reg, MaxTokenAge: e.cfg.MaxTokenAge, Leeway: e.cfg.Leeway, Now: e.clock.Now}, tok)
 		})
 	}
 }
@@ -315,16 +307,22 @@ func TestExplainAgreesWithExchangeOnForwardedClaims(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, withForward(gateway.ForwardClaim{Claim: "org", Header: "X-Embed-Org"}))
 			tok := e.mint("acme", func(c jwt.MapClaims) { c["org"] = org })
-			x := &gateway.Explainer{Tenants: e.reg, MaxTokenAge: e.cfg.MaxTokenAge, Leeway: e.cfg.Leeway, Now: e.clock.Now,
-				ForwardClaims: e.cfg.ForwardClaims, Require: e.cfg.Require}
-			verdict := x.Explain(context.Background(), tok)
-			res := e.do(exchangeReq(tok))
-			if res.Code == http.StatusNoContent {
-				t.Fatal("the exchange accepted the token; the test needs one it refuses")
-			}
-			if verdict.Err == nil {
-				t.Fatalf("Explain says %q; the exchange refuses the same token with %d %s", verdict.Line(), res.Code, res.Body)
-			}
+			wantExplainRefuses(t, e, &gateway.Explainer{Tenants: e.reg, MaxTokenAge: e.cfg.MaxTokenAge, Leeway: e.cfg.Leeway, Now: e.clock.Now,
+				ForwardClaims: e.cfg.ForwardClaims, Require: e.cfg.Require}, tok)
 		})
+	}
+}
+
+// wantExplainRefuses checks that the exchange refuses tok and that x does
+// not call it valid.
+func wantExplainRefuses(t *testing.T, e *env, x *gateway.Explainer, tok string) {
+	t.Helper()
+	verdict := x.Explain(context.Background(), tok)
+	res := e.do(exchangeReq(tok))
+	if res.Code == http.StatusNoContent {
+		t.Fatal("the exchange accepted the token; the test needs one it refuses")
+	}
+	if verdict.Err == nil {
+		t.Fatalf("Explain says %q; the exchange refuses the same token with %d %s", verdict.Line(), res.Code, res.Body)
 	}
 }
