@@ -94,7 +94,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			"tenant":        add(&h.Tenants, parseTenant),
 			"require":       add(&h.Require, parseRequire),
 			"forward_claim": add(&h.ForwardClaims, parseForwardClaim),
-			"store":         set(&h.Store, parseStore),
+			"store": func(d *caddyfile.Dispenser) error {
+				if h.Store != nil { // the first block's url, replicas or tls would be dropped
+					return d.Errf("store given twice")
+				}
+				return set(&h.Store, parseStore)(d)
+			},
 			"session_key": func(d *caddyfile.Dispenser) error {
 				keys := d.RemainingArgs()
 				if len(keys) == 0 {
@@ -327,8 +332,8 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 	}
 	switch typ := d.Val(); typ {
 	case "memory":
-		if d.NextArg() {
-			return nil, d.ArgErr()
+		if d.NextArg() { // not ArgErr, which quotes the argument: it may be a Redis URL with its password
+			return nil, d.Errf("store memory takes no arguments (store redis <url> for Redis)")
 		}
 		for d.NextBlock(1) {
 			return nil, d.Errf("store memory takes no options")
@@ -346,7 +351,12 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 			dur:   map[string]*caddy.Duration{"timeout": &sc.Timeout},
 			more: map[string]func(*caddyfile.Dispenser) error{
 				"replicas": set(&sc.Replicas, parseReplicas),
-				"tls":      set(&sc.TLS, parseStoreTLS),
+				"tls": func(d *caddyfile.Dispenser) error {
+					if sc.TLS != nil { // as for a setting given twice in one block
+						return d.Errf("store redis: tls given twice")
+					}
+					return set(&sc.TLS, parseStoreTLS)(d)
+				},
 			},
 		}.read(d, 1)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/embedgate/embedgate/internal/gateway"
@@ -185,15 +186,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	tenants, err := h.provisionTenants(ctx, repl)
-	if err != nil {
-		return err
-	}
+	// The session keys and assertion key files are checked before the
+	// tenants' JWKS are fetched: they need no network.
 	sealer, err := h.provisionSealer(ctx, repl)
 	if err != nil {
 		return err
 	}
-	assertions, err := h.provisionAssertion(ctx.Storage())
+	var st certmagic.Storage // read only for a generated assertion key
+	if h.Assertion != nil && len(h.Assertion.Keys) == 0 {
+		st = ctx.Storage()
+	}
+	assertions, err := h.provisionAssertion(st)
+	if err != nil {
+		return err
+	}
+	tenants, err := h.provisionTenants(ctx, repl)
 	if err != nil {
 		return err
 	}

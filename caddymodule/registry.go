@@ -47,7 +47,9 @@ func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Re
 		return nil, err
 	}
 	for i := range cfgs {
-		cfgs[i].JWKS = repl.ReplaceKnown(cfgs[i].JWKS, "")
+		if cfgs[i].JWKS, err = resolveURL(repl, cfgs[i].JWKS); err != nil {
+			return nil, fmt.Errorf("tenant %q: jwks: %w", cfgs[i].ID, err)
+		}
 		cfgs[i].APIKeys = append([]string(nil), cfgs[i].APIKeys...)
 		for j := range cfgs[i].APIKeys {
 			cfgs[i].APIKeys[j] = repl.ReplaceKnown(cfgs[i].APIKeys[j], "")
@@ -82,7 +84,10 @@ func resolveSubjectIssuers(in []tenant.SubjectIssuerConfig, repl *caddy.Replacer
 	}
 	out := make([]tenant.SubjectIssuerConfig, len(in))
 	for i, s := range in {
-		s.JWKS = repl.ReplaceKnown(s.JWKS, "")
+		var err error
+		if s.JWKS, err = resolveURL(repl, s.JWKS); err != nil {
+			return nil, fmt.Errorf("subject_issuer #%d: jwks: %w", i+1, err)
+		}
 		s.PublicKeys = append([]tenant.PublicKeyConfig(nil), s.PublicKeys...)
 		for j := range s.PublicKeys {
 			f, err := resolvePath(s.PublicKeys[j].File)
@@ -94,4 +99,14 @@ func resolveSubjectIssuers(in []tenant.SubjectIssuerConfig, repl *caddy.Replacer
 		out[i] = s
 	}
 	return out, nil
+}
+
+// resolveURL expands the placeholders of a key-set URL as a secret's are: an
+// unknown placeholder, or one that resolves to nothing, is an error rather
+// than a URL gone empty (which would load as "no jwks").
+func resolveURL(repl *caddy.Replacer, s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	return resolveSecret(repl, s)
 }

@@ -195,6 +195,11 @@ func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 		if rc.TLS, tlsDigest, err = redisTLS(cfg.TLS, rc.URL); err != nil {
 			return "", nil, err
 		}
+		// The URL is parsed here, before any network I/O (NewRedis parses
+		// it again, then dials).
+		if err := replay.CheckURL(rc.URL, rc.TLS); err != nil {
+			return "", nil, fmt.Errorf("store redis: %w", err)
+		}
 		key := strings.Join([]string{"redis", rc.URL, rc.KeyPrefix, rc.Timeout.String(), strconv.Itoa(rc.Replicas), tlsDigest}, "\x00")
 		return key, &rc, nil
 	}

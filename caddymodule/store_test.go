@@ -44,7 +44,7 @@ func TestUnmarshalStore(t *testing.T) {
 		{name: "key_prefix without value", input: "store redis redis://a {\n key_prefix\n}", wantErr: "key_prefix takes exactly one argument"},
 		{name: "bad timeout", input: "store redis redis://a {\n timeout soon\n}", wantErr: "timeout"},
 		{name: "zero timeout", input: "store redis redis://a {\n timeout 0s\n}", wantErr: "must be positive"},
-		{name: "memory with argument", input: "store memory big", wantErr: "wrong argument count"},
+		{name: "memory with argument", input: "store memory big", wantErr: "store memory takes no arguments"},
 		{name: "memory with options", input: "store memory {\n key_prefix x\n}", wantErr: "store memory takes no options"},
 	}
 	for _, tt := range tests {

@@ -69,6 +69,17 @@ func newRedisClient(raw string, tlsConfig *tls.Config) (clientSpec, error) {
 	return spec, nil
 }
 
+// CheckURL checks a Redis URL (and that tlsConfig, when set, goes with a
+// rediss scheme) as NewRedis does, without connecting. Errors never repeat
+// the URL.
+func CheckURL(raw string, tlsConfig *tls.Config) error {
+	spec, err := newRedisClient(raw, tlsConfig)
+	if err != nil {
+		return err
+	}
+	return spec.client.Close()
+}
+
 // errURLSyntax replaces a parse error that may quote part of a password.
 var errURLSyntax = errors.New("redis url: cannot be parsed (percent-encode any '/', '?', '#', '&', '%' or '@' in the user name or password)")
 
