@@ -110,13 +110,7 @@ func cmdInspect(c *cobra.Command, args []string) int {
 			fmt.Fprintf(errOut, "embed-inspect: config: %v\n", err)
 			return exitUsage
 		}
-		req := make([]gateway.Requirement, len(h.Require))
-		for i, rq := range h.Require {
-			req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
-		}
-		x := &gateway.Explainer{Tenants: reg, TenantIDs: ids, MaxTokenAge: time.Duration(h.MaxTokenAge), Leeway: time.Duration(h.Leeway),
-			ForwardClaims: h.gatewayForwardClaims(), Require: req, CookieName: h.CookieName}
-		e := x.Explain(context.Background(), raw)
+		e := h.explainer(reg, ids).Explain(context.Background(), raw)
 		if e.Err != nil {
 			status = exitRejected
 		}
@@ -127,6 +121,13 @@ func cmdInspect(c *cobra.Command, args []string) int {
 		fmt.Fprintln(out, prefix+e.Line())
 	}
 	return status
+}
+
+// explainer is the Explainer of h's config over reg: the exchange's
+// checks, with its forward_claim, require and cookie_name.
+func (h *Handler) explainer(reg *tenant.Registry, ids []string) *gateway.Explainer {
+	return &gateway.Explainer{Tenants: reg, TenantIDs: ids, MaxTokenAge: time.Duration(h.MaxTokenAge), Leeway: time.Duration(h.Leeway),
+		ForwardClaims: h.gatewayForwardClaims(), Require: h.gatewayRequire(), CookieName: h.CookieName}
 }
 
 // tokenArg is the token argument, read from stdin when it is "-".

@@ -20,7 +20,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/embedgate/embedgate/internal/gateway"
-	"github.com/embedgate/embedgate/internal/session"
 	"github.com/embedgate/embedgate/internal/tenant"
 )
 
@@ -210,11 +209,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	fwd := h.gatewayForwardClaims()
-	req := make([]gateway.Requirement, len(h.Require))
-	for i, rq := range h.Require {
-		req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
-	}
+	fwd, req := h.gatewayForwardClaims(), h.gatewayRequire()
 	h.gw, err = gateway.New(gateway.Config{
 		Tenants:        tenants.load,
 		Sealer:         sealer,
@@ -272,6 +267,15 @@ func (h *Handler) gatewayForwardClaims() []gateway.ForwardClaim {
 		fwd[i] = gateway.ForwardClaim{Claim: fc.Claim, Header: http.CanonicalHeaderKey(fc.Header)}
 	}
 	return fwd
+}
+
+// gatewayRequire is h's require rules as the core takes them.
+func (h *Handler) gatewayRequire() []gateway.Requirement {
+	req := make([]gateway.Requirement, len(h.Require))
+	for i, rq := range h.Require {
+		req[i] = gateway.Requirement{Scope: rq.Scope, Claim: rq.Claim, Value: rq.Value}
+	}
+	return req
 }
 
 // resolveTenants returns copies of the tenant configs with {env.*} and
@@ -419,60 +423,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	return err
 }
-
-// skipAccessLog keeps a request whose URL holds a token out of Caddy's
-// access log; the audit log records the exchange without the token.
-func skipAccessLog(r *http.Request) {
-	caddyhttp.SetVar(r.Context(), caddyhttp.LogSkipVar, true)
-}
-
-// expand resolves request placeholders in require values.
-func expand(r *http.Request, s string) string {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return s
-	}
-	return repl.ReplaceAll(s, "")
-}
-
-// setPlaceholders exposes the identity to the rest of the route and to
-// Caddy's access log ({http.auth.user.id}). Every name is answered on
-// lookup by one provider: a Set would add an entry to the replacer's map,
-// which Caddy's proxy fills past the size where a Go map must grow. So
-// that the session's subject still replaces whatever an earlier handler
-// put in http.auth.user.id (as caddyauth's Set does), that entry is
-// deleted; a later handler's Set (the vars directive) still overrides it.
-func setPlaceholders(r *http.Request, s *session.Session, claims map[string]any) {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return
-	}
-	repl.Delete(placeholderUserID)
-	tenant, subject := s.Tenant, s.Subject
-	repl.Map(func(key string) (any, bool) {
-		if key == placeholderUserID {
-			return subject, true
-		}
-		name, ok := strings.CutPrefix(key, "http.embed.")
-		if !ok {
-			return nil, false
-		}
-		switch name {
-		case "tenant":
-			return tenant, true
-		case "subject":
-			return subject, true
-		}
-		if c, ok := strings.CutPrefix(name, "claim."); ok {
-			v, ok := claims[c]
-			return v, ok
-		}
-		return nil, false
-	})
-}
-
-// placeholderUserID is the user placeholder of Caddy's access log.
-const placeholderUserID = "http.auth.user.id"
 
 func validCookieName(s string) bool {
 	if s == "" {
