@@ -42,26 +42,12 @@ func TestProvisionOfflineChecksBeforeJWKSFetch(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			var hits atomic.Int32
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			go func() {
-				for {
-					conn, err := l.Accept()
-					if err != nil {
-						return
-					}
-					hits.Add(1)
-					conn.Close()
-				}
-			}()
+			addr, hits := connCounter(t)
+			var err error
 			ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 			defer cancel()
 			h := c.h
-			h.Tenants = []tenant.Config{{ID: "acme", JWKS: "http://" + l.Addr().String() + "/jwks.json"}}
+			h.Tenants = []tenant.Config{{ID: "acme", JWKS: "http://" + addr + "/jwks.json"}}
 			func() {
 				// A caddy.Context made in a test has no storage: reaching it
 				// means the check came too late.
@@ -126,23 +112,7 @@ func TestUnsetJWKSPlaceholderIsAnError(t *testing.T) {
 // TestStorePlanChecksURLWithoutConnecting: the URL check storePlan makes
 // parses and builds a client of each kind without connecting.
 func TestStorePlanChecksURLWithoutConnecting(t *testing.T) {
-	var hits atomic.Int32
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			hits.Add(1)
-			conn.Close()
-		}
-	}()
-	a := l.Addr().String()
+	a, hits := connCounter(t)
 	for _, u := range []string{"redis://" + a + "/0", "redis+sentinel://" + a + "?master_name=m&addr=" + a, "redis+cluster://" + a + "?addr=" + a, "rediss://" + a + "?skip_verify=true"} {
 		h := &Handler{Store: &StoreConfig{Type: "redis", URL: u}}
 		if _, _, err := h.storePlan(); err != nil {
@@ -159,4 +129,27 @@ func TestStorePlanChecksURLWithoutConnecting(t *testing.T) {
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("storePlan connected %d time(s)", n)
 	}
+}
+
+// connCounter listens on a loopback port and counts the connections made
+// to it, closing each: a test's proof that nothing was dialled.
+func connCounter(t *testing.T) (addr string, hits *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	hits = new(atomic.Int32)
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			hits.Add(1)
+			_ = conn.Close()
+		}
+	}()
+	return l.Addr().String(), hits
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,23 +43,7 @@ func TestSessionKeyCreatedOnFirstUse(t *testing.T) {
 // before Provision dials Redis or fetches a key set: no connection reaches
 // either server.
 func TestProvisionChecksBeforeNetwork(t *testing.T) {
-	var hits atomic.Int32
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			hits.Add(1)
-			c.Close()
-		}
-	}()
-	addr := l.Addr().String()
+	addr, hits := connCounter(t)
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
 	h := &Handler{
@@ -70,7 +52,7 @@ func TestProvisionChecksBeforeNetwork(t *testing.T) {
 		Tenants:     []tenant.Config{{ID: "acme", JWKS: "http://" + addr + "/jwks.json"}},
 		SessionKeys: []string{strings.Repeat("s", 32)},
 	}
-	err = h.Provision(ctx)
+	err := h.Provision(ctx)
 	if err == nil || !strings.Contains(err.Error(), "leeway") {
 		t.Fatalf("Provision: %v, want the leeway error", err)
 	}
