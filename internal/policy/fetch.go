@@ -15,16 +15,8 @@ import (
 // NormalizeOrigin result. Behind a proxy that terminates TLS, r.TLS is nil and
 // the result says http.
 func SelfOrigin(r *http.Request) string {
-	scheme, defPort := "http://", ":80"
-	if r.TLS != nil {
-		scheme, defPort = "https://", ":443"
-	}
-	host := r.Host
-	if host == "" && r.URL != nil {
-		host = r.URL.Host
-	}
-	host = strings.TrimSuffix(strings.ToLower(host), defPort)
-	return scheme + host
+	scheme, defPort := schemeOf(r)
+	return scheme + strings.TrimSuffix(strings.ToLower(requestHost(r)), defPort)
 }
 
 // ServedOrigin is the origin the gateway itself vouches that r was served
@@ -36,24 +28,35 @@ func SelfOrigin(r *http.Request) string {
 // could have the gateway vouch for another site on the same host name.
 // Without a listener port (a Unix socket) the origin has none.
 func ServedOrigin(r *http.Request) string {
-	scheme, defPort := "http://", 80
-	if r.TLS != nil {
-		scheme, defPort = "https://", 443
-	}
-	origin := scheme + strings.ToLower(HostName(r))
-	if p := LocalPort(r); p != 0 && p != defPort {
-		origin += ":" + strconv.Itoa(p)
+	scheme, defPort := schemeOf(r)
+	origin := scheme + strings.ToLower(hostName(requestHost(r)))
+	if p := LocalPort(r); p != 0 {
+		if port := ":" + strconv.Itoa(p); port != defPort {
+			origin += port
+		}
 	}
 	return origin
 }
 
-// HostName is r's Host (else its URL's host) without any port, an IPv6
-// literal keeping its brackets.
-func HostName(r *http.Request) string {
-	host := r.Host
-	if host == "" && r.URL != nil {
-		host = r.URL.Host
+// schemeOf is the scheme of r's connection, as an origin starts, and its
+// default port as a Host writes it.
+func schemeOf(r *http.Request) (scheme, defPort string) {
+	if r.TLS != nil {
+		return "https://", ":443"
 	}
+	return "http://", ":80"
+}
+
+// requestHost is r's Host, else its URL's host.
+func requestHost(r *http.Request) string {
+	if r.Host == "" && r.URL != nil {
+		return r.URL.Host
+	}
+	return r.Host
+}
+
+// hostName is host without any port, an IPv6 literal keeping its brackets.
+func hostName(host string) string {
 	if strings.HasPrefix(host, "[") {
 		if end := strings.IndexByte(host, ']'); end >= 0 {
 			return host[:end+1]
