@@ -154,7 +154,7 @@ type Requirement struct {
 	// claim, contain it). Set this or Scope, not both. Default: none.
 	Claim string `json:"claim,omitempty"`
 	// Value is what Claim must equal; it may hold request placeholders,
-	// e.g. {http.request.uri.path.1}. Required with Claim; unused with
+	// e.g. {http.request.uri.path.1}. Required with Claim; refused with
 	// Scope. Default: none.
 	Value string `json:"value,omitempty"`
 }
@@ -389,13 +389,8 @@ func (h *Handler) Validate() error {
 	if err := h.checkUpstreamHeaders(); err != nil {
 		return err
 	}
-	for i, rq := range h.Require {
-		if (rq.Scope == "") == (rq.Claim == "") {
-			return fmt.Errorf("require #%d: set either scope or claim", i+1)
-		}
-		if rq.Claim != "" && rq.Value == "" {
-			return fmt.Errorf("require #%d: claim %q needs a value", i+1, rq.Claim)
-		}
+	if err := gateway.CheckRequire(h.gatewayRequire()); err != nil {
+		return err
 	}
 	return h.validateAssertion()
 }

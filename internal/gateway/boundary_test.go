@@ -190,3 +190,31 @@ func TestQueryRuleRefusesAmbiguousQueries(t *testing.T) {
 		wantNotCalled(t, res)
 	}
 }
+
+// A require rule is a scope alone or a claim with its value. A JSON config
+// with both a scope and a value was accepted with the value silently
+// dropped, so a rule its author read as "scope deals:read for org acme"
+// admitted every session with the scope: the core refuses it, whoever
+// builds Config.
+func TestNewRefusesMalformedRequire(t *testing.T) {
+	for _, tc := range []struct {
+		rule gateway.Requirement
+		want string
+	}{
+		{gateway.Requirement{Scope: "deals:read", Value: "acme"}, "takes no value"},
+		{gateway.Requirement{Scope: "deals:read", Claim: "org"}, "either scope or claim"},
+		{gateway.Requirement{}, "either scope or claim"},
+		{gateway.Requirement{Claim: "org"}, "needs a value"},
+	} {
+		cfg := newEnv(t).cfg
+		cfg.Require = []gateway.Requirement{{Scope: "ok"}, tc.rule}
+		if _, err := gateway.New(cfg); err == nil || !strings.Contains(err.Error(), "require #2") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("require %+v: %v, want refused as #2 (%s)", tc.rule, err, tc.want)
+		}
+	}
+	cfg := newEnv(t).cfg
+	cfg.Require = []gateway.Requirement{{Scope: "deals:read"}, {Claim: "org", Value: "acme"}}
+	if _, err := gateway.New(cfg); err != nil {
+		t.Errorf("well-formed rules refused: %v", err)
+	}
+}

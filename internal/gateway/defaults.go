@@ -55,6 +55,24 @@ func CheckForwardHeader(name string) error {
 	return nil
 }
 
+// CheckRequire checks require rules as written: each is a scope alone, or a
+// claim path with the value it must hold. A value beside a scope is refused
+// rather than ignored: the operator meant it to restrict something. The
+// error names the rule by its number.
+func CheckRequire(req []Requirement) error {
+	for i, rq := range req {
+		switch {
+		case (rq.Scope == "") == (rq.Claim == ""):
+			return fmt.Errorf("require #%d: set either scope or claim", i+1)
+		case rq.Claim != "" && rq.Value == "":
+			return fmt.Errorf("require #%d: claim %q needs a value", i+1, rq.Claim)
+		case rq.Scope != "" && rq.Value != "":
+			return fmt.Errorf("require #%d: scope %q takes no value; a value goes with a claim", i+1, rq.Scope)
+		}
+	}
+	return nil
+}
+
 // CheckUpstreamHeaders checks the headers the gateway sets on requests to
 // the app besides its own: each forward claim's (in order) and the
 // assertion's ("" for none). None may be one CheckForwardHeader refuses, and

@@ -37,7 +37,8 @@ type ForwardClaim struct {
 	Header string // canonical header name
 }
 
-// Requirement is one require rule: exactly one of Scope or Claim is set.
+// Requirement is one require rule: a Scope alone, or a Claim and its Value
+// (CheckRequire).
 type Requirement struct {
 	Scope string
 	Claim string
@@ -190,6 +191,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if err := checkUpstreamHeaders(cfg); err != nil {
 		return nil, err
+	}
+	if err := CheckRequire(cfg.Require); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if cfg.SessionTTL > MaxSessionTTL {
 		return nil, fmt.Errorf("gateway: session TTL %s over %s", cfg.SessionTTL, MaxSessionTTL)
