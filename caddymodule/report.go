@@ -129,7 +129,11 @@ func (h *Handler) tenantsFileReporter(path string, set *tenantSet) func(tenant.F
 			h.logger.Info("tenants reloaded", zap.String("file", path), zap.Int("tenants", set.load().Len()))
 		case tenant.FileRefused, tenant.FileUnreadable:
 			metrics.tenantReloads.WithLabelValues("error").Inc()
-			h.logger.Error("tenants file refused; the previous tenants stay in force", zap.String("file", path), zap.Error(e.Err))
+			fields := []zap.Field{zap.String("file", path), zap.Error(e.Err)}
+			if e.Retry > 0 {
+				fields = append(fields, zap.Duration("retry_in", e.Retry))
+			}
+			h.logger.Error("tenants file refused; the previous tenants stay in force", fields...)
 		case tenant.FileReadable:
 			h.logger.Info("tenants file readable again; the tenants in force are unchanged", zap.String("file", path))
 		}

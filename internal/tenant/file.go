@@ -85,18 +85,35 @@ type Watcher struct {
 	Path     string
 	Interval time.Duration // default 500ms, so a change applies within 1s
 	// Apply builds and swaps in a registry. An error leaves the previous
-	// one in force; the watcher reports it and waits for the next change.
+	// one in force; the watcher reports it and applies the same content
+	// again, after 1s and then twice as long each time up to a minute,
+	// until it applies or the file changes: what the file names besides
+	// itself (a {file.*} secret, a public key file) may arrive after it.
 	Apply func(cfgs []Config) error
 	// Report is told of each distinct outcome (see FileEventKind): a file
 	// that cannot be read is reported once when that starts, not on every
 	// poll while it lasts. Optional.
 	Report func(FileEvent)
+	// Now is the clock of the retries; default time.Now.
+	Now func() time.Time
 
 	last    [32]byte
 	size    int64
 	modTime time.Time
 	failing string // the read error reported last, "" when none
+
+	pending   []Config      // the version in the file, refused by Apply; nil when none
+	retryWait time.Duration // the wait before retryAt
+	retryAt   time.Time     // when pending is applied again
+	refused   string        // the Apply error reported last for pending
 }
+
+// The backoff of a version Apply refused: a version that can never apply
+// (a duplicate tenant id) costs one rebuild a minute.
+const (
+	firstRetry = time.Second
+	maxRetry   = time.Minute
+)
 
 // Seed records the version already applied at start (as ReadFile returned
 // it), so the first tick does not reload it. Seed does not stat the file
@@ -133,6 +150,7 @@ func (w *Watcher) Check() {
 	}
 	if fi.Size() == w.size && fi.ModTime().Equal(w.modTime) {
 		w.readable()
+		w.retryIfDue()
 		return
 	}
 	// fi was taken before ReadFile reads, so a write racing this check
@@ -147,20 +165,55 @@ func (w *Watcher) Check() {
 	if v.Sum == w.last {
 		w.size, w.modTime = fi.Size(), fi.ModTime()
 		w.readable()
+		w.retryIfDue()
 		return
 	}
 	// Remember this content even when it is refused, so a bad file is
 	// reported once, not on every tick until someone fixes it.
 	w.last, w.size, w.modTime = v.Sum, fi.Size(), fi.ModTime()
-	w.failing = ""
-	if err == nil {
-		err = w.Apply(cfgs)
-	}
+	w.failing, w.pending = "", nil
 	if err != nil {
+		// The content itself is bad: only a new version can fix it.
 		w.report(FileEvent{Kind: FileRefused, Err: err})
 		return
 	}
-	w.report(FileEvent{Kind: FileApplied})
+	w.apply(cfgs, true)
+}
+
+// apply hands cfgs, a new version (fresh) or one refused before, to Apply.
+// A refusal keeps cfgs for a retry with backoff; a retry refused for the
+// reason already reported is not reported again.
+func (w *Watcher) apply(cfgs []Config, fresh bool) {
+	err := w.Apply(cfgs)
+	if err == nil {
+		w.pending, w.refused = nil, ""
+		w.report(FileEvent{Kind: FileApplied})
+		return
+	}
+	if fresh {
+		w.retryWait = firstRetry
+	} else {
+		w.retryWait = min(2*w.retryWait, maxRetry)
+	}
+	w.pending, w.retryAt = cfgs, w.now().Add(w.retryWait)
+	if msg := err.Error(); fresh || msg != w.refused {
+		w.refused = msg
+		w.report(FileEvent{Kind: FileRefused, Err: err, Retry: w.retryWait})
+	}
+}
+
+// retryIfDue applies the refused version again once its wait is over.
+func (w *Watcher) retryIfDue() {
+	if w.pending != nil && !w.now().Before(w.retryAt) {
+		w.apply(w.pending, false)
+	}
+}
+
+func (w *Watcher) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
 }
 
 // readFailed reports a read error when it differs from the one in progress.
@@ -194,7 +247,7 @@ const (
 	// FileApplied: a new version of the file is in force.
 	FileApplied FileEventKind = iota + 1
 	// FileRefused: a new version was refused (Event.Err); the previous
-	// tenants stay in force.
+	// tenants stay in force. One Apply refused is tried again (Event.Retry).
 	FileRefused
 	// FileUnreadable: the file cannot be read (Event.Err); the tenants in
 	// force stay.
@@ -208,4 +261,7 @@ const (
 type FileEvent struct {
 	Kind FileEventKind
 	Err  error // for FileRefused and FileUnreadable
+	// Retry is, for FileRefused, the wait before the version is applied
+	// again; 0 when it cannot apply as written (it does not parse).
+	Retry time.Duration
 }

@@ -1,0 +1,145 @@
+package tenant
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A deploy that writes the tenants file before the key file it names (or
+// a {file.*} secret mounted a moment later) had its new version refused
+// once and never tried again: the file did not change after that, so the
+// new tenant stayed out until someone touched it. The watcher now applies
+// a version Apply refused again with backoff, reports a repeated refusal
+// once, and stops retrying when the file changes or the version applies.
+func TestWatcherRetriesVersionRefusedByApply(t *testing.T) {
+	dir := t.TempDir()
+	path, keyPath := filepath.Join(dir, "tenants.json"), filepath.Join(dir, "globex.pem")
+	writeTenants(t, path, 0, 1, "")
+	now := time.Unix(1e9, 0)
+	var current *Registry
+	var events []FileEvent
+	applies := 0
+	w := &Watcher{
+		Path: path,
+		Apply: func(cfgs []Config) error {
+			applies++
+			reg, err := NewRegistry(cfgs)
+			if err == nil {
+				current = reg
+			}
+			return err
+		},
+		Report: func(e FileEvent) { events = append(events, e) },
+		Now:    func() time.Time { return now },
+	}
+	cfgs, v, err := ReadFile(path)
+	if err != nil || w.Apply(cfgs) != nil {
+		t.Fatal(err)
+	}
+	w.Seed(v)
+	applies = 0
+
+	// The new version names a key file that is not there yet.
+	writeTenants(t, path, 0, 1, `,{"id":"globex","public_keys":[{"file":"`+keyPath+`"}],"frame_ancestors":["https://globex.example"]}`)
+	touchLater(t, path)
+	w.Check()
+	if len(events) != 1 || events[0].Kind != FileRefused || events[0].Retry != firstRetry || !strings.Contains(events[0].Err.Error(), "globex.pem") {
+		t.Fatalf("refused version: events %+v, want one FileRefused naming the key file with a %s retry", events, firstRetry)
+	}
+	if current.Len() != 1 {
+		t.Fatalf("refused version applied: %d tenants", current.Len())
+	}
+	// Before the wait is over nothing is tried; after it, the same refusal
+	// is not reported again, and the wait doubles each time, up to a minute.
+	w.Check()
+	if applies != 1 {
+		t.Fatalf("retried before its wait: %d applies", applies)
+	}
+	wait := firstRetry
+	for range 8 {
+		now = now.Add(wait)
+		w.Check()
+		wait = min(2*wait, maxRetry)
+		if w.retryWait != wait {
+			t.Fatalf("backoff %s, want %s", w.retryWait, wait)
+		}
+	}
+	if applies != 9 || len(events) != 1 {
+		t.Fatalf("retries: %d applies, events %+v; want 9 applies, the refusal reported once", applies, events)
+	}
+
+	// The key file arrives: the next due retry applies the version.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(pemFile(t, &key.PublicKey), keyPath); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(maxRetry)
+	w.Check()
+	if _, ok := current.ByID("globex"); !ok || len(events) != 2 || events[1].Kind != FileApplied {
+		t.Fatalf("after the key file: globex loaded %v, events %+v", ok, events)
+	}
+	now = now.Add(time.Hour)
+	w.Check()
+	if applies != 10 {
+		t.Fatalf("applied again after it applied: %d applies", applies)
+	}
+}
+
+// A refused version is retried only while it is the file's content: a new
+// version replaces it (and is applied at once), and content that does not
+// parse is not retried at all, since only a new version can fix it.
+func TestWatcherRetryEndsWithNewVersion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.json")
+	writeTenants(t, path, 0, 1, "")
+	now := time.Unix(1e9, 0)
+	var applied []int
+	var events []FileEvent
+	refuse := true
+	w := &Watcher{
+		Path: path,
+		Apply: func(cfgs []Config) error {
+			applied = append(applied, len(cfgs))
+			if refuse {
+				return os.ErrNotExist
+			}
+			return nil
+		},
+		Report: func(e FileEvent) { events = append(events, e) },
+		Now:    func() time.Time { return now },
+	}
+	_, v, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Seed(v)
+	writeTenants(t, path, 0, 2, "")
+	touchLater(t, path)
+	w.Check() // refused, pending
+	writeTenants(t, path, 0, 3, "")
+	touchLater(t, path)
+	refuse = false
+	w.Check() // the new version, applied at once
+	now = now.Add(time.Hour)
+	w.Check()
+	if len(applied) != 2 || applied[0] != 2 || applied[1] != 3 {
+		t.Fatalf("applied %v, want [2 3]: the refused version is dropped for the new one", applied)
+	}
+	writeTenants(t, path, 0, 1, `,{`)
+	touchLater(t, path)
+	w.Check()
+	now = now.Add(time.Hour)
+	w.Check()
+	last := events[len(events)-1]
+	if len(applied) != 2 || last.Kind != FileRefused || last.Retry != 0 {
+		t.Fatalf("unparsable file: applied %v, last event %+v; want no apply and no retry", applied, last)
+	}
+}
