@@ -155,7 +155,8 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 				p.lastSent = time.Time{} // probe at once
 			case *redis.Message:
 				r.applyAnnouncement(m.Payload, p)
-				if rewrite && !r.reloadOnceProbeReturned(ctx, p) {
+				// A failure already reported (incomplete) is not reported again.
+				if rewrite && !r.reloadOnceProbeReturned(ctx, p, incomplete) {
 					incomplete = true
 				}
 			case *redis.Pong:
@@ -186,17 +187,29 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 // through the pool, which a failover may have left on the old master (the
 // subscription moves first), and missed what other instances wrote on the
 // new one meanwhile; a returned probe shows that the pool now reaches the
-// server the subscription listens on.
-func (r *Redis) reloadOnceProbeReturned(ctx context.Context, p *prober) bool {
+// server the subscription listens on. A failed load is reported as
+// EventResyncIncomplete unless quiet (one is already in progress); a
+// successful one is not, as it only confirms the load reported before.
+func (r *Redis) reloadOnceProbeReturned(ctx context.Context, p *prober, quiet bool) bool {
 	if !p.returned || p.confirmed {
 		return true
 	}
 	p.confirmed = true
-	if _, err := r.resync(ctx); err != nil {
-		r.lastErr.Store(&err)
+	n, err := r.resync(ctx)
+	if err != nil {
+		r.resyncFailed(err, n, !quiet)
 		return false
 	}
 	return true
+}
+
+// resyncFailed records a failed load of the mirror for EventNotLoaded and,
+// when report is set, reports it with the entries it did load.
+func (r *Redis) resyncFailed(err error, loaded int64, report bool) {
+	r.lastErr.Store(&err)
+	if report {
+		r.report(Event{Kind: EventResyncIncomplete, Err: err, Entries: int(loaded)})
+	}
 }
 
 // load resyncs the mirror (writing recent revocations again first when
@@ -210,10 +223,7 @@ func (r *Redis) load(ctx context.Context, rewrite, retry bool) bool {
 	}
 	n, err := r.resync(ctx)
 	if err != nil {
-		r.lastErr.Store(&err)
-		if !retry {
-			r.report(Event{Kind: EventResyncIncomplete, Err: err, Entries: int(n)})
-		}
+		r.resyncFailed(err, n, !retry)
 		return false
 	}
 	select {
