@@ -13,8 +13,10 @@ import (
 // back. That load failing was stored for EventNotLoaded and retried, but
 // never reported: the log and the events showed the mirror as resynced
 // while revocations written on the new master were missing from it. A
-// failure is now EventResyncIncomplete, once; a second failure while one is
-// in progress, and a success, report nothing.
+// failure is now EventResyncIncomplete, once; a second probe of the same
+// subscription loads nothing, and a failure while one is already in
+// progress reports nothing. (The load succeeding is
+// TestRedisReloadWhenPoolCatchesUp, against real servers.)
 func TestReloadAfterProbeReportsFailure(t *testing.T) {
 	// A loopback port nobody listens on: every command fails to connect.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -188,8 +188,10 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 // subscription moves first), and missed what other instances wrote on the
 // new one meanwhile; a returned probe shows that the pool now reaches the
 // server the subscription listens on. A failed load is reported as
-// EventResyncIncomplete unless quiet (one is already in progress); a
-// successful one is not, as it only confirms the load reported before.
+// EventResyncIncomplete unless quiet (one is already in progress). A
+// successful one reports nothing: it leaves incomplete as it was, so after
+// an incomplete load at subscribe time the backed-off retry still runs and
+// is the one that reports EventResynced.
 func (r *Redis) reloadOnceProbeReturned(ctx context.Context, p *prober, quiet bool) bool {
 	if !p.returned || p.confirmed {
 		return true
