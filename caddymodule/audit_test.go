@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +127,25 @@ func TestTokenMetrics(t *testing.T) {
 	newObserver(true).Token("acme", "")
 	if issued("") != i0+1 || refused("api_key_invalid", "") != r0+1 || issued("acme") != p0+1 {
 		t.Fatalf("issued %v/%v, refused %v", issued(""), issued("acme"), refused("api_key_invalid", ""))
+	}
+}
+
+// A rebuild refused because the config is being unloaded (errReleased) is
+// not a bad tenants file: counting and logging it would put an error line,
+// with a retry that never comes, into every reload's shutdown.
+func TestTenantsFileReporterIgnoresUnload(t *testing.T) {
+	initMetrics()
+	core, logs := zapobserver.New(zapcore.DebugLevel)
+	h := &Handler{logger: zap.New(core)}
+	report := h.tenantsFileReporter("/etc/tenants.json", &tenantSet{})
+	refusals := metrics.tenantReloads.WithLabelValues("error")
+	before := counterValue(t, refusals)
+	report(tenant.FileEvent{Kind: tenant.FileRefused, Err: fmt.Errorf("tenants: %w", errReleased), Retry: time.Second})
+	if logs.Len() != 0 || counterValue(t, refusals) != before {
+		t.Fatalf("unload reported: %d log lines, %v errors counted", logs.Len(), counterValue(t, refusals)-before)
+	}
+	report(tenant.FileEvent{Kind: tenant.FileRefused, Err: os.ErrNotExist, Retry: time.Second})
+	if logs.Len() != 1 || counterValue(t, refusals) != before+1 || logs.All()[0].ContextMap()["retry_in"] == nil {
+		t.Fatalf("refusal: %d log lines %v, %v errors counted; want one line with retry_in, one count", logs.Len(), logs.All(), counterValue(t, refusals)-before)
 	}
 }

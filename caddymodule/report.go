@@ -5,6 +5,7 @@ package caddymodule
 // the level chosen here, built only when that level is enabled).
 
 import (
+	"errors"
 	"net"
 	"net/http"
 
@@ -123,6 +124,9 @@ func (h *Handler) jwksError(tenantID string, err error) {
 // the reload counter first, whatever the log level.
 func (h *Handler) tenantsFileReporter(path string, set *tenantSet) func(tenant.FileEvent) {
 	return func(e tenant.FileEvent) {
+		if errors.Is(e.Err, errReleased) {
+			return // this config is being unloaded: nothing was refused
+		}
 		switch e.Kind {
 		case tenant.FileApplied:
 			metrics.tenantReloads.WithLabelValues("ok").Inc()

@@ -86,9 +86,12 @@ type Watcher struct {
 	Interval time.Duration // default 500ms, so a change applies within 1s
 	// Apply builds and swaps in a registry. An error leaves the previous
 	// one in force; the watcher reports it and applies the same content
-	// again, after 1s and then twice as long each time up to a minute,
-	// until it applies or the file changes: what the file names besides
-	// itself (a {file.*} secret, a public key file) may arrive after it.
+	// again, after 1s and then twice as long each time up to a minute (at
+	// once when the file is touched), until it applies or the file
+	// changes: what the file names besides itself (a {file.*} secret, a
+	// public key file) may arrive after it. Every refusal is retried so,
+	// including one that only a new version can fix (a duplicate id): the
+	// watcher cannot tell them apart, and one rebuild a minute is cheap.
 	Apply func(cfgs []Config) error
 	// Report is told of each distinct outcome (see FileEventKind): a file
 	// that cannot be read is reported once when that starts, not on every
@@ -102,7 +105,10 @@ type Watcher struct {
 	modTime time.Time
 	failing string // the read error reported last, "" when none
 
-	pending   []Config      // the version in the file, refused by Apply; nil when none
+	// A version in the file that Apply refused, while it is the file's
+	// content: retrying says whether there is one.
+	retrying  bool
+	pending   []Config
 	retryWait time.Duration // the wait before retryAt
 	retryAt   time.Time     // when pending is applied again
 	refused   string        // the Apply error reported last for pending
@@ -136,6 +142,11 @@ func (w *Watcher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if ctx.Err() != nil {
+				// Both were ready: a check now would rebuild for a config
+				// being unloaded, and report its refusal.
+				return
+			}
 			w.Check()
 		}
 	}
@@ -165,13 +176,19 @@ func (w *Watcher) Check() {
 	if v.Sum == w.last {
 		w.size, w.modTime = fi.Size(), fi.ModTime()
 		w.readable()
+		if w.retrying {
+			// Touched, same content: someone may just have added the key
+			// file it names, so retry now rather than after the wait.
+			w.retryAt = w.now()
+		}
 		w.retryIfDue()
 		return
 	}
 	// Remember this content even when it is refused, so a bad file is
 	// reported once, not on every tick until someone fixes it.
 	w.last, w.size, w.modTime = v.Sum, fi.Size(), fi.ModTime()
-	w.failing, w.pending = "", nil
+	w.failing = ""
+	w.stopRetrying()
 	if err != nil {
 		// The content itself is bad: only a new version can fix it.
 		w.report(FileEvent{Kind: FileRefused, Err: err})
@@ -186,7 +203,7 @@ func (w *Watcher) Check() {
 func (w *Watcher) apply(cfgs []Config, fresh bool) {
 	err := w.Apply(cfgs)
 	if err == nil {
-		w.pending, w.refused = nil, ""
+		w.stopRetrying()
 		w.report(FileEvent{Kind: FileApplied})
 		return
 	}
@@ -195,7 +212,7 @@ func (w *Watcher) apply(cfgs []Config, fresh bool) {
 	} else {
 		w.retryWait = min(2*w.retryWait, maxRetry)
 	}
-	w.pending, w.retryAt = cfgs, w.now().Add(w.retryWait)
+	w.retrying, w.pending, w.retryAt = true, cfgs, w.now().Add(w.retryWait)
 	if msg := err.Error(); fresh || msg != w.refused {
 		w.refused = msg
 		w.report(FileEvent{Kind: FileRefused, Err: err, Retry: w.retryWait})
@@ -204,9 +221,14 @@ func (w *Watcher) apply(cfgs []Config, fresh bool) {
 
 // retryIfDue applies the refused version again once its wait is over.
 func (w *Watcher) retryIfDue() {
-	if w.pending != nil && !w.now().Before(w.retryAt) {
+	if w.retrying && !w.now().Before(w.retryAt) {
 		w.apply(w.pending, false)
 	}
+}
+
+// stopRetrying forgets the refused version: it applied, or the file moved on.
+func (w *Watcher) stopRetrying() {
+	w.retrying, w.pending, w.retryWait, w.retryAt, w.refused = false, nil, 0, time.Time{}, ""
 }
 
 func (w *Watcher) now() time.Time {
@@ -247,7 +269,8 @@ const (
 	// FileApplied: a new version of the file is in force.
 	FileApplied FileEventKind = iota + 1
 	// FileRefused: a new version was refused (Event.Err); the previous
-	// tenants stay in force. One Apply refused is tried again (Event.Retry).
+	// tenants stay in force. A version Apply refused is applied again after
+	// Event.Retry; one that does not parse is not (Retry is 0).
 	FileRefused
 	// FileUnreadable: the file cannot be read (Event.Err); the tenants in
 	// force stay.
@@ -262,6 +285,6 @@ type FileEvent struct {
 	Kind FileEventKind
 	Err  error // for FileRefused and FileUnreadable
 	// Retry is, for FileRefused, the wait before the version is applied
-	// again; 0 when it cannot apply as written (it does not parse).
+	// again; 0 when it does not parse.
 	Retry time.Duration
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,10 +14,11 @@ import (
 
 // A deploy that writes the tenants file before the key file it names (or
 // a {file.*} secret mounted a moment later) had its new version refused
-// once and never tried again: the file did not change after that, so the
-// new tenant stayed out until someone touched it. The watcher now applies
-// a version Apply refused again with backoff, reports a repeated refusal
-// once, and stops retrying when the file changes or the version applies.
+// once and never tried again: the watcher only read content that changed,
+// so the new tenant stayed out until the file itself was edited. The
+// watcher now applies a version Apply refused again with backoff, reports
+// a repeated refusal once, and stops retrying when the file changes or the
+// version applies.
 func TestWatcherRetriesVersionRefusedByApply(t *testing.T) {
 	dir := t.TempDir()
 	path, keyPath := filepath.Join(dir, "tenants.json"), filepath.Join(dir, "globex.pem")
@@ -141,5 +143,76 @@ func TestWatcherRetryEndsWithNewVersion(t *testing.T) {
 	last := events[len(events)-1]
 	if len(applied) != 2 || last.Kind != FileRefused || last.Retry != 0 {
 		t.Fatalf("unparsable file: applied %v, last event %+v; want no apply and no retry", applied, last)
+	}
+}
+
+// The retry's edges: nothing before its wait is over; a refusal for a new
+// reason is reported with the current wait; a touch retries at once (the
+// missing key file was just added); no retry while the file cannot be
+// read; and none once the file holds content that does not parse, even
+// straight after a version that was being retried.
+func TestWatcherRetryEdges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.json")
+	writeTenants(t, path, 0, 1, "")
+	now := time.Unix(1e9, 0)
+	applies := 0
+	refusal := errors.New("key file a.pem: no such file")
+	var events []FileEvent
+	w := &Watcher{
+		Path:   path,
+		Apply:  func([]Config) error { applies++; return refusal },
+		Report: func(e FileEvent) { events = append(events, e) },
+		Now:    func() time.Time { return now },
+	}
+	_, v, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Seed(v)
+	check := func(step string, wantApplies, wantEvents int) {
+		t.Helper()
+		w.Check()
+		if applies != wantApplies || len(events) != wantEvents {
+			t.Fatalf("%s: %d applies, events %+v; want %d applies, %d events", step, applies, events, wantApplies, wantEvents)
+		}
+	}
+	writeTenants(t, path, 0, 2, "")
+	touchLater(t, path)
+	check("new version", 1, 1)
+
+	now = now.Add(firstRetry - time.Nanosecond)
+	check("a nanosecond before the wait is over", 1, 1)
+	now = now.Add(time.Nanosecond)
+	refusal = errors.New("key file b.pem: no such file")
+	check("due, refused for a new reason", 2, 2)
+	if e := events[1]; e.Kind != FileRefused || e.Err != refusal || e.Retry != 2*firstRetry {
+		t.Fatalf("new reason reported as %+v, want FileRefused with the new error and a %s retry", e, 2*firstRetry)
+	}
+
+	touchLater(t, path)
+	check("touched, same content, before the wait is over", 3, 2)
+
+	if err := os.Rename(path, path+".away"); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(time.Hour)
+	check("unreadable", 3, 3)
+	check("still unreadable", 3, 3)
+	if err := os.Rename(path+".away", path); err != nil {
+		t.Fatal(err)
+	}
+	check("readable again, the wait long over", 4, 4)
+	if events[2].Kind != FileUnreadable || events[3].Kind != FileReadable {
+		t.Fatalf("events %+v, want FileUnreadable then FileReadable", events[2:])
+	}
+
+	writeTenants(t, path, 0, 1, `,{`)
+	touchLater(t, path)
+	check("unparsable", 4, 5)
+	now = now.Add(time.Hour)
+	touchLater(t, path)
+	check("unparsable, an hour on and touched", 4, 5)
+	if e := events[4]; e.Kind != FileRefused || e.Retry != 0 {
+		t.Fatalf("unparsable reported as %+v, want FileRefused without a retry", e)
 	}
 }
