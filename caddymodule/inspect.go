@@ -103,6 +103,12 @@ func cmdInspect(c *cobra.Command, args []string) int {
 	for i, m := range matches {
 		h := m.h
 		h.setDefaults()
+		// The checks Caddy runs after Provision: a config the gateway
+		// refuses to load gives no verdict on a token.
+		if err := h.Validate(); err != nil {
+			fmt.Fprintf(errOut, "embed-inspect: config: %v\n", err)
+			return exitUsage
+		}
 		reg, err := h.freshRegistry(context.Background(), repl, m.fromFile, func(id string, err error) {
 			fmt.Fprintf(errOut, "warning: tenant %q: %v\n", id, err)
 		})
