@@ -58,10 +58,7 @@ func (h *Handler) validateAssertion() error {
 	if a == nil {
 		return nil
 	}
-	if a.Header != "" && !validHeaderName(a.Header) {
-		return fmt.Errorf("assertion: header %q is not a valid header name", a.Header)
-	}
-	// Its header against the forward_claim headers: checkUpstreamHeaders.
+	// Its header, and against the forward_claim headers: checkUpstreamHeaders.
 	for _, fc := range h.ForwardClaims {
 		if err := assertion.CheckClaimPath(fc.Claim); err != nil {
 			return err

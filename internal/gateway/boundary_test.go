@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/embedgate/embedgate/internal/assertion"
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/reason"
 )
@@ -138,6 +139,43 @@ func TestNewRefusesReservedForwardHeader(t *testing.T) {
 		if _, err := gateway.New(cfg); err == nil || !strings.Contains(err.Error(), "forward_claim #2") {
 			t.Errorf("forward_claim headers %s and %s: %v, want refused as #2", pair[0], pair[1], err)
 		}
+	}
+}
+
+// A forward_claim needs a claim path and a header HTTP can carry. Only the
+// adapter checked either, so a Config built elsewhere with "X Org" proxied
+// no request at all (the transport refuses the name, 502 on every one),
+// and one with no claim path never set its header: the core refuses both,
+// naming the forward_claim, as it does the assertion's header.
+func TestNewRefusesUnsendableForwardClaim(t *testing.T) {
+	for _, c := range []struct {
+		fc   gateway.ForwardClaim
+		want string
+	}{
+		{gateway.ForwardClaim{Header: "X-Org"}, "forward_claim #2: needs a claim path"},
+		{gateway.ForwardClaim{Claim: "org", Header: "X Org"}, "forward_claim #2: header \"X Org\" is not a valid header name"},
+		{gateway.ForwardClaim{Claim: "org", Header: ""}, "forward_claim #2: header \"\" is not a valid header name"},
+		{gateway.ForwardClaim{Claim: "org", Header: "X-Org\r\nX-Embed-Subject"}, "forward_claim #2: header"},
+		{gateway.ForwardClaim{Claim: "org", Header: "X-Dépt"}, "forward_claim #2: header"},
+	} {
+		cfg := newEnv(t).cfg
+		cfg.ForwardClaims = []gateway.ForwardClaim{{Claim: "email", Header: "X-Email"}, c.fc}
+		if _, err := gateway.New(cfg); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("forward_claim %+v: %v, want %q", c.fc, err, c.want)
+		}
+	}
+	ring, err := assertion.NewRing([]assertion.Key{{Signer: mustEC(t), KID: "k1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := assertion.New(assertion.Config{Header: "X Identity", Keys: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := newEnv(t).cfg
+	cfg.Assertions = a
+	if _, err := gateway.New(cfg); err == nil || !strings.Contains(err.Error(), `assertion: header "X Identity" is not a valid header name`) {
+		t.Errorf("assertion header X Identity: %v, want refused", err)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/token"
 )
@@ -75,12 +77,16 @@ func CheckRequire(req []Requirement) error {
 
 // CheckUpstreamHeaders checks the headers the gateway sets on requests to
 // the app besides its own: each forward claim's (in order) and the
-// assertion's ("" for none). None may be one CheckForwardHeader refuses, and
-// no two may be one header to the app. The error names the forward_claim by
-// its number, or the assertion.
+// assertion's ("" for none). Each forward claim needs a claim path; each
+// name must be one HTTP can send (else the proxy fails every request), not
+// one CheckForwardHeader refuses, and no two may be one header to the app.
+// The error names the forward_claim by its number, or the assertion.
 func CheckUpstreamHeaders(forward []ForwardClaim, assertion string) error {
 	names := make([]string, len(forward), len(forward)+1)
 	for i, fc := range forward {
+		if fc.Claim == "" {
+			return fmt.Errorf("forward_claim #%d: needs a claim path", i+1)
+		}
 		names[i] = fc.Header
 	}
 	if assertion != "" {
@@ -90,6 +96,9 @@ func CheckUpstreamHeaders(forward []ForwardClaim, assertion string) error {
 		what := fmt.Sprintf("forward_claim #%d", i+1)
 		if i == len(forward) {
 			what = "assertion"
+		}
+		if !httpguts.ValidHeaderFieldName(name) {
+			return fmt.Errorf("%s: header %q is not a valid header name", what, name)
 		}
 		if err := CheckForwardHeader(name); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
