@@ -170,17 +170,7 @@ func TestInspectUsesTenantsFile(t *testing.T) {
 	mint := func(iss, secret string) string {
 		return testsupport.Mint(t, testsupport.HS256(secret, ""), testsupport.Claims(iss, "jane", time.Now()))
 	}
-	inspect := func(config, tok string) (int, string) {
-		cmd := &cobra.Command{Use: "embed-inspect"}
-		cmd.Flags().StringP("config", "c", "", "")
-		cmd.Flags().StringP("adapter", "a", "", "")
-		var buf bytes.Buffer
-		cmd.SetOut(&buf)
-		cmd.SetErr(&buf)
-		_ = cmd.Flags().Set("config", config)
-		code := cmdInspect(cmd, []string{tok})
-		return code, buf.String()
-	}
+	inspect := runInspect
 
 	for _, c := range []struct {
 		name, tok string
@@ -229,4 +219,18 @@ func TestInspectUsesTenantsFile(t *testing.T) {
 	if code, out := inspect(cf, mint("acme", acmeSecret)); code != exitUsage || !strings.Contains(out, "embed_session #1: tenants file") {
 		t.Fatalf("missing tenants file: exit %d\n%s", code, out)
 	}
+}
+
+// runInspect runs embed-inspect on config and tok as the CLI does, and
+// returns its exit code and everything it printed.
+func runInspect(config, tok string) (int, string) {
+	cmd := &cobra.Command{Use: "embed-inspect"}
+	cmd.Flags().StringP("config", "c", "", "")
+	cmd.Flags().StringP("adapter", "a", "", "")
+	var buf bytes.Buffer
+	cmd.SetOut(&buf)
+	cmd.SetErr(&buf)
+	_ = cmd.Flags().Set("config", config)
+	code := cmdInspect(cmd, []string{tok})
+	return code, buf.String()
 }

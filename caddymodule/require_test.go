@@ -1,14 +1,11 @@
 package caddymodule
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/embedgate/embedgate/internal/testsupport"
 )
@@ -45,18 +42,10 @@ func TestInspectRefusesConfigThatFailsValidate(t *testing.T) {
 		}
 		return p
 	}
-	inspect := func(config string) (int, string) {
-		cmd := &cobra.Command{Use: "embed-inspect"}
-		cmd.Flags().StringP("config", "c", "", "")
-		cmd.Flags().StringP("adapter", "a", "", "")
-		var buf bytes.Buffer
-		cmd.SetOut(&buf)
-		cmd.SetErr(&buf)
-		_ = cmd.Flags().Set("config", config)
-		c := testsupport.Claims("acme", "jane", time.Now())
-		c["scope"] = "deals:read"
-		return cmdInspect(cmd, []string{testsupport.Mint(t, testsupport.HS256(secret, ""), c)}), buf.String()
-	}
+	c := testsupport.Claims("acme", "jane", time.Now())
+	c["scope"] = "deals:read"
+	tok := testsupport.Mint(t, testsupport.HS256(secret, ""), c)
+	inspect := func(config string) (int, string) { return runInspect(config, tok) }
 	if code, out := inspect(cfg(`{"scope":"deals:read","value":"acme"}`)); code != exitUsage || !strings.Contains(out, `require #1: scope "deals:read" takes no value`) {
 		t.Fatalf("scope with a value: exit %d, want %d naming the rule:\n%s", code, exitUsage, out)
 	}

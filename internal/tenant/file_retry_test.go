@@ -118,11 +118,7 @@ func TestWatcherRetryEndsWithNewVersion(t *testing.T) {
 		Report: func(e FileEvent) { events = append(events, e) },
 		Now:    func() time.Time { return now },
 	}
-	_, v, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Seed(v)
+	seedWithFile(t, w)
 	writeTenants(t, path, 0, 2, "")
 	touchLater(t, path)
 	w.Check() // refused, pending
@@ -164,11 +160,7 @@ func TestWatcherRetryEdges(t *testing.T) {
 		Report: func(e FileEvent) { events = append(events, e) },
 		Now:    func() time.Time { return now },
 	}
-	_, v, err := ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Seed(v)
+	seedWithFile(t, w)
 	check := func(step string, wantApplies, wantEvents int) {
 		t.Helper()
 		w.Check()
@@ -215,4 +207,14 @@ func TestWatcherRetryEdges(t *testing.T) {
 	if e := events[4]; e.Kind != FileRefused || e.Retry != 0 {
 		t.Fatalf("unparsable reported as %+v, want FileRefused without a retry", e)
 	}
+}
+
+// seedWithFile seeds w with the version of its file as it is now.
+func seedWithFile(t *testing.T, w *Watcher) {
+	t.Helper()
+	_, v, err := ReadFile(w.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Seed(v)
 }
