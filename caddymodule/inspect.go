@@ -102,16 +102,7 @@ func cmdInspect(c *cobra.Command, args []string) int {
 	status := exitOK
 	for i, m := range matches {
 		h := m.h
-		h.setDefaults()
-		// The checks Caddy runs after Provision: a config the gateway
-		// refuses to load gives no verdict on a token.
-		if err := h.Validate(); err != nil {
-			fmt.Fprintf(errOut, "embed-inspect: config: %v\n", err)
-			return exitUsage
-		}
-		reg, err := h.freshRegistry(context.Background(), repl, m.fromFile, func(id string, err error) {
-			fmt.Fprintf(errOut, "warning: tenant %q: %v\n", id, err)
-		})
+		reg, err := h.inspectRegistry(repl, m.fromFile, errOut)
 		if err != nil {
 			fmt.Fprintf(errOut, "embed-inspect: config: %v\n", err)
 			return exitUsage
@@ -127,6 +118,20 @@ func cmdInspect(c *cobra.Command, args []string) int {
 		fmt.Fprintln(out, prefix+e.Line())
 	}
 	return status
+}
+
+// inspectRegistry sets h's defaults, validates it as Caddy does after
+// Provision (a config the gateway refuses to load gives no verdict on a
+// token), and builds its tenants with fromFile, warning on errOut of a
+// JWKS that cannot be fetched.
+func (h *Handler) inspectRegistry(repl *caddy.Replacer, fromFile []tenant.Config, errOut io.Writer) (*tenant.Registry, error) {
+	h.setDefaults()
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	return h.freshRegistry(context.Background(), repl, fromFile, func(id string, err error) {
+		fmt.Fprintf(errOut, "warning: tenant %q: %v\n", id, err)
+	})
 }
 
 // explainer is the Explainer of h's config over reg: the exchange's
