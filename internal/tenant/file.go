@@ -86,12 +86,13 @@ type Watcher struct {
 	Interval time.Duration // default 500ms, so a change applies within 1s
 	// Apply builds and swaps in a registry. An error leaves the previous
 	// one in force; the watcher reports it and applies the same content
-	// again, after 1s and then twice as long each time up to a minute (at
-	// once when the file is touched), until it applies or the file
-	// changes: what the file names besides itself (a {file.*} secret, a
-	// public key file) may arrive after it. Every refusal is retried so,
-	// including one that only a new version can fix (a duplicate id): the
-	// watcher cannot tell them apart, and one rebuild a minute is cheap.
+	// again, after 1s and then twice as long each time up to a minute,
+	// until it applies or the file changes: what the file names besides
+	// itself (a {file.*} secret, a public key file) may arrive after it. A
+	// touch brings the retry forward to a second after the last one and
+	// starts the backoff again. Every refusal is retried, even one only a
+	// new version can fix (a duplicate id): the watcher cannot tell them
+	// apart, and one rebuild a minute is cheap.
 	Apply func(cfgs []Config) error
 	// Report is told of each distinct outcome (see FileEventKind): a file
 	// that cannot be read is reported once when that starts, not on every
@@ -111,6 +112,8 @@ type Watcher struct {
 	pending   []Config
 	retryWait time.Duration // the wait before retryAt
 	retryAt   time.Time     // when pending is applied again
+	lastTry   time.Time     // when pending was last applied
+	touched   bool          // the file was touched since: the backoff starts again
 	refused   string        // the Apply error reported last for pending
 }
 
@@ -178,8 +181,13 @@ func (w *Watcher) Check() {
 		w.readable()
 		if w.retrying {
 			// Touched, same content: someone may just have added the key
-			// file it names, so retry now rather than after the wait.
-			w.retryAt = w.now()
+			// file it names, so retry soon rather than after the wait; not
+			// sooner than a second after the last try, however often it
+			// is touched.
+			w.touched = true
+			if soon := w.lastTry.Add(firstRetry); soon.Before(w.retryAt) {
+				w.retryAt = soon
+			}
 		}
 		w.retryIfDue()
 		return
@@ -207,12 +215,13 @@ func (w *Watcher) apply(cfgs []Config, fresh bool) {
 		w.report(FileEvent{Kind: FileApplied})
 		return
 	}
-	if fresh {
+	if fresh || w.touched {
 		w.retryWait = firstRetry
 	} else {
 		w.retryWait = min(2*w.retryWait, maxRetry)
 	}
-	w.retrying, w.pending, w.retryAt = true, cfgs, w.now().Add(w.retryWait)
+	now := w.now()
+	w.retrying, w.pending, w.lastTry, w.retryAt, w.touched = true, cfgs, now, now.Add(w.retryWait), false
 	if msg := err.Error(); fresh || msg != w.refused {
 		w.refused = msg
 		w.report(FileEvent{Kind: FileRefused, Err: err, Retry: w.retryWait})
@@ -228,7 +237,8 @@ func (w *Watcher) retryIfDue() {
 
 // stopRetrying forgets the refused version: it applied, or the file moved on.
 func (w *Watcher) stopRetrying() {
-	w.retrying, w.pending, w.retryWait, w.retryAt, w.refused = false, nil, 0, time.Time{}, ""
+	w.retrying, w.pending, w.touched, w.refused = false, nil, false, ""
+	w.retryWait, w.retryAt, w.lastTry = 0, time.Time{}, time.Time{}
 }
 
 func (w *Watcher) now() time.Time {
@@ -275,8 +285,8 @@ const (
 	// FileUnreadable: the file cannot be read (Event.Err); the tenants in
 	// force stay.
 	FileUnreadable
-	// FileReadable: the file can be read again, unchanged since the
-	// version in force.
+	// FileReadable: the file can be read again, unchanged since it was
+	// last read.
 	FileReadable
 )
 

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -143,10 +144,10 @@ func TestWatcherRetryEndsWithNewVersion(t *testing.T) {
 }
 
 // The retry's edges: nothing before its wait is over; a refusal for a new
-// reason is reported with the current wait; a touch retries at once (the
-// missing key file was just added); no retry while the file cannot be
-// read; and none once the file holds content that does not parse, even
-// straight after a version that was being retried.
+// reason is reported with the current wait; a touch retries soon (the
+// missing key file was just added), at most once a second; no retry while
+// the file cannot be read; and none once the file holds content that does
+// not parse, even straight after a version that was being retried.
 func TestWatcherRetryEdges(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tenants.json")
 	writeTenants(t, path, 0, 1, "")
@@ -181,29 +182,45 @@ func TestWatcherRetryEdges(t *testing.T) {
 		t.Fatalf("new reason reported as %+v, want FileRefused with the new error and a %s retry", e, 2*firstRetry)
 	}
 
+	// A touch (the key file was just added) brings the retry forward to a
+	// second after the last try and restarts the backoff; touching on
+	// every tick still retries at most once a second.
 	touchLater(t, path)
-	check("touched, same content, before the wait is over", 3, 2)
+	check("touched within a second of the last try", 2, 2)
+	now = now.Add(firstRetry)
+	check("a second after the last try, touched", 3, 2)
+	if w.retryWait != firstRetry {
+		t.Fatalf("backoff after a touch %s, want %s again", w.retryWait, firstRetry)
+	}
+	for range 4 {
+		now = now.Add(firstRetry / 2)
+		touchLater(t, path)
+		w.Check()
+	}
+	if applies != 5 || w.retryWait != firstRetry {
+		t.Fatalf("touched on every tick for 2s: %d applies (backoff %s), want 2 more, each a second apart", applies-3, w.retryWait)
+	}
 
 	if err := os.Rename(path, path+".away"); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(time.Hour)
-	check("unreadable", 3, 3)
-	check("still unreadable", 3, 3)
+	check("unreadable", 5, 3)
+	check("still unreadable", 5, 3)
 	if err := os.Rename(path+".away", path); err != nil {
 		t.Fatal(err)
 	}
-	check("readable again, the wait long over", 4, 4)
+	check("readable again, the wait long over", 6, 4)
 	if events[2].Kind != FileUnreadable || events[3].Kind != FileReadable {
 		t.Fatalf("events %+v, want FileUnreadable then FileReadable", events[2:])
 	}
 
 	writeTenants(t, path, 0, 1, `,{`)
 	touchLater(t, path)
-	check("unparsable", 4, 5)
+	check("unparsable", 6, 5)
 	now = now.Add(time.Hour)
 	touchLater(t, path)
-	check("unparsable, an hour on and touched", 4, 5)
+	check("unparsable, an hour on and touched", 6, 5)
 	if e := events[4]; e.Kind != FileRefused || e.Retry != 0 {
 		t.Fatalf("unparsable reported as %+v, want FileRefused without a retry", e)
 	}
@@ -217,4 +234,31 @@ func seedWithFile(t *testing.T, w *Watcher) {
 		t.Fatal(err)
 	}
 	w.Seed(v)
+}
+
+// A watcher whose context is done does not rebuild, even when its tick is
+// ready at the same moment (select picks either): at a config unload that
+// rebuild would run against a released handler and be reported as a
+// refused file. Many runs with a tick always ready make a missing check
+// all but certain to show.
+func TestWatcherStopsAtDoneContextWithTickReady(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tenants.json")
+	writeTenants(t, path, 0, 1, "")
+	_, v, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTenants(t, path, 0, 2, "")
+	touchLater(t, path)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	applies := 0
+	for range 200 {
+		w := &Watcher{Path: path, Interval: time.Nanosecond, Apply: func([]Config) error { applies++; return nil }}
+		w.Seed(v)
+		w.Run(ctx)
+	}
+	if applies != 0 {
+		t.Fatalf("%d rebuilds after the context was done", applies)
+	}
 }
