@@ -82,7 +82,7 @@ func cmdInspect(c *cobra.Command, args []string) int {
 	var ids []string
 	var matches []candidate
 	for i, h := range handlers {
-		file, err := h.readTenantsFile()
+		file, err := h.checkedTenantsFile()
 		if err != nil {
 			fmt.Fprintf(errOut, "embed-inspect: config: embed_session #%d: %v\n", i+1, err)
 			return exitUsage
@@ -120,15 +120,22 @@ func cmdInspect(c *cobra.Command, args []string) int {
 	return status
 }
 
-// inspectRegistry sets h's defaults, validates it as Caddy does after
-// Provision (a config the gateway refuses to load gives no verdict on a
-// token), and builds its tenants with fromFile, warning on errOut of a
-// JWKS that cannot be fetched.
-func (h *Handler) inspectRegistry(repl *caddy.Replacer, fromFile []tenant.Config, errOut io.Writer) (*tenant.Registry, error) {
+// checkedTenantsFile sets h's defaults and validates it as Caddy does after
+// Provision, then reads its tenants file as Provision does. Every handler
+// is checked, not only the token's: Caddy refuses the whole config when
+// one fails, and a config the gateway cannot load gives no verdict.
+func (h *Handler) checkedTenantsFile() (tenantsFile, error) {
 	h.setDefaults()
 	if err := h.Validate(); err != nil {
-		return nil, err
+		return tenantsFile{}, err
 	}
+	return h.readTenantsFile()
+}
+
+// inspectRegistry builds h's tenants with fromFile as Provision does,
+// warning on errOut of a JWKS that cannot be fetched.
+func (h *Handler) inspectRegistry(repl *caddy.Replacer, fromFile []tenant.Config, errOut io.Writer) (*tenant.Registry, error) {
+	h.setDefaults()
 	return h.freshRegistry(context.Background(), repl, fromFile, func(id string, err error) {
 		fmt.Fprintf(errOut, "warning: tenant %q: %v\n", id, err)
 	})

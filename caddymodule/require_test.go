@@ -26,17 +26,20 @@ func TestValidateRefusesScopeWithValue(t *testing.T) {
 	}
 }
 
-// embed-inspect judges tokens against a handler it validated as the
-// gateway does: a JSON config with a scope that has a value is refused
-// there too (exit 2, naming the rule), not explained as if it loaded.
+// embed-inspect judges tokens only against a config the gateway would
+// load: a JSON config with a scope that has a value is refused there too
+// (exit 2, naming the handler and the rule), whichever handler holds it,
+// not explained as if it loaded. Caddy refuses the whole config when one
+// handler fails Validate, so a second handler's rule counts as well.
 func TestInspectRefusesConfigThatFailsValidate(t *testing.T) {
 	const secret = "acme-secret-0123456789abcdef0123"
-	cfg := func(require string) string {
-		dir := t.TempDir()
-		p := filepath.Join(dir, "caddy.json")
-		body := `{"apps":{"http":{"servers":{"s":{"listen":[":0"],"routes":[{"handle":[{"handler":"embed_session",
-			"tenants":[{"id":"acme","keys":[{"secret":"` + secret + `"}],"frame_ancestors":["https://acme.example"]}],
-			"require":[` + require + `]}]}]}}}}}`
+	handler := func(id, require string) string {
+		return `{"handler":"embed_session","tenants":[{"id":"` + id + `","keys":[{"secret":"` + secret + `"}],
+			"frame_ancestors":["https://` + id + `.example"]}],"require":[` + require + `]}`
+	}
+	cfg := func(handlers ...string) string {
+		p := filepath.Join(t.TempDir(), "caddy.json")
+		body := `{"apps":{"http":{"servers":{"s":{"listen":[":0"],"routes":[{"handle":[` + strings.Join(handlers, ",") + `]}]}}}}}`
 		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -45,11 +48,21 @@ func TestInspectRefusesConfigThatFailsValidate(t *testing.T) {
 	c := testsupport.Claims("acme", "jane", time.Now())
 	c["scope"] = "deals:read"
 	tok := testsupport.Mint(t, testsupport.HS256(secret, ""), c)
-	inspect := func(config string) (int, string) { return runInspect(config, tok) }
-	if code, out := inspect(cfg(`{"scope":"deals:read","value":"acme"}`)); code != exitUsage || !strings.Contains(out, `require #1: scope "deals:read" takes no value`) {
-		t.Fatalf("scope with a value: exit %d, want %d naming the rule:\n%s", code, exitUsage, out)
-	}
-	if code, out := inspect(cfg(`{"scope":"deals:read"}`)); code != exitOK {
-		t.Fatalf("scope alone: exit %d, want %d:\n%s", code, exitOK, out)
+	for _, tc := range []struct {
+		name   string
+		config string
+		code   int
+		want   string
+	}{
+		{"scope with a value", cfg(handler("acme", `{"scope":"deals:read","value":"acme"}`)),
+			exitUsage, `embed_session #1: require #1: scope "deals:read" takes no value`},
+		{"in the handler the token does not name", cfg(handler("acme", `{"scope":"deals:read"}`), handler("globex", `{"scope":"x","value":"v"}`)),
+			exitUsage, `embed_session #2: require #1: scope "x" takes no value`},
+		{"scope alone", cfg(handler("acme", `{"scope":"deals:read"}`), handler("globex", `{"scope":"x"}`)),
+			exitOK, "valid for tenant acme"},
+	} {
+		if code, out := runInspect(tc.config, tok); code != tc.code || !strings.Contains(out, tc.want) {
+			t.Errorf("%s: exit %d, want %d with %q:\n%s", tc.name, code, tc.code, tc.want, out)
+		}
 	}
 }
