@@ -87,18 +87,21 @@ func CheckUpstreamHeaders(forward []ForwardClaim, assertion string) error {
 		if fc.Claim == "" {
 			return fmt.Errorf("forward_claim #%d: needs a claim path", i+1)
 		}
+		if !httpguts.ValidHeaderFieldName(fc.Header) {
+			return fmt.Errorf("forward_claim #%d: header %q is not a valid header name", i+1, fc.Header)
+		}
 		names[i] = fc.Header
 	}
 	if assertion != "" {
+		if !httpguts.ValidHeaderFieldName(assertion) {
+			return fmt.Errorf("assertion: header %q is not a valid header name", assertion)
+		}
 		names = append(names, assertion)
 	}
 	for i, name := range names {
 		what := fmt.Sprintf("forward_claim #%d", i+1)
 		if i == len(forward) {
 			what = "assertion"
-		}
-		if !httpguts.ValidHeaderFieldName(name) {
-			return fmt.Errorf("%s: header %q is not a valid header name", what, name)
 		}
 		if err := CheckForwardHeader(name); err != nil {
 			return fmt.Errorf("%s: %w", what, err)
