@@ -155,18 +155,39 @@ func injectable(h http.Header, status int) bool {
 	switch {
 	case status < 200, status == http.StatusNoContent, status == http.StatusPartialContent, status == http.StatusNotModified:
 		return false
-	case h.Get("Content-Range") != "":
+	case len(h["Content-Range"]) > 0, !identityEncoded(h["Content-Encoding"]):
 		return false
 	}
-	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+	// Every line counts, not only the first (h.Get): with two Content-Type
+	// lines a browser may take the second, and "identity" then "gzip" is a
+	// gzip body.
+	ct := h["Content-Type"]
+	if len(ct) != 1 {
 		return false
 	}
-	if mt, _, err := mime.ParseMediaType(h.Get("Content-Type")); err != nil || mt != "text/html" {
+	if mt, _, err := mime.ParseMediaType(ct[0]); err != nil || mt != "text/html" {
 		return false
 	}
-	if cl := h.Get("Content-Length"); cl != "" {
-		if n, err := strconv.ParseInt(cl, 10, 64); err != nil || n > maxInjectBody {
+	switch cl := h["Content-Length"]; len(cl) {
+	case 0:
+	case 1:
+		if n, err := strconv.ParseInt(cl[0], 10, 64); err != nil || n > maxInjectBody {
 			return false
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// identityEncoded reports whether every coding on every Content-Encoding
+// line is identity (or there is none).
+func identityEncoded(lines []string) bool {
+	for _, line := range lines {
+		for c := range strings.SplitSeq(line, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return false
+			}
 		}
 	}
 	return true

@@ -206,6 +206,10 @@ type framingWriter struct {
 	// private: the gateway put the session's Set-Cookie (a sliding
 	// refresh) on the app's response, which no shared cache may then store.
 	private bool
+	// setCookies is how many Set-Cookie lines the gateway wrote before the
+	// app ran; a later line for one of ownCookies is the app's and goes.
+	setCookies int
+	ownCookies []string
 }
 
 func (fw *framingWriter) WriteHeader(status int) {
@@ -222,6 +226,9 @@ func (fw *framingWriter) WriteHeader(status int) {
 // an upstream that set no CSP of its own, is one comparison.
 func (fw *framingWriter) merge() {
 	h := fw.ResponseWriter.Header()
+	if len(h["Set-Cookie"]) > fw.setCookies {
+		policy.StripSetCookies(h, fw.setCookies, fw.ownCookies)
+	}
 	if fw.private {
 		keepFromSharedCaches(h)
 	}
@@ -246,11 +253,9 @@ func keepFromSharedCaches(h http.Header) {
 			delete(h, name)
 		}
 	}
-	for _, v := range h["Cache-Control"] {
-		for d := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
-				return
-			}
+	for name := range policy.CacheDirectives(h["Cache-Control"]) {
+		if name == "no-store" {
+			return
 		}
 	}
 	h["Cache-Control"] = []string{"private, no-cache"}

@@ -162,7 +162,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o
 	st.vals[2] = allowed.CSP()
 	setFramingCSP(w.Header(), st.vals[2:3:3])
 	g.cfg.Observer.Request(t.ID, RequestSessionOK)
-	st.fw = framingWriter{ResponseWriter: w, csp: st.vals[2], private: refreshed}
+	st.fw = framingWriter{ResponseWriter: w, csp: st.vals[2], private: refreshed,
+		setCookies: len(w.Header()["Set-Cookie"]), ownCookies: g.ownCookies}
 	err := g.serveUpstream(&st.fw, r, next)
 	st.fw.finish()
 	return err

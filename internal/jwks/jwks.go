@@ -26,7 +26,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -336,22 +335,19 @@ func (c *Cache) get(ctx context.Context) ([]tenant.Key, time.Duration, []error, 
 // no-cache and no-store count as zero, so they clamp to MinRefresh.
 func maxAge(h http.Header) time.Duration {
 	d, found := DefaultRefresh, false
-	for _, v := range h.Values("Cache-Control") {
-		for part := range strings.SplitSeq(v, ",") {
-			part = strings.TrimSpace(strings.ToLower(part))
-			switch {
-			case part == "no-cache" || part == "no-store":
-				d, found = 0, true
-			case strings.HasPrefix(part, "max-age=") && !found:
-				n, err := strconv.ParseInt(strings.Trim(part[len("max-age="):], `"`), 10, 64)
-				if err != nil || n < 0 {
-					continue
-				}
-				if n > int64(MaxRefresh/time.Second) {
-					n = int64(MaxRefresh / time.Second)
-				}
-				d, found = time.Duration(n)*time.Second, true
+	for name, arg := range policy.CacheDirectives(h.Values("Cache-Control")) {
+		switch {
+		case name == "no-cache" || name == "no-store":
+			d, found = 0, true
+		case name == "max-age" && !found:
+			n, err := strconv.ParseInt(arg, 10, 64)
+			if err != nil || n < 0 {
+				continue
 			}
+			if n > int64(MaxRefresh/time.Second) {
+				n = int64(MaxRefresh / time.Second)
+			}
+			d, found = time.Duration(n)*time.Second, true
 		}
 	}
 	return min(max(d, MinRefresh), MaxRefresh)

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 )
 
 // FrameAncestors returns the CSP directive allowing exactly these origins,
@@ -167,12 +165,13 @@ func (c CSP) Remove(name string) CSP {
 	return kept
 }
 
-// Normalize rewrites every directive of c as its name in lower case and its
-// sources, separated by single spaces, drops the directives this leaves
-// empty and then the empty policies, and returns what remains (c's backing
-// array, reused). It splits with strings.Fields, on Unicode white space,
-// wider than CSP's: so headers the bridge injection rewrites come out as
-// they always have.
+// Normalize rewrites every directive of c as its name in ASCII lower case
+// and its sources, separated by single spaces, drops the directives this
+// leaves empty and then the empty policies, and returns what remains (c's
+// backing array, reused). It splits on CSP's whitespace alone, as browsers
+// do: any other byte, a non-breaking space included, stays inside its
+// token. Splitting wider (strings.Fields) turned a directive a browser
+// ignores, "script-src\u00a0'unsafe-inline'", into a live one.
 func (c CSP) Normalize() CSP {
 	kept := c[:0]
 	for _, p := range c {
@@ -182,12 +181,9 @@ func (c CSP) Normalize() CSP {
 				ds = append(ds, d) // the usual case, at no cost
 				continue
 			}
-			f := strings.Fields(string(d))
-			if len(f) == 0 {
-				continue
+			if nd := d.normalize(); nd != "" {
+				ds = append(ds, nd)
 			}
-			f[0] = strings.ToLower(f[0])
-			ds = append(ds, CSPDirective(strings.Join(f, " ")))
 		}
 		clear(p.Directives[len(ds):])
 		if p.Directives = ds; len(ds) > 0 {
@@ -198,33 +194,49 @@ func (c CSP) Normalize() CSP {
 	return kept
 }
 
+// normalize is d in Normalize's form, or "" when d has no field.
+func (d CSPDirective) normalize() CSPDirective {
+	name, rest := nextField(string(d))
+	if name == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(len(d))
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	for s, r := nextField(rest); s != ""; s, r = nextField(r) {
+		b.WriteByte(' ')
+		b.WriteString(s)
+	}
+	return CSPDirective(b.String())
+}
+
 // normalized reports whether Normalize would leave d as it is: single
-// spaces between fields (no other white space) and no upper case in the
-// name.
+// spaces between fields (no other CSP whitespace) and no ASCII upper case
+// in the name.
 func (d CSPDirective) normalized() bool {
-	nameEnd, prevSpace := len(d), true // true: a leading space fails
+	inName, prevSpace := true, true // prevSpace: a leading space fails
 	for i := 0; i < len(d); i++ {
 		switch c := d[i]; {
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRuneInString(string(d[i:]))
-			if unicode.IsSpace(r) {
-				return false
-			}
-			i += size - 1
-			prevSpace = false
 		case c == ' ':
 			if prevSpace {
 				return false
 			}
-			nameEnd, prevSpace = min(nameEnd, i), true
-		case unicode.IsSpace(rune(c)):
+			inName, prevSpace = false, true
+		case isSpace(c):
+			return false
+		case inName && 'A' <= c && c <= 'Z':
 			return false
 		default:
 			prevSpace = false
 		}
 	}
-	name := string(d[:nameEnd])
-	return !prevSpace && strings.ToLower(name) == name
+	return !prevSpace
 }
 
 // Lookup is the first directive of p named name, or nil: browsers ignore

@@ -203,6 +203,36 @@ func removeCookies(v string, names []string) (string, bool) {
 	return b.String(), true
 }
 
+// StripSetCookies removes from h's Set-Cookie lines, from index from on,
+// every one that sets a cookie named one of names: the response-side twin of
+// StripCookies, so an app (or a header injection in it) cannot set, fix or
+// clear a cookie the gateway owns. The lines before from (the gateway's
+// own) are kept. A line's cookie name is what precedes its first '=' in
+// the part before the first ';', trimmed, as browsers parse it.
+func StripSetCookies(h http.Header, from int, names []string) {
+	lines := h["Set-Cookie"]
+	if len(lines) <= from {
+		return
+	}
+	kept := lines[:from:from] // a copy on the first append: h's slice is not written
+	dropped := false
+	for _, line := range lines[from:] {
+		pair, _, _ := strings.Cut(line, ";")
+		if name, _, ok := strings.Cut(pair, "="); ok && isOneOf(trimOWS(name), names) {
+			dropped = true
+			continue
+		}
+		kept = append(kept, line)
+	}
+	switch {
+	case !dropped:
+	case len(kept) == 0:
+		delete(h, "Set-Cookie")
+	default:
+		h["Set-Cookie"] = kept
+	}
+}
+
 // trimOWS trims spaces and tabs, HTTP's optional whitespace, from both ends
 // of s (strings.Trim with a cutset builds the set on every call).
 func trimOWS(s string) string {
