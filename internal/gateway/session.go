@@ -3,8 +3,6 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/embedgate/embedgate/internal/policy"
@@ -208,8 +206,10 @@ func hasScope(claims map[string]any, scope string) bool {
 	for _, name := range scopeClaims {
 		switch v := claims[name].(type) {
 		case string:
-			if slices.Contains(strings.Fields(v), scope) {
-				return true
+			for s := range policy.Scopes(v) {
+				if s == scope {
+					return true
+				}
 			}
 		case []any:
 			for _, s := range v {

@@ -503,6 +503,12 @@ func TestRequire(t *testing.T) {
 		{"scope string has it", []gateway.Requirement{{Scope: "b"}}, set("scope", "a b"), "/x", false, true},
 		{"scope string lacks it", []gateway.Requirement{{Scope: "c"}}, set("scope", "a b"), "/x", false, false},
 		{"scope string is not a substring match", []gateway.Requirement{{Scope: "a"}}, set("scope", "ab b"), "/x", false, false},
+		// RFC 6749 delimits scopes by the space alone: a non-breaking space
+		// or a tab is part of one scope, which grants nothing it does not
+		// name whole ("profile\u00a0deals:read" granted deals:read).
+		{"scope split on no non-breaking space", []gateway.Requirement{{Scope: "deals:read"}}, set("scope", "profile\u00a0deals:read"), "/x", false, false},
+		{"scope split on no tab", []gateway.Requirement{{Scope: "b"}}, set("scope", "a\tb"), "/x", false, false},
+		{"scope with double spaces has it", []gateway.Requirement{{Scope: "b"}}, set("scope", "a  b "), "/x", false, true},
 		{"scp array has it", []gateway.Requirement{{Scope: "b"}}, set("scp", []string{"a", "b"}), "/x", false, true},
 		{"scp array lacks it", []gateway.Requirement{{Scope: "c"}}, set("scp", []string{"a", "b"}), "/x", false, false},
 		{"scp string", []gateway.Requirement{{Scope: "b"}}, set("scp", "b"), "/x", false, true},

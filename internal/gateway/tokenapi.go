@@ -281,8 +281,8 @@ func (g *Gateway) mint(t *tenant.Tenant, req *tokenRequest) (*tokenResponse, str
 	}
 	scopes := []string{}
 	for i, s := range req.Scopes {
-		if s == "" || strings.ContainsFunc(s, func(c rune) bool { return c <= ' ' || c == 0x7f }) {
-			return nil, "", badField("scopes", "scope #%d is empty or holds spaces or control characters", i+1)
+		if !policy.ScopeToken(s) {
+			return nil, "", badField("scopes", "scope #%d is not an RFC 6749 scope-token (printable ASCII but the space, '\"' and '\\')", i+1)
 		}
 		if !slices.Contains(scopes, s) {
 			scopes = append(scopes, s)

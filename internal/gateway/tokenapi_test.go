@@ -412,7 +412,14 @@ func TestTokenAPIRefusedBodies(t *testing.T) {
 		{"sub with a tab", `{"sub":"jane\tdoe"}`, 400, "sub", "control characters"},
 		{"groups not strings", `{"sub":"jane","groups":[1]}`, 400, "groups", "wrong type"},
 		{"metadata not an object", `{"sub":"jane","metadata":"gold"}`, 400, "metadata", "wrong type"},
-		{"scope with a space", `{"sub":"jane","scopes":["a b"]}`, 400, "scopes", "spaces"},
+		{"scope with a space", `{"sub":"jane","scopes":["a b"]}`, 400, "scopes", "scope-token"},
+		// require scope splits on the space alone; a scope that another
+		// reader splits wider would grant more than the one scope the
+		// answer shows.
+		{"scope with a non-breaking space", `{"sub":"jane","scopes":["profile\u00a0deals:read"]}`, 400, "scopes", "scope-token"},
+		{"scope with a quote", `{"sub":"jane","scopes":["a\"b"]}`, 400, "scopes", "scope-token"},
+		{"scope with a backslash", `{"sub":"jane","scopes":["a\\b"]}`, 400, "scopes", "scope-token"},
+		{"empty scope", `{"sub":"jane","scopes":[""]}`, 400, "scopes", "scope-token"},
 		{"expires_in zero", `{"sub":"jane","expires_in":0}`, 400, "expires_in", "positive whole number"},
 		{"expires_in negative", `{"sub":"jane","expires_in":-5}`, 400, "expires_in", "positive whole number"},
 		{"expires_in fractional", `{"sub":"jane","expires_in":1.5}`, 400, "expires_in", "positive whole number"},

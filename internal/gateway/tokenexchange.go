@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
@@ -159,8 +160,8 @@ func checkExchangeParams(t *tenant.Tenant, form url.Values) *exchangeRefusal {
 	if form.Get("actor_token") != "" || form.Get("actor_token_type") != "" {
 		return badExchange(codeInvalidRequest, reason.BadRequest, "actor_token: delegation is not supported")
 	}
-	for s := range strings.SplitSeq(form.Get("scope"), " ") {
-		if strings.ContainsFunc(s, func(c rune) bool { return c <= ' ' || c == '"' || c == '\\' || c >= 0x7f }) {
+	for s := range policy.Scopes(form.Get("scope")) {
+		if !policy.ScopeToken(s) {
 			return badExchange(codeInvalidRequest, reason.BadRequest, "scope: a scope holds a character outside RFC 6749's scope-token")
 		}
 	}
@@ -171,7 +172,7 @@ func checkExchangeParams(t *tenant.Tenant, form url.Values) *exchangeRefusal {
 // once, in the order given.
 func scopeOf(form url.Values) []string {
 	var scopes []string
-	for _, s := range strings.Fields(form.Get("scope")) {
+	for s := range policy.Scopes(form.Get("scope")) {
 		if !slices.Contains(scopes, s) {
 			scopes = append(scopes, s)
 		}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"iter"
 	"net"
 	"net/http"
 	"strconv"
@@ -185,6 +186,33 @@ func containsFold(s, substr string) bool {
 		}
 	}
 	return false
+}
+
+// ScopeToken reports whether s is one RFC 6749 scope-token (section 3.3):
+// one or more of %x21 / %x23-5B / %x5D-7E, printable ASCII other than the
+// space, '"' and '\\'.
+func ScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '"' || c == '\\' || c >= 0x7f {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Scopes yields the scopes of a scope claim's text, split on the space
+// (%x20) alone, as RFC 6749 delimits them; empty pieces are skipped. Any
+// other byte, a tab or a non-breaking space included, stays inside its
+// scope: splitting wider (strings.Fields) let one scope the token API
+// accepted, "profile\u00a0deals:read", grant deals:read.
+func Scopes(s string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for sc := range strings.SplitSeq(s, " ") {
+			if sc != "" && !yield(sc) {
+				return
+			}
+		}
+	}
 }
 
 // ScopeClaims are the claims that grant scopes, as a require scope rule
