@@ -27,11 +27,8 @@ const (
 // the sessions of every instance sharing the store.
 const MaxSessionTTL = 30 * 24 * time.Hour
 
-// MaxLeeway bounds the clock skew allowed on a token's exp, nbf and iat (and
-// between instances): a token is good for its lifetime plus the leeway, so a
-// larger one would undo max_token_age (with leeway 24h, a 60-second token
-// verified for a day).
-const MaxLeeway = 5 * time.Minute
+// MaxLeeway is token.MaxLeeway, the largest leeway a handler may set.
+const MaxLeeway = token.MaxLeeway
 
 // reservedForwardHeaders are headers a forward_claim may not set: the
 // session travels in Cookie; Host and Authorization mean something to every

@@ -156,16 +156,24 @@ func numericDate(p map[string]any, name string, required bool) (time.Time, error
 	return time.Unix(int64(sec), int64(nsec)).UTC(), nil
 }
 
+// MaxLeeway bounds the clock skew allowed on a token's exp, nbf and iat (and
+// between instances): a token is good for its lifetime plus the leeway, so a
+// larger one would undo max_token_age (with leeway 24h, a 60-second token
+// verified for a day).
+const MaxLeeway = 5 * time.Minute
+
 // ReplayTTL is how long the jti must stay used: the whole window in which the
-// token could still verify anywhere it is shared. This instance accepts it
-// until exp + Leeway by its own clock; an instance sharing the store whose
-// clock is up to Leeway behind accepts it up to Leeway later, so the jti is
-// kept until exp + 2·Leeway, measured from Now (a store that forgot it at
-// exp + Leeway let that instance exchange it again). It is rounded up to a
-// whole second (stores such as Redis count in seconds) and is never below
-// 1s, so even an almost-expired token is recorded.
+// token could still verify anywhere it is shared. An instance sharing the
+// store accepts it until exp + its own leeway by its own clock, which may be
+// behind by up to that leeway; so the jti is kept until exp + 2·MaxLeeway,
+// measured from Now, whatever this instance's leeway. Keeping it for
+// exp + 2·(this leeway) let a handler with a larger leeway (another site in
+// the process, another instance on the Redis, or this one after a reload
+// that raised it) exchange a used token again once the store forgot it. It
+// is rounded up to a whole second (stores such as Redis count in seconds)
+// and is never below 1s, so even an almost-expired token is recorded.
 func (v *Verifier) ReplayTTL(c Claims) time.Duration {
-	d := c.ExpiresAt.Add(2 * v.leeway()).Sub(v.now())
+	d := c.ExpiresAt.Add(2 * MaxLeeway).Sub(v.now())
 	if d < time.Second {
 		return time.Second
 	}

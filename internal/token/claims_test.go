@@ -3,6 +3,7 @@ package token
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -145,42 +146,49 @@ func TestCheckOrder(t *testing.T) {
 	}
 }
 
-// TestReplayTTL: the jti stays used until exp + 2·leeway, so an instance
-// sharing the store whose clock is up to the leeway behind (and accepts the
-// token until its own exp + leeway) cannot exchange it a second time.
+// TestReplayTTL: the jti stays used until exp + 2·MaxLeeway, whatever this
+// verifier's leeway, so no instance sharing the store (whose clock is up to
+// its own leeway behind, and which accepts the token until its own exp +
+// leeway) can exchange it a second time: with exp + 2·(own leeway), one
+// with a larger leeway could, once the store forgot the jti.
 func TestReplayTTL(t *testing.T) {
-	v := testVerifier() // leeway 30s
+	const window = 2 * MaxLeeway // 10m
 	tests := []struct {
 		name string
 		exp  time.Time
 		want time.Duration
 	}{
-		{"fresh token", now.Add(60 * time.Second), 120 * time.Second},
-		{"fraction rounds up", now.Add(60*time.Second + time.Millisecond), 121 * time.Second},
-		{"last instant here, a leeway left elsewhere", now.Add(-30*time.Second + time.Millisecond), 31 * time.Second},
-		{"expires here exactly now", now.Add(-30 * time.Second), 30 * time.Second},
-		{"beyond every instance's leeway", now.Add(-60 * time.Second), time.Second},
+		{"fresh token", now.Add(60 * time.Second), 60*time.Second + window},
+		{"fraction rounds up", now.Add(60*time.Second + time.Millisecond), 61*time.Second + window},
+		{"expired here, still good where the leeway is larger", now.Add(-30 * time.Second), window - 30*time.Second},
+		{"last instant of the widest window", now.Add(-window + time.Millisecond), time.Second},
+		{"beyond every instance's leeway", now.Add(-window - time.Second), time.Second},
 		{"already expired", now.Add(-time.Hour), time.Second},
 		{"zero claims", time.Time{}, time.Second},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got := v.ReplayTTL(Claims{ExpiresAt: tc.exp})
-			if got != tc.want {
-				t.Fatalf("ReplayTTL = %s, want %s", got, tc.want)
-			}
-			// An instance whose clock is a full leeway behind accepts
-			// the token until exp + 2·leeway by this clock.
-			if window := tc.exp.Add(2 * v.Leeway).Sub(now); got < window {
-				t.Fatalf("ReplayTTL %s shorter than the window %s", got, window)
-			}
-		})
+	for _, leeway := range []time.Duration{0, 30 * time.Second, MaxLeeway} {
+		v := testVerifier()
+		v.Leeway = leeway
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/leeway=%s", tc.name, leeway), func(t *testing.T) {
+				got := v.ReplayTTL(Claims{ExpiresAt: tc.exp})
+				if got != tc.want {
+					t.Fatalf("ReplayTTL = %s, want %s", got, tc.want)
+				}
+				// An instance with the largest leeway, its clock that far
+				// behind, accepts the token until exp + 2·MaxLeeway here.
+				if w := tc.exp.Add(window).Sub(now); got < w {
+					t.Fatalf("ReplayTTL %s shorter than the window %s", got, w)
+				}
+			})
+		}
 	}
 	// From a real verification (exp = now + 60s).
+	v := testVerifier()
 	res, err := v.Verify(context.Background(), signAlg(t, tenant.ES256, "e1", validClaims("acme")), registry(t), nil)
 	wantReason(t, err, "")
-	if got := v.ReplayTTL(res.Claims); got != 120*time.Second {
-		t.Fatalf("ReplayTTL = %s, want 120s", got)
+	if got := v.ReplayTTL(res.Claims); got != 60*time.Second+window {
+		t.Fatalf("ReplayTTL = %s, want %s", got, 60*time.Second+window)
 	}
 }
 
