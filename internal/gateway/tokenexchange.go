@@ -195,9 +195,14 @@ func (g *Gateway) mintFromSubject(t *tenant.Tenant, subj *token.Subject, scopes 
 	}
 	ttl, _ := g.tokenTTL(nil)
 	now := g.now().Truncate(time.Second)
-	if left := subj.ExpiresAt.Sub(now).Truncate(time.Second); left < ttl {
-		ttl = max(left, time.Second)
+	// Never past the subject token's exp: one that verified within the
+	// leeway after it, or that ends within the second, has nothing left to
+	// trade (a floor of 1s minted a token outliving it).
+	left := subj.ExpiresAt.Sub(now).Truncate(time.Second)
+	if left < time.Second {
+		return nil, "", badExchange(codeInvalidRequest, reason.Expired, "subject_token: expires within the second; nothing is left to trade")
 	}
+	ttl = min(ttl, left)
 	jti := token.NewID()
 	claims := map[string]any{
 		"iss": t.ID, "aud": t.ID, "sub": subj.Subject,

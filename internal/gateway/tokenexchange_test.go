@@ -298,6 +298,12 @@ func TestTokenExchangeLifetime(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"expires_in":20`) {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
+	// One second left is the least that is traded (the refusals below
+	// have less).
+	w = e.post(txKey, "", exchangeForm(accessToken(t, func(c jwt.MapClaims) { c["exp"] = txT0.Add(time.Second).Unix() })))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"expires_in":1}`) {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
 	ec := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"iss": txIssuer, "aud": txAudience, "email": "ann@acme.test", "exp": txT0.Add(time.Hour).Unix()})
 	ec.Header["kid"] = "e1"
 	s, _ := ec.SignedString(txKeySet().ec)
@@ -385,6 +391,10 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		{"not yet valid", txKey, "", exchangeForm(accessToken(t, claim("nbf", txT0.Add(time.Hour).Unix()))), 400, "invalid_request", "not_yet_valid"},
 		{"issued in the future", txKey, "", exchangeForm(accessToken(t, claim("iat", txT0.Add(time.Hour).Unix()), claim("exp", txT0.Add(2*time.Hour).Unix()))), 400, "invalid_request", "issued_in_future"},
 		{"malformed", txKey, "", exchangeForm("not.a.jwt"), 400, "invalid_request", "malformed"},
+		// It verifies (within the 30 s leeway) but has no time left to hand
+		// on: a floor of 1 s minted a token 21 s past the access token's exp.
+		{"expired within the leeway", txKey, "", exchangeForm(accessToken(t, claim("exp", txT0.Add(-20*time.Second).Unix()))), 400, "invalid_request", "expired"},
+		{"ends within the second", txKey, "", exchangeForm(accessToken(t, claim("exp", float64(txT0.Add(999*time.Millisecond).UnixMilli())/1000))), 400, "invalid_request", "expired"},
 		{"a subject with a newline", txKey, "", exchangeForm(accessToken(t, claim("email", "jane@acme.test\nX-Embed-Tenant: globex"))), 400, "invalid_request", "malformed"},
 		{"a subject with a trailing space", txKey, "", exchangeForm(accessToken(t, claim("email", "jane@acme.test "))), 400, "invalid_request", "malformed"},
 	}
