@@ -171,8 +171,8 @@ func signingKey(material []byte) (token.Signer, error) {
 		if bytes.Contains(material, []byte("-----BEGIN")) {
 			return token.Signer{}, errors.New("unreadable PEM block")
 		}
-		if len(material) < tenant.MinSecretLen {
-			return token.Signer{}, fmt.Errorf("secret is %d bytes, at least %d required", len(material), tenant.MinSecretLen)
+		if err := tenant.CheckSecret(material); err != nil {
+			return token.Signer{}, err
 		}
 		return token.Signer{Alg: tenant.HS256, Key: material}, nil
 	}

@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -170,10 +171,7 @@ func AcceptPrivateKey(priv crypto.Signer) (string, error) {
 // some other way cannot weaken verification.
 func (k Key) Check() error {
 	if k.Alg == HS256 {
-		if len(k.Secret) < MinSecretLen {
-			return fmt.Errorf("HS256 secret shorter than %d bytes", MinSecretLen)
-		}
-		return nil
+		return CheckSecret(k.Secret)
 	}
 	got, err := AcceptPublicKey(k.Public)
 	if err != nil {
@@ -185,13 +183,30 @@ func (k Key) Check() error {
 	return nil
 }
 
+// CheckSecret refuses what may not be an HS256 secret: one under
+// MinSecretLen, and a public key (PEM or a JWK) pasted as one, which would
+// let anyone who holds that public key MAC tokens with its text: the
+// HS256/RS256 confusion of RFC 8725 section 2.1, by a config mistake.
+func CheckSecret(secret []byte) error {
+	if len(secret) < MinSecretLen {
+		return fmt.Errorf("secret is %d bytes, at least %d required", len(secret), MinSecretLen)
+	}
+	if bytes.Contains(secret, []byte("-----BEGIN")) {
+		return errors.New("a PEM block is not an HS256 secret: a public key goes under public_key (public_keys in JSON)")
+	}
+	if t := bytes.TrimSpace(secret); bytes.HasPrefix(t, []byte("{")) && bytes.Contains(t, []byte(`"kty"`)) {
+		return errors.New("a JWK is not an HS256 secret: a public key goes under public_key or jwks")
+	}
+	return nil
+}
+
 // addKeys sets the tenant's verification keys from c: secrets, public keys
 // and a JWKS URL, at least one of them, kids unique across them all.
 func (t *Tenant) addKeys(c Config) error {
 	kids := map[string]bool{}
 	for i, k := range c.Keys {
-		if len(k.Secret) < MinSecretLen {
-			return fmt.Errorf("tenant %q: key #%d: secret is %d bytes, at least %d required", c.ID, i+1, len(k.Secret), MinSecretLen)
+		if err := CheckSecret([]byte(k.Secret)); err != nil {
+			return fmt.Errorf("tenant %q: key #%d: %w", c.ID, i+1, err)
 		}
 		if err := addKID(kids, k.KID); err != nil {
 			return fmt.Errorf("tenant %q: key #%d: %w", c.ID, i+1, err)

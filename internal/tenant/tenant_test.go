@@ -29,6 +29,29 @@ func pemFile(t *testing.T, key any) string {
 	return p
 }
 
+func publicPEM(t *testing.T, key any) string {
+	t.Helper()
+	b, err := os.ReadFile(pemFile(t, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestKeyCheckRefusesPublicKeyAsSecret: a Key built without New (the
+// tenants file, a caller of the package) is held to the same rule.
+func TestKeyCheckRefusesPublicKeyAsSecret(t *testing.T) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, secret := range []string{publicPEM(t, &p256.PublicKey), `{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}`, "short"} {
+		if err := (Key{Alg: HS256, Secret: []byte(secret)}).Check(); err == nil {
+			t.Errorf("Check accepted %.20q… as an HS256 secret", secret)
+		}
+	}
+	if err := (Key{Alg: HS256, Secret: []byte(strings.Repeat("k", MinSecretLen))}).Check(); err != nil {
+		t.Errorf("Check refused a plain secret: %v", err)
+	}
+}
+
 func TestNewTenantKeys(t *testing.T) {
 	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
 	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
@@ -44,6 +67,10 @@ func TestNewTenantKeys(t *testing.T) {
 	}{
 		{name: "hs256", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: secret32, KID: "a"}}}, wantAlg: []string{HS256}},
 		{name: "short secret names tenant and field, not the value", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: "tooshort-secret"}}}, wantErr: `tenant "acme": key #1: secret is 15 bytes, at least 32 required`},
+		// RFC 8725 section 2.1: a public key pasted under key would be an
+		// HS256 secret anyone holding the public key can MAC tokens with.
+		{name: "PEM public key as a secret", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: publicPEM(t, &rsa2048.PublicKey)}}}, wantErr: `tenant "acme": key #1: a PEM block is not an HS256 secret`},
+		{name: "JWK as a secret", cfg: Config{ID: "acme", Keys: []SecretConfig{{Secret: ` {"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`}}}, wantErr: `tenant "acme": key #1: a JWK is not an HS256 secret`},
 		{name: "rsa 2048", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, &rsa2048.PublicKey)}}}, wantAlg: []string{RS256}},
 		{name: "rsa 1024 refused", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, &rsa1024.PublicKey)}}}, wantErr: "RSA key is 1024 bits, at least 2048 required"},
 		{name: "p256", cfg: Config{ID: "acme", PublicKeys: []PublicKeyConfig{{File: pemFile(t, &p256.PublicKey)}}}, wantAlg: []string{ES256}},
