@@ -66,8 +66,8 @@ func badExchange(code string, why reason.Reason, format string, args ...any) *ex
 // each parameter at most once; grant_type (missing: invalid_request, other:
 // unsupported_grant_type); the tenant has a subject_issuer; subject_token
 // and subject_token_type; requested_token_type (invalid_target); no
-// actor_token; scope; then the subject token itself (invalid_request with
-// the typed reason).
+// actor_token; scope; audience and resource (invalid_target); then the
+// subject token itself (invalid_request with the typed reason).
 func (g *Gateway) serveTokenExchange(w http.ResponseWriter, r *http.Request, rq *request) {
 	t, ref := g.apiTenant(r, rq)
 	if ref != nil {
@@ -79,6 +79,9 @@ func (g *Gateway) serveTokenExchange(w http.ResponseWriter, r *http.Request, rq 
 	form, bad := readExchangeForm(w, r)
 	if bad == nil {
 		bad = checkExchangeParams(t, form)
+	}
+	if bad == nil {
+		bad = checkTargets(t, rq.host, form)
 	}
 	var subj *token.Subject
 	if bad == nil {
@@ -101,6 +104,33 @@ func (g *Gateway) serveTokenExchange(w http.ResponseWriter, r *http.Request, rq 
 	g.record(r, Event{Kind: EventTokenIssued, Tenant: t.ID, Subject: subj.Subject, JTI: Fingerprint(jti),
 		Detail: "token exchange from subject_issuer " + subj.Issuer.Issuer})
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// checkTargets holds audience and resource (RFC 8693 §2.1; each may
+// repeat) to what the traded token is for: audience the tenant's id, its
+// aud; resource an http(s) URL on the request's host or one of the
+// tenant's hosts, where the token is exchanged. Any other target is one
+// the gateway will not issue for: invalid_target (§2.2.2), not a token
+// for something else than the caller asked.
+func checkTargets(t *tenant.Tenant, host string, form url.Values) *exchangeRefusal {
+	for _, a := range form["audience"] {
+		if a != "" && a != t.ID {
+			return badExchange(codeInvalidTarget, reason.BadRequest, "audience: only tenant %q's id", t.ID)
+		}
+	}
+	for _, res := range form["resource"] {
+		if res == "" {
+			continue
+		}
+		u, err := url.Parse(res)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Fragment != "" || u.User != nil {
+			return badExchange(codeInvalidTarget, reason.BadRequest, "resource: an absolute http(s) URL without a fragment or user info")
+		}
+		if h := tenant.HostOf(u.Host); h != host && !slices.Contains(t.Hosts, h) {
+			return badExchange(codeInvalidTarget, reason.BadRequest, "resource: a URL on this host or one of tenant %q's hosts only", t.ID)
+		}
+	}
+	return nil
 }
 
 // readExchangeForm reads the body as a form, bounded: the parameters come

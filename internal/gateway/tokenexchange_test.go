@@ -226,7 +226,7 @@ func TestTokenExchangeIssues(t *testing.T) {
 	w := e.post(txKey, "", exchangeForm(accessToken(t), func(f url.Values) {
 		f.Set("scope", "deals:read  deals:write deals:read")
 		f.Set("requested_token_type", "urn:ietf:params:oauth:token-type:jwt")
-		f.Set("audience", "ignored") // unrecognized parameters are ignored
+		f.Set("origin", "ignored") // unrecognized parameters are ignored
 	}))
 	if w.Code != http.StatusOK {
 		t.Fatalf("status %d: %s", w.Code, w.Body)
@@ -288,6 +288,19 @@ func decodeHeader(t testing.TB, tok string) map[string]any {
 	var h map[string]any
 	_ = json.Unmarshal(b, &h)
 	return h
+}
+
+// TestTokenExchangeTargets: an audience of the tenant's id and a resource
+// on the host the exchange is made on are the targets the token is for.
+func TestTokenExchangeTargets(t *testing.T) {
+	e := newTxEnv(t)
+	w := e.post(txKey, "", exchangeForm(accessToken(t), func(f url.Values) {
+		f["audience"] = []string{"acme", ""}
+		f["resource"] = []string{"https://portal.gate.test/deals", "http://PORTAL.gate.test:8443/"}
+	}))
+	if w.Code != http.StatusOK {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
 }
 
 // The embed token never outlives the access token it was traded for, and
@@ -374,6 +387,13 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		{"tenant without subject_issuer", txGlobexKey, "", exchangeForm(accessToken(t)), 400, "invalid_request", "bad_request"},
 		{"not a form", txKey, "", "%zz", 400, "invalid_request", "bad_request"},
 		{"over 16 KiB", txKey, "", exchangeForm(accessToken(t), set("pad", strings.Repeat("x", 16<<10))), 413, "invalid_request", "bad_request"},
+		// RFC 8693 §2.2.2: a target the gateway does not issue for is
+		// invalid_target, not a token for the tenant the caller did not ask.
+		{"audience of another tenant", txKey, "", exchangeForm(accessToken(t), set("audience", "globex")), 400, "invalid_target", "bad_request"},
+		{"a second audience", txKey, "", exchangeForm(accessToken(t), set("audience", "acme"), add("audience", "https://graph.test")), 400, "invalid_target", "bad_request"},
+		{"resource on another host", txKey, "", exchangeForm(accessToken(t), set("resource", "https://globex.gate.test/")), 400, "invalid_target", "bad_request"},
+		{"resource not an http URL", txKey, "", exchangeForm(accessToken(t), set("resource", "urn:acme:deals")), 400, "invalid_target", "bad_request"},
+		{"resource with user info", txKey, "", exchangeForm(accessToken(t), set("resource", "https://x@portal.gate.test/")), 400, "invalid_target", "bad_request"},
 		// The subject token: RFC 8693 §2.2.2's invalid_request, with the reason.
 		{"expired", txKey, "", exchangeForm(accessToken(t, claim("exp", txT0.Add(-time.Minute).Unix()))), 400, "invalid_request", "expired"},
 		{"wrong issuer", txKey, "", exchangeForm(accessToken(t, claim("iss", "https://evil.test"))), 400, "invalid_request", "wrong_issuer"},
