@@ -450,10 +450,17 @@ func TestAllowBridgeScript(t *testing.T) {
 
 		// Several policies: each must allow the tag.
 		{name: "two headers, one nonce, the other allows self", csp: []string{"script-src 'nonce-abc'", "script-src 'self'"}, wantNonce: "abc", wantOK: true},
-		{name: "two headers, the nonce goes to the hash policy", csp: []string{"script-src 'sha256-AAAA'", "script-src 'nonce-abc' 'strict-dynamic'"},
-			wantNonce: "abc", wantOK: true, wantCSP: []string{"script-src 'sha256-AAAA' 'nonce-abc'", "script-src 'nonce-abc' 'strict-dynamic'"}},
-		{name: "two nonces: the first is added to the other", csp: []string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic'"},
-			wantNonce: "aaa", wantOK: true, wantCSP: []string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic' 'nonce-aaa'"}},
+		// The app's nonce is never added to an enforced policy that lacks
+		// it: its scripts tagged with it, which that policy blocked, would
+		// run. A fresh nonce goes to both.
+		{name: "two headers, the nonce not held by the hash policy", csp: []string{"script-src 'sha256-AAAA'", "script-src 'nonce-abc' 'strict-dynamic'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'sha256-AAAA' " + fresh, "script-src 'nonce-abc' 'strict-dynamic' " + fresh}},
+		{name: "two nonces: a fresh one for both", csp: []string{"script-src 'nonce-aaa'", "script-src 'nonce-bbb' 'strict-dynamic'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'nonce-aaa' " + fresh, "script-src 'nonce-bbb' 'strict-dynamic' " + fresh}},
+		{name: "one nonce in two policies: reused", csp: []string{"script-src 'nonce-aaa'", "script-src 'nonce-aaa' 'strict-dynamic'; img-src *"},
+			wantNonce: "aaa", wantOK: true},
+		{name: "a nonce beside a policy that needs none: reused", csp: []string{"script-src 'nonce-aaa'", "script-src *"},
+			wantNonce: "aaa", wantOK: true},
 		{name: "two headers, unsafe-inline and hash", csp: []string{"script-src 'unsafe-inline'", "default-src 'sha256-AAAA'"},
 			wantNonce: "R4nd0mN0nce", wantOK: true,
 			wantCSP: []string{"script-src 'unsafe-inline' " + bkSrcURL, "default-src 'sha256-AAAA'; script-src 'sha256-AAAA' " + fresh}},
@@ -466,8 +473,12 @@ func TestAllowBridgeScript(t *testing.T) {
 			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'sha256-AAAA' " + fresh}, wantRO: []string{"script-src 'sha256-BBBB' " + fresh}},
 		{name: "report-only alone", reportOnly: []string{"default-src 'self'; script-src 'unsafe-inline'"}, wantOK: true,
 			wantRO: []string{"default-src 'self'; script-src 'unsafe-inline' " + bkSrcURL}},
-		{name: "report-only nonce reused", csp: []string{"script-src 'strict-dynamic'"}, reportOnly: []string{"script-src 'nonce-ro1' 'strict-dynamic'"},
-			wantNonce: "ro1", wantOK: true, wantCSP: []string{"script-src 'strict-dynamic' 'nonce-ro1'"}},
+		// A trial policy's nonce is not made one the enforced policy allows.
+		{name: "report-only nonce not added to the enforced policy", csp: []string{"script-src 'strict-dynamic'"}, reportOnly: []string{"script-src 'nonce-ro1' 'strict-dynamic'"},
+			wantNonce: "R4nd0mN0nce", wantOK: true, wantCSP: []string{"script-src 'strict-dynamic' " + fresh},
+			wantRO: []string{"script-src 'nonce-ro1' 'strict-dynamic' " + fresh}},
+		{name: "report-only nonce reused where nothing is enforced", reportOnly: []string{"script-src 'nonce-ro1' 'strict-dynamic'"},
+			wantNonce: "ro1", wantOK: true},
 		{name: "report-only none does not stop it", csp: []string{"script-src 'self'"}, reportOnly: []string{"script-src 'none'"}, wantOK: true},
 		{name: "enforced none: report-only untouched too", csp: []string{"script-src 'none'"}, reportOnly: []string{"script-src 'sha256-BBBB'"}},
 	} {

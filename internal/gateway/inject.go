@@ -213,6 +213,17 @@ const (
 	cspReportOnlyHeader = "Content-Security-Policy-Report-Only"
 )
 
+// addsNonce reports whether nonce would be added to one of the enforced
+// policies csp, one that lacks it.
+func addsNonce(csp policy.CSP, nonce string, httpsPage bool) bool {
+	for i := range csp {
+		if d := scriptDirective(&csp[i]); d != nil && bridgeNeeds(d.Sources(), nonce, httpsPage) == needNonce {
+			return true
+		}
+	}
+	return false
+}
+
 // allowBridgeScript adjusts the upstream's CSP in h so that the tag
 // <script src="{prefix}/bridge.js" nonce="N"> (no nonce attribute when N is
 // "") may run, without letting anything else run that did not before, and
@@ -222,7 +233,10 @@ const (
 //
 // In each policy the directive for <script> elements (script-src-elem, else
 // script-src, else default-src) decides; every enforced policy must allow
-// the tag, so the first well-formed nonce found in one is the tag's nonce:
+// the tag, so the first well-formed nonce found in one is the tag's nonce
+// when every enforced policy that needs a nonce holds it already (else a
+// fresh one: adding the app's nonce to a policy would let the app's scripts
+// tagged with it run where that policy blocked them):
 //   - a policy holding that nonce is left alone;
 //   - 'none' (alone, or an empty list) keeps its word: no script is added;
 //   - 'strict-dynamic' (host sources and 'self' ignored) gets 'nonce-N';
@@ -257,6 +271,13 @@ func allowBridgeScript(h http.Header, srcURL string, newNonce func() string) (st
 		nonce = firstNonce(reportOnly)
 	}
 	httpsPage := strings.HasPrefix(srcURL, "https:")
+	if nonce != "" && addsNonce(enforced, nonce, httpsPage) {
+		// An app's nonce goes only where a policy holds it already: added
+		// to an enforced policy that lacks it, it would let run the app's
+		// scripts tagged with it, which that policy blocked. A fresh one
+		// lets only the bridge through.
+		nonce = ""
+	}
 	apply := func(csp policy.CSP, enforcing bool) (changed, ok bool) {
 		for i := range csp {
 			p := &csp[i]
