@@ -206,9 +206,9 @@ type framingWriter struct {
 	// private: the gateway put the session's Set-Cookie (a sliding
 	// refresh) on the app's response, which no shared cache may then store.
 	private bool
-	// setCookies is how many Set-Cookie lines the gateway wrote before the
-	// app ran; a later line for one of ownCookies is the app's and goes.
-	setCookies int
+	// refresh is the Set-Cookie line of the gateway's refresh ("" for
+	// none); any other line for one of ownCookies is the app's, and goes.
+	refresh    string
 	ownCookies []string
 }
 
@@ -226,8 +226,8 @@ func (fw *framingWriter) WriteHeader(status int) {
 // an upstream that set no CSP of its own, is one comparison.
 func (fw *framingWriter) merge() {
 	h := fw.ResponseWriter.Header()
-	if len(h["Set-Cookie"]) > fw.setCookies {
-		policy.StripSetCookies(h, fw.setCookies, fw.ownCookies)
+	if sc := h["Set-Cookie"]; len(sc) > 1 || len(sc) == 1 && sc[0] != fw.refresh {
+		policy.StripSetCookies(h, fw.refresh, fw.ownCookies)
 	}
 	if fw.private {
 		keepFromSharedCaches(h)

@@ -107,6 +107,19 @@ func TestAppCannotSetGatewayCookies(t *testing.T) {
 	if lines := w.Result().Header.Values("Set-Cookie"); len(lines) != 0 {
 		t.Fatalf("Set-Cookie = %q without a refresh, want none", lines)
 	}
+	// The gateway's line is known by its text, not its place: a handler
+	// that replaces the slice (Header().Set) puts the app's line first. A
+	// nameless cookie ("=<name>=v") comes back from the browser as the
+	// named one.
+	for _, set := range []string{bkCookie + "=ATTACKER-SEALED; Path=/", "=" + bkCookie + "=ATTACKER-SEALED; Path=/deals"} {
+		w = e.do(bkReq{target: "/deals", hdr: navWithSession(e, 20*time.Minute)}, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Set-Cookie", set)
+			_, _ = io.WriteString(w, "ok")
+		})
+		if lines := w.Result().Header.Values("Set-Cookie"); len(lines) != 0 {
+			t.Fatalf("Set-Cookie = %q after the app set %q, want none", lines, set)
+		}
+	}
 }
 
 // TestQuotedNoStoreKeepsRefreshOutOfSharedCaches: keepFromSharedCaches split

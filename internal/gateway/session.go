@@ -126,7 +126,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 // parameter never comes here: ServeHTTP answers it.)
 func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o openResult, claims map[string]any, allowed Origins, next Next) error {
 	s, t, now := o.sess, o.tenant, o.now
-	refreshed := false
+	refresh := "" // the refreshed cookie's Set-Cookie line
 	if s.NeedsRefresh(now, g.cfg.IdleTimeout) {
 		// A copy: the opened session is shared with every request that
 		// sends the same cookie, whose idle time must not move.
@@ -134,8 +134,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o
 		fresh.LastSeen = now.Truncate(time.Second)
 		s = &fresh
 		if value, err := g.cfg.Sealer.Seal(s, rq.host); err == nil {
-			w.Header().Add("Set-Cookie", g.cookie(value, s.ExpiresAt.Sub(now)))
-			refreshed = true
+			refresh = g.cookie(value, s.ExpiresAt.Sub(now))
+			w.Header().Add("Set-Cookie", refresh)
 		}
 	}
 	// One allocation holds the response writer and the identity and CSP
@@ -160,8 +160,8 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o
 	st.vals[2] = allowed.CSP()
 	setFramingCSP(w.Header(), st.vals[2:3:3])
 	g.cfg.Observer.Request(t.ID, RequestSessionOK)
-	st.fw = framingWriter{ResponseWriter: w, csp: st.vals[2], private: refreshed,
-		setCookies: len(w.Header()["Set-Cookie"]), ownCookies: g.ownCookies}
+	st.fw = framingWriter{ResponseWriter: w, csp: st.vals[2], private: refresh != "",
+		refresh: refresh, ownCookies: g.ownCookies}
 	err := g.serveUpstream(&st.fw, r, next)
 	st.fw.finish()
 	return err

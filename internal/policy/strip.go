@@ -203,26 +203,32 @@ func removeCookies(v string, names []string) (string, bool) {
 	return b.String(), true
 }
 
-// StripSetCookies removes from h's Set-Cookie lines, from index from on,
-// every one that sets a cookie named one of names: the response-side twin of
-// StripCookies, so an app (or a header injection in it) cannot set, fix or
-// clear a cookie the gateway owns. The lines before from (the gateway's
-// own) are kept. A line's cookie name is what precedes its first '=' in
-// the part before the first ';', trimmed, as browsers parse it.
-func StripSetCookies(h http.Header, from int, names []string) {
+// StripSetCookies removes from h every Set-Cookie line that sets a cookie
+// named one of names, but a line equal to keep (the gateway's own, "" for
+// none): the response-side twin of StripCookies, so an app (or a header
+// injection in it) cannot set, fix or clear a cookie the gateway owns. The
+// gateway's line is known by its text, not its place, since a handler may
+// replace the slice. A line's cookie is read as browsers read it (RFC
+// 6265bis 5.7): the part before the first ';', its name before the first
+// '=', trimmed; a line with an empty name (or no '=') sets a nameless
+// cookie whose value the browser sends back alone, so "=<name>=v" comes
+// back as "<name>=v" and counts as setting <name>.
+func StripSetCookies(h http.Header, keep string, names []string) {
 	lines := h["Set-Cookie"]
-	if len(lines) <= from {
-		return
-	}
-	kept := lines[:from:from] // a copy on the first append: h's slice is not written
+	var kept []string
 	dropped := false
-	for _, line := range lines[from:] {
-		pair, _, _ := strings.Cut(line, ";")
-		if name, _, ok := strings.Cut(pair, "="); ok && isOneOf(trimOWS(name), names) {
-			dropped = true
+	for i, line := range lines {
+		if line == keep || !setsCookie(line, names) {
+			if dropped {
+				kept = append(kept, line)
+			}
 			continue
 		}
-		kept = append(kept, line)
+		if !dropped {
+			// A copy: h's slice may be shared, and is not written.
+			kept = append(make([]string, 0, len(lines)-1), lines[:i]...)
+			dropped = true
+		}
 	}
 	switch {
 	case !dropped:
@@ -231,6 +237,26 @@ func StripSetCookies(h http.Header, from int, names []string) {
 	default:
 		h["Set-Cookie"] = kept
 	}
+}
+
+// setsCookie reports whether the Set-Cookie line sets one of names.
+func setsCookie(line string, names []string) bool {
+	pair, _, _ := strings.Cut(line, ";")
+	name, value, ok := strings.Cut(pair, "=")
+	if name = trimOWS(name); ok && name != "" {
+		return isOneOf(name, names)
+	}
+	if !ok {
+		value = pair
+	}
+	// Nameless: the browser sends the value alone.
+	value = trimOWS(value)
+	for _, n := range names {
+		if n != "" && (value == n || strings.HasPrefix(value, n+"=")) {
+			return true
+		}
+	}
+	return false
 }
 
 // trimOWS trims spaces and tabs, HTTP's optional whitespace, from both ends

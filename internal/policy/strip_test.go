@@ -191,25 +191,30 @@ func FuzzCookieReadIsStripped(f *testing.F) {
 }
 
 func TestStripSetCookies(t *testing.T) {
-	names := []string{"__Host-embed_session", "__Host-embed_login"}
+	names := []string{"__Host-embed_session", "embed_session"}
+	const mine = "__Host-embed_session=mine; Path=/; Secure"
 	for _, c := range []struct {
 		name  string
 		lines []string
-		from  int
+		keep  string
 		want  []string // nil: the header is gone
 	}{
-		{"the app's own cookies stay", []string{"a=1; Path=/", "b=2"}, 0, []string{"a=1; Path=/", "b=2"}},
-		{"the app sets the session", []string{"a=1", "__Host-embed_session=x; Path=/", "b=2"}, 0, []string{"a=1", "b=2"}},
-		{"only the app's lines go", []string{"__Host-embed_session=mine", "__Host-embed_session=x", " __Host-embed_login = n ; Secure"}, 1, []string{"__Host-embed_session=mine"}},
-		{"all gone", []string{"__Host-embed_login=n"}, 0, nil},
+		{"the app's own cookies stay", []string{"a=1; Path=/", "b=2"}, "", []string{"a=1; Path=/", "b=2"}},
+		{"the app sets the session", []string{"a=1", "__Host-embed_session=x; Path=/", "b=2"}, "", []string{"a=1", "b=2"}},
+		{"the gateway's line stays, by its text", []string{"__Host-embed_session=x", mine, " embed_session = n ; Secure"}, mine, []string{mine}},
+		{"all gone", []string{"embed_session=n"}, "", nil},
 		// Browsers take the name from before the first '=' of the first
-		// ';'-part: these set other cookies, or a nameless one.
-		{"other names", []string{"__host-embed_session=x", "__Host-embed_session_x=1", "__Host-embed_session", "x=__Host-embed_session=1"}, 0,
-			[]string{"__host-embed_session=x", "__Host-embed_session_x=1", "__Host-embed_session", "x=__Host-embed_session=1"}},
+		// ';'-part: these set other cookies.
+		{"other names", []string{"__host-embed_session=x", "__Host-embed_session_x=1", "x=__Host-embed_session=1", "a=1; embed_session=2"}, "",
+			[]string{"__host-embed_session=x", "__Host-embed_session_x=1", "x=__Host-embed_session=1", "a=1; embed_session=2"}},
+		// A nameless cookie's value comes back alone: "=embed_session=X" is
+		// sent as "embed_session=X", read as the session.
+		{"nameless", []string{"=embed_session=X; Path=/deals", " =\tembed_session=X", "embed_session", "=embed_session", "=other=1", "=embed_sessionx=1"}, "",
+			[]string{"=other=1", "=embed_sessionx=1"}},
 	} {
 		h := http.Header{"Set-Cookie": slices.Clone(c.lines)}
 		shared := h["Set-Cookie"] // the app's slice: another writer may hold it
-		StripSetCookies(h, c.from, names)
+		StripSetCookies(h, c.keep, names)
 		if got, ok := h["Set-Cookie"]; !slices.Equal(got, c.want) || ok != (c.want != nil) {
 			t.Errorf("%s: Set-Cookie = %q (present %v), want %q", c.name, got, ok, c.want)
 		}
