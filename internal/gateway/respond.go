@@ -253,9 +253,13 @@ func keepFromSharedCaches(h http.Header) {
 			delete(h, name)
 		}
 	}
-	for name := range policy.CacheDirectives(h["Cache-Control"]) {
-		if name == "no-store" {
-			return
+	// A no-store counts only in a field every cache parses alike: in a
+	// malformed one some cache may read it as inside a quoted string.
+	if dirs, clean := policy.ParseCacheControl(h["Cache-Control"]); clean {
+		for _, d := range dirs {
+			if d.Name == "no-store" && !d.HasArg {
+				return
+			}
 		}
 	}
 	h["Cache-Control"] = []string{"private, no-cache"}

@@ -191,3 +191,26 @@ func TestInjectableReadsEveryLine(t *testing.T) {
 		}
 	}
 }
+
+// TestMalformedCacheControlKeepsRefreshOutOfSharedCaches: a no-store in a
+// Cache-Control that caches parse differently (a quote left open, which
+// lines joined with ", " would close over the next; text after a closing
+// quote) may be inside a quoted string for a cache: the response is made
+// private anyway. A no-store with an argument is not the directive.
+func TestMalformedCacheControlKeepsRefreshOutOfSharedCaches(t *testing.T) {
+	for _, cc := range [][]string{
+		{`public, max-age=600, x="a`, "no-store"},
+		{`public, max-age=600, x="a"b", no-store`},
+		{`public, max-age=600, no-store="x"`},
+	} {
+		h := http.Header{"Cache-Control": cc}
+		keepFromSharedCaches(h)
+		if got := h["Cache-Control"]; len(got) != 1 || got[0] != "private, no-cache" {
+			t.Errorf("Cache-Control %q became %q, want private, no-cache", cc, got)
+		}
+	}
+	h := http.Header{"Cache-Control": {`public, x-note="a, b", No-Store`}}
+	if keepFromSharedCaches(h); h.Get("Cache-Control") != `public, x-note="a, b", No-Store` {
+		t.Errorf("a clean no-store was overwritten: %q", h["Cache-Control"])
+	}
+}

@@ -335,12 +335,13 @@ func (c *Cache) get(ctx context.Context) ([]tenant.Key, time.Duration, []error, 
 // no-cache and no-store count as zero, so they clamp to MinRefresh.
 func maxAge(h http.Header) time.Duration {
 	d, found := DefaultRefresh, false
-	for name, arg := range policy.CacheDirectives(h.Values("Cache-Control")) {
+	dirs, _ := policy.ParseCacheControl(h.Values("Cache-Control"))
+	for _, dir := range dirs {
 		switch {
-		case name == "no-cache" || name == "no-store":
+		case dir.Name == "no-cache" || dir.Name == "no-store":
 			d, found = 0, true
-		case name == "max-age" && !found:
-			n, err := strconv.ParseInt(arg, 10, 64)
+		case dir.Name == "max-age" && !found:
+			n, err := strconv.ParseInt(dir.Arg, 10, 64)
 			if err != nil || n < 0 {
 				continue
 			}

@@ -1,44 +1,57 @@
 package policy
 
-import (
-	"iter"
-	"strings"
-)
+import "strings"
 
-// CacheDirectives yields each directive of Cache-Control field lines (RFC
-// 9111 section 5.2) as its name in ASCII lower case and its argument, a
-// quoted string unquoted. A comma inside a quoted string separates
-// nothing: `x-note="cdn, no-store"` is one extension directive, not
-// no-store, which splitting on every comma took it for.
-func CacheDirectives(lines []string) iter.Seq2[string, string] {
-	return func(yield func(name, arg string) bool) {
-		for _, line := range lines {
-			for rest := line; rest != ""; {
-				var name, arg string
-				name, arg, rest = nextCacheDirective(rest)
-				if name != "" && !yield(strings.ToLower(name), arg) {
-					return
-				}
+// CacheDirective is one Cache-Control directive: its name in ASCII lower
+// case and its argument, a quoted string unquoted; HasArg when an '='
+// followed the name.
+type CacheDirective struct {
+	Name, Arg string
+	HasArg    bool
+}
+
+// ParseCacheControl reads Cache-Control field lines (RFC 9111 section 5.2)
+// into their directives. A comma inside a quoted string separates nothing:
+// `x-note="cdn, no-store"` is one extension directive, not no-store, which
+// splitting on every comma took it for. clean is false when the field is
+// malformed in a way that parsers read differently: a quote left open
+// (lines joined with ", ", as RFC 9110 section 5.3 allows, would put the
+// next line inside it) or anything between a closing quote and the next
+// comma. A caller deciding safety by a directive's presence trusts it only
+// when clean.
+func ParseCacheControl(lines []string) (dirs []CacheDirective, clean bool) {
+	clean = true
+	for _, line := range lines {
+		for rest := line; rest != ""; {
+			var d CacheDirective
+			var ok bool
+			d, rest, ok = nextCacheDirective(rest)
+			clean = clean && ok
+			if d.Name != "" {
+				dirs = append(dirs, d)
 			}
 		}
 	}
+	return dirs, clean
 }
 
-// nextCacheDirective reads one directive off s: its name, its argument and
-// what follows the comma that ends it.
-func nextCacheDirective(s string) (name, arg, rest string) {
+// nextCacheDirective reads one directive off s: the directive, what follows
+// the comma that ends it, and whether it was well formed.
+func nextCacheDirective(s string) (d CacheDirective, rest string, ok bool) {
 	end := strings.IndexAny(s, ",=")
 	if end < 0 {
-		return trimOWS(s), "", ""
+		return CacheDirective{Name: lowerASCII(trimOWS(s))}, "", true
 	}
-	name = trimOWS(s[:end])
+	d.Name = lowerASCII(trimOWS(s[:end]))
 	if s[end] == ',' {
-		return name, "", s[end+1:]
+		return d, s[end+1:], true
 	}
+	d.HasArg = true
 	s = trimOWS(s[end+1:])
 	if !strings.HasPrefix(s, `"`) {
-		arg, rest, _ = strings.Cut(s, ",")
-		return name, trimOWS(arg), rest
+		arg, rest, _ := strings.Cut(s, ",")
+		d.Arg = trimOWS(arg)
+		return d, rest, !strings.Contains(d.Arg, `"`)
 	}
 	var b strings.Builder
 	for i := 1; i < len(s); i++ {
@@ -49,13 +62,29 @@ func nextCacheDirective(s string) (name, arg, rest string) {
 				b.WriteByte(s[i])
 			}
 		case '"':
-			// Whatever stands between the closing quote and the next comma
-			// is not part of any directive.
-			_, rest, _ = strings.Cut(s[i+1:], ",")
-			return name, b.String(), rest
+			d.Arg = b.String()
+			junk, rest, _ := strings.Cut(s[i+1:], ",")
+			return d, rest, trimOWS(junk) == ""
 		default:
 			b.WriteByte(c)
 		}
 	}
-	return name, b.String(), "" // unterminated: the quote runs to the end
+	d.Arg = b.String()
+	return d, "", false // the quote runs to the end
+}
+
+// lowerASCII is s with ASCII upper case lowered, other bytes as they are.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
