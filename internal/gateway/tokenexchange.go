@@ -81,7 +81,7 @@ func (g *Gateway) serveTokenExchange(w http.ResponseWriter, r *http.Request, rq 
 		bad = checkExchangeParams(t, form)
 	}
 	if bad == nil {
-		bad = checkTargets(t, rq.host, form)
+		bad = checkTargets(t, rq.reg, form)
 	}
 	var subj *token.Subject
 	if bad == nil {
@@ -107,30 +107,35 @@ func (g *Gateway) serveTokenExchange(w http.ResponseWriter, r *http.Request, rq 
 }
 
 // checkTargets holds audience and resource (RFC 8693 §2.1; each may
-// repeat) to what the traded token is for: audience the tenant's id, its
-// aud; resource an http(s) URL on the request's host or one of the
-// tenant's hosts, where the token is exchanged. Any other target is one
-// the gateway will not issue for: invalid_target (§2.2.2), not a token
-// for something else than the caller asked.
-func checkTargets(t *tenant.Tenant, host string, form url.Values) *exchangeRefusal {
+// repeat) to what the traded token is for: audience the tenant's id (its
+// aud) or a URL as resource may be; resource an absolute http(s) URL, on a
+// host that does not belong to another tenant (where the token would be
+// refused). Any other target is one the gateway will not issue for:
+// invalid_target (§2.2.2), not a token for another target than the caller
+// asked. A host that belongs to no tenant is allowed: the caller may name
+// the public URL while calling on an internal one.
+func checkTargets(t *tenant.Tenant, reg *tenant.Registry, form url.Values) *exchangeRefusal {
 	for _, a := range form["audience"] {
-		if a != "" && a != t.ID {
-			return badExchange(codeInvalidTarget, reason.BadRequest, "audience: only tenant %q's id", t.ID)
+		if a != "" && a != t.ID && !targetURL(t, reg, a) {
+			return badExchange(codeInvalidTarget, reason.BadRequest, "audience: tenant %q's id, or a URL this token is for", t.ID)
 		}
 	}
 	for _, res := range form["resource"] {
-		if res == "" {
-			continue
-		}
-		u, err := url.Parse(res)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Fragment != "" || u.User != nil {
-			return badExchange(codeInvalidTarget, reason.BadRequest, "resource: an absolute http(s) URL without a fragment or user info")
-		}
-		if h := tenant.HostOf(u.Host); h != host && !slices.Contains(t.Hosts, h) {
-			return badExchange(codeInvalidTarget, reason.BadRequest, "resource: a URL on this host or one of tenant %q's hosts only", t.ID)
+		if res != "" && !targetURL(t, reg, res) {
+			return badExchange(codeInvalidTarget, reason.BadRequest, "resource: an http(s) URL, without a fragment or user info, on no other tenant's host")
 		}
 	}
 	return nil
+}
+
+// targetURL reports whether s is a URL a token of t can be used at.
+func targetURL(t *tenant.Tenant, reg *tenant.Registry, s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" || u.User != nil {
+		return false
+	}
+	other, ok := reg.ByHost(tenant.HostOf(u.Host))
+	return !ok || other.ID == t.ID
 }
 
 // readExchangeForm reads the body as a form, bounded: the parameters come

@@ -290,16 +290,27 @@ func decodeHeader(t testing.TB, tok string) map[string]any {
 	return h
 }
 
-// TestTokenExchangeTargets: an audience of the tenant's id and a resource
-// on the host the exchange is made on are the targets the token is for.
+// TestTokenExchangeTargets: the tenant's id, and URLs on hosts where the
+// token is good (the tenant's own, or a host of no tenant: the caller may
+// name the public URL while calling an internal one), are targets the
+// token is for, as audience or resource.
 func TestTokenExchangeTargets(t *testing.T) {
+	for _, f := range []url.Values{
+		{"audience": {"acme", ""}, "resource": {"https://portal.gate.test/deals", "http://PORTAL.gate.test:8443/"}},
+		{"audience": {"https://portal.gate.test", "https://portal.gate.test/.embed/token"}},
+		{"resource": {"https://app.public.example/"}},
+	} {
+		e := newTxEnv(t)
+		w := e.post(txKey, "", exchangeForm(accessToken(t), func(form url.Values) { maps.Copy(form, f) }))
+		if w.Code != http.StatusOK {
+			t.Fatalf("%v: %d %s", f, w.Code, w.Body)
+		}
+	}
+	// A globex token on globex's own host.
 	e := newTxEnv(t)
-	w := e.post(txKey, "", exchangeForm(accessToken(t), func(f url.Values) {
-		f["audience"] = []string{"acme", ""}
-		f["resource"] = []string{"https://portal.gate.test/deals", "http://PORTAL.gate.test:8443/"}
-	}))
-	if w.Code != http.StatusOK {
-		t.Fatalf("%d %s", w.Code, w.Body)
+	w := e.post(txGlobexKey, "globex.gate.test", exchangeForm(accessToken(t), func(form url.Values) { form.Set("resource", "https://globex.gate.test/") }))
+	if w.Code == http.StatusBadRequest && strings.Contains(w.Body.String(), "invalid_target") {
+		t.Fatalf("globex's own host refused as a target: %s", w.Body)
 	}
 }
 
@@ -390,8 +401,11 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		// RFC 8693 §2.2.2: a target the gateway does not issue for is
 		// invalid_target, not a token for the tenant the caller did not ask.
 		{"audience of another tenant", txKey, "", exchangeForm(accessToken(t), set("audience", "globex")), 400, "invalid_target", "bad_request"},
-		{"a second audience", txKey, "", exchangeForm(accessToken(t), set("audience", "acme"), add("audience", "https://graph.test")), 400, "invalid_target", "bad_request"},
-		{"resource on another host", txKey, "", exchangeForm(accessToken(t), set("resource", "https://globex.gate.test/")), 400, "invalid_target", "bad_request"},
+		{"a second audience", txKey, "", exchangeForm(accessToken(t), set("audience", "acme"), add("audience", "api://graph")), 400, "invalid_target", "bad_request"},
+		{"resource on another tenant's host", txKey, "", exchangeForm(accessToken(t), set("resource", "https://GLOBEX.gate.test:8443/")), 400, "invalid_target", "bad_request"},
+		{"audience URL on another tenant's host", txKey, "", exchangeForm(accessToken(t), set("audience", "https://globex.gate.test")), 400, "invalid_target", "bad_request"},
+		{"resource with a fragment", txKey, "", exchangeForm(accessToken(t), set("resource", "https://portal.gate.test/#x")), 400, "invalid_target", "bad_request"},
+		{"resource without a host", txKey, "", exchangeForm(accessToken(t), set("resource", "https:///deals")), 400, "invalid_target", "bad_request"},
 		{"resource not an http URL", txKey, "", exchangeForm(accessToken(t), set("resource", "urn:acme:deals")), 400, "invalid_target", "bad_request"},
 		{"resource with user info", txKey, "", exchangeForm(accessToken(t), set("resource", "https://x@portal.gate.test/")), 400, "invalid_target", "bad_request"},
 		// The subject token: RFC 8693 §2.2.2's invalid_request, with the reason.
