@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -120,6 +121,10 @@ func TestMintSigningKeys(t *testing.T) {
 		{"ed25519", pemOf("PRIVATE KEY", pk8(ed)), "EdDSA", ""},
 		{"public key", pemOf("PUBLIC KEY", pubDER), "", "not a private key"},
 		{"broken pem", []byte("-----BEGIN PRIVATE KEY-----\nnope"), "", "unreadable PEM"},
+		// The tenant's rule for a secret (tenant.CheckSecret): a public key
+		// is not one, however it is pasted.
+		{"jwk as a secret", []byte(`{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}`), "", "a JWK is not an HS256 secret"},
+		{"public key body as a secret", []byte(base64.StdEncoding.EncodeToString(pubDER)), "", "is not an HS256 secret"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := signingKey(tc.material)

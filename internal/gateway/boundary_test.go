@@ -241,6 +241,9 @@ func TestNewRefusesMalformedRequire(t *testing.T) {
 	}{
 		{gateway.Requirement{Scope: "deals:read", Value: "acme"}, "takes no value"},
 		{gateway.Requirement{Scope: "deals:read", Claim: "org"}, "either scope or claim"},
+		// Scopes split on spaces: one with a space could match none.
+		{gateway.Requirement{Scope: "deals read"}, "not an RFC 6749 scope-token"},
+		{gateway.Requirement{Scope: "deals\u00a0read"}, "not an RFC 6749 scope-token"},
 		{gateway.Requirement{}, "either scope or claim"},
 		{gateway.Requirement{Claim: "org"}, "needs a value"},
 	} {

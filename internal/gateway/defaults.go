@@ -67,6 +67,8 @@ func CheckRequire(req []Requirement) error {
 			return fmt.Errorf("require #%d: claim %q needs a value", i+1, rq.Claim)
 		case rq.Scope != "" && rq.Value != "":
 			return fmt.Errorf("require #%d: scope %q takes no value; a value goes with a claim", i+1, rq.Scope)
+		case rq.Scope != "" && !policy.ScopeToken(rq.Scope):
+			return fmt.Errorf("require #%d: scope %q is not an RFC 6749 scope-token (printable ASCII but the space, '\"' and '\\'), so no scope could match it", i+1, rq.Scope)
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -194,8 +195,15 @@ func CheckSecret(secret []byte) error {
 	if bytes.Contains(secret, []byte("-----BEGIN")) {
 		return errors.New("a PEM block is not an HS256 secret: a public key goes under public_key (public_keys in JSON)")
 	}
-	if t := bytes.TrimSpace(secret); bytes.HasPrefix(t, []byte("{")) && bytes.Contains(t, []byte(`"kty"`)) {
-		return errors.New("a JWK is not an HS256 secret: a public key goes under public_key or jwks")
+	t := bytes.TrimSpace(bytes.TrimPrefix(bytes.TrimSpace(secret), []byte("\uFEFF")))
+	if bytes.HasPrefix(t, []byte("{")) && bytes.Contains(t, []byte(`"kty"`)) {
+		return errors.New(`a JWK is not an HS256 secret: a public key goes under public_key or jwks (for an "oct" JWK, the key is its decoded "k")`)
+	}
+	// A PEM body pasted without its armour: base64 of a public key.
+	if der, err := base64.StdEncoding.DecodeString(string(bytes.Join(bytes.Fields(t), nil))); err == nil {
+		if _, err := x509.ParsePKIXPublicKey(der); err == nil {
+			return errors.New("a public key (a PEM body without its BEGIN line) is not an HS256 secret: it goes under public_key")
+		}
 	}
 	return nil
 }

@@ -42,13 +42,21 @@ func publicPEM(t *testing.T, key any) string {
 // tenants file, a caller of the package) is held to the same rule.
 func TestKeyCheckRefusesPublicKeyAsSecret(t *testing.T) {
 	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	for _, secret := range []string{publicPEM(t, &p256.PublicKey), `{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}`, "short"} {
+	pemText := publicPEM(t, &p256.PublicKey)
+	lines := strings.Split(strings.TrimSpace(pemText), "\n")
+	body := strings.Join(lines[1:len(lines)-1], "\n") // the armour dropped
+	for _, secret := range []string{pemText, body, strings.Join(lines[1:len(lines)-1], ""),
+		`{"kty":"oct","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}`,
+		"\uFEFF{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\"}", "short"} {
 		if err := (Key{Alg: HS256, Secret: []byte(secret)}).Check(); err == nil {
 			t.Errorf("Check accepted %.20q… as an HS256 secret", secret)
 		}
 	}
-	if err := (Key{Alg: HS256, Secret: []byte(strings.Repeat("k", MinSecretLen))}).Check(); err != nil {
-		t.Errorf("Check refused a plain secret: %v", err)
+	// Secrets that merely look like base64 or braces are secrets.
+	for _, secret := range []string{strings.Repeat("k", MinSecretLen), "dGhpcyBpcyBhIGJhc2U2NCBzZWNyZXQgb2YgNDAgYnl0ZXMhIQ==", `{"a":"b","c":"0123456789abcdef0123456789"}`} {
+		if err := (Key{Alg: HS256, Secret: []byte(secret)}).Check(); err != nil {
+			t.Errorf("Check refused the secret %q: %v", secret, err)
+		}
 	}
 }
 
