@@ -304,9 +304,11 @@ func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *reque
 		return
 	}
 	if o.sess != nil {
-		// Kept a leeway past the expiry: an instance whose clock runs up
-		// to that much behind still takes the session until then.
-		if err := g.cfg.Revocations.Revoke(r.Context(), o.sess.ID, o.sess.ExpiresAt.Add(g.cfg.Leeway)); err != nil {
+		// Kept twice the largest leeway past the expiry, as an admin
+		// revocation is: an instance whose clock runs up to its own leeway
+		// behind (which may be larger than this one's) still takes the
+		// session until then.
+		if err := g.cfg.Revocations.Revoke(r.Context(), o.sess.ID, o.sess.ExpiresAt.Add(2*MaxLeeway)); err != nil {
 			// A revocation that did not stick must not look like a sign-out.
 			writeRefusal(w, reason.StoreUnavailable, pathSession)
 			g.audit(r, t, o.sess, &reason.Error{Reason: reason.StoreUnavailable, Detail: "revoking session: " + err.Error()}, true)
