@@ -72,19 +72,3 @@ func nextCacheDirective(s string) (d CacheDirective, rest string, ok bool) {
 	d.Arg = b.String()
 	return d, "", false // the quote runs to the end
 }
-
-// lowerASCII is s with ASCII upper case lowered, other bytes as they are.
-func lowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
-}

@@ -202,13 +202,7 @@ func (d CSPDirective) normalize() CSPDirective {
 	}
 	var b strings.Builder
 	b.Grow(len(d))
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b.WriteByte(c)
-	}
+	b.WriteString(lowerASCII(name))
 	for s, r := nextField(rest); s != ""; s, r = nextField(r) {
 		b.WriteByte(' ')
 		b.WriteString(s)

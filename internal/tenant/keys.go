@@ -185,7 +185,8 @@ func (k Key) Check() error {
 }
 
 // CheckSecret refuses what may not be an HS256 secret: one under
-// MinSecretLen, and a public key (PEM or a JWK) pasted as one, which would
+// MinSecretLen, and a public key pasted as one (PEM, its base64 body
+// without the armour, or a JWK, a leading BOM ignored), which would
 // let anyone who holds that public key MAC tokens with its text: the
 // HS256/RS256 confusion of RFC 8725 section 2.1, by a config mistake.
 func CheckSecret(secret []byte) error {
