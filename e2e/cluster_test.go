@@ -257,8 +257,8 @@ func TestClusterRedisOutage(t *testing.T) {
 			}
 		}
 	}
-	mustContain(t, c.A.Logs(), "Redis unavailable")
-	mustContain(t, c.A.Logs(), `"reason":"store_unavailable"`)
+	c.A.WaitLog(t, "Redis unavailable")
+	c.A.WaitLog(t, `"reason":"store_unavailable"`)
 
 	c.Redis.Start()
 	for _, g := range []*Gateway{c.A, c.B} {

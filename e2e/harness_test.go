@@ -280,6 +280,29 @@ func (g *Gateway) Reload(site string, data map[string]any) {
 // Logs is everything the process wrote so far.
 func (g *Gateway) Logs() string { return g.logs.String() }
 
+// WaitLog waits up to 5 s for want in the process's logs and returns them,
+// failing t if it never comes. A line the gateway wrote before it answered
+// still reaches Logs after the answer (it is copied from a pipe), and Caddy's
+// access entry is written after the response has gone: a test that reads
+// Logs right after a response must wait for the line it expects.
+func (g *Gateway) WaitLog(t *testing.T, want string) string {
+	t.Helper()
+	return g.WaitLogCount(t, want, 1)
+}
+
+// WaitLogCount is WaitLog for at least n occurrences of want.
+func (g *Gateway) WaitLogCount(t *testing.T, want string, n int) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); strings.Count(g.Logs(), want) < n && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	logs := g.Logs()
+	if got := strings.Count(logs, want); got < n {
+		t.Fatalf("%q logged %d times, want at least %d:\n%s", want, got, n, tail(logs, 4000))
+	}
+	return logs
+}
+
 // Stop ends the process gracefully and waits for it.
 func (g *Gateway) Stop() {
 	if g.cmd == nil || g.cmd.Process == nil {

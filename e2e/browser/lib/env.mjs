@@ -53,6 +53,25 @@ export const control = {
   async upstreamFor(subject) { return (await this.upstream()).filter((r) => r.subject === subject); },
   /** @returns {Promise<string>} what the gateway logged (JSON lines) */
   async logs() { return (await call("GET", "/logs")).text(); },
+  /**
+   * Wait up to timeout ms until the logs hold a whole line for which
+   * match(line) is true, and return every such line. The gateway's lines reach the Go
+   * side through a pipe, and Caddy writes an access entry after the response
+   * has gone, so a line can lag the answer the browser already has.
+   * @param {string} what what is waited for, for the failure message
+   * @param {(line: string) => boolean} match
+   * @returns {Promise<string[]>}
+   */
+  async logLines(what, match, { timeout = 5_000 } = {}) {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      // The last line is whole only once its newline has come.
+      const lines = (await this.logs()).split("\n").slice(0, -1).filter((l) => match(l));
+      if (lines.length > 0) return lines;
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for a log line: ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  },
   /** Reload the gateway with these embed_session lines ("" for the default). */
   async configure(extra) { await call("POST", "/config", { extra }); },
 };

@@ -64,9 +64,12 @@ scenario("a stranger frame on the host page cannot read who is signed in: bridge
   assert.equal(got.script, "refused", "bridge.js ran in the stranger's frame");
   // The gateway refused it itself (the browser said Sec-Fetch-Site
   // cross-site), not only the browser (CORP): its access log.
-  const answers = (await control.logs()).split("\n").filter((l) => l.includes('"http.log.access"'))
-    .map((l) => JSON.parse(l)).filter((e) => e.request.uri === "/.embed/bridge.js" && e.request.headers["Sec-Fetch-Site"]?.[0] === "cross-site");
-  assert.ok(answers.length > 0 && answers.every((e) => e.status === 403),
+  const answers = (await control.logLines("the access entry for the stranger's bridge.js", (l) => {
+    if (!l.includes('"http.log.access"')) return false;
+    const e = JSON.parse(l);
+    return e.request.uri === "/.embed/bridge.js" && e.request.headers["Sec-Fetch-Site"]?.[0] === "cross-site";
+  })).map((l) => JSON.parse(l));
+  assert.ok(answers.every((e) => e.status === 403),
     `the gateway's answers to the stranger's bridge.js: ${JSON.stringify(answers.map((e) => e.status))}`);
 });
 
