@@ -194,6 +194,10 @@ func appPage(w http.ResponseWriter, r *http.Request) {
 	nonce := make([]byte, 12)
 	_, _ = rand.Read(nonce)
 	n := hex.EncodeToString(nonce)
+	if r.URL.Path == "/ugc/base" {
+		baseInjectedPage(w, r, n)
+		return
+	}
 	sub := html.EscapeString(r.Header.Get("X-Embed-Subject"))
 	w.Header().Set("Content-Security-Policy", "script-src 'nonce-"+n+"' 'strict-dynamic'; object-src 'none'; base-uri 'none'")
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -47,14 +47,20 @@
     }
   };
 
+  // The gateway's own URLs, resolved against this document's origin: a
+  // relative URL would follow the document's base URL, which a <base> the
+  // app lets through (HTML injection) can point at another site, taking
+  // the sign-out (and the frame) there.
+  const own = (path) => new URL(CONFIG.prefix + path, location.origin).href;
+
   const signOut = async () => {
     try {
-      await fetch(CONFIG.prefix + "/signout", { method: "POST", credentials: "same-origin", cache: "no-store" });
+      await fetch(own("/signout"), { method: "POST", credentials: "same-origin", cache: "no-store" });
     } catch (_) {}
     // The sign-out page ends whatever is left of the session, shows that
     // the user is signed out and tells the host embed:authRequired
     // {reason: "signed_out"}, after which the SDK asks for no token.
-    window.location.replace(CONFIG.prefix + "/signout" + (CONFIG.tenant ? "?tenant=" + encodeURIComponent(CONFIG.tenant) : ""));
+    window.location.replace(own("/signout") + (CONFIG.tenant ? "?tenant=" + encodeURIComponent(CONFIG.tenant) : ""));
   };
 
   // {{RESIZE_JS}}

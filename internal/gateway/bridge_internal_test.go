@@ -585,7 +585,7 @@ func TestInjectBridge(t *testing.T) {
 		}
 		return m
 	}
-	tag := `<script src="/.embed/bridge.js" defer></script>`
+	tag := `<script src="https://portal.gate.test/.embed/bridge.js" defer></script>`
 	injected := strings.Replace(page, "</BODY>", tag+"</BODY>", 1)
 	big := strings.Repeat("x", maxInjectBody)
 	// User text in a JSON block after </body>, escaped only for </script.
@@ -611,7 +611,7 @@ func TestInjectBridge(t *testing.T) {
 		{"cut off in raw text: untouched, CSP too", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'unsafe-inline'"}), chunks: []string{`<script type="application/json">"</body>`}},
 			`<script type="application/json">"</body>`, "script-src 'unsafe-inline'; " + framing, true},
 		{"nonce reused", true, "GET", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'nonce-n0nce' 'strict-dynamic'; frame-ancestors *"}), chunks: []string{page}},
-			strings.Replace(page, "</BODY>", `<script src="/.embed/bridge.js" defer nonce="n0nce"></script></BODY>`, 1),
+			strings.Replace(page, "</BODY>", `<script src="https://portal.gate.test/.embed/bridge.js" defer nonce="n0nce"></script></BODY>`, 1),
 			"script-src 'nonce-n0nce' 'strict-dynamic'; " + framing, true},
 		{"unsafe-inline: exact URL added", true, "POST", nil, upstreamResp{hdr: with(map[string]string{"Content-Security-Policy": "script-src 'unsafe-inline'"}), chunks: []string{page}, status: 404},
 			injected, "script-src 'unsafe-inline' " + bkSrcURL + "; " + framing, true},
@@ -700,7 +700,7 @@ func TestInjectBridgeFreshNonce(t *testing.T) {
 			w.Header().Set("Content-Security-Policy-Report-Only", "script-src 'unsafe-inline'")
 			_, _ = io.WriteString(w, page)
 		})
-		m := regexp.MustCompile(`<script src="/\.embed/bridge\.js" defer nonce="([^"]+)"></script></body>`).FindStringSubmatch(w.Body.String())
+		m := regexp.MustCompile(`<script src="https://portal\.gate\.test/\.embed/bridge\.js" defer nonce="([^"]+)"></script></body>`).FindStringSubmatch(w.Body.String())
 		if m == nil {
 			t.Fatalf("no nonced tag: %q", w.Body.String())
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"html"
 	"mime"
 	"net/http"
 	"strconv"
@@ -27,8 +28,13 @@ func (g *Gateway) serveUpstream(w http.ResponseWriter, r *http.Request, next Nex
 	// HTML is rewritten only when it arrives uncompressed; Caddy's encode
 	// handler can still compress the result toward the browser.
 	r.Header.Del("Accept-Encoding")
-	iw := &injectWriter{ResponseWriter: w, src: g.paths.bridge,
-		srcURL: cspSourceURL(policy.SelfOrigin(r), g.paths.bridge), newNonce: newNonce}
+	// The tag's src is absolute: a relative one resolves against the page's
+	// base URL, which a <base href> the app lets through (HTML injection)
+	// points at another site, whose script would then run under the nonce
+	// the tag carries.
+	self := policy.SelfOrigin(r)
+	iw := &injectWriter{ResponseWriter: w, src: html.EscapeString(self + g.paths.bridge),
+		srcURL: cspSourceURL(self, g.paths.bridge), newNonce: newNonce}
 	err := next(iw, r)
 	if ferr := iw.finish(); err == nil {
 		err = ferr
@@ -50,12 +56,12 @@ func wantsDocument(r *http.Request) bool {
 
 // injectWriter holds an eligible HTML response (text/html, not encoded, not
 // 1xx/204/206/304, at most maxInjectBody) and writes it on finish with
-// <script src="{prefix}/bridge.js" defer> before </body>, Content-Length
+// <script src="{origin}{prefix}/bridge.js" defer> before </body>, Content-Length
 // fixed and the upstream CSP adjusted so that the script may run. Anything
 // else passes straight through.
 type injectWriter struct {
 	http.ResponseWriter
-	src      string // the tag's src: {prefix}/bridge.js
+	src      string // the tag's src, HTML-escaped: {origin}{prefix}/bridge.js
 	srcURL   string // the same as a CSP source expression, or "" (cspSourceURL)
 	newNonce func() string
 	state    int

@@ -78,6 +78,35 @@ scenario("inject_bridge never turns a user's text into markup: a data block afte
   }
 });
 
+scenario("an app page with an injected <base href> to a stranger: the injected bridge still loads from the gateway, and its sign-out stays there", async (s) => {
+  const frame = await signIn(s, "jane@acme.test");
+  await s.eval(frame, () => location.assign("/ugc/base"));
+  const page = env.gateway + "/ugc/base";
+  // A deferred script has run (or failed) by the time the page is complete.
+  const got = await s.waitFor(page, "the page with the <base>", () =>
+    document.readyState === "complete" && !!document.getElementById("end") && {
+      bridge: !!window.EmbedBridge,
+      base: document.baseURI,
+      stranger: !!window.__strangerScript,
+      scripts: performance.getEntriesByType("resource").filter((e) => e.name.endsWith("/bridge.js")).map((e) => new URL(e.name).origin),
+    });
+  assert.equal(new URL(got.base).origin, env.evil, "the page's <base> did not take: the attack was not tried");
+  assert.equal(got.stranger, false, "the stranger's script ran under the app's nonce");
+  assert.deepEqual(got.scripts, [env.gateway], "bridge.js came from elsewhere than the gateway");
+  assert.equal(got.bridge, true, "the gateway's bridge did not run");
+  // EmbedBridge.signOut() posts to, and then shows, the gateway's own
+  // sign-out, not the stranger's copy of its path.
+  await s.eval(page, () => { window.EmbedBridge.signOut(); });
+  await s.until("the gateway's signed-out page", async () => {
+    for (const f of s.frames(env.gateway + "/.embed/signout")) {
+      if (await f.evaluate(() => document.querySelector("#gate:not([hidden])")?.dataset.why).catch(() => "") === "signed_out") return true;
+    }
+    return false;
+  });
+  assert.deepEqual(await s.sessionCookies(), [], "the session cookie is still there");
+  assert.ok(!s.seenURLs.some((u) => u.startsWith(env.evil)), `a request went to the stranger: ${s.seenURLs.filter((u) => u.startsWith(env.evil))}`);
+});
+
 scenario("the token is never in any URL the browser loaded, in its history or in its network log", async (s) => {
   const frame = await signIn(s, "jane@acme.test");
   // More traffic inside the frame: a history entry and a full load.
