@@ -214,7 +214,9 @@
     let reason = "";
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const res = await postTo("signout");
+        // The tenant named: a session of another tenant (one cookie on a
+        // shared host) is not this page's to end.
+        const res = await postTo("signout" + (cfg.tenant ? "?tenant=" + encodeURIComponent(cfg.tenant) : ""));
         if (res.status === 204) {
           reason = "";
           break;

@@ -8,6 +8,7 @@ package gateway
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -134,6 +135,37 @@ func TestSignoutPage(t *testing.T) {
 				t.Fatalf("an acme session bound globex's page to %q", c.Bound)
 			}
 		})
+	}
+}
+
+// TestSignoutOfAnotherTenant: on a shared host, one unpartitioned cookie
+// (Storage Access without CHIPS) serves every tenant, and a tenant's
+// sign-out page POSTs the sign-out from the gateway's own origin. Tenant
+// globex's page, framed on globex's site, must not end the user's session
+// with acme (a cross-tenant forced sign-out); acme's own page still does.
+func TestSignoutOfAnotherTenant(t *testing.T) {
+	e := newBKEnv(t, false)
+	live := e.cookie(bkAcmeOrigin2, time.Minute)
+	reaches := func() bool {
+		reached := false
+		e.do(bkReq{target: "/deals", hdr: map[string]string{"Cookie": live}}, func(http.ResponseWriter, *http.Request) { reached = true })
+		return reached
+	}
+	post := func(target string) *httptest.ResponseRecorder {
+		return e.do(bkReq{method: "POST", target: target,
+			hdr: map[string]string{"Cookie": live, "Origin": "https://" + bkPortal, "Sec-Fetch-Site": "same-origin"}}, nil)
+	}
+	if w := post("/.embed/signout?tenant=globex"); w.Code != http.StatusNoContent || len(w.Header().Values("Set-Cookie")) != 0 {
+		t.Fatalf("globex's sign-out: %d, Set-Cookie %q", w.Code, w.Header().Values("Set-Cookie"))
+	}
+	if !reaches() {
+		t.Fatal("globex's sign-out page ended the acme session")
+	}
+	if w := post("/.embed/signout?tenant=acme"); w.Code != http.StatusNoContent || !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("acme's sign-out: %d, Set-Cookie %q", w.Code, w.Header().Values("Set-Cookie"))
+	}
+	if reaches() {
+		t.Fatal("acme's own sign-out page did not end its session")
 	}
 }
 

@@ -290,9 +290,19 @@ type sessionInfo struct {
 
 // serveSignout is POST {prefix}/signout: revoke the session id until its
 // expiry and clear the cookie. Without a live session it still clears.
+// With ?tenant= (the sign-out page names the tenant it is framed for), a
+// live session of another tenant is neither revoked nor cleared: on a
+// shared host where one unpartitioned cookie serves every tenant (Storage
+// Access without CHIPS), tenant X's page would otherwise end the user's
+// session with tenant Y.
 func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *request) {
 	w.Header().Set("Cache-Control", "no-store")
 	o := g.openSession(r, rq)
+	named := r.URL.Query().Get("tenant")
+	foreign := named != "" && o.sess != nil && o.sess.Tenant != named
+	if foreign {
+		o = openResult{} // not this tenant's session to end
+	}
 	t := rq.hostTenant
 	if o.sess != nil {
 		t = o.tenant
@@ -316,6 +326,8 @@ func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *reque
 		}
 		g.record(r, Event{Kind: EventSignout, Tenant: o.sess.Tenant, Subject: o.sess.Subject, Session: Fingerprint(o.sess.ID)})
 	}
-	w.Header().Add("Set-Cookie", g.clearCookie())
+	if !foreign {
+		w.Header().Add("Set-Cookie", g.clearCookie())
+	}
 	w.WriteHeader(http.StatusNoContent)
 }

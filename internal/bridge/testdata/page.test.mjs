@@ -207,10 +207,10 @@ test("host:signOut sends the page to the sign-out page", () => {
 });
 
 test("sign-out page: POSTs the sign-out, then says so and tells signed_out", async () => {
-  const f = run("signout", { reason: "signed_out" }, { answers: { "/.embed/signout": [{ status: 204 }] } });
+  const f = run("signout", { reason: "signed_out" }, { answers: { "/.embed/signout?tenant=acme": [{ status: 204 }] } });
   assert.equal(f.state(), "signing-out");
   await f.settle();
-  assert.deepEqual(f.requests.map((r) => r.method + " " + r.url), ["POST /.embed/signout"]);
+  assert.deepEqual(f.requests.map((r) => r.method + " " + r.url), ["POST /.embed/signout?tenant=acme"]);
   assert.deepEqual(f.visible(), ["gate"]);
   assert.equal(f.types().at(-1), "embed:authRequired:signed_out");
   f.host({ type: "host:token", token: "t1" });
@@ -220,7 +220,7 @@ test("sign-out page: POSTs the sign-out, then says so and tells signed_out", asy
 
 test("sign-out page: store unavailable is retried, then embed:error", async () => {
   const down = { status: 503, body: { error_description: "store_unavailable" } };
-  const f = run("signout", {}, { answers: { "/.embed/signout": [down, down, down, down] } });
+  const f = run("signout", {}, { answers: { "/.embed/signout?tenant=acme": [down, down, down, down] } });
   for (let i = 0; i < 4; i++) {
     await f.settle();
     f.fire();
