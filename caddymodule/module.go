@@ -358,8 +358,8 @@ func resolvePath(s string) (string, error) {
 
 // Validate checks the configuration without changing it.
 func (h *Handler) Validate() error {
-	if !strings.HasPrefix(h.Prefix, "/") || strings.HasSuffix(h.Prefix, "/") || strings.ContainsAny(h.Prefix, " ?#*") {
-		return fmt.Errorf("prefix %q: must start with / and not end with /", h.Prefix)
+	if err := gateway.CheckPrefix(h.Prefix); err != nil {
+		return err
 	}
 	if !validCookieName(h.CookieName) {
 		return fmt.Errorf("cookie_name %q: not a valid cookie name", h.CookieName)

@@ -74,7 +74,10 @@
     if (!(url.protocol === "https:" || (url.protocol === "http:" && isLoopback(url.hostname)))) {
       throw new TypeError("EmbedGate.mount: src must be an https URL");
     }
-    if (typeof prefix !== "string" || !/^\/[^?#]*[^/?#]$/.test(prefix)) {
+    // The gateway's own rule (gateway.CheckPrefix): segments of letters,
+    // digits and - . _ ~, none "." or "..", so that no prefix ("//evil.test",
+    // "/\\evil.test") resolves to another host.
+    if (typeof prefix !== "string" || !/^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._~-]+)+$/.test(prefix)) {
       throw new TypeError('EmbedGate.mount: prefix must be a path such as "/.embed"');
     }
     const page = (name) => {

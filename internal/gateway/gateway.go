@@ -184,6 +184,29 @@ type endpoints struct {
 	bridge, jwks                                   string
 }
 
+// CheckPrefix is the rule for the endpoints' prefix: one or more segments,
+// each "/" and RFC 3986 unreserved characters, none "." or "..". The pages
+// and bridge.js resolve prefix+"/exchange" and the like as URLs, so a
+// prefix a URL parser reads otherwise ("//evil.test" or "/\evil.test", an
+// authority; a tab, which it drops; "/./x", which it folds) would send the
+// token, or the sign-out, somewhere else.
+func CheckPrefix(prefix string) error {
+	if prefix == "" || prefix[0] != '/' {
+		return fmt.Errorf("prefix %q: must start with /", prefix)
+	}
+	for seg := range strings.SplitSeq(prefix[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return fmt.Errorf("prefix %q: an empty, \".\" or \"..\" segment (a prefix is like /.embed)", prefix)
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0) {
+				return fmt.Errorf("prefix %q: only letters, digits and - . _ ~ between slashes (a prefix is like /.embed)", prefix)
+			}
+		}
+	}
+	return nil
+}
+
 // New validates cfg and builds a Gateway.
 func New(cfg Config) (*Gateway, error) {
 	if cfg.Tenants == nil || cfg.Sealer == nil || cfg.Replay == nil || cfg.Revocations == nil {
@@ -193,6 +216,9 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	if err := CheckRequire(cfg.Require); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := CheckPrefix(cfg.Prefix); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	if cfg.SessionTTL > MaxSessionTTL {

@@ -88,7 +88,10 @@ test("mount's prefix option moves every gateway URL", () => {
   assert.equal(embed.iframe.src, GATEWAY + "/_gate/start?tenant=acme&next=%2Fdeals%3Ftab%3D2");
   embed.signOut();
   assert.deepEqual(page.frame.navigations, [GATEWAY + "/_gate/signout?tenant=acme"]);
-  assert.throws(() => load({ prefix: "no-slash" }), /prefix/);
+  for (const bad of ["no-slash", "/", "/.embed/", "//evil.test", "/\\evil.test", "/\t/evil.test", "/./x", "/a/..", "/a b"]) {
+    assert.throws(() => load({ prefix: bad }), /prefix/, `prefix ${JSON.stringify(bad)} accepted`);
+  }
+  for (const good of ["/.embed", "/a/b-c/~d.e"]) assert.doesNotThrow(() => load({ prefix: good }), `prefix ${good} refused`);
 });
 
 test("sign-in: embed:ready from the start page brings one token to the gateway's origin", async () => {
