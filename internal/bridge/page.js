@@ -202,8 +202,12 @@
   };
   if ($("storage-button")) $("storage-button").addEventListener("click", askStorageAccess);
 
+  // The sign-out names this page's tenant, both the page and its POST: a
+  // session of another tenant (one cookie on a shared host) is not this
+  // page's to end.
+  const signoutTarget = "signout?tenant=" + encodeURIComponent(cfg.tenant || "");
   const toSignOutPage = () => {
-    window.location.replace(endpoint("signout") + "?tenant=" + encodeURIComponent(cfg.tenant || ""));
+    window.location.replace(endpoint(signoutTarget));
   };
 
   // The sign-out page: end the session first-party (the cookie is this
@@ -214,9 +218,7 @@
     let reason = "";
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        // The tenant named: a session of another tenant (one cookie on a
-        // shared host) is not this page's to end.
-        const res = await postTo("signout" + (cfg.tenant ? "?tenant=" + encodeURIComponent(cfg.tenant) : ""));
+        const res = await postTo(signoutTarget);
         if (res.status === 204) {
           reason = "";
           break;

@@ -199,12 +199,17 @@ func CheckPrefix(prefix string) error {
 			return fmt.Errorf("prefix %q: an empty, \".\" or \"..\" segment (a prefix is like /.embed)", prefix)
 		}
 		for i := 0; i < len(seg); i++ {
-			if c := seg[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0) {
+			if !unreserved(seg[i]) {
 				return fmt.Errorf("prefix %q: only letters, digits and - . _ ~ between slashes (a prefix is like /.embed)", prefix)
 			}
 		}
 	}
 	return nil
+}
+
+// unreserved reports whether c is an RFC 3986 unreserved character.
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0
 }
 
 // New validates cfg and builds a Gateway.

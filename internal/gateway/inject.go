@@ -462,7 +462,7 @@ func cspSourceURL(origin, path string) string {
 	}
 	for i := 0; i < len(path); i++ {
 		c := path[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~!$&()*+=:@/%", c) >= 0) {
+		if !unreserved(c) && strings.IndexByte("!$&()*+=:@/%", c) < 0 {
 			return ""
 		}
 	}
