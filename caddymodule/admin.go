@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -110,24 +112,56 @@ func (a *AdminRevoke) handleRevoke(w http.ResponseWriter, r *http.Request) error
 	// the tenant, after which every session it revoked would have ended
 	// anyway.
 	until := now.Add(MaxSessionTTL + 2*gateway.MaxLeeway)
+	// Every store is tried, whatever fails: one Redis down during an
+	// incident must not keep the revocation from the stores that are up.
+	var failed []string
 	for _, st := range stores {
 		_, rv := st.parts()
 		if err := rv.RevokeAll(ctx, req.Tenant, req.Subject, until); err != nil {
-			// Retrying is safe: a later RevokeAll covers an earlier one.
-			return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
-				Err: fmt.Errorf("store %s: revocation not stored (store_unavailable), retry: %w", st.info().Type, err)}
+			failed = append(failed, fmt.Sprintf("%s (%v)", describeStore(st.info()), err))
+			continue
 		}
 		resp.Stores = append(resp.Stores, st.info())
 	}
 	resp.Until = now.Add(span).UTC().Format(time.RFC3339)
+	logRevoke(req, resp, len(failed))
+	if len(failed) > 0 {
+		applied := make([]string, len(resp.Stores))
+		for i, s := range resp.Stores {
+			applied[i] = describeStore(s)
+		}
+		// Retrying is safe: a later RevokeAll covers an earlier one.
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable,
+			Err: fmt.Errorf("revocation not stored in %d of %d stores (store_unavailable), retry: failed: %s; stored: [%s]",
+				len(failed), len(stores), strings.Join(failed, ", "), strings.Join(applied, ", "))}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(resp)
+}
+
+// describeStore names a store in an error, without secrets (info holds
+// the Redis URL with its password masked).
+func describeStore(s storeInfo) string {
+	if s.Redis == "" {
+		return s.Type
+	}
+	return s.Type + " " + s.Redis + " prefix " + strconv.Quote(s.KeyPrefix)
+}
+
+// logRevoke records an admin revocation, also one only partly stored: the
+// stores named in resp hold it.
+func logRevoke(req revokeRequest, resp revokeResponse, failed int) {
 	fields := []zap.Field{zap.String("tenant", req.Tenant)}
 	if req.Subject != "" {
 		fields = append(fields, zap.String("sub", req.Subject))
 	}
 	fields = append(fields, zap.String("until", resp.Until), zap.Int("stores", len(resp.Stores)))
-	caddy.Log().Named("embed_session.admin").Warn("sessions revoked by an admin", fields...)
-	w.Header().Set("Content-Type", "application/json")
-	return json.NewEncoder(w).Encode(resp)
+	msg := "sessions revoked by an admin"
+	if failed > 0 {
+		fields = append(fields, zap.Int("stores_failed", failed))
+		msg = "an admin revocation was not stored in every store"
+	}
+	caddy.Log().Named("embed_session.admin").Warn(msg, fields...)
 }
 
 // readRevokeRequest decodes and checks the body: exactly one JSON object,

@@ -3,8 +3,10 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +101,29 @@ func TestValidateLeewayBound(t *testing.T) {
 	}
 }
 
+// Validate refuses a max_token_age no token can meet: exp and iat are
+// whole seconds, so under one second the token API would mint tokens with
+// exp = iat that its own exchange refuses.
+func TestValidateMaxTokenAgeBound(t *testing.T) {
+	for _, c := range []struct {
+		age  time.Duration
+		want string
+	}{
+		{DefaultMaxTokenAge, ""},
+		{time.Second, ""},
+		{time.Hour, ""},
+		{500 * time.Millisecond, "max_token_age 500ms: at least 1s"},
+		{time.Hour + time.Second, "max_token_age 1h0m1s: one-time tokens should live minutes at most"},
+	} {
+		h := &Handler{MaxTokenAge: caddy.Duration(c.age)}
+		h.setDefaults()
+		err := h.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("max_token_age %s: %v, want %q", c.age, err, c.want)
+		}
+	}
+}
+
 // serveTenants makes h look provisioned with the given tenants to the admin
 // API (as provisionTenants does), until Cleanup.
 func serveTenants(t *testing.T, h *Handler, ids ...string) {
@@ -140,3 +165,61 @@ func TestAdminRevokeUnknownTenant(t *testing.T) {
 		t.Fatal("an unknown tenant's revoke was stored")
 	}
 }
+
+// One store down during an incident (a second site's Redis) must not keep
+// an admin revocation from the stores that are up: every store is tried,
+// whatever the pool's (random) order, and the 503 names what failed and
+// what holds the revocation.
+func TestAdminRevokeTriesEveryStore(t *testing.T) {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{SessionTTL: caddy.Duration(time.Hour)}
+	_, rev, err := h.provisionStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveTenants(t, h, "acme")
+	defer func() { _ = h.Cleanup() }()
+	const downKey = "test:store-down"
+	if _, _, err := statePool.LoadOrNew(downKey, func() (caddy.Destructor, error) { return unreachableStore{}, nil }); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = statePool.Delete(downKey) }()
+
+	// The pool's order is a map's: several calls see both orders.
+	for i := range 8 {
+		subject := "jane" + strconv.Itoa(i)
+		issued := time.Now().Add(-time.Second)
+		_, err := postRevoke(t, "POST", `{"tenant":"acme","subject":"`+subject+`"}`)
+		ae, ok := err.(caddy.APIError)
+		if !ok || ae.HTTPStatus != http.StatusServiceUnavailable {
+			t.Fatalf("call %d: %#v, want 503", i, err)
+		}
+		if !rev.Revoked(replay.SessionRef{ID: "s", Tenant: "acme", Subject: subject, IssuedAt: issued}) {
+			t.Fatalf("call %d: the memory store was skipped because another store failed", i)
+		}
+		msg := ae.Err.Error()
+		if !strings.Contains(msg, "store_unavailable") || !strings.Contains(msg, "1 of 2 stores") ||
+			!strings.Contains(msg, "failed: redis redis://down.test:6379/0") || !strings.Contains(msg, "stored: [memory]") {
+			t.Fatalf("call %d: %q, want the failed and the stored store named", i, msg)
+		}
+	}
+}
+
+// unreachableStore is a pooled store whose every write fails, as an unreachable Redis's.
+type unreachableStore struct{}
+
+func (unreachableStore) Destruct() error { return nil }
+func (unreachableStore) parts() (replay.Store, replay.Revocations) {
+	return nil, unreachableStore{}
+}
+func (unreachableStore) info() storeInfo {
+	return storeInfo{Type: "redis", Redis: "redis://down.test:6379/0", KeyPrefix: "b:"}
+}
+func (unreachableStore) Revoke(context.Context, string, time.Time) error {
+	return errors.New("dial: refused")
+}
+func (unreachableStore) RevokeAll(context.Context, string, string, time.Time) error {
+	return errors.New("dial: refused")
+}
+func (unreachableStore) Revoked(replay.SessionRef) bool { return false }

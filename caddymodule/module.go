@@ -378,6 +378,11 @@ func (h *Handler) Validate() error {
 	if h.Leeway > caddy.Duration(gateway.MaxLeeway) {
 		return fmt.Errorf("leeway %s: at most %s; it is the clock skew allowed, and a token is good for its lifetime plus the leeway", time.Duration(h.Leeway), gateway.MaxLeeway)
 	}
+	// exp and iat are whole seconds: under one second, every token the
+	// token API mints would have exp = iat, and every backend's be refused.
+	if h.MaxTokenAge < caddy.Duration(time.Second) {
+		return fmt.Errorf("max_token_age %s: at least 1s (exp and iat are whole seconds)", time.Duration(h.MaxTokenAge))
+	}
 	if h.MaxTokenAge > caddy.Duration(time.Hour) {
 		return fmt.Errorf("max_token_age %s: one-time tokens should live minutes at most (limit 1h)", time.Duration(h.MaxTokenAge))
 	}
