@@ -1,9 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -14,17 +14,16 @@ import (
 	"github.com/embedgate/embedgate/internal/policy"
 	"github.com/embedgate/embedgate/internal/reason"
 	"github.com/embedgate/embedgate/internal/session"
+	"github.com/embedgate/embedgate/internal/strictjson"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
 )
 
 // exchangeRequest is what a client sends to the exchange, in any encoding.
 type exchangeRequest struct {
-	Token        string `json:"token"`
-	Tenant       string `json:"tenant"`
-	ParentOrigin string `json:"parent_origin"`
-	ReturnTo     string `json:"-"`
-	form         bool
+	Token, Tenant, ParentOrigin string
+	ReturnTo                    string // a form's return_to
+	form                        bool
 }
 
 // serveExchange is POST {prefix}/exchange: token in, session cookie out.
@@ -273,6 +272,43 @@ func checkHeaderSafe(name, v string) error {
 	return nil
 }
 
+// exchangeJSON is the exchange's JSON body.
+type exchangeJSON struct {
+	Token        string `json:"token"`
+	Tenant       string `json:"tenant"`
+	ParentOrigin string `json:"parent_origin"`
+}
+
+// readExchangeJSON decodes the exchange's JSON body strictly: one object,
+// its member names exact and each at most once, nothing after it
+// (strictjson). With {"parent_origin": A, "parent_origin": B} a reader
+// that takes the first (a WAF, a log) would see another origin bound
+// into the session than the decoder, which takes the last. An empty body
+// is no body: the token then comes in the Authorization header.
+func readExchangeJSON(r io.Reader) (exchangeJSON, error) {
+	var body exchangeJSON
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return body, reason.Errorf(reason.BadRequest, "unreadable body (at most %d bytes)", maxExchangeBody)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return body, nil
+	}
+	const want = `body: want {"token": "...", "tenant": "...", "parent_origin": "..."}`
+	if err := strictjson.CheckNames(raw, &body); err != nil {
+		return body, reason.Errorf(reason.BadRequest, "%s: %v", want, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return body, reason.Errorf(reason.BadRequest, "%s: not a JSON object of strings", want)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return body, reason.Errorf(reason.BadRequest, "body: one JSON object expected, and nothing after it")
+	}
+	return body, nil
+}
+
 // readExchangeRequest reads the token from a bearer header, a JSON body or a
 // form, bounded in size.
 func readExchangeRequest(w http.ResponseWriter, r *http.Request) (exchangeRequest, error) {
@@ -288,10 +324,9 @@ func readExchangeRequest(w http.ResponseWriter, r *http.Request) (exchangeReques
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "application/json":
-		var body exchangeRequest
-		dec := json.NewDecoder(r.Body)
-		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			return req, reason.Errorf(reason.BadRequest, "body is not a JSON object with a token")
+		body, err := readExchangeJSON(r.Body)
+		if err != nil {
+			return req, err
 		}
 		if req.Token == "" {
 			req.Token = body.Token

@@ -223,6 +223,40 @@ func TestExchangeRejectsOversizedBody(t *testing.T) {
 	wantNoCookie(t, res)
 }
 
+// Parameter smuggling through the JSON body: a repeated member
+// ({"parent_origin": A, "parent_origin": B}, where a WAF or a log reading
+// the first sees another origin than the one bound into the session), a
+// member in another case, a misspelt one, or data after the object. Each
+// is 400 bad_request, and the token stays unspent.
+func TestExchangeJSONBodyIsStrict(t *testing.T) {
+	for name, body := range map[string]func(tok string) string{
+		"repeated parent_origin": func(tok string) string {
+			return `{"token":"` + tok + `","parent_origin":"` + evilOrigin + `","parent_origin":"` + acmeOrigin + `"}`
+		},
+		"repeated token":   func(tok string) string { return `{"token":"x","token":"` + tok + `"}` },
+		"another case":     func(tok string) string { return `{"TOKEN":"` + tok + `"}` },
+		"unknown member":   func(tok string) string { return `{"token":"` + tok + `","tenat":"acme"}` },
+		"data after it":    func(tok string) string { return `{"token":"` + tok + `"} {"token":"x"}` },
+		"not an object":    func(tok string) string { return `["` + tok + `"]` },
+		"a non-string tok": func(string) string { return `{"token":1}` },
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			tok := e.mint("acme")
+			res := e.do(jsonReq("/.embed/exchange", body(tok), fromOrigin(selfOrigin)))
+			wantJSONError(t, res, 400, "invalid_request", "bad_request")
+			wantNoCookie(t, res)
+			wantStatus(t, e.do(exchangeReq(tok)), 204) // not consumed
+		})
+	}
+	t.Run("empty body with a bearer token", func(t *testing.T) {
+		e := newEnv(t)
+		r := jsonReq("/.embed/exchange", "")
+		r.Header.Set("Authorization", "Bearer "+e.mint("acme"))
+		wantStatus(t, e.do(r), 204)
+	})
+}
+
 func TestExchangeMethodNotAllowed(t *testing.T) {
 	cases := []struct {
 		method, path, allow string
