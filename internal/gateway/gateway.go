@@ -301,17 +301,28 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	// the access log whatever happens next, the boundary's refusals
 	// included: the token may still be valid.
 	tokenInURL := g.cfg.TokenParam != "" && r.URL.RawQuery != "" && policy.HasQueryParam(r.URL.RawQuery, g.cfg.TokenParam)
-	if tokenInURL && g.cfg.OnTokenInURL != nil {
+	endpoint := strings.HasPrefix(r.URL.Path, g.paths.prefixSlash)
+	// So does a token exchange's credential sent in the URL by mistake
+	// (an IdP's access token as ?subject_token=): it is refused, and must
+	// not be logged on the way.
+	if g.cfg.OnTokenInURL != nil && (tokenInURL || endpoint && credentialInURL(r.URL.RawQuery)) {
 		g.cfg.OnTokenInURL(r)
 	}
-	if err := g.boundary.Admit(r); err != nil {
+	// An endpoint's request is answered here, never passed on: its body
+	// (whose trailers reach no one) is left to the endpoint's own limit.
+	var refused error
+	if endpoint {
+		refused = g.boundary.AdmitHeaders(r)
+	} else {
+		refused = g.boundary.Admit(r)
+	}
+	if err := refused; err != nil {
 		g.refuseAtBoundary(w, r, err)
 		return nil
 	}
 	req := g.newRequest(r)
 	rq := &req
 
-	endpoint := strings.HasPrefix(r.URL.Path, g.paths.prefixSlash)
 	if tokenInURL && (r.Method != http.MethodGet || endpoint) {
 		g.refuseTokenURL(w, r, rq)
 		return nil

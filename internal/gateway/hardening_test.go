@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -112,3 +113,41 @@ func TestOnTokenInURL(t *testing.T) {
 		t.Fatalf("OnTokenInURL saw %v", seen)
 	}
 }
+
+// Memory exhaustion through the boundary's trailer read-ahead: a POST to
+// an endpoint (here the token API, unauthenticated) that declares a
+// trailer and streams a chunked body must not be buffered up to 8 MiB
+// before the endpoint's own 16 KiB limit applies. Nothing at an endpoint
+// goes upstream, so no trailer needs checking there; the body is read
+// only as far as the endpoint's limit.
+func TestEndpointBodyNotReadAheadForTrailers(t *testing.T) {
+	e := newEnv(t)
+	body := &countingBody{size: 8 << 20}
+	r := newReq(http.MethodPost, "/.embed/token", nil)
+	r.Body, r.ContentLength = body, -1
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer not-a-key")
+	r.Trailer = http.Header{"X-Checksum": nil}
+	res := e.do(r)
+	if res.Code < 400 {
+		t.Fatalf("status %d", res.Code)
+	}
+	if body.n > 64<<10 {
+		t.Fatalf("answered %d after reading %d bytes of the body; the endpoint's limit is 16 KiB", res.Code, body.n)
+	}
+}
+
+// countingBody is an endless-looking body that counts what was read.
+type countingBody struct{ n, size int }
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	if c.n >= c.size {
+		return 0, io.EOF
+	}
+	k := min(len(p), c.size-c.n)
+	clear(p[:k])
+	c.n += k
+	return k, nil
+}
+
+func (c *countingBody) Close() error { return nil }

@@ -138,11 +138,33 @@ func targetURL(t *tenant.Tenant, reg *tenant.Registry, s string) bool {
 	return !ok || other.ID == t.ID
 }
 
+// credentialParams are the token exchange's parameters that carry a
+// credential: they belong in the body, and a URL that holds one is kept
+// out of the access log and refused.
+var credentialParams = []string{"subject_token", "actor_token"}
+
+// credentialInURL reports whether the raw query carries one of
+// credentialParams.
+func credentialInURL(raw string) bool {
+	if raw == "" {
+		return false
+	}
+	for _, name := range credentialParams {
+		if policy.HasQueryParam(raw, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // readExchangeForm reads the body as a form, bounded: the parameters come
 // from the body only, never from the URL.
 func readExchangeForm(w http.ResponseWriter, r *http.Request) (url.Values, *exchangeRefusal) {
 	tooLarge := &exchangeRefusal{status: http.StatusRequestEntityTooLarge, code: codeInvalidRequest, why: reason.BadRequest,
 		detail: fmt.Sprintf("the body is over %d bytes", maxTokenAPIBody)}
+	if credentialInURL(r.URL.RawQuery) {
+		return nil, badExchange(codeInvalidRequest, reason.BadRequest, "subject_token and actor_token go in the body, never in the URL (URLs are logged)")
+	}
 	if r.ContentLength > maxTokenAPIBody {
 		return nil, tooLarge
 	}

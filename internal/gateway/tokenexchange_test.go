@@ -81,6 +81,7 @@ type txEnv struct {
 	mu     sync.Mutex
 	events []gateway.Event
 	counts []string // token API outcomes the Observer saw: "tenant/reason"
+	inURL  int      // requests OnTokenInURL kept out of the access log
 }
 
 type txObserver struct {
@@ -132,7 +133,8 @@ func newTxEnv(t testing.TB) *txEnv {
 			e.events = append(e.events, ev)
 			e.mu.Unlock()
 		},
-		Observer: txObserver{e: e},
+		Observer:     txObserver{e: e},
+		OnTokenInURL: func(*http.Request) { e.inURL++ },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -323,6 +325,34 @@ func TestTokenExchangeLifetime(t *testing.T) {
 // Every refusal is an RFC 6749 §5.2 body, exactly {error,
 // error_description}, with the typed reason as the description; it is
 // audited and counted, and issues nothing.
+// An IdP's access token sent in the URL by mistake
+// (POST /.embed/token?subject_token=...) would land in the access log: the
+// request is kept out of it and refused, even with a valid body, so that
+// the mistake shows at once.
+func TestTokenExchangeCredentialInURL(t *testing.T) {
+	for _, param := range []string{"subject_token", "actor_token", "subject%5Ftoken"} {
+		e := newTxEnv(t)
+		at := accessToken(t)
+		r := httptest.NewRequest(http.MethodPost, "https://portal.gate.test/.embed/token?"+param+"="+at, strings.NewReader(exchangeForm(at)))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set("Authorization", "Bearer "+txKey)
+		w := httptest.NewRecorder()
+		if err := e.gw.ServeHTTP(w, r, nil); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"bad_request"`) {
+			t.Errorf("?%s=: %d %s, want 400 bad_request", param, w.Code, w.Body)
+		}
+		if e.inURL != 1 {
+			t.Errorf("?%s=: kept out of the access log %d times, want once", param, e.inURL)
+		}
+	}
+	e := newTxEnv(t)
+	if w := e.post(txKey, "", exchangeForm(accessToken(t))); w.Code != http.StatusOK || e.inURL != 0 {
+		t.Fatalf("a body-only exchange: %d, log skips %d", w.Code, e.inURL)
+	}
+}
+
 func TestTokenExchangeRefusals(t *testing.T) {
 	k := txKeySet()
 	hsPEM := func() string { // HS256 MACed with the IdP's public key bytes

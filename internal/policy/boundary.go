@@ -66,6 +66,19 @@ func (b *Boundary) Protects(name string) bool {
 // r's protected and always-removed headers are gone and, where the body can
 // carry trailers, the body refuses a protected trailer when it arrives.
 func (b *Boundary) Admit(r *http.Request) error {
+	if err := b.AdmitHeaders(r); err != nil {
+		return err
+	}
+	return b.guardBody(r)
+}
+
+// AdmitHeaders is Admit for a request the gateway answers itself (its
+// endpoints), which goes neither upstream nor to Caddy's error routes: the
+// same checks and removals, but its body is neither read ahead nor
+// guarded, since no trailer of it reaches anyone. Reading ahead there
+// would buffer up to maxTrailerBody before the endpoint's own, far
+// smaller, body limit applies.
+func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	if err := CheckHost(r.Host); err != nil {
 		return err
 	}
@@ -86,6 +99,11 @@ func (b *Boundary) Admit(r *http.Request) error {
 		}
 	}
 	StripHeaders(r.Header, b.protected)
+	return nil
+}
+
+// guardBody makes sure no protected trailer reaches the upstream with r.
+func (b *Boundary) guardBody(r *http.Request) error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
