@@ -163,9 +163,9 @@ func TestStoreEventLevels(t *testing.T) {
 		replay.EventPolicyUnknown: zapcore.WarnLevel, replay.EventPolicyEvicts: zapcore.WarnLevel,
 		replay.EventSubscriptionStale: zapcore.WarnLevel, replay.EventMasterSwitched: zapcore.WarnLevel,
 		replay.EventResyncIncomplete: zapcore.ErrorLevel, replay.EventRewritten: zapcore.InfoLevel,
-		replay.EventClaimsNotReturned: zapcore.WarnLevel,
+		replay.EventClaimsNotReturned: zapcore.WarnLevel, replay.EventGapClosed: zapcore.ErrorLevel,
 	}
-	for k := replay.EventNotLoaded; k <= replay.EventClaimsNotReturned; k++ {
+	for k := replay.EventNotLoaded; k <= replay.EventGapClosed; k++ {
 		lvl, ok := want[k]
 		if !ok {
 			t.Errorf("event kind %d: no level decided in this test", k)

@@ -54,6 +54,13 @@ const (
 	// EventClaimsNotReturned: too many failed claims were waiting to be
 	// given back; those tokens stay used.
 	EventClaimsNotReturned
+	// EventGapClosed: the periodic full reload found revocations
+	// (Event.Entries) that the subscription never delivered, even after a
+	// grace for announcements in flight; they are applied now.
+	// Announcements are being lost, as when this instance missed a master
+	// switch and its subscription hears the new master only through the
+	// old one, demoted to its replica.
+	EventGapClosed
 )
 
 // Event is one state change of the Redis store. It never holds a password,
@@ -61,7 +68,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Err     error         // the cause, where Kind says so
-	Entries int           // for EventLoaded, EventResynced, EventMalformedKeys, EventResyncIncomplete, EventRewritten
+	Entries int           // for EventLoaded, EventResynced, EventMalformedKeys, EventResyncIncomplete, EventRewritten, EventGapClosed
 	Waited  time.Duration // for EventNotLoaded
 	Policy  string        // for EventPolicyEvicts
 }
@@ -97,6 +104,9 @@ func (e Event) Message() string {
 		return "Sentinel switched the Redis master; moving the revocation subscription to the new master, then resyncing"
 	case EventResyncIncomplete:
 		return "revocations only partly loaded from Redis; sessions revoked in the unread part are accepted here until a retry loads them"
+	case EventGapClosed:
+		return "the periodic reload found revocations the subscription never delivered (they were accepted here until now); " +
+			"announcements are being lost, as when this instance missed a master switch: check its connection to the sentinels"
 	case EventRewritten:
 		return "wrote this instance's recent revocations again after a master change"
 	case EventClaimsNotReturned:

@@ -55,29 +55,37 @@ func (m *mirror) merge(o *mirror) {
 	}
 }
 
-// revokeSession records sid as revoked until the Unix-nano instant until.
-func (m *mirror) revokeSession(sid string, until int64) {
+// revokeSession records sid as revoked until the Unix-nano instant until,
+// and reports whether sid was not revoked here before.
+func (m *mirror) revokeSession(sid string, until int64) (added bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.sessions[sid]; !ok || old < until {
+	old, ok := m.sessions[sid]
+	if !ok || old < until {
 		m.sessions[sid] = until
 	}
+	return !ok || old <= m.now().UnixNano()
 }
 
 // cut records a RevokeAll cutoff: sessions of (tenant, subject) issued at or
 // before at are revoked until the Unix-nano instant until. Merging keeps the
-// later of each, which covers everything either version covered.
-func (m *mirror) cut(tenant, subject string, at time.Time, until int64) {
+// later of each, which covers everything either version covered. It reports
+// whether this covers sessions the mirror did not cover before (a new
+// cutoff, or a later instant).
+func (m *mirror) cut(tenant, subject string, at time.Time, until int64) (added bool) {
 	k := cutoffKey{tenant, subject}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if old, ok := m.cutoffs[k]; ok {
+	added = true
+	if old, ok := m.cutoffs[k]; ok && old.until > m.now().UnixNano() {
+		added = at.After(old.at)
 		if old.at.After(at) {
 			at = old.at
 		}
 		until = max(until, old.until)
 	}
 	m.cutoffs[k] = cutoff{at: at, until: until}
+	return added
 }
 
 // revoked is Revocations.Revoked: a few map reads, no I/O, no allocation.

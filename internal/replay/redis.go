@@ -25,6 +25,9 @@ const (
 	// DefaultRedisStartWait bounds how long NewRedis waits for the first
 	// load of the revocation mirror.
 	DefaultRedisStartWait = 3 * time.Second
+	// DefaultRedisReloadEvery is how often the mirror is reloaded in full
+	// while the subscription is healthy.
+	DefaultRedisReloadEvery = time.Minute
 	// MaxRedisReplicas bounds RedisConfig.Replicas.
 	MaxRedisReplicas = 16
 )
@@ -60,6 +63,13 @@ type RedisConfig struct {
 	// StartWait bounds how long NewRedis waits for the revocation mirror's
 	// first load before returning anyway. Default DefaultRedisStartWait.
 	StartWait time.Duration
+	// ReloadEvery is how often the whole mirror is reloaded from Redis
+	// while the subscription looks healthy (with up to a tenth of jitter,
+	// so that instances do not scan in step). It closes gaps no probe can
+	// see: a subscription left on a demoted master hears the new master's
+	// announcements again once it replicates from it, and what was
+	// published in between is lost. Default DefaultRedisReloadEvery.
+	ReloadEvery time.Duration
 	// Seed is a store on the same Redis and KeyPrefix (the one a config
 	// reload replaces, say for a new timeout or renewed TLS files) whose
 	// revocations the new mirror starts with: until its first load, which
@@ -88,10 +98,12 @@ type Redis struct {
 	timeout    time.Duration
 	replicas   int
 	waitMillis int64 // WAIT timeout
-	now        func() time.Time
-	report     func(Event)
-	mirror     *mirror
-	health     *health
+	// reloadEvery: the period of the full reload (RedisConfig.ReloadEvery)
+	reloadEvery time.Duration
+	now         func() time.Time
+	report      func(Event)
+	mirror      *mirror
+	health      *health
 
 	// Claims given back after a failed exchange (redis_claim.go).
 	releases     chan release
@@ -149,6 +161,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		timeout:      cfg.Timeout,
 		replicas:     cfg.Replicas,
 		waitMillis:   max(1, (cfg.Timeout / 3).Milliseconds()),
+		reloadEvery:  cfg.ReloadEvery,
 		now:          cfg.Now,
 		report:       cfg.Report,
 		mirror:       newMirror(cfg.Now),
@@ -211,6 +224,9 @@ func redisDefaults(cfg RedisConfig) RedisConfig {
 	}
 	if cfg.StartWait <= 0 {
 		cfg.StartWait = DefaultRedisStartWait
+	}
+	if cfg.ReloadEvery <= 0 {
+		cfg.ReloadEvery = DefaultRedisReloadEvery
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

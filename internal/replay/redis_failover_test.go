@@ -236,3 +236,56 @@ func TestRedisSignoutOfAGoneClientReachesEveryInstance(t *testing.T) {
 		t.Fatal("the other instance still accepts the session")
 	}
 }
+
+// TestRedisReloadClosesRelayedGap: an instance that missed a master switch
+// (no +switch-master reached it) keeps its subscription on the old master.
+// Another instance, on the new master, signs a session out there; the
+// announcement goes out on the new master only. The sentinels then make
+// the old master a replica of the new one, and Redis relays every later
+// PUBLISH down to it: the stale subscription hears announcements again,
+// every probe comes back once the pool has moved, and nothing reloads the
+// mirror. The sign-out made in the gap was accepted on this instance for
+// the rest of the session's life. The periodic full reload now loads it,
+// and reports it as EventGapClosed; an announcement that did arrive is
+// not counted as missed.
+func TestRedisReloadClosesRelayedGap(t *testing.T) {
+	oldSrv, newSrv := replaytest.StartRedis(t), replaytest.StartRedis(t)
+	p := newProxy(t, oldSrv.Addr())
+	prefix := uniquePrefix()
+	events := newEventLog()
+	b := newRedis(t, replay.RedisConfig{URL: "redis://" + p.Addr(), KeyPrefix: prefix, Report: events.report,
+		ReloadEvery: 3 * time.Second})
+	<-b.Synced()
+	a := newRedis(t, replay.RedisConfig{URL: newSrv.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	ctx := context.Background()
+	iat := time.Now().Add(-time.Minute)
+
+	// The switch happened and b did not notice: a signs a session out on
+	// the new master.
+	gap := replay.SessionRef{ID: "sid-gap", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	if err := a.Revoke(ctx, gap.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// The old master becomes a replica of the new one; b's pool follows
+	// (the proxy), its subscription stays on the old server.
+	if err := rawClient(t, oldSrv).Do(ctx, "REPLICAOF", "127.0.0.1", newSrv.Port).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitInfo(t, oldSrv, "master_link_status:up")
+	p.Switch(newSrv.Addr())
+	// What is published from now on is relayed to b.
+	after := replay.SessionRef{ID: "sid-after", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	if err := a.Revoke(ctx, after.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, b, after, 3*time.Second)
+
+	ev := events.waitFor(t, replay.EventGapClosed, 10*time.Second)
+	if !b.Revoked(gap) {
+		t.Fatalf("the sign-out made in the gap is still accepted after the periodic reload\nevents:\n%s", events)
+	}
+	if ev.Entries != 1 {
+		t.Fatalf("EventGapClosed with %d entries, want 1 (the relayed sign-out arrived by announcement)\nevents:\n%s", ev.Entries, events)
+	}
+}

@@ -217,3 +217,28 @@ func TestNewRedisClientTLS(t *testing.T) {
 	}
 	_ = spec.client.Close()
 }
+
+// An entry the periodic reload added whose announcement then arrives was
+// only in flight (queued on the subscription while the reload ran): it is
+// not reported as missed. Past maxGapKeys, entries count as missed.
+func TestReloadGapCountsOnlyUndelivered(t *testing.T) {
+	r := &Redis{prefix: "p:"}
+	gap := newGapSet()
+	gap.add(r.sidKey("s1"))
+	gap.add(r.cutKey("acme", "jane"))
+	gap.add(r.sidKey("never-announced"))
+	rl := reloader{gap: gap}
+	rl.announced(r, revEntry{SID: "s1"})
+	rl.announced(r, revEntry{Tenant: "acme", Subject: "jane", At: 1})
+	rl.announced(r, revEntry{SID: "not-in-the-gap"})
+	if n := gap.missed(); n != 1 {
+		t.Fatalf("missed %d, want 1 (the one never announced)", n)
+	}
+	big := newGapSet()
+	for i := range maxGapKeys + 5 {
+		big.add(r.sidKey(fmt.Sprint(i)))
+	}
+	if n := big.missed(); n != maxGapKeys+5 {
+		t.Fatalf("missed %d, want %d", n, maxGapKeys+5)
+	}
+}

@@ -19,20 +19,22 @@ const keyRetries = 3
 // loadCounts counts one resync pass; node scans run concurrently.
 type loadCounts struct {
 	n, bad atomic.Int64
+	gap    *gapSet // when set, notes the entries the mirror did not have
 }
 
 // resync merges every revocation key into the mirror and returns how many
-// it read. Keys are found by SCAN on each node (every master of a Cluster)
+// it read. With gap set, it notes there the keys of entries the mirror did
+// not have. Keys are found by SCAN on each node (every master of a Cluster)
 // and read through the client, which follows Cluster redirections: during
 // a slot migration a key listed by one node may already live on another.
 // What cannot be read is retried; what still fails makes the error, and
 // everything else is applied regardless.
-func (r *Redis) resync(ctx context.Context) (int64, error) {
+func (r *Redis) resync(ctx context.Context, gap *gapSet) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, resyncTimeout)
 	defer cancel()
 	cc, isCluster := r.client.(*redis.ClusterClient)
 	if !isCluster {
-		c := &loadCounts{}
+		c := &loadCounts{gap: gap}
 		err := r.scanNode(ctx, r.client, c)
 		r.reportBad(c)
 		return c.n.Load(), err
@@ -44,7 +46,7 @@ func (r *Redis) resync(ctx context.Context) (int64, error) {
 	var c *loadCounts
 	var errs []error
 	for range 2 {
-		c = &loadCounts{}
+		c = &loadCounts{gap: gap}
 		if err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 			return r.scanNode(ctx, node, c)
 		}); err != nil {
@@ -141,7 +143,9 @@ func (r *Redis) loadOnce(ctx context.Context, keys []string, c *loadCounts) ([]s
 			c.bad.Add(1)
 			continue
 		}
-		r.apply(e, max(ttl.Milliseconds(), 1))
+		if r.apply(e, max(ttl.Milliseconds(), 1)) && c.gap != nil {
+			c.gap.add(k)
+		}
 		c.n.Add(1)
 	}
 	return failed, first

@@ -118,14 +118,14 @@ func (r *Redis) writeRevocation(ctx context.Context, key string, e revEntry, unt
 // Revoked implements Revocations from the local mirror: no I/O.
 func (r *Redis) Revoked(s SessionRef) bool { return r.mirror.revoked(s) }
 
-// apply records e in the mirror, expiring ttlMillis from now.
-func (r *Redis) apply(e revEntry, ttlMillis int64) {
+// apply records e in the mirror, expiring ttlMillis from now, and reports
+// whether that revokes sessions the mirror did not revoke before.
+func (r *Redis) apply(e revEntry, ttlMillis int64) (added bool) {
 	until := addNanos(r.now().UnixNano(), time.Duration(ttlMillis)*time.Millisecond)
 	if e.SID != "" {
-		r.mirror.revokeSession(e.SID, until)
-		return
+		return r.mirror.revokeSession(e.SID, until)
 	}
-	r.mirror.cut(e.Tenant, e.Subject, time.Unix(0, e.At), until)
+	return r.mirror.cut(e.Tenant, e.Subject, time.Unix(0, e.At), until)
 }
 
 // Revocations written by this instance are kept for rewriteWindow and

@@ -151,6 +151,7 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 				}
 				incomplete = !r.load(ctx, rewrite && !synced, false)
 				synced, lastResync, retryAfter = true, time.Now(), healthInterval
+				p.reload.restart(r)
 				p.subscribed, p.returned, p.confirmed = true, false, false
 				p.lastSent = time.Time{} // probe at once
 			case *redis.Message:
@@ -162,6 +163,9 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 			case *redis.Pong:
 				p.pinged = time.Time{}
 			}
+		}
+		if synced && !incomplete && !r.reloadIfDue(ctx, &p.reload) {
+			incomplete, lastResync, retryAfter = true, time.Now(), healthInterval
 		}
 		if incomplete && time.Since(lastResync) >= retryAfter {
 			// Backing off: a Cluster master that stays down fails every try.
@@ -197,7 +201,7 @@ func (r *Redis) reloadOnceProbeReturned(ctx context.Context, p *prober, quiet bo
 		return true
 	}
 	p.confirmed = true
-	n, err := r.resync(ctx)
+	n, err := r.resync(ctx, nil)
 	if err != nil {
 		r.resyncFailed(err, n, !quiet)
 		return false
@@ -223,7 +227,7 @@ func (r *Redis) load(ctx context.Context, rewrite, retry bool) bool {
 			r.report(Event{Kind: EventRewritten, Entries: n})
 		}
 	}
-	n, err := r.resync(ctx)
+	n, err := r.resync(ctx, nil)
 	if err != nil {
 		r.resyncFailed(err, n, !retry)
 		return false
@@ -251,6 +255,7 @@ type prober struct {
 	returned   bool      // a probe of this subscription came back
 	confirmed  bool      // the mirror was loaded again after that
 	pinged     time.Time // a PING sent on the subscription, until its PONG
+	reload     reloader  // the periodic full reload
 }
 
 // every is the probe period, which is also the time a probe has to come back.
@@ -339,6 +344,7 @@ func (r *Redis) applyAnnouncement(payload string, p *prober) {
 		return
 	}
 	r.apply(e, ttl)
+	p.reload.announced(r, e)
 }
 
 // checkPolicy warns when Redis may evict keys. Replay keys all carry a TTL,
