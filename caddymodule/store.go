@@ -109,7 +109,7 @@ func (m *memoryState) info() storeInfo                           { return storeI
 
 type redisState struct {
 	*replay.Redis
-	url string // resolved: seedFor matches stores by it and the prefix
+	url string // resolved: seedFor matches stores by it (passwords aside) and the prefix
 }
 
 func (r *redisState) Destruct() error                           { return r.Redis.Close() }
@@ -158,12 +158,13 @@ func (h *Handler) provisionStore(ctx caddy.Context) (replay.Store, replay.Revoca
 
 // seedFor is a running store on the same Redis and key prefix as rc, if
 // any: a reload that changes another setting (timeout, replicas, renewed
-// TLS files) makes a new store, which starts from this one's revocations
-// rather than from none while its first load waits for Redis.
+// TLS files, a rotated password) makes a new store, which starts from this
+// one's revocations rather than from none while its first load waits for
+// Redis (or fails, with a wrong new password).
 func seedFor(rc *replay.RedisConfig) *replay.Redis {
 	var seed *replay.Redis
 	statePool.Range(func(_, v any) bool {
-		if rs, ok := v.(*redisState); ok && rs.url == rc.URL && rs.KeyPrefix() == rc.KeyPrefix {
+		if rs, ok := v.(*redisState); ok && replay.SameServer(rs.url, rc.URL) && rs.KeyPrefix() == rc.KeyPrefix {
 			seed = rs.Redis
 			return false
 		}

@@ -323,3 +323,38 @@ func TestReloadWithNewStoreSettingsKeepsRevocations(t *testing.T) {
 		t.Error("a store with another prefix started from this one's revocations")
 	}
 }
+
+// A reload that rotates the Redis password is the same Redis: the new
+// store's mirror starts from the running one's revocations. It used to
+// match stores by the whole URL, password included, so with the new
+// password wrong (or Redis down) the reloaded config took every session
+// signed out before it.
+func TestReloadWithRotatedPasswordKeepsRevocations(t *testing.T) {
+	srv := replaytest.StartRedisWith(t, replaytest.RedisOptions{Args: []string{"--requirepass", "old-pw"}})
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	withPassword := func(pw string) string { return "redis://:" + pw + "@" + srv.Addr() + "/0" }
+	old := &Handler{Store: &StoreConfig{Type: "redis", URL: withPassword("old-pw"), KeyPrefix: "rotate-test:"}}
+	_, rev1, err := old.provisionStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = old.Cleanup() }()
+	<-rev1.(*replay.Redis).Synced()
+	if err := rev1.Revoke(context.Background(), "sid-out", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// The new password is not set on the server yet: the new store cannot load.
+	next := &Handler{Store: &StoreConfig{Type: "redis", URL: withPassword("new-pw"), KeyPrefix: "rotate-test:"}}
+	_, rev2, err := next.provisionStore(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = next.Cleanup() }()
+	if rev2 == rev1 {
+		t.Fatal("a new password reused the old client")
+	}
+	if !rev2.Revoked(replay.SessionRef{ID: "sid-out", Tenant: "acme", Subject: "bob", IssuedAt: time.Now().Add(-time.Minute)}) {
+		t.Error("a signed-out session is taken after a reload that rotated the Redis password")
+	}
+}

@@ -80,6 +80,20 @@ func CheckURL(raw string, tlsConfig *tls.Config) error {
 	return spec.client.Close()
 }
 
+// unparsableURL is what RedactURL shows of a URL it cannot parse.
+const unparsableURL = "(unparsable url)"
+
+// SameServer reports whether two store URLs name the same servers,
+// database, user and options, whatever their passwords: a config reload
+// that only rotates a password still talks to the same Redis.
+func SameServer(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra := RedactURL(a)
+	return ra != unparsableURL && ra == RedactURL(b)
+}
+
 // errURLSyntax replaces a parse error that may quote part of a password.
 var errURLSyntax = errors.New("redis url: cannot be parsed (percent-encode any '/', '?', '#', '&', '%' or '@' in the user name or password)")
 
@@ -146,6 +160,9 @@ type clientMode[O any] struct {
 	parse  func(raw string) (*O, error)
 	fields func(*O) (contextTimeout *bool, maxRetries *int, tlsConfig **tls.Config)
 	client func(*O) redis.UniversalClient
+	// replicaReads names the URL option that sends reads to replicas, if
+	// one is set (nil: the mode has none).
+	replicaReads func(*O) string
 }
 
 var (
@@ -153,20 +170,43 @@ var (
 		func(o *redis.Options) (*bool, *int, **tls.Config) {
 			return &o.ContextTimeoutEnabled, &o.MaxRetries, &o.TLSConfig
 		},
-		func(o *redis.Options) redis.UniversalClient { return redis.NewClient(o) }}
+		func(o *redis.Options) redis.UniversalClient { return redis.NewClient(o) }, nil}
 	// One TLS config for the sentinels and the data nodes, as go-redis uses
 	// it for both.
 	sentinelMode = clientMode[redis.FailoverOptions]{parseSentinelURL,
 		func(o *redis.FailoverOptions) (*bool, *int, **tls.Config) {
 			return &o.ContextTimeoutEnabled, &o.MaxRetries, &o.TLSConfig
 		},
-		func(o *redis.FailoverOptions) redis.UniversalClient { return redis.NewFailoverClient(o) }}
+		func(o *redis.FailoverOptions) redis.UniversalClient { return redis.NewFailoverClient(o) },
+		func(o *redis.FailoverOptions) string {
+			return firstSet(flag{"replica_only", o.ReplicaOnly}, flag{"use_disconnected_replicas", o.UseDisconnectedReplicas},
+				flag{"route_by_latency", o.RouteByLatency}, flag{"route_randomly", o.RouteRandomly})
+		}}
 	clusterMode = clientMode[redis.ClusterOptions]{redis.ParseClusterURL,
 		func(o *redis.ClusterOptions) (*bool, *int, **tls.Config) {
 			return &o.ContextTimeoutEnabled, &o.MaxRetries, &o.TLSConfig
 		},
-		func(o *redis.ClusterOptions) redis.UniversalClient { return redis.NewClusterClient(o) }}
+		func(o *redis.ClusterOptions) redis.UniversalClient { return redis.NewClusterClient(o) },
+		func(o *redis.ClusterOptions) string {
+			return firstSet(flag{"read_only", o.ReadOnly}, flag{"route_by_latency", o.RouteByLatency}, flag{"route_randomly", o.RouteRandomly})
+		}}
 )
+
+// flag is a boolean URL option as parsed.
+type flag struct {
+	name string
+	set  bool
+}
+
+// firstSet is the name of the first flag set, or "".
+func firstSet(flags ...flag) string {
+	for _, f := range flags {
+		if f.set {
+			return f.name
+		}
+	}
+	return ""
+}
 
 // build parses the URL, applies the rules every mode shares and makes the
 // client; it returns the options too (the sentinel watcher reuses them).
@@ -174,6 +214,13 @@ func (m clientMode[O]) build(plain string, rules clientRules) (redis.UniversalCl
 	opt, err := m.parse(plain)
 	if err != nil {
 		return nil, nil, urlError(err)
+	}
+	// A replica may lag its master: a used token it has not seen yet
+	// claims again, and a reload misses revocations it lacks.
+	if m.replicaReads != nil {
+		if name := m.replicaReads(opt); name != "" {
+			return nil, nil, fmt.Errorf("redis url: %s is not supported: the store reads and writes on the master only (a replica may lag it)", name)
+		}
 	}
 	rules.apply(m.fields(opt))
 	return m.client(opt), opt, nil
@@ -265,7 +312,7 @@ func RedactURL(raw string) string {
 	if err != nil || (u.User == nil && strings.Contains(raw, "@")) {
 		// An '@' outside the userinfo: a password with an unescaped '/',
 		// '?' or '#' ends the authority early.
-		return "(unparsable url)"
+		return unparsableURL
 	}
 	if u.Fragment != "" { // a '#' in a password left unescaped
 		u.Fragment, u.RawFragment = "xxxxx", ""

@@ -84,3 +84,50 @@ func TestRedisURLStrayPercentHidden(t *testing.T) {
 		t.Fatalf("error %v shows part of the password", err)
 	}
 }
+
+// TestRedisURLRefusesReplicaReads: options that send reads to replicas
+// are refused. A replica may lag its master: a reload's GET of a key the
+// master's SCAN listed answers nil there, and the revocation is skipped as
+// if it had expired; with replica_only every claim fails READONLY.
+func TestRedisURLRefusesReplicaReads(t *testing.T) {
+	for _, c := range []struct{ raw, name string }{
+		{"redis+cluster://h:7000?read_only=true", "read_only"},
+		{"redis+cluster://h:7000?route_by_latency=true", "route_by_latency"},
+		{"redis+cluster://h:7000?route_randomly=true", "route_randomly"},
+		{"redis+sentinel://h:26379?master_name=m&replica_only=true", "replica_only"},
+		{"redis+sentinel://h:26379?master_name=m&route_by_latency=true", "route_by_latency"},
+		{"redis+sentinel://h:26379?master_name=m&use_disconnected_replicas=true", "use_disconnected_replicas"},
+	} {
+		err := CheckURL(c.raw, nil)
+		if err == nil || !strings.Contains(err.Error(), c.name+" is not supported") {
+			t.Errorf("%s: %v, want %s refused", c.raw, err, c.name)
+		}
+	}
+	for _, raw := range []string{"redis+cluster://h:7000?read_only=false", "redis+sentinel://h:26379?master_name=m"} {
+		if err := CheckURL(raw, nil); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}
+
+// SameServer: URLs that differ in their passwords only name the same
+// Redis; any other difference (host, database, user, options) does not.
+func TestSameServer(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		same bool
+	}{
+		{"redis://:old@h:6379/0", "redis://:new@h:6379/0", true},
+		{"redis://app:old@h:6379/0", "redis://app:new@h:6379/0", true},
+		{"redis+sentinel://h:26379?master_name=m&password=old", "redis+sentinel://h:26379?master_name=m&password=new", true},
+		{"redis://:pw@h:6379/0", "redis://:pw@h:6379/1", false},
+		{"redis://:pw@h:6379/0", "redis://:pw@g:6379/0", false},
+		{"redis://app:pw@h:6379/0", "redis://ops:pw@h:6379/0", false},
+		{"redis+sentinel://h:26379?master_name=m", "redis+sentinel://h:26379?master_name=n", false},
+		{"redis://:a/b@h:6379", "redis://:c/d@h:6379", false}, // unparsable: never matched by their redaction
+	} {
+		if got := SameServer(c.a, c.b); got != c.same {
+			t.Errorf("SameServer(%q, %q) = %v, want %v", c.a, c.b, got, c.same)
+		}
+	}
+}
