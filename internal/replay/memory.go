@@ -197,8 +197,8 @@ func (m *Memory) Revoke(_ context.Context, sessionID string, until time.Time) er
 }
 
 // RevokeAll implements Revocations. The cutoff is now(); a later call for the
-// same (tenant, subject) moves the cutoff forward and keeps the later until,
-// so it covers everything the earlier one did.
+// same (tenant, subject) keeps the later cutoff and the later until, so it
+// covers everything the earlier one did, also after the clock went back.
 func (m *Memory) RevokeAll(_ context.Context, tenant, subject string, until time.Time) error {
 	now := m.now()
 	d := min(until.Sub(now), maxTTL)
@@ -208,10 +208,18 @@ func (m *Memory) RevokeAll(_ context.Context, tenant, subject string, until time
 	exp := addNanos(now.UnixNano(), d)
 	k := cutoffKey{tenant, subject}
 	m.updateCutoffs(func(t cutoffTable) bool {
-		if old, ok := t[k]; ok && old.until > exp && old.until > now.UnixNano() {
-			exp = old.until
+		at := now
+		if old, ok := t[k]; ok && old.until > now.UnixNano() {
+			// Never back: after the clock was stepped back (an NTP
+			// correction), an earlier instant would let sessions the live
+			// cutoff covers through again. The mirror keeps the later
+			// one too.
+			exp = max(exp, old.until)
+			if old.at.After(at) {
+				at = old.at
+			}
 		}
-		t[k] = cutoff{at: now, until: exp}
+		t[k] = cutoff{at: at, until: exp}
 		return true
 	})
 	return nil

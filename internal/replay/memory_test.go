@@ -264,3 +264,26 @@ func TestMemoryClaimAllocatesNothing(t *testing.T) {
 		t.Fatalf("Claim: %.2f allocations per call, want none", allocs)
 	}
 }
+
+// A clock stepped back (an NTP correction of a clock that ran ahead) must
+// not un-revoke: a second RevokeAll of the same user keeps the first
+// cutoff's later instant, as the Redis mirror and its script do.
+func TestMemoryRevokeAllNeverMovesCutoffBack(t *testing.T) {
+	m, clock := newFake(t)
+	ctx := context.Background()
+	s := replay.SessionRef{ID: "s1", Tenant: "acme", Subject: "jane", IssuedAt: clock.Now()}
+	clock.Advance(10 * time.Second)
+	if err := m.RevokeAll(ctx, "acme", "jane", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Revoked(s) {
+		t.Fatal("not revoked by the first cutoff")
+	}
+	clock.Advance(-20 * time.Second)
+	if err := m.RevokeAll(ctx, "acme", "jane", clock.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !m.Revoked(s) {
+		t.Fatal("a second RevokeAll after the clock went back moved the cutoff back: a session the first covered is accepted again")
+	}
+}
