@@ -121,7 +121,9 @@ func TestClusterResyncDuringMigration(t *testing.T) {
 	<-a.Synced()
 	ctx := context.Background()
 	iat := time.Now().Add(-time.Minute)
-	moved := replay.SessionRef{ID: "sid-moved", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	// Braces: the revocation key and the jti key below share a hash tag,
+	// so one migrating slot holds both.
+	moved := replay.SessionRef{ID: "{migrating}", Tenant: "acme", Subject: "jane", IssuedAt: iat}
 	stays := replay.SessionRef{ID: "sid-stays", Tenant: "acme", Subject: "jane", IssuedAt: iat}
 	for _, s := range []replay.SessionRef{moved, stays} {
 		if err := a.Revoke(ctx, s.ID, time.Now().Add(time.Hour)); err != nil {
@@ -249,6 +251,62 @@ func TestClusterWithREADMEACLUser(t *testing.T) {
 	waitRevoked(t, r, s, time.Second)
 	if events.has(replay.EventPolicyUnknown) || events.has(replay.EventResyncIncomplete) || events.has(replay.EventSubscriptionStale) {
 		t.Fatalf("the ACL line lacks a command:\n%s", events)
+	}
+}
+
+// The README's ACL line is enough while a slot migrates (asking): a fresh
+// claim in the migrating slot succeeds, and an instance started during the
+// migration loads a revocation key already moved to the importing node.
+// Without +asking, the claim was 503 (NOPERM on ASKING) and that instance
+// accepted the revoked session until the migration ended.
+func TestClusterMigrationWithREADMEACLUser(t *testing.T) {
+	c := replaytest.StartCluster(t, replaytest.ClusterOptions{})
+	line := readmeACLLine(t)
+	ctx := context.Background()
+	for _, n := range c.Nodes {
+		if err := rawClient(t, n).Do(ctx, line...).Err(); err != nil {
+			t.Fatalf("%s: the README's ACL line: %v", n, err)
+		}
+	}
+	url := strings.Replace(c.URL(), "redis+cluster://", "redis+cluster://embedgate:acl-test-pw@", 1)
+	const prefix = "embedgate:" // the ACL line's key pattern
+	a := newRedis(t, replay.RedisConfig{URL: url, KeyPrefix: prefix})
+	<-a.Synced()
+	// Braces: the revocation key and the jti key below share a hash tag,
+	// so one migrating slot holds both.
+	moved := replay.SessionRef{ID: "{migrating}", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}
+	if err := a.Revoke(ctx, moved.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	key := prefix + "rev:sid:" + moved.ID
+	slot := int(c.Client().ClusterKeySlot(ctx, key).Val())
+	var to *replaytest.RedisServer
+	for _, n := range c.Nodes {
+		if n != c.Owner(slot) {
+			to = n
+			break
+		}
+	}
+	m := c.StartMigration(slot, to)
+	defer m.Finish()
+	m.Move(key)
+	// A fresh jti in that slot: not on the old owner, so -ASK.
+	jti := "{migrating}-fresh"
+	if got := c.Client().ClusterKeySlot(ctx, prefix+"jti:acme:"+jti).Val(); int(got) != slot {
+		t.Fatalf("the jti key hashes to slot %d, not %d", got, slot)
+	}
+	if err := a.Claim(ctx, "acme", jti, time.Minute); err != nil {
+		t.Fatalf("a fresh claim in a migrating slot, as the README's ACL user: %v", err)
+	}
+	events := newEventLog()
+	late := newRedis(t, replay.RedisConfig{URL: url, KeyPrefix: prefix, Report: events.report})
+	select {
+	case <-late.Synced():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("an instance started during the migration did not load, as the README's ACL user:\n%s", events)
+	}
+	if events.has(replay.EventResyncIncomplete) || !late.Revoked(moved) {
+		t.Fatalf("an instance started during the migration accepts a session revoked before it:\n%s", events)
 	}
 }
 
