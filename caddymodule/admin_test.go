@@ -142,21 +142,29 @@ func serveTenants(t *testing.T, h *Handler, ids ...string) {
 	trackTenants(h)
 }
 
-// A mistyped tenant during an incident must not look like success: it is
-// 404 unknown_tenant, and nothing is revoked.
-func TestAdminRevokeUnknownTenant(t *testing.T) {
+// serveMemoryStore runs a handler with a memory store serving the given
+// tenants, as the admin API sees it, until t ends; it returns the store.
+func serveMemoryStore(t *testing.T, tenants ...string) replay.Revocations {
+	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
+	t.Cleanup(cancel)
 	h := &Handler{SessionTTL: caddy.Duration(time.Hour)}
 	_, rev, err := h.provisionStore(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveTenants(t, h, "acme")
-	defer func() { _ = h.Cleanup() }()
+	serveTenants(t, h, tenants...)
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return rev
+}
+
+// A mistyped tenant during an incident must not look like success: it is
+// 404 unknown_tenant, and nothing is revoked.
+func TestAdminRevokeUnknownTenant(t *testing.T) {
+	rev := serveMemoryStore(t, "acme")
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest("POST", "/embed_session/revoke", strings.NewReader(`{"tenant":"nope"}`))
-	err = new(AdminRevoke).handleRevoke(w, r)
+	err := new(AdminRevoke).handleRevoke(w, r)
 	ae, ok := err.(caddy.APIError)
 	if !ok || ae.HTTPStatus != http.StatusNotFound || ae.Message != "unknown_tenant" {
 		t.Fatalf("unknown tenant: %#v, want 404 unknown_tenant", err)
@@ -171,15 +179,7 @@ func TestAdminRevokeUnknownTenant(t *testing.T) {
 // whatever the pool's (random) order, and the 503 names what failed and
 // what holds the revocation.
 func TestAdminRevokeTriesEveryStore(t *testing.T) {
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &Handler{SessionTTL: caddy.Duration(time.Hour)}
-	_, rev, err := h.provisionStore(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveTenants(t, h, "acme")
-	defer func() { _ = h.Cleanup() }()
+	rev := serveMemoryStore(t, "acme")
 	const downKey = "test:store-down"
 	if _, _, err := statePool.LoadOrNew(downKey, func() (caddy.Destructor, error) { return unreachableStore{}, nil }); err != nil {
 		t.Fatal(err)

@@ -141,15 +141,7 @@ func TestAdminRevokeMemory(t *testing.T) {
 	if _, err := postRevoke(t, "POST", `{"tenant":"acme"}`); apiStatus(err) != http.StatusConflict {
 		t.Fatalf("no handler running: %v, want 409", err)
 	}
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	defer cancel()
-	h := &Handler{SessionTTL: caddy.Duration(time.Hour)}
-	_, rev, err := h.provisionStore(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveTenants(t, h, "acme", "globex")
-	defer func() { _ = h.Cleanup() }()
+	rev := serveMemoryStore(t, "acme", "globex")
 	before := time.Now().Add(-time.Second)
 	jane := replay.SessionRef{ID: "s1", Tenant: "acme", Subject: "jane", IssuedAt: before}
 	bob := replay.SessionRef{ID: "s2", Tenant: "acme", Subject: "bob", IssuedAt: before}

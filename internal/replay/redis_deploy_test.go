@@ -121,9 +121,7 @@ func TestClusterResyncDuringMigration(t *testing.T) {
 	<-a.Synced()
 	ctx := context.Background()
 	iat := time.Now().Add(-time.Minute)
-	// Braces: the revocation key and the jti key below share a hash tag,
-	// so one migrating slot holds both.
-	moved := replay.SessionRef{ID: "{migrating}", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	moved := replay.SessionRef{ID: "sid-moved", Tenant: "acme", Subject: "jane", IssuedAt: iat}
 	stays := replay.SessionRef{ID: "sid-stays", Tenant: "acme", Subject: "jane", IssuedAt: iat}
 	for _, s := range []replay.SessionRef{moved, stays} {
 		if err := a.Revoke(ctx, s.ID, time.Now().Add(time.Hour)); err != nil {
@@ -131,15 +129,7 @@ func TestClusterResyncDuringMigration(t *testing.T) {
 		}
 	}
 	key := prefix + "rev:sid:" + moved.ID
-	slot := int(c.Client().ClusterKeySlot(ctx, key).Val())
-	var to *replaytest.RedisServer
-	for _, n := range c.Nodes {
-		if n != c.Owner(slot) {
-			to = n
-			break
-		}
-	}
-	m := c.StartMigration(slot, to)
+	_, m := migrateSlotOf(t, c, key)
 	m.Move(key)
 
 	events := newEventLog()
@@ -279,15 +269,7 @@ func TestClusterMigrationWithREADMEACLUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := prefix + "rev:sid:" + moved.ID
-	slot := int(c.Client().ClusterKeySlot(ctx, key).Val())
-	var to *replaytest.RedisServer
-	for _, n := range c.Nodes {
-		if n != c.Owner(slot) {
-			to = n
-			break
-		}
-	}
-	m := c.StartMigration(slot, to)
+	slot, m := migrateSlotOf(t, c, key)
 	defer m.Finish()
 	m.Move(key)
 	// A fresh jti in that slot: not on the old owner, so -ASK.
@@ -308,6 +290,19 @@ func TestClusterMigrationWithREADMEACLUser(t *testing.T) {
 	if events.has(replay.EventResyncIncomplete) || !late.Revoked(moved) {
 		t.Fatalf("an instance started during the migration accepts a session revoked before it:\n%s", events)
 	}
+}
+
+// migrateSlotOf starts migrating the slot of key to another master.
+func migrateSlotOf(t *testing.T, c *replaytest.Cluster, key string) (int, *replaytest.Migration) {
+	t.Helper()
+	slot := int(c.Client().ClusterKeySlot(context.Background(), key).Val())
+	for _, n := range c.Nodes {
+		if n != c.Owner(slot) {
+			return slot, c.StartMigration(slot, n)
+		}
+	}
+	t.Fatal("a cluster of one master")
+	return 0, nil
 }
 
 // readmeACLLine is the README's ACL SETUSER line for the embedgate user,
