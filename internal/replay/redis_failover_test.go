@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -287,5 +289,70 @@ func TestRedisReloadClosesRelayedGap(t *testing.T) {
 	}
 	if ev.Entries != 1 {
 		t.Fatalf("EventGapClosed with %d entries, want 1 (the relayed sign-out arrived by announcement)\nevents:\n%s", ev.Entries, events)
+	}
+}
+
+// TestRedisOwnRevocationsAreNoGap: this instance's own sign-outs are
+// never reported as lost announcements. It skips its own echo, and used to
+// write its mirror only after the write's reply (and the WAIT of replicas),
+// so a periodic reload that read the key in between counted it as a gap.
+// With replicas 1 and no replica, every WAIT lasts a third of the timeout.
+func TestRedisOwnRevocationsAreNoGap(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	events := newEventLog()
+	r := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: uniquePrefix(), Report: events.report,
+		Replicas: 1, Timeout: 1500 * time.Millisecond, ReloadEvery: time.Second})
+	<-r.Synced()
+	ctx := context.Background()
+	// Four at a time: some sign-out is always waiting on its WAIT when a
+	// reload reads the keys.
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i, end := 0, time.Now().Add(4*time.Second); time.Now().Before(end); i++ {
+				// No replica acknowledges: store_unavailable, applied all the same.
+				_ = r.Revoke(ctx, "own-"+strconv.Itoa(g)+"-"+strconv.Itoa(i), time.Now().Add(time.Hour))
+			}
+		})
+	}
+	wg.Wait()
+	// A key written behind the store's back is a real gap: the first one
+	// reported, and alone.
+	if err := rawClient(t, srv).Set(ctx, r.KeyPrefix()+"rev:sid:silent", `{"sid":"silent"}`, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	ev := events.waitFor(t, replay.EventGapClosed, 5*time.Second)
+	if ev.Entries != 1 || events.count(replay.EventGapClosed) != 1 {
+		t.Fatalf("this instance's own sign-outs were reported as lost announcements:\n%s", events)
+	}
+}
+
+// TestRedisClusterGapCounting: on a Cluster, revocations announced from
+// every master are no gap; keys written with no announcement, on several
+// masters, are each counted once (the two passes and the concurrent node
+// scans share the reload's gap set).
+func TestRedisClusterGapCounting(t *testing.T) {
+	c := replaytest.StartCluster(t, replaytest.ClusterOptions{})
+	prefix := uniquePrefix()
+	events := newEventLog()
+	a := newRedis(t, replay.RedisConfig{URL: c.URL(), KeyPrefix: prefix, Report: events.report, ReloadEvery: time.Second})
+	b := newRedis(t, replay.RedisConfig{URL: c.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	<-b.Synced()
+	ctx := context.Background()
+	for i := range 60 { // spread over the three masters
+		if err := b.Revoke(ctx, "announced-"+strconv.Itoa(i), time.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		key := prefix + "rev:sid:silent-" + strconv.Itoa(i)
+		if err := c.Client().Set(ctx, key, `{"sid":"silent-`+strconv.Itoa(i)+`"}`, time.Hour).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := events.waitFor(t, replay.EventGapClosed, 8*time.Second)
+	if ev.Entries != 20 {
+		t.Fatalf("EventGapClosed with %d entries, want the 20 written without an announcement\n%s", ev.Entries, events)
 	}
 }

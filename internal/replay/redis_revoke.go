@@ -69,6 +69,12 @@ func (r *Redis) revoke(ctx context.Context, key string, e revEntry, until time.T
 	// only here, the revocation would miss every other instance.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
 	defer cancel()
+	// Applied here first: a periodic reload must never find the key in
+	// Redis before this instance's own mirror has it (that would be
+	// reported as a lost announcement, EventGapClosed).
+	if d := ttlMillis(until.Sub(r.now())); d > 0 {
+		r.apply(e, d)
+	}
 	ttl, err := r.writeRevocation(ctx, key, e, until)
 	if ttl <= 0 && err != nil {
 		// Not known to be stored (a lost reply, Redis down): applied here

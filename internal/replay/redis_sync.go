@@ -128,6 +128,12 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 	if rewrite {
 		p.fastUntil = time.Now().Add(fastFor)
 	}
+	// A periodic reload in progress ends with this subscription.
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	defer func() {
+		stopReload()
+		p.reload.wait()
+	}()
 	var lastResync, rewriteAgain time.Time
 	incomplete, retryAfter := false, healthInterval
 	for {
@@ -164,7 +170,7 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 				p.pinged = time.Time{}
 			}
 		}
-		if synced && !incomplete && !r.reloadIfDue(ctx, &p.reload) {
+		if synced && !incomplete && !r.reloadStep(reloadCtx, &p.reload) {
 			incomplete, lastResync, retryAfter = true, time.Now(), healthInterval
 		}
 		if incomplete && time.Since(lastResync) >= retryAfter {
