@@ -123,6 +123,12 @@ func (g *Gateway) serveTokenAPI(w http.ResponseWriter, r *http.Request, rq *requ
 		g.apiRefuse(w, r, rq.hostTenant, "", refusalFor(reason.BrowserRequest, "the token API is for servers: call it from your backend, never from a browser"))
 		return
 	}
+	// Whatever the body's encoding: a credential in the URL is a mistake
+	// to show at once (the URL is logged on the way, by proxies too).
+	if credentialInURL(r.URL.RawQuery) {
+		g.apiRefuse(w, r, rq.hostTenant, "", badField("", "subject_token and actor_token go in the body, never in the URL (URLs are logged)"))
+		return
+	}
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == formContentType {
 		g.serveTokenExchange(w, r, rq) // RFC 8693 token exchange: tokenexchange.go
 		return

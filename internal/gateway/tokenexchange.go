@@ -162,9 +162,6 @@ func credentialInURL(raw string) bool {
 func readExchangeForm(w http.ResponseWriter, r *http.Request) (url.Values, *exchangeRefusal) {
 	tooLarge := &exchangeRefusal{status: http.StatusRequestEntityTooLarge, code: codeInvalidRequest, why: reason.BadRequest,
 		detail: fmt.Sprintf("the body is over %d bytes", maxTokenAPIBody)}
-	if credentialInURL(r.URL.RawQuery) {
-		return nil, badExchange(codeInvalidRequest, reason.BadRequest, "subject_token and actor_token go in the body, never in the URL (URLs are logged)")
-	}
 	if r.ContentLength > maxTokenAPIBody {
 		return nil, tooLarge
 	}

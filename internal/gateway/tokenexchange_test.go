@@ -327,8 +327,8 @@ func TestTokenExchangeLifetime(t *testing.T) {
 // audited and counted, and issues nothing.
 // An IdP's access token sent in the URL by mistake
 // (POST /.embed/token?subject_token=...) would land in the access log: the
-// request is kept out of it and refused, even with a valid body, so that
-// the mistake shows at once.
+// request is kept out of it and refused, even with a valid body and in
+// either encoding, so that the mistake shows at once.
 func TestTokenExchangeCredentialInURL(t *testing.T) {
 	for _, param := range []string{"subject_token", "actor_token", "subject%5Ftoken"} {
 		e := newTxEnv(t)
@@ -347,7 +347,16 @@ func TestTokenExchangeCredentialInURL(t *testing.T) {
 			t.Errorf("?%s=: kept out of the access log %d times, want once", param, e.inURL)
 		}
 	}
+	// The JSON token API too: a valid key and body still mint nothing.
 	e := newTxEnv(t)
+	r := httptest.NewRequest(http.MethodPost, "https://portal.gate.test/.embed/token?subject_token=x", strings.NewReader(`{"sub":"jane"}`))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Authorization", "Bearer "+txKey)
+	w := httptest.NewRecorder()
+	if err := e.gw.ServeHTTP(w, r, nil); err != nil || w.Code != http.StatusBadRequest || e.inURL != 1 {
+		t.Fatalf("JSON token API with ?subject_token=: %d %s (log skips %d), want 400, kept out of the log", w.Code, w.Body, e.inURL)
+	}
+	e = newTxEnv(t)
 	if w := e.post(txKey, "", exchangeForm(accessToken(t))); w.Code != http.StatusOK || e.inURL != 0 {
 		t.Fatalf("a body-only exchange: %d, log skips %d", w.Code, e.inURL)
 	}
