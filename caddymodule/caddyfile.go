@@ -72,6 +72,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			key_prefix <prefix>             # default "embedgate:"
 //			timeout <duration>              # per command, default 150ms
 //			replicas <n>                    # wait for n replica acks per write, default 0
+//			reload_interval <duration>      # full reload of revocations, default 1m, 10s to 1h
 //			tls { ca|cert|key|server_name <value> }  # for rediss:// urls
 //		}
 //	}
@@ -319,6 +320,7 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 //		key_prefix <prefix>     # default embedgate:
 //		timeout <duration>      # per command, default 150ms
 //		replicas <n>            # wait for n replicas per write, default 0
+//		reload_interval <dur>   # full reload of revocations, default 1m
 //		tls {                   # for rediss:// urls
 //			ca <pem-file>
 //			cert <pem-file>
@@ -348,7 +350,7 @@ func parseStore(d *caddyfile.Dispenser) (*StoreConfig, error) {
 		err := block{
 			where: "store redis: ",
 			str:   map[string]*string{"key_prefix": &sc.KeyPrefix},
-			dur:   map[string]*caddy.Duration{"timeout": &sc.Timeout},
+			dur:   map[string]*caddy.Duration{"timeout": &sc.Timeout, "reload_interval": &sc.ReloadInterval},
 			more: map[string]func(*caddyfile.Dispenser) error{
 				"replicas": set(&sc.Replicas, parseReplicas),
 				"tls": func(d *caddyfile.Dispenser) error {

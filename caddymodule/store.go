@@ -22,6 +22,11 @@ const (
 	// maxRedisTimeout: the exchange gives the store 5s in all; a longer
 	// per-command timeout would never apply.
 	maxRedisTimeout = 5 * time.Second
+	// reload_interval's bounds: each reload SCANs the whole database, so
+	// not more often than every 10s; a gap it closes is open that long,
+	// so not less often than hourly.
+	minReloadInterval = 10 * time.Second
+	maxReloadInterval = time.Hour
 )
 
 // StoreConfig selects where single-use token ids and revocations live.
@@ -55,6 +60,12 @@ type StoreConfig struct {
 	// closed with 503 store_unavailable. 0 to 16. Default: 0, no waiting
 	// (Redis replication is asynchronous).
 	Replicas int `json:"replicas,omitempty"`
+
+	// ReloadInterval is how often each instance reloads every revocation
+	// from Redis beside the pub/sub subscription, which closes gaps no
+	// health check sees (an instance that missed a master switch). Each
+	// reload SCANs the whole database. 10s to 1h. Default: 1m.
+	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
 
 	// TLS configures TLS to Redis, for rediss:// (rediss+sentinel://,
 	// rediss+cluster://) URLs: the same settings for a single server, the
@@ -183,8 +194,8 @@ func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 	}
 	switch cfg.Type {
 	case "", "memory":
-		if cfg.URL != "" || cfg.KeyPrefix != "" || cfg.Timeout != 0 || cfg.Replicas != 0 || cfg.TLS != nil {
-			return "", nil, fmt.Errorf("store memory: url, key_prefix, timeout, replicas and tls apply to store redis only")
+		if cfg.URL != "" || cfg.KeyPrefix != "" || cfg.Timeout != 0 || cfg.Replicas != 0 || cfg.ReloadInterval != 0 || cfg.TLS != nil {
+			return "", nil, fmt.Errorf("store memory: url, key_prefix, timeout, replicas, reload_interval and tls apply to store redis only")
 		}
 		return "memory", nil, nil
 	case "redis":
@@ -201,7 +212,8 @@ func (h *Handler) storePlan() (string, *replay.RedisConfig, error) {
 		if err := replay.CheckURL(rc.URL, rc.TLS); err != nil {
 			return "", nil, fmt.Errorf("store redis: %w", err)
 		}
-		key := strings.Join([]string{"redis", rc.URL, rc.KeyPrefix, rc.Timeout.String(), strconv.Itoa(rc.Replicas), tlsDigest}, "\x00")
+		key := strings.Join([]string{"redis", rc.URL, rc.KeyPrefix, rc.Timeout.String(), strconv.Itoa(rc.Replicas),
+			rc.ReloadEvery.String(), tlsDigest}, "\x00")
 		return key, &rc, nil
 	}
 	return "", nil, fmt.Errorf("store: unknown type %q (want memory or redis)", cfg.Type)
@@ -261,7 +273,14 @@ func redisConfig(cfg StoreConfig) (replay.RedisConfig, error) {
 	if err := replay.CheckReplicas(cfg.Replicas); err != nil {
 		return replay.RedisConfig{}, fmt.Errorf("store redis: %w", err)
 	}
-	return replay.RedisConfig{URL: url, KeyPrefix: prefix, Timeout: timeout, Replicas: cfg.Replicas}, nil
+	reload := time.Duration(cfg.ReloadInterval)
+	if reload == 0 {
+		reload = replay.DefaultRedisReloadEvery
+	}
+	if reload < minReloadInterval || reload > maxReloadInterval {
+		return replay.RedisConfig{}, fmt.Errorf("store redis: reload_interval %s: %s to %s", reload, minReloadInterval, maxReloadInterval)
+	}
+	return replay.RedisConfig{URL: url, KeyPrefix: prefix, Timeout: timeout, Replicas: cfg.Replicas, ReloadEvery: reload}, nil
 }
 
 // activeStores returns the stores of every running embed_session handler,

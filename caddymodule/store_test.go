@@ -77,7 +77,8 @@ func TestRedisConfigChecks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc.URL != "redis://:hunter2@127.0.0.1:6379/1" || rc.KeyPrefix != "embedgate:" || rc.Timeout != 150*time.Millisecond {
+	if rc.URL != "redis://:hunter2@127.0.0.1:6379/1" || rc.KeyPrefix != "embedgate:" || rc.Timeout != 150*time.Millisecond ||
+		rc.ReloadEvery != time.Minute {
 		t.Fatalf("resolved config: %+v", rc)
 	}
 	for _, c := range []struct {
@@ -89,6 +90,11 @@ func TestRedisConfigChecks(t *testing.T) {
 		{StoreConfig{Type: "redis", URL: "redis://h", KeyPrefix: "has space"}, "key_prefix"},
 		{StoreConfig{Type: "redis", URL: "redis://h", Timeout: caddy.Duration(10 * time.Second)}, "at most 5s"},
 		{StoreConfig{Type: "redis", URL: "redis://h", Timeout: caddy.Duration(-time.Second)}, "must be positive"},
+		// Each reload SCANs the whole database: not a SCAN storm, and a
+		// gap it closes is not open for hours.
+		{StoreConfig{Type: "redis", URL: "redis://h", ReloadInterval: caddy.Duration(time.Second)}, "reload_interval 1s: 10s to 1h0m0s"},
+		{StoreConfig{Type: "redis", URL: "redis://h", ReloadInterval: caddy.Duration(2 * time.Hour)}, "reload_interval 2h0m0s: 10s to 1h0m0s"},
+		{StoreConfig{Type: "redis", URL: "redis://h", ReloadInterval: caddy.Duration(-time.Minute)}, "reload_interval -1m0s"},
 	} {
 		if _, err := redisConfig(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
