@@ -191,16 +191,25 @@ type countingKeys struct {
 func (c *countingKeys) Ring() (*assertion.Ring, error) { c.n.Add(1); return c.ring, nil }
 
 // TestIssuerOneSignaturePerOrigin: spellings of one origin (case, an
-// explicit default port, a Host port the origin does not take) reuse one
+// explicit default port, a Host port the origin does not take, a trailing
+// dot) reuse one
 // assertion, so a session holder cannot make every request sign; another
 // listener port is another origin and is signed again.
 func TestIssuerOneSignaturePerOrigin(t *testing.T) {
-	keys := &countingKeys{ring: ring(t, assertion.Key{Signer: newEC(t), KID: "k1"})}
+	ec := newEC(t)
+	keys := &countingKeys{ring: ring(t, assertion.Key{Signer: ec, KID: "k1"})}
 	i := newIssuer(t, assertion.Config{Keys: keys, Now: func() time.Time { return t0 }})
-	hosts := []string{"portal.test", "PORTAL.test", "portal.test:443", "portal.test:8443"}
+	// The trailing dot too: the session's host binding drops it, and a
+	// session holder alternating spellings made every request sign again
+	// (and had the gateway vouch for "https://portal.test.").
+	hosts := []string{"portal.test", "PORTAL.test", "portal.test:443", "portal.test:8443", "portal.test."}
 	for n := range 40 {
-		if _, err := i.For(arrivedOn(request(hosts[n%len(hosts)]), 443), sess("s1"), nil); err != nil {
+		tok, err := i.For(arrivedOn(request(hosts[n%len(hosts)]), 443), sess("s1"), nil)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if c := verify(t, tok, &ec.PublicKey); c["iss"] != "https://portal.test" {
+			t.Fatalf("Host %q: iss %v, want https://portal.test", hosts[n%len(hosts)], c["iss"])
 		}
 	}
 	if got := keys.n.Load(); got != 1 {

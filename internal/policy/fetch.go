@@ -30,7 +30,9 @@ func SelfOrigin(r *http.Request) string {
 // Without a listener port (a Unix socket) the origin has none.
 func ServedOrigin(r *http.Request) string {
 	scheme, defPort := schemeOf(r)
-	origin := scheme + strings.ToLower(hostName(requestHost(r)))
+	// A fully qualified name's trailing dot is dropped, as the session's
+	// host binding (tenant.HostOf) drops it: one host, one origin.
+	origin := scheme + strings.TrimSuffix(strings.ToLower(hostName(requestHost(r))), ".")
 	if p := LocalPort(r); p != 0 {
 		if port := ":" + strconv.Itoa(p); port != defPort {
 			origin += port
