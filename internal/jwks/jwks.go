@@ -23,10 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/embedgate/embedgate/internal/policy"
@@ -91,19 +93,66 @@ type Event struct {
 }
 
 // NewClient is the default client: no redirects (the configured URL is the
-// only one fetched), proxies from the environment, DefaultTimeout overall.
+// only one fetched), DefaultTimeout overall. https goes through the
+// environment's proxy; http, which a key-set URL may only use for
+// loopback (policy.SecureURL), never does, and connects to loopback
+// addresses only: a proxy, or a DNS answer for a *.localhost name, would
+// otherwise carry a key set in cleartext, free to forge.
 func NewClient() *http.Client {
-	var tr http.RoundTripper = &http.Transport{Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: DefaultTimeout}
-	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
-		tr = dt.Clone()
-	}
 	return &http.Client{
-		Transport: tr,
+		Transport: byScheme{https: newTransport(http.ProxyFromEnvironment, nil), http: loopbackTransport()},
 		Timeout:   DefaultTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return errors.New("jwks: redirects are not followed; configure the final URL")
 		},
 	}
+}
+
+// byScheme sends https and http requests through their own transports.
+type byScheme struct{ https, http http.RoundTripper }
+
+func (b byScheme) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" {
+		return b.http.RoundTrip(r)
+	}
+	return b.https.RoundTrip(r)
+}
+
+// CloseIdleConnections is http.Client's, for both transports.
+func (b byScheme) CloseIdleConnections() {
+	for _, t := range []http.RoundTripper{b.https, b.http} {
+		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
+}
+
+// newTransport is Go's default transport with proxy and control.
+func newTransport(proxy func(*http.Request) (*url.URL, error), control func(network, address string, c syscall.RawConn) error) *http.Transport {
+	tr := &http.Transport{TLSHandshakeTimeout: DefaultTimeout}
+	if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		tr = dt.Clone()
+	}
+	tr.Proxy = proxy
+	if control != nil {
+		d := &net.Dialer{Timeout: DefaultTimeout, Control: control}
+		tr.DialContext = d.DialContext
+	}
+	return tr
+}
+
+// loopbackTransport is the transport of http requests: no proxy, and
+// connections to loopback addresses only.
+func loopbackTransport() *http.Transport { return newTransport(nil, loopbackOnly) }
+
+// loopbackOnly refuses a connection to any address but a loopback one; it
+// sees the address after name resolution.
+func loopbackOnly(_, address string, _ syscall.RawConn) error {
+	host, _, err := net.SplitHostPort(address)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("jwks: http only to loopback addresses, not %s", address)
+	}
+	return nil
 }
 
 // ErrClosed is Start's error on a closed Cache.
