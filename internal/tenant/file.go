@@ -92,7 +92,9 @@ type Watcher struct {
 	// touch brings the retry forward to a second after the last one and
 	// starts the backoff again. Every refusal is retried, even one only a
 	// new version can fix (a duplicate id): the watcher cannot tell them
-	// apart, and one rebuild a minute is cheap.
+	// apart, and one rebuild a minute is cheap. A touch of a version in
+	// force applies it again too, at most once a second: a key file it
+	// names may have been replaced in place (a key revoked).
 	Apply func(cfgs []Config) error
 	// Report is told of each distinct outcome (see FileEventKind): a file
 	// that cannot be read is reported once when that starts, not on every
@@ -115,6 +117,7 @@ type Watcher struct {
 	lastTry   time.Time     // when pending was last applied
 	touched   bool          // the file was touched since: the backoff starts again
 	refused   string        // the Apply error reported last for pending
+	lastApply time.Time     // when Apply last ran, for any version
 }
 
 // The backoff of a version Apply refused: a version that can never apply
@@ -179,7 +182,13 @@ func (w *Watcher) Check() {
 	if v.Sum == w.last {
 		w.size, w.modTime = fi.Size(), fi.ModTime()
 		w.readable()
-		if w.retrying {
+		if !w.retrying && err == nil {
+			// Touched, same content, in force: applied again (so the key
+			// files it names are read again: one replaced in place to
+			// revoke a key), a second after the last apply at the soonest.
+			w.retrying, w.pending, w.touched = true, cfgs, true
+			w.retryAt = w.lastApply.Add(firstRetry)
+		} else if w.retrying {
 			// Touched, same content: someone may just have added the key
 			// file it names, so retry soon rather than after the wait; not
 			// sooner than a second after the last try, however often it
@@ -209,6 +218,7 @@ func (w *Watcher) Check() {
 // A refusal keeps cfgs for a retry with backoff; a retry refused for the
 // reason already reported is not reported again.
 func (w *Watcher) apply(cfgs []Config, fresh bool) {
+	w.lastApply = w.now()
 	err := w.Apply(cfgs)
 	if err == nil {
 		w.stopRetrying()
