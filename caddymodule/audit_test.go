@@ -149,3 +149,18 @@ func TestTenantsFileReporterIgnoresUnload(t *testing.T) {
 		t.Fatalf("refusal: %d log lines %v, %v errors counted; want one line with retry_in, one count", logs.Len(), logs.All(), counterValue(t, refusals)-before)
 	}
 }
+
+// Session fixation from a sibling subdomain: without the __Host- prefix a
+// browser takes a Domain= cookie another subdomain set, so a cookie_name
+// without it is named in a warning at load (it still loads).
+func TestWarnCookieWithoutHostPrefix(t *testing.T) {
+	core, logs := zapobserver.New(zapcore.WarnLevel)
+	warnCookiePrefix(zap.New(core), "__Host-embed_session")
+	if logs.Len() != 0 {
+		t.Fatalf("warned for a __Host- name: %v", logs.All())
+	}
+	warnCookiePrefix(zap.New(core), "embed_session")
+	if all := logs.All(); len(all) != 1 || all[0].ContextMap()["cookie_name"] != "embed_session" || !strings.Contains(all[0].Message, "__Host-") {
+		t.Fatalf("warnings %v", all)
+	}
+}

@@ -180,6 +180,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if _, _, err := h.storePlan(); err != nil {
 		return err
 	}
+	warnCookiePrefix(h.logger, h.CookieName)
 	repl := caddy.NewReplacer()
 	if err := registerMetrics(ctx); err != nil {
 		return err
@@ -354,6 +355,17 @@ func resolvePath(s string) (string, error) {
 		return "", fmt.Errorf("path %q: %w; a path takes {env.*} placeholders only", s, err)
 	}
 	return out, nil
+}
+
+// warnCookiePrefix warns of a session cookie_name without the __Host-
+// prefix: a browser then takes the cookie from any sibling subdomain
+// (Domain=), which can plant its own valid session in the user's browser
+// (session fixation). It loads, for deployments that need another name.
+func warnCookiePrefix(logger *zap.Logger, name string) {
+	if !strings.HasPrefix(name, "__Host-") {
+		logger.Warn("cookie_name lacks the __Host- prefix: a sibling subdomain can then set the session cookie (session fixation); keep __Host- unless a browser or proxy needs another name",
+			zap.String("cookie_name", name))
+	}
 }
 
 // Validate checks the configuration without changing it.
