@@ -72,4 +72,3 @@ func TestTouchAppliesReplacedKeyFile(t *testing.T) {
 		t.Error("the key file was replaced, but the replaced (compromised) key still verifies acme's tokens")
 	}
 }
-
