@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"mime"
 	"net/http"
@@ -295,18 +296,16 @@ func readExchangeJSON(r io.Reader) (exchangeJSON, error) {
 		return body, nil
 	}
 	const want = `body: want {"token": "...", "tenant": "...", "parent_origin": "..."}`
-	if err := strictjson.CheckNames(raw, &body); err != nil {
+	switch err := strictjson.Decode(raw, &body, false); {
+	case err == nil:
+		return body, nil
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return body, reason.Errorf(reason.BadRequest, "body: one JSON object expected, and nothing after it")
+	case errors.As(err, new(*strictjson.NameError)):
 		return body, reason.Errorf(reason.BadRequest, "%s: %v", want, err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
+	default:
 		return body, reason.Errorf(reason.BadRequest, "%s: not a JSON object of strings", want)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return body, reason.Errorf(reason.BadRequest, "body: one JSON object expected, and nothing after it")
-	}
-	return body, nil
 }
 
 // readExchangeRequest reads the token from a bearer header, a JSON body or a

@@ -316,8 +316,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 	} else {
 		refused = g.boundary.Admit(r)
 	}
-	if err := refused; err != nil {
-		g.refuseAtBoundary(w, r, err)
+	if refused != nil {
+		g.refuseAtBoundary(w, r, refused)
 		return nil
 	}
 	req := g.newRequest(r)

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -219,29 +218,18 @@ func readTokenRequest(w http.ResponseWriter, r *http.Request) (*tokenRequest, *a
 		}
 		return nil, badField("", "unreadable body")
 	}
-	if ref := checkTokenRequestNames(body); ref != nil {
-		return nil, ref
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	dec.UseNumber()
 	var req tokenRequest
-	if err := dec.Decode(&req); err != nil {
+	switch err := strictjson.Decode(body, &req, true); {
+	case err == nil:
+		return &req, nil
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return nil, badField("", "data after the JSON object")
+	default:
+		if ne, ok := errors.AsType[*strictjson.NameError](err); ok {
+			return nil, badField(ne.Field(), "%s", ne.Problem)
+		}
 		return nil, decodeRefusal(err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, badField("", "data after the JSON object")
-	}
-	return &req, nil
-}
-
-// checkTokenRequestNames holds the body's member names to tokenRequest's,
-// exactly and each at most once (strictjson).
-func checkTokenRequestNames(body []byte) *apiRefusal {
-	if ne, ok := errors.AsType[*strictjson.NameError](strictjson.CheckNames(body, &tokenRequest{})); ok {
-		return badField(ne.Field(), "%s", ne.Problem)
-	}
-	return nil
 }
 
 // decodeRefusal names the field an encoding/json error is about.

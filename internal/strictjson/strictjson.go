@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"reflect"
 	"strings"
@@ -50,6 +51,32 @@ func CheckNames(data []byte, v any) error {
 	err := walk(dec, reflect.TypeOf(v), "")
 	if ne, ok := errors.AsType[*NameError](err); ok {
 		return ne
+	}
+	return nil
+}
+
+// ErrTrailingData is Decode's error for a body with more after its value.
+var ErrTrailingData = errors.New("data after the JSON value")
+
+// Decode decodes data into v as every body the gateway reads is decoded:
+// CheckNames, then encoding/json with unknown fields refused (and numbers
+// kept as json.Number when useNumber), then nothing may follow the value.
+// Its error is a *NameError, the decoder's own (io.EOF for no value at all)
+// or ErrTrailingData.
+func Decode(data []byte, v any, useNumber bool) error {
+	if err := CheckNames(data, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if useNumber {
+		dec.UseNumber()
+	}
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return ErrTrailingData
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package strictjson
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
 	"testing"
 	"time"
 )
@@ -57,5 +59,30 @@ func TestCheckNames(t *testing.T) {
 		if !ok || ne.Path != c.path || ne.Name != c.name || ne.Problem != c.problem {
 			t.Errorf("%s: %v, want %s %q %s", c.body, err, c.path, c.name, c.problem)
 		}
+	}
+}
+
+// Decode is the whole strict read: names (CheckNames), unknown fields,
+// and nothing after the value.
+func TestDecode(t *testing.T) {
+	type body struct {
+		Token string `json:"token"`
+		N     any    `json:"n"`
+	}
+	for in, want := range map[string]func(error) bool{
+		`{"token":"a","token":"b"}`: func(err error) bool { _, ok := errors.AsType[*NameError](err); return ok },
+		`{"TOKEN":"a"}`:             func(err error) bool { _, ok := errors.AsType[*NameError](err); return ok },
+		`{"token":"a"} {}`:          func(err error) bool { return errors.Is(err, ErrTrailingData) },
+		`{"token":1}`:               func(err error) bool { _, ok := errors.AsType[*json.UnmarshalTypeError](err); return ok },
+		``:                          func(err error) bool { return errors.Is(err, io.EOF) },
+	} {
+		var b body
+		if err := Decode([]byte(in), &b, false); !want(err) {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+	var b body
+	if err := Decode([]byte(`{"token":"a","n":12}`), &b, true); err != nil || b.Token != "a" || b.N != json.Number("12") {
+		t.Fatalf("%+v %v", b, err)
 	}
 }

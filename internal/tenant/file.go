@@ -1,10 +1,9 @@
 package tenant
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,16 +24,11 @@ func ParseFile(data []byte) ([]Config, error) {
 	}
 	// Names exactly as documented, each once: encoding/json would take
 	// "Frame_Ancestors" after "frame_ancestors" and keep the last.
-	if err := strictjson.CheckNames(data, &f); err != nil {
-		return nil, fmt.Errorf("tenants file: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("tenants file: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	switch err := strictjson.Decode(data, &f, false); {
+	case errors.Is(err, strictjson.ErrTrailingData):
 		return nil, fmt.Errorf("tenants file: trailing data after the JSON object")
+	case err != nil:
+		return nil, fmt.Errorf("tenants file: %w", err)
 	}
 	if f.Tenants == nil {
 		return nil, fmt.Errorf(`tenants file: missing "tenants" array`)
