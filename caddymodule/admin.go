@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -180,20 +179,15 @@ func readRevokeRequest(r *http.Request) (revokeRequest, error) {
 	if len(body) > maxRevokeBody {
 		return req, fmt.Errorf("body: over %d bytes", maxRevokeBody)
 	}
-	if err := strictjson.CheckNames(body, &req); err != nil {
-		return req, fmt.Errorf("%s: %w", want, err)
-	}
 	var given struct {
 		Tenant  string          `json:"tenant"`
 		Subject json.RawMessage `json:"subject"` // "null" when null, nil when absent
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&given); err != nil {
-		return req, fmt.Errorf("%s: %w", want, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	switch err := strictjson.Decode(body, &given, false); {
+	case errors.Is(err, strictjson.ErrTrailingData):
 		return req, errors.New("body: one JSON object expected, and nothing after it")
+	case err != nil:
+		return req, fmt.Errorf("%s: %w", want, err)
 	}
 	req.Tenant = given.Tenant
 	if given.Subject != nil {
