@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/embedgate/embedgate/internal/assertion"
 	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 // assertionStorageKey is where a generated assertion key is kept in Caddy's
@@ -151,7 +151,7 @@ func loadAssertionKeys(cfg []AssertionKey) (*assertion.Ring, error) {
 		if err != nil {
 			return nil, fmt.Errorf("assertion: key #%d: %w", i+1, err)
 		}
-		data, err := os.ReadFile(file)
+		data, err := trustfile.Read(file, trustfile.MaxKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("assertion: key #%d: %w", i+1, err)
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 func init() {
@@ -312,6 +313,9 @@ func resolveTenants(in []tenant.Config, repl *caddy.Replacer) ([]tenant.Config, 
 // else, since Caddy's own message quotes any {…} in the text, and a literal
 // secret may hold braces.
 func resolveSecret(repl *caddy.Replacer, s string) (string, error) {
+	if err := checkFilePlaceholders(s); err != nil {
+		return "", err
+	}
 	out, err := repl.ReplaceOrErr(s, true, true)
 	if err != nil {
 		return "", placeholderError(s, err)
@@ -332,6 +336,27 @@ func placeholderError(s string, err error) error {
 	}
 	return fmt.Errorf("resolving placeholder: the value holds a placeholder that is %s (a literal { is written \\{)", what)
 }
+
+// checkFilePlaceholders refuses s when a {file.*} placeholder in it names
+// a file other users may write (trustfile.Check): a secret or a key digest
+// read from there is anyone's. Caddy's replacer reads the file afterwards,
+// and reports a missing one as it always has.
+func checkFilePlaceholders(s string) error {
+	for _, m := range filePlaceholder.FindAllStringSubmatchIndex(s, -1) {
+		if m[0] > 0 && s[m[0]-1] == '\\' {
+			continue // an escaped \{file.x}: literal text
+		}
+		path := s[m[2]:m[3]]
+		if fi, err := os.Stat(path); err == nil {
+			if err := trustfile.Check(path, fi); err != nil {
+				return fmt.Errorf("resolving placeholder: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+var filePlaceholder = regexp.MustCompile(`\{file\.([^{}]+)\}`)
 
 // onePlaceholder is a value that is one {env.*} or {file.*} placeholder.
 var onePlaceholder = regexp.MustCompile(`^\{(env|file)\.[^{}]+\}$`)

@@ -1,12 +1,18 @@
 package caddymodule
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/embedgate/embedgate/internal/tenant"
+	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 // A secret's placeholder error never quotes the secret: Caddy's own message
@@ -58,5 +64,52 @@ func TestFilePathsNeverReadFiles(t *testing.T) {
 	_, _, err = redisTLS(&StoreTLS{CA: "{file." + pemFile + "}"}, "rediss://127.0.0.1:1")
 	if err == nil || strings.Contains(err.Error(), "secretsecret") || strings.Contains(err.Error(), "BEGIN") {
 		t.Fatalf("redis tls ca at a {file.*} path: %v, want an error without the file's contents", err)
+	}
+}
+
+// Attack: a file others may write, named where the gateway reads a secret
+// ({file.*} in a session key, an HS256 secret, a Redis URL), a key digest
+// (api_keys) or a key (assertion keys, Redis TLS files), lets any local
+// user put their own value in and mint sessions, tokens or assertions. Each
+// is refused with trustfile.ErrWritableByOthers, without the file's content.
+func TestTrustedFilesWritableByOthersRefused(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("mode bits say nothing on Windows")
+	}
+	const content = "secret-material-0123456789abcdef0123456789"
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(content+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	repl := caddy.NewReplacer()
+	if got, err := resolveSecret(repl, "{file."+path+"}"); err != nil || got != content {
+		t.Fatalf("a 0600 secret file: %q, %v", got, err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, trustfile.ErrWritableByOthers) || strings.Contains(err.Error(), content) {
+			t.Errorf("%s at mode 0666: %v; want ErrWritableByOthers, without the content", what, err)
+		}
+	}
+	_, err := resolveSecret(repl, "{file."+path+"}")
+	refused("a {file.*} secret", err)
+	_, err = resolveSecret(repl, "prefix-{file."+path+"}")
+	refused("a {file.*} inside a secret", err)
+	_, err = registryFromConfigs(context.Background(), []tenant.Config{{
+		ID: "acme", Keys: []tenant.SecretConfig{{Secret: strings.Repeat("s", 32)}},
+		APIKeys: []string{"{file." + path + "}"},
+	}}, repl, nil, nil)
+	refused("api_keys from {file.*}", err)
+	_, err = loadAssertionKeys([]AssertionKey{{File: path}})
+	refused("an assertion key file", err)
+	_, _, err = redisTLS(&StoreTLS{CA: path}, "rediss://127.0.0.1:1")
+	refused("a Redis TLS CA file", err)
+
+	// An escaped placeholder is literal text, and names no file.
+	if _, err := resolveSecret(repl, `0123456789abcdef0123456789\{file.`+path+`\}`); err != nil {
+		t.Fatalf("an escaped {file.*}: %v, want the literal accepted", err)
 	}
 }

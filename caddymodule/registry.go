@@ -53,6 +53,9 @@ func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Re
 		}
 		cfgs[i].APIKeys = append([]string(nil), cfgs[i].APIKeys...)
 		for j := range cfgs[i].APIKeys {
+			if err := checkFilePlaceholders(cfgs[i].APIKeys[j]); err != nil {
+				return nil, fmt.Errorf("tenant %q: api_keys #%d: %w", cfgs[i].ID, j+1, err)
+			}
 			cfgs[i].APIKeys[j] = repl.ReplaceKnown(cfgs[i].APIKeys[j], "")
 		}
 		if cfgs[i].SubjectIssuers, err = resolveSubjectIssuers(cfgs[i].SubjectIssuers, repl); err != nil {

@@ -7,7 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
+
+	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 // RedisTLS names the PEM files for TLS to Redis. The same settings apply
@@ -36,7 +37,7 @@ func (c RedisTLS) Load() (*tls.Config, string, error) {
 	h.Write([]byte(c.ServerName + "\x00"))
 	cfg := &tls.Config{ServerName: c.ServerName, MinVersion: tls.VersionTLS12}
 	if c.CAFile != "" {
-		pemCA, err := os.ReadFile(c.CAFile)
+		pemCA, err := trustfile.Read(c.CAFile, trustfile.MaxKeyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("tls: ca: %w", err)
 		}
@@ -48,11 +49,11 @@ func (c RedisTLS) Load() (*tls.Config, string, error) {
 		h.Write(pemCA)
 	}
 	if c.CertFile != "" {
-		certPEM, err := os.ReadFile(c.CertFile)
+		certPEM, err := trustfile.Read(c.CertFile, trustfile.MaxKeyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("tls: cert: %w", err)
 		}
-		keyPEM, err := os.ReadFile(c.KeyFile)
+		keyPEM, err := trustfile.Read(c.KeyFile, trustfile.MaxKeyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("tls: key: %w", err)
 		}

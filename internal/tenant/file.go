@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/embedgate/embedgate/internal/strictjson"
+	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 // maxFileSize bounds a tenants file: 10,000 tenants take about 4 MiB.
@@ -58,6 +59,11 @@ func ReadFile(path string) ([]Config, Version, error) {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
+		return nil, Version{}, fmt.Errorf("tenants file: %w", err)
+	}
+	// Not read at all, so a watcher tries again once the mode is fixed
+	// (a chmod moves neither size nor mtime).
+	if err := trustfile.Check(path, fi); err != nil {
 		return nil, Version{}, fmt.Errorf("tenants file: %w", err)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))

@@ -12,9 +12,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
+
+	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 // MinRSABits is the smallest RSA modulus accepted (RFC 7518 §3.3).
@@ -29,7 +30,7 @@ func loadPublicKey(p PublicKeyConfig) (Key, error) {
 			return Key{}, fmt.Errorf("set file or pem, not both")
 		}
 		var err error
-		if data, err = os.ReadFile(p.File); err != nil {
+		if data, err = trustfile.Read(p.File, trustfile.MaxKeyFile); err != nil {
 			return Key{}, fmt.Errorf("reading key file: %w", err)
 		}
 	}
