@@ -18,6 +18,11 @@ func TestConfiguredHostMatchesItsRequests(t *testing.T) {
 		{"bücher.test", "xn--bcher-kva.test"},
 		{"Bücher.Test", "xn--bcher-kva.test"},
 		{"portal.münchen.test", "portal.xn--mnchen-3ya.test"},
+		// Browsers send an IPv6 host in its RFC 5952 form.
+		{"::ABCD", "[::abcd]"},
+		{"0:0::1", "[::1]:8443"},
+		{"2001:DB8:0:0:0:0:0:1", "[2001:db8::1]"},
+		{"[2001:db8::1]", "[2001:db8::1]"},
 		{"acme..test", ""},    // no request can carry it (policy.CheckHost refuses it)
 		{"acme.test..", ""},   // idem
 		{"-acme.test", ""},    // idem

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"iter"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"sort"
@@ -360,14 +361,19 @@ func normalizeHost(h string) (string, error) {
 	return host, nil
 }
 
-// HostOf returns the lower-case host of a request's Host header, without port.
+// HostOf returns the lower-case host of a request's Host header, without
+// port; an IPv6 address in its canonical form (RFC 5952, as browsers
+// serialize it), so that a configured "0:0::1" or "::ABCD" is the host a
+// request for [::1] or [::abcd] names, not one no request can match.
 func HostOf(hostport string) string {
 	// SplitHostPort cannot succeed without a colon, and its error allocates:
 	// the common case on the per-request path is a Host with no port.
+	ipv6 := false
 	if strings.Contains(hostport, ":") {
 		if host, _, err := net.SplitHostPort(hostport); err == nil {
 			hostport = host
 		}
+		ipv6 = strings.Contains(hostport, ":")
 	}
 	// The brackets of an IPv6 literal are trimmed by hand: strings.Trim
 	// builds its cutset on every call, and this runs on every request.
@@ -376,6 +382,11 @@ func HostOf(hostport string) string {
 	}
 	for hostport != "" && (hostport[len(hostport)-1] == '[' || hostport[len(hostport)-1] == ']') {
 		hostport = hostport[:len(hostport)-1]
+	}
+	if ipv6 {
+		if a, err := netip.ParseAddr(hostport); err == nil && a.Is6() {
+			return a.String()
+		}
 	}
 	return strings.TrimSuffix(strings.ToLower(hostport), ".")
 }
