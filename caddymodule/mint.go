@@ -18,6 +18,7 @@ import (
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/tenant"
 	"github.com/embedgate/embedgate/internal/token"
+	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 // maxMintTTL bounds embed-mint --ttl: no max_token_age can exceed it.
@@ -120,13 +121,7 @@ func cmdMint(c *cobra.Command, args []string) int {
 		}
 		claims[gateway.NonceClaim] = nonce
 	}
-	placeholder := "{env." + keyEnv + "}"
-	if keyFile != "" {
-		placeholder = "{file." + keyFile + "}"
-	}
-	// The same resolution as a `key {env.*}` or `key {file.*}` line, so the
-	// secret is byte for byte what the gateway verifies with.
-	material, err := resolveSecret(caddy.NewReplacer(), placeholder)
+	material, err := mintKey(keyFile, keyEnv)
 	if err != nil {
 		fmt.Fprintf(c.ErrOrStderr(), "embed-mint: key: %v\n", err)
 		return exitRejected
@@ -181,4 +176,19 @@ func signingKey(material []byte) (token.Signer, error) {
 		return token.Signer{}, err
 	}
 	return token.Signer{Alg: alg, Key: signer}, nil
+}
+
+// mintKey reads the key as a `key {file.F}` or `key {env.NAME}` line
+// resolves it, so the secret is byte for byte what the gateway verifies
+// with. The file is read directly, not through a {file.F} placeholder built
+// from it, so a path holding '}' or '\\' names that file and no other.
+func mintKey(keyFile, keyEnv string) (string, error) {
+	if keyFile == "" {
+		return resolveSecret(caddy.NewReplacer(), "{env."+keyEnv+"}")
+	}
+	b, err := trustfile.Read(keyFile, trustfile.MaxKeyFile)
+	if err != nil {
+		return "", err
+	}
+	return trimFileValue(b), nil
 }

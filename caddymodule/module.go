@@ -9,8 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -21,7 +19,6 @@ import (
 
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/tenant"
-	"github.com/embedgate/embedgate/internal/trustfile"
 )
 
 func init() {
@@ -307,81 +304,6 @@ func resolveTenants(in []tenant.Config, repl *caddy.Replacer) ([]tenant.Config, 
 	return out, nil
 }
 
-// resolveSecret expands placeholders; an unknown or empty placeholder is an
-// error rather than a literal secret. The message never shows the value: it
-// names the placeholder only when the value is one placeholder and nothing
-// else, since Caddy's own message quotes any {…} in the text, and a literal
-// secret may hold braces.
-func resolveSecret(repl *caddy.Replacer, s string) (string, error) {
-	if err := checkFilePlaceholders(s); err != nil {
-		return "", err
-	}
-	out, err := repl.ReplaceOrErr(s, true, true)
-	if err != nil {
-		return "", placeholderError(s, err)
-	}
-	return strings.TrimRight(out, "\r\n"), nil
-}
-
-// placeholderError wraps Caddy's error about secret s only when s is one
-// placeholder and nothing else (Caddy's message quotes the failing {…} of
-// the text, here config text); otherwise it says what failed without it.
-func placeholderError(s string, err error) error {
-	if onePlaceholder.MatchString(s) {
-		return fmt.Errorf("resolving placeholder: %w", err)
-	}
-	what := "unknown"
-	if strings.HasSuffix(err.Error(), "is empty") {
-		what = "empty"
-	}
-	return fmt.Errorf("resolving placeholder: the value holds a placeholder that is %s (a literal { is written \\{)", what)
-}
-
-// checkFilePlaceholders refuses s when a {file.*} placeholder in it names
-// a file other users may write (trustfile.Check): a secret or a key digest
-// read from there is anyone's. Caddy's replacer reads the file afterwards,
-// and reports a missing one as it always has.
-func checkFilePlaceholders(s string) error {
-	for _, m := range filePlaceholder.FindAllStringSubmatchIndex(s, -1) {
-		if m[0] > 0 && s[m[0]-1] == '\\' {
-			continue // an escaped \{file.x}: literal text
-		}
-		path := s[m[2]:m[3]]
-		if fi, err := os.Stat(path); err == nil {
-			if err := trustfile.Check(path, fi); err != nil {
-				return fmt.Errorf("resolving placeholder: %w", err)
-			}
-		}
-	}
-	return nil
-}
-
-var filePlaceholder = regexp.MustCompile(`\{file\.([^{}]+)\}`)
-
-// onePlaceholder is a value that is one {env.*} or {file.*} placeholder.
-var onePlaceholder = regexp.MustCompile(`^\{(env|file)\.[^{}]+\}$`)
-
-// resolvePath expands {env.*} in a file's path and nothing else: a
-// {file.*} there would read a file (a private key, say) into the path, and
-// every error naming the path would show its contents. Any other
-// placeholder, or an empty one, is an error (an unset {env.DIR} must not
-// turn {env.DIR}/ca.pem into /ca.pem).
-func resolvePath(s string) (string, error) {
-	repl := caddy.NewEmptyReplacer()
-	repl.Map(func(key string) (any, bool) {
-		name, ok := strings.CutPrefix(key, "env.")
-		if !ok {
-			return nil, false
-		}
-		return os.Getenv(name), true
-	})
-	out, err := repl.ReplaceOrErr(s, true, true)
-	if err != nil {
-		return "", fmt.Errorf("path %q: %w; a path takes {env.*} placeholders only", s, err)
-	}
-	return out, nil
-}
-
 // warnCookiePrefix warns of a session cookie_name without the __Host-
 // prefix: a browser then takes the cookie from any sibling subdomain
 // (Domain=), which can plant its own valid session in the user's browser
@@ -428,6 +350,11 @@ func (h *Handler) Validate() error {
 	}
 	if err := gateway.CheckRequire(h.gatewayRequire()); err != nil {
 		return err
+	}
+	for i, rq := range h.Require {
+		if holdsFilePlaceholder(rq.Value) {
+			return fmt.Errorf("require #%d: value: a {file.*} placeholder would be read on every request, unchecked; write the value itself", i+1)
+		}
 	}
 	return h.validateAssertion()
 }

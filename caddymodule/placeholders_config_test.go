@@ -112,4 +112,44 @@ func TestTrustedFilesWritableByOthersRefused(t *testing.T) {
 	if _, err := resolveSecret(repl, `0123456789abcdef0123456789\{file.`+path+`\}`); err != nil {
 		t.Fatalf("an escaped {file.*}: %v, want the literal accepted", err)
 	}
+	// The file checked is the one Caddy's parser names, braces and
+	// escaped braces included.
+	dir := t.TempDir()
+	for _, name := range []string{"a{b", `c\}d`} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := resolveSecret(repl, "{file."+p+"}"); err != nil || got != content {
+			t.Fatalf("{file.%s} at 0600: %q, %v; want the content", p, got, err)
+		}
+		if err := os.Chmod(p, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		_, err := resolveSecret(repl, "{file."+p+"}")
+		refused("{file."+p+"}", err)
+	}
+	// embed-mint --key-file reads the file it names, checked the same way.
+	_, err = mintKey(path, "")
+	refused("embed-mint --key-file", err)
+}
+
+// A require value is expanded with the request's replacer, whose {file.*}
+// reads a file on every request and checks nothing: refused at load, so a
+// rule's value can never come from a file anyone may write.
+func TestRequireRefusesFilePlaceholder(t *testing.T) {
+	for _, v := range []string{"{file./etc/embed/org}", "org-{file.x}"} {
+		h := &Handler{Require: []Requirement{{Claim: "org", Value: v}}}
+		h.setDefaults()
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "require #1: value: a {file.*} placeholder") {
+			t.Errorf("require value %q: %v; want refused", v, err)
+		}
+	}
+	for _, v := range []string{"{http.request.uri.path.1}", `\{file.x}`, "acme"} {
+		h := &Handler{Require: []Requirement{{Claim: "org", Value: v}}}
+		h.setDefaults()
+		if err := h.Validate(); err != nil {
+			t.Errorf("require value %q: %v; want accepted", v, err)
+		}
+	}
 }

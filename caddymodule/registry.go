@@ -53,10 +53,11 @@ func registryFromConfigs(ctx context.Context, in []tenant.Config, repl *caddy.Re
 		}
 		cfgs[i].APIKeys = append([]string(nil), cfgs[i].APIKeys...)
 		for j := range cfgs[i].APIKeys {
-			if err := checkFilePlaceholders(cfgs[i].APIKeys[j]); err != nil {
-				return nil, fmt.Errorf("tenant %q: api_keys #%d: %w", cfgs[i].ID, j+1, err)
+			files := withCheckedFiles(repl)
+			cfgs[i].APIKeys[j] = files.repl.ReplaceKnown(cfgs[i].APIKeys[j], "")
+			if files.err != nil {
+				return nil, fmt.Errorf("tenant %q: api_keys #%d: %w", cfgs[i].ID, j+1, files.err)
 			}
-			cfgs[i].APIKeys[j] = repl.ReplaceKnown(cfgs[i].APIKeys[j], "")
 		}
 		if cfgs[i].SubjectIssuers, err = resolveSubjectIssuers(cfgs[i].SubjectIssuers, repl); err != nil {
 			return nil, fmt.Errorf("tenant %q: %w", cfgs[i].ID, err)
