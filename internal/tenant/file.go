@@ -161,6 +161,11 @@ func (w *Watcher) Run(ctx context.Context) {
 // Check looks at the file once and applies it when its content changed.
 func (w *Watcher) Check() {
 	fi, err := os.Stat(w.Path)
+	if err == nil {
+		// On every poll: a chmod moves neither size nor mtime, and a file
+		// others may write is to be reported as soon as it is one.
+		err = trustfile.Check(w.Path, fi)
+	}
 	if err != nil {
 		w.readFailed(fmt.Errorf("tenants file: %w", err))
 		return

@@ -70,6 +70,25 @@ func TestTenantsFileWritableByOthersRefused(t *testing.T) {
 	if len(applied) != 1 || applied[0] != 2 {
 		t.Fatalf("after chmod o-w: applied %v, want [2]", applied)
 	}
+
+	// A chmod alone, with no write, is reported on the next poll; the
+	// tenants in force stay, and the fix is reported as readable again.
+	events = nil
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	w.Check()
+	w.Check()
+	if len(events) != 1 || events[0].Kind != FileUnreadable || !errors.Is(events[0].Err, trustfile.ErrWritableByOthers) {
+		t.Fatalf("chmod o+w alone: events %+v; want one FileUnreadable for the mode", events)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.Check()
+	if len(events) != 2 || events[1].Kind != FileReadable || len(applied) != 1 {
+		t.Fatalf("chmod o-w after: events %+v, applied %v; want FileReadable and no reload", events, applied)
+	}
 }
 
 // Attack: a public key file others may write lets them put in their own

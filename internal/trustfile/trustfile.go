@@ -3,9 +3,11 @@
 // named by {file.*}, the certificates that authenticate Redis. Whoever can
 // write one of them can make the gateway accept identities they mint, so a
 // file that users other than its owner and group may write (mode o+w) is
-// refused, as sshd's StrictModes refuses such an authorized_keys file.
-// Group-writable files are accepted: a deploy group that writes the
-// tenants file is a common, deliberate setup.
+// refused, and so is one in a directory (or below one) where they may
+// replace it (o+w without the sticky bit), as sshd's StrictModes does for
+// authorized_keys. Group-writable files are accepted: a deploy group that
+// writes the tenants file is a common, deliberate setup. Owners are not
+// checked: the user who deploys the file may well not be the gateway's.
 //
 // On Windows, Go reports every file that is not read-only as 0666 whoever
 // may write it, so there the mode says nothing and is not checked.
@@ -17,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"runtime"
 )
 
@@ -24,12 +27,19 @@ import (
 var ErrWritableByOthers = errors.New("trustfile: writable by other users")
 
 // ModeError is a trusted file that other users may write.
+// Dir, when set, is the directory at Path that lets them replace File.
 type ModeError struct {
 	Path string
 	Mode fs.FileMode
+	Dir  bool
+	File string // the file read, when Dir
 }
 
 func (e *ModeError) Error() string {
+	if e.Dir {
+		return fmt.Sprintf("%s, a directory above %s, is writable by other users without the sticky bit (mode %04o): anyone on this host could replace what the gateway trusts; run chmod o-w on it",
+			e.Path, e.File, uint32(e.Mode.Perm()))
+	}
 	return fmt.Sprintf("%s is writable by other users (mode %04o): anyone on this host could change what the gateway trusts; run chmod o-w on it",
 		e.Path, uint32(e.Mode.Perm()))
 }
@@ -41,12 +51,37 @@ func (e *ModeError) Is(target error) bool { return target == ErrWritableByOthers
 var checksMode = runtime.GOOS != "windows"
 
 // Check refuses fi, the stat of path as opened (the target of a symlink),
-// when other users may write it.
+// when other users may write it, or replace it: every directory above the
+// file path resolves to must be o-w or sticky (as /tmp is). The directories
+// are those of the resolved path: a Kubernetes ConfigMap's file is a
+// symlink into a timestamped directory, and it is that one which holds it.
 func Check(path string, fi fs.FileInfo) error {
-	if checksMode && fi.Mode().Perm()&0o002 != 0 {
+	if !checksMode {
+		return nil
+	}
+	if fi.Mode().Perm()&0o002 != 0 {
 		return &ModeError{Path: path, Mode: fi.Mode()}
 	}
-	return nil
+	resolved, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	resolved, err = filepath.Abs(resolved)
+	if err != nil {
+		return err
+	}
+	for dir := filepath.Dir(resolved); ; dir = filepath.Dir(dir) {
+		di, err := os.Stat(dir)
+		if err != nil {
+			return err
+		}
+		if m := di.Mode(); m.Perm()&0o002 != 0 && m&fs.ModeSticky == 0 {
+			return &ModeError{Path: dir, Mode: m, Dir: true, File: path}
+		}
+		if parent := filepath.Dir(dir); parent == dir {
+			return nil
+		}
+	}
 }
 
 // Read returns the content of path, at most limit bytes, after Check on
