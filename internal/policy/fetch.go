@@ -17,7 +17,7 @@ import (
 // the result says http.
 func SelfOrigin(r *http.Request) string {
 	scheme, defPort := schemeOf(r)
-	return scheme + strings.TrimSuffix(strings.ToLower(requestHost(r)), defPort)
+	return scheme + strings.TrimSuffix(strings.ToLower(canonicalHostPort(requestHost(r))), defPort)
 }
 
 // ServedOrigin is the origin the gateway itself vouches that r was served
@@ -32,7 +32,7 @@ func ServedOrigin(r *http.Request) string {
 	scheme, defPort := schemeOf(r)
 	// A fully qualified name's trailing dot is dropped, as the session's
 	// host binding (tenant.HostOf) drops it: one host, one origin.
-	origin := scheme + strings.TrimSuffix(strings.ToLower(hostName(requestHost(r))), ".")
+	origin := scheme + strings.TrimSuffix(strings.ToLower(hostName(canonicalHostPort(requestHost(r)))), ".")
 	if p := LocalPort(r); p != 0 {
 		if port := ":" + strconv.Itoa(p); port != defPort {
 			origin += port

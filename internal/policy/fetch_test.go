@@ -19,6 +19,8 @@ func TestSelfOrigin(t *testing.T) {
 	}{
 		{"portal.example", true, "https://portal.example"},
 		{"Portal.Example:443", true, "https://portal.example"},
+		{"[0:0::1]:8443", true, "https://[::1]:8443"},
+		{"[::ABCD]", true, "https://[::abcd]"},
 		{"portal.example:8443", true, "https://portal.example:8443"},
 		{"portal.example:80", true, "https://portal.example:80"},
 		{"localhost:80", false, "http://localhost"},
@@ -49,6 +51,7 @@ func TestServedOrigin(t *testing.T) {
 		want  string
 	}{
 		{"portal.example", true, tcp(443), "https://portal.example"},
+		{"[0:0::1]:9443", true, tcp(443), "https://[::1]"},
 		{"Portal.Example:8443", true, tcp(443), "https://portal.example"},
 		{"portal.example", true, tcp(8443), "https://portal.example:8443"},
 		{"portal.example:9443", true, &net.UDPAddr{Port: 8443}, "https://portal.example:8443"},

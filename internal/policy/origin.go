@@ -56,6 +56,11 @@ func ParseOrigin(s string) (string, error) {
 	if host == "" {
 		return "", fmt.Errorf("origin %s: missing host", Shown(s))
 	}
+	if c, ok := CanonicalIPv6(host); ok {
+		host = c // as a browser's Origin writes it
+	} else if OddIPv4(host) {
+		return "", fmt.Errorf("origin %s: browsers send an IPv4 address as four decimal numbers (127.0.0.1); write it so", Shown(s))
+	}
 	return serialize(scheme, host, port), nil
 }
 

@@ -18,6 +18,13 @@ func TestParseOrigin(t *testing.T) {
 		{"http://app.localhost", "http://app.localhost"},
 		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
 		{"http://127.1.2.3", "http://127.1.2.3"},
+		// IP hosts as a browser's Origin writes them (RFC 5952, dotted quad).
+		{"https://[2001:DB8:0::1]", "https://[2001:db8::1]"},
+		{"http://[0:0::1]:8080", "http://[::1]:8080"},
+		{"https://127.1", ""},
+		{"https://0x7f.0.0.1", ""},
+		{"https://2130706433", ""},
+		{"https://10.000.0.1", ""},
 		{"http://[::1]:3000", "http://[::1]:3000"},
 		{"http://localhost:80", "http://localhost"},
 		{"https://[2001:db8::1]", "https://[2001:db8::1]"},

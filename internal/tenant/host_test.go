@@ -23,6 +23,11 @@ func TestConfiguredHostMatchesItsRequests(t *testing.T) {
 		{"0:0::1", "[::1]:8443"},
 		{"2001:DB8:0:0:0:0:0:1", "[2001:db8::1]"},
 		{"[2001:db8::1]", "[2001:db8::1]"},
+		// Browsers send an IPv4 host as a dotted quad.
+		{"127.1", ""},
+		{"0x7f.0.0.1", ""},
+		{"2130706433", ""},
+		{"127.000.000.001", ""},
 		{"acme..test", ""},    // no request can carry it (policy.CheckHost refuses it)
 		{"acme.test..", ""},   // idem
 		{"-acme.test", ""},    // idem
@@ -31,6 +36,9 @@ func TestConfiguredHostMatchesItsRequests(t *testing.T) {
 	} {
 		reg, err := NewRegistry([]Config{{ID: "acme", Keys: k, Hosts: []string{c.configured}}})
 		if err != nil {
+			if c.onTheWire != "" {
+				t.Errorf("hosts %q refused (%v), but browsers reach it as %q", c.configured, err, c.onTheWire)
+			}
 			continue // refused at load: fine
 		}
 		if c.onTheWire == "" {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"iter"
 	"net"
-	"net/netip"
 	"net/url"
 	"slices"
 	"sort"
@@ -358,6 +357,9 @@ func normalizeHost(h string) (string, error) {
 	if policy.CheckHost(wire) != nil || strings.HasSuffix(host, ".") {
 		return "", fmt.Errorf("host %q: not a valid host name", h)
 	}
+	if policy.OddIPv4(host) {
+		return "", fmt.Errorf("host %q: browsers read a name ending in a number as an IPv4 address and send it as four decimal numbers (127.0.0.1); write it so", h)
+	}
 	return host, nil
 }
 
@@ -384,8 +386,8 @@ func HostOf(hostport string) string {
 		hostport = hostport[:len(hostport)-1]
 	}
 	if ipv6 {
-		if a, err := netip.ParseAddr(hostport); err == nil && a.Is6() {
-			return a.String()
+		if c, ok := policy.CanonicalIPv6(hostport); ok {
+			return c
 		}
 	}
 	return strings.TrimSuffix(strings.ToLower(hostport), ".")

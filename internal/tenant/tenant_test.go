@@ -214,6 +214,9 @@ func TestHostOf(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = HostOf("acme.portal.test") }); n != 0 {
 		t.Errorf("HostOf allocates %v times for a host without a port", n)
 	}
+	if n := testing.AllocsPerRun(100, func() { _ = HostOf("[::1]:8443") }); n != 0 {
+		t.Errorf("HostOf allocates %v times for an IPv6 host in canonical form", n)
+	}
 }
 
 // A tenant id that no session cookie can carry (over 255 bytes) or that
