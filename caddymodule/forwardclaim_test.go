@@ -16,6 +16,10 @@ func TestValidateRefusesUnsendableForwardClaim(t *testing.T) {
 		{ForwardClaim{Header: "X-Org"}, "forward_claim #1: needs a claim path"},
 		{ForwardClaim{Claim: "org", Header: "X Org"}, `forward_claim #1: header "X Org" is not a valid header name`},
 		{ForwardClaim{Claim: "org"}, `forward_claim #1: header "" is not a valid header name`},
+		// Headers no request may bring to the app are not the gateway's to send either.
+		{ForwardClaim{Claim: "org", Header: "Forwarded"}, "header Forwarded is reserved"},
+		{ForwardClaim{Claim: "org", Header: "X_Original_URL"}, "header X_original_url is reserved"},
+		{ForwardClaim{Claim: "org", Header: "X-HTTP-Method-Override"}, "header X-Http-Method-Override is reserved"},
 	} {
 		h := &Handler{ForwardClaims: []ForwardClaim{c.fc}}
 		h.setDefaults()

@@ -172,8 +172,12 @@ type Gateway struct {
 	// queryRules is set when a require value reads the query: then only
 	// unambiguous queries are served (policy.CanonicalQuery).
 	queryRules bool
-	paths      endpoints
-	sdk        []byte // sdk.js with the prefix filled in
+	// cookieRules is set when a require value reads a cookie: then only
+	// requests whose cookies are unambiguous are served
+	// (policy.CanonicalCookies).
+	cookieRules bool
+	paths       endpoints
+	sdk         []byte // sdk.js with the prefix filled in
 	// ownCookies are the cookies the gateway sets (the session, the
 	// login-state nonce): none of them ever reaches the app.
 	ownCookies []string
@@ -269,6 +273,9 @@ func New(cfg Config) (*Gateway, error) {
 		}
 		if strings.Contains(rq.Value, "uri.query") || strings.Contains(rq.Value, "{query.") {
 			g.queryRules = true
+		}
+		if strings.Contains(rq.Value, "request.cookie.") || strings.Contains(rq.Value, "{cookie.") {
+			g.cookieRules = true
 		}
 	}
 	g.claimSet = claimSetOf(cfg.ForwardClaims, cfg.Require)

@@ -103,10 +103,11 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		return g.deny(w, r, t, o.err)
 	}
 	s := o.sess
-	if g.pathRules && !policy.CanonicalPath(r) || g.queryRules && !policy.CanonicalQuery(r.URL.RawQuery) {
+	if g.pathRules && !policy.CanonicalPath(r) || g.queryRules && !policy.CanonicalQuery(r.URL.RawQuery) ||
+		g.cookieRules && !policy.CanonicalCookies(r.Header, g.ownCookies) {
 		setSessionFraming(w.Header(), allowed)
 		g.cfg.Observer.Request(t.ID, RequestRefused)
-		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path or query under a require rule with placeholders"), false)
+		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path, query or cookies under a require rule with placeholders"), false)
 		writeRefusal(w, reason.BadRequest, pathSession)
 		return nil
 	}

@@ -6,9 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"path"
-	"slices"
 	"strings"
 
 	"github.com/embedgate/embedgate/internal/reason"
@@ -35,11 +33,26 @@ type Boundary struct {
 	protected []string // canonical names, beyond the X-Embed- prefix
 }
 
-// alwaysRemoved are request headers that never reach the app: the
-// method-override headers that many frameworks honour (a cross-site GET
-// with X-HTTP-Method-Override: DELETE would pass as a safe method), and
-// HTTP2-Settings, which only means something on an h2c upgrade.
-var alwaysRemoved = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "Http2-Settings"}
+// alwaysRemoved are request headers that never reach the app:
+//   - the method-override headers that many frameworks honour (a cross-site
+//     GET with X-HTTP-Method-Override: DELETE would pass as a safe method);
+//   - HTTP2-Settings, which only means something on an h2c upgrade;
+//   - the headers by which frameworks let a front proxy override the host,
+//     scheme, port or path they read. The gateway binds a session to the
+//     Host it checked and applies require rules to the path it checked: a
+//     client's Forwarded: host=other-tenant (Rack, Spring), X-Forwarded-Prefix
+//     (Symfony, Spring, Werkzeug) or X-Original-URL (IIS, Laminas) would
+//     have the app read another. Caddy's reverse_proxy itself sets
+//     X-Forwarded-For, -Proto and -Host (from trusted_proxies only), so
+//     those stay its concern; an operator who wants any of these for the
+//     app sets them with header_up, which runs after the gateway.
+var alwaysRemoved = []string{
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "Http2-Settings",
+	"Forwarded", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server",
+	"X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Forwarded-Uri", "X-Forwarded-Path",
+	"Front-End-Https", "X-Url-Scheme", "X-Original-Url", "X-Original-Uri", "X-Rewrite-Url",
+	"X-Original-Host",
+}
 
 // NewBoundary protects X-Embed-* and each of protected (header names the
 // gateway sets upstream, such as forward_claim headers).
@@ -399,30 +412,29 @@ func CanonicalPath(r *http.Request) bool {
 	return true
 }
 
-// CanonicalQuery reports whether a raw query reads the same to every parser:
-// no ';' (some split on it, some do not), no name given twice (some take the
-// first value, some the last, as Caddy's placeholder takes the first) and
-// no "[" in a name (PHP and Rack build arrays from org[]=). A require rule
-// that reads the query, such as {http.request.uri.query.org}, is only
-// applied to such queries.
-func CanonicalQuery(raw string) bool {
-	if strings.IndexByte(raw, ';') >= 0 {
+// IsAlwaysRemoved reports whether name is a request header that never
+// reaches the app (method overrides, HTTP2-Settings, host and path overrides).
+// StripHeaders asks this about every header of every request, so it looks
+// only at the removed names of name's length, and compares their last
+// bytes first: names of one length that share a prefix (X-Forwarded-For,
+// X-Forwarded-Ssl) differ mostly at the end.
+func IsAlwaysRemoved(name string) bool {
+	if len(name) == 0 || len(name) >= len(alwaysRemovedByLen) {
 		return false
 	}
-	var seen []string
-	for raw != "" {
-		var pair string
-		pair, _, raw = nextPair(raw)
-		k, _, _ := strings.Cut(pair, "=")
-		name, err := url.QueryUnescape(k)
-		if err != nil || strings.ContainsAny(name, "[]") || slices.Contains(seen, name) {
-			return false
+	last := foldHeaderByte(name[len(name)-1])
+	for _, e := range alwaysRemovedByLen[len(name)] {
+		if last == foldHeaderByte(e[len(e)-1]) && headerPrefix(name, e) {
+			return true
 		}
-		seen = append(seen, name)
 	}
-	return true
+	return false
 }
 
-// IsAlwaysRemoved reports whether name is a request header that never
-// reaches the app (method overrides, HTTP2-Settings).
-func IsAlwaysRemoved(name string) bool { return equalFoldAny(name, alwaysRemoved) }
+// alwaysRemovedByLen is alwaysRemoved by name length.
+var alwaysRemovedByLen = func() (byLen [32][]string) {
+	for _, n := range alwaysRemoved {
+		byLen[len(n)] = append(byLen[len(n)], n)
+	}
+	return byLen
+}()

@@ -9,7 +9,8 @@ import (
 // is removed, the rest is kept byte-for-byte. Pairs are separated by '&' or
 // ';': Rack, older Python and other parsers split on both, so a token after
 // ';' would otherwise reach the app (and the access log) as a parameter the
-// gateway never saw. Names compare decoded (embed%5Ftoken is embed_token).
+// gateway never saw. Names compare decoded (embed%5Ftoken is embed_token)
+// and folded as apps fold them (paramname.go).
 
 // nextPair cuts the first pair off raw: the pair, the separator after it
 // (0 at the end) and the rest.
@@ -24,11 +25,13 @@ func nextPair(raw string) (pair string, sep byte, rest string) {
 	return raw, 0, ""
 }
 
-// isParam reports whether pair's name decodes to name.
+// isParam reports whether pair's name decodes to name as an app may read
+// it (SameParamName): embed.token and EMBED_TOKEN are embed_token to PHP and
+// ASP.NET, and a token under such a name must not reach the app or the log.
 func isParam(pair, name string) bool {
 	k, _, _ := strings.Cut(pair, "=")
 	key, err := url.QueryUnescape(k)
-	return err == nil && key == name
+	return err == nil && SameParamName(key, name)
 }
 
 // HasQueryParam reports whether the raw query carries name.

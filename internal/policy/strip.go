@@ -21,7 +21,7 @@ func StripHeaders(h http.Header, extra []string) {
 			delete(h, k)
 			continue
 		}
-		if equalFoldAny(k, extra) || equalFoldAny(k, alwaysRemoved) {
+		if equalFoldAny(k, extra) || IsAlwaysRemoved(k) {
 			delete(h, k)
 		}
 	}
