@@ -153,3 +153,24 @@ func TestCaddytestTokenParamUnderFoldedName(t *testing.T) {
 		}
 	}
 }
+
+// TestCaddytestTraceNeverReachesApp stops cross-site tracing: an app (or
+// the server it runs in) that answers TRACE echoes the request, so the
+// client would read back the identity headers and the signed assertion the
+// gateway added. TRACE is refused before the proxy, with a session too.
+func TestCaddytestTraceNeverReachesApp(t *testing.T) {
+	up := newUpstream(t)
+	tester, _ := startGateway(t, up, "assertion")
+	tester.Client.Jar = nil
+	cookie := login(t, tester, nil)
+	do(t, tester, http.MethodOptions, "/app", cookie, http.StatusOK)
+	if seen := up.take(); len(seen) != 1 || seen[0].Header.Get("X-Embed-Assertion") == "" {
+		t.Fatalf("OPTIONS with a session: the app got %+v, want one request with the assertion", seen)
+	}
+	for _, m := range []string{http.MethodTrace, "TRACK"} {
+		do(t, tester, m, "/app", cookie, http.StatusBadRequest)
+		if seen := up.take(); len(seen) != 0 {
+			t.Errorf("%s reached the app: %+v", m, seen)
+		}
+	}
+}

@@ -98,6 +98,13 @@ func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	if err := checkUpgrade(r); err != nil {
 		return err
 	}
+	// TRACE (and IIS's TRACK) asks the server to echo the request: an app
+	// or server that does would hand the identity headers and the signed
+	// assertion the gateway added back to the client (cross-site tracing).
+	// Any case: some servers read method names without it.
+	if strings.EqualFold(r.Method, "TRACE") || strings.EqualFold(r.Method, "TRACK") {
+		return reason.Errorf(reason.BadRequest, "method %s: the request would be echoed with the gateway's headers", r.Method)
+	}
 	if name, ok := b.firstProtected(r.Header["Connection"]); ok {
 		return reason.Errorf(reason.BadRequest, "Connection names the protected header %s", sanitizeName(name))
 	}

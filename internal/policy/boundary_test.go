@@ -253,6 +253,22 @@ func TestBoundaryRemovesHostAndPathOverrides(t *testing.T) {
 	}
 }
 
+// TRACE and TRACK ask the server to echo the request: an app that does
+// would hand the identity headers and the assertion back to the client.
+func TestBoundaryRefusesTrace(t *testing.T) {
+	for _, m := range []string{"TRACE", "TRACK", "trace"} {
+		r := httptest.NewRequest(m, "https://portal.test/", nil)
+		if err := admitted(t, r); reason.Of(err) != reason.BadRequest {
+			t.Errorf("%s: %v, want bad_request", m, err)
+		}
+	}
+	for _, m := range []string{"GET", "OPTIONS", "PROPFIND"} {
+		if err := admitted(t, httptest.NewRequest(m, "https://portal.test/", nil)); err != nil {
+			t.Errorf("%s refused: %v", m, err)
+		}
+	}
+}
+
 // A refused request is left as it was: nothing is half-applied.
 func TestBoundaryRefusalChangesNothing(t *testing.T) {
 	r := httptest.NewRequest("GET", "https://portal.test/", nil)
