@@ -91,18 +91,36 @@ func foldParamName(name string) (string, bool) {
 }
 
 // uniqueNames collects folded names and reports whether each added one is
-// plain and not yet seen.
-type uniqueNames []string
+// plain and not yet seen. A few names are compared in a slice; past that a
+// set, so a query or Cookie header of a hundred thousand names (a megabyte
+// of "a=&") costs linear time, not quadratic.
+type uniqueNames struct {
+	few  []string
+	many map[string]struct{}
+}
 
 func (u *uniqueNames) add(name string) bool {
 	folded, ok := foldParamName(name)
 	if !ok {
 		return false
 	}
-	if slices.Contains(*u, folded) {
+	if u.many != nil {
+		if _, dup := u.many[folded]; dup {
+			return false
+		}
+		u.many[folded] = struct{}{}
+		return true
+	}
+	if slices.Contains(u.few, folded) {
 		return false
 	}
-	*u = append(*u, folded)
+	u.few = append(u.few, folded)
+	if len(u.few) > 16 {
+		u.many = make(map[string]struct{}, 2*len(u.few))
+		for _, n := range u.few {
+			u.many[n] = struct{}{}
+		}
+	}
 	return true
 }
 

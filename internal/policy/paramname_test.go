@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -107,5 +109,21 @@ func TestCanonicalCookies(t *testing.T) {
 		if CanonicalCookies(h, own) {
 			t.Errorf("%q accepted", h["Cookie"])
 		}
+	}
+}
+
+// Many names are checked in linear time, and a duplicate is still found
+// among them: a megabyte of names must not cost quadratic time per request.
+func TestCanonicalManyNames(t *testing.T) {
+	var q, c strings.Builder
+	for i := range 50000 {
+		fmt.Fprintf(&q, "n%d=&", i)
+		fmt.Fprintf(&c, "n%d=; ", i)
+	}
+	if !CanonicalQuery(q.String()) || !CanonicalCookies(http.Header{"Cookie": {c.String()}}, nil) {
+		t.Fatal("distinct names refused")
+	}
+	if CanonicalQuery(q.String()+"N17=x") || CanonicalCookies(http.Header{"Cookie": {c.String() + "N49999=x"}}, nil) {
+		t.Fatal("a duplicate among many names accepted")
 	}
 }
