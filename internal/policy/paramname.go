@@ -159,16 +159,11 @@ func CanonicalCookies(h http.Header, own []string) bool {
 	var seen uniqueNames
 	for _, line := range h["Cookie"] {
 		for line != "" {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			if part = trimOWS(part); part == "" {
+			var pair string
+			if pair, line = nextCookie(line); pair == "" {
 				continue
 			}
-			name, _, _ := strings.Cut(part, "=")
-			if name = trimOWS(name); isOneOf(name, own) {
-				continue
-			}
-			if !seen.add(name) {
+			if name, _, _ := cookieName(pair); !isOneOf(name, own) && !seen.add(name) {
 				return false
 			}
 		}

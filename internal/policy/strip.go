@@ -70,19 +70,21 @@ func foldHeaderByte(c byte) byte {
 
 // CookieValue returns the value of the first cookie named name in h's
 // Cookie headers (unquoted), without parsing the others: this runs on every
-// request. It splits and trims exactly as StripCookies does (on ';', then
-// HTTP's optional whitespace only), so a cookie it reads is one
-// StripCookies removes: trimming more here (strings.TrimSpace also trims
-// U+00A0) let "z=1;\u00a0<name>=v" open a session whose cookie then went
-// on to the app.
+// request. It reads the pairs through nextCookie and cookieName, as
+// StripCookies does, so a cookie it reads is one StripCookies removes:
+// trimming more here (strings.TrimSpace also trims U+00A0) let
+// "z=1;\u00a0<name>=v" open a session whose cookie then went on to the app.
 func CookieValue(h http.Header, name string) (string, bool) {
 	for _, line := range h["Cookie"] {
-		for len(line) > 0 {
-			var part string
-			part, line, _ = strings.Cut(line, ";")
-			part = trimOWS(part)
-			if len(part) > len(name) && part[len(name)] == '=' && part[:len(name)] == name {
-				v := part[len(name)+1:]
+		for line != "" {
+			var pair string
+			pair, line = nextCookie(line)
+			// A pair named name starts with it: the prefix test keeps the
+			// split off most other pairs.
+			if !strings.HasPrefix(pair, name) {
+				continue
+			}
+			if n, v, ok := cookieName(pair); ok && n == name {
 				if len(v) > 1 && v[0] == '"' && v[len(v)-1] == '"' {
 					v = v[1 : len(v)-1]
 				}
@@ -91,6 +93,30 @@ func CookieValue(h http.Header, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// nextCookie splits the first pair off a Cookie header value. It and
+// cookieName are the one reading of cookies every reader here uses
+// (CookieValue, StripCookies, CanonicalCookies), so none of them reads a
+// request differently from another. Pairs end at ';' and lose HTTP's
+// optional whitespace (spaces and tabs only) at both ends; empty pairs are
+// skipped. pair is "" when line holds no more pairs.
+func nextCookie(line string) (pair, rest string) {
+	for line != "" {
+		pair, line, _ = strings.Cut(line, ";")
+		if pair = trimOWS(pair); pair != "" {
+			return pair, line
+		}
+	}
+	return "", ""
+}
+
+// cookieName splits a pair (as nextCookie returns it) into its name, the
+// part before the first '=' less optional whitespace, and its value, the
+// rest; ok is false for a pair without '=' (whose name is then the pair).
+func cookieName(pair string) (name, value string, ok bool) {
+	name, value, ok = strings.Cut(pair, "=")
+	return trimOWS(name), value, ok
 }
 
 // StripCookies removes every cookie named one of names from every Cookie
@@ -164,8 +190,7 @@ func isOneOf(name string, names []string) bool {
 func removeCookies(v string, names []string) (string, bool) {
 	if strings.IndexByte(v, ';') < 0 {
 		// One pair, the usual header behind the gateway: nothing to join.
-		n, _, _ := strings.Cut(v, "=")
-		if isOneOf(trimOWS(n), names) {
+		if n, _, _ := cookieName(trimOWS(v)); isOneOf(n, names) {
 			return "", true
 		}
 		return v, false
@@ -177,12 +202,10 @@ func removeCookies(v string, names []string) (string, bool) {
 	kept, size, removed := buf[:0], 0, false
 	for rest := v; rest != ""; {
 		var part string
-		part, rest, _ = strings.Cut(rest, ";")
-		if part = trimOWS(part); part == "" {
-			continue
+		if part, rest = nextCookie(rest); part == "" {
+			break
 		}
-		n, _, _ := strings.Cut(part, "=")
-		if isOneOf(trimOWS(n), names) {
+		if name, _, _ := cookieName(part); isOneOf(name, names) {
 			removed = true
 			continue
 		}

@@ -223,3 +223,32 @@ func TestStripSetCookies(t *testing.T) {
 		}
 	}
 }
+
+// TestNextCookie pins the one split every cookie reader uses (nextCookie,
+// then cookieName): ';' ends a pair, only spaces and tabs are trimmed,
+// empty pairs are skipped, and the name is what precedes the first '='.
+func TestNextCookie(t *testing.T) {
+	type pair struct{ pair, name string }
+	for line, want := range map[string][]pair{
+		"":                         nil,
+		" ; ;\t":                   nil,
+		"a=1":                      {{"a=1", "a"}},
+		" a = 1 ;b":                {{"a = 1", "a"}, {"b", "b"}},
+		"\u00a0a=1;\tb=x=y;":       {{"\u00a0a=1", "\u00a0a"}, {"b=x=y", "b"}},
+		"=v; \"q\"=\"w\"":          {{"=v", ""}, {"\"q\"=\"w\"", "\"q\""}},
+		"__Host-embed_session\t=v": {{"__Host-embed_session\t=v", "__Host-embed_session"}},
+	} {
+		var got []pair
+		for rest := line; ; {
+			var p string
+			if p, rest = nextCookie(rest); p == "" {
+				break
+			}
+			n, _, _ := cookieName(p)
+			got = append(got, pair{p, n})
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%q split as %q, want %q", line, got, want)
+		}
+	}
+}
