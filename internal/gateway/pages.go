@@ -162,7 +162,7 @@ func (g *Gateway) serveBridge(w http.ResponseWriter, r *http.Request, rq *reques
 	if g.refuseOtherSite(w, r, rq) {
 		return
 	}
-	o := g.openSession(r, rq)
+	o := g.openLive(r, rq)
 	t := rq.hostTenant
 	if o.sess != nil || t == nil {
 		t = o.tenant

@@ -23,6 +23,10 @@ type openResult struct {
 	present bool           // a cookie was sent (so a refusal clears it)
 	now     time.Time      // when sess was checked
 	err     error
+	// idle is the session of an authentic cookie of this tenant past its
+	// idle timeout (and nothing else wrong with it but that): its id may
+	// live on in another copy of the cookie. See endIdle.
+	idle *session.Session
 }
 
 // openSession reads, opens and checks the session cookie without any I/O.
@@ -58,6 +62,10 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	now := g.now()
 	if err := s.Check(now, g.cfg.IdleTimeout); err != nil {
 		res.err = err
+		if reason.Of(err) == reason.SessionIdle && now.Before(s.IssuedAt.Add(g.cfg.SessionTTL)) &&
+			!g.cfg.Revocations.Revoked(replay.SessionRef{ID: s.ID, Tenant: s.Tenant, Subject: s.Subject, IssuedAt: s.IssuedAt}) {
+			res.idle = s
+		}
 		return res
 	}
 	// An absolute lifetime shortened by a config change applies at once.
@@ -74,9 +82,41 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	return res
 }
 
+// openLive is openSession for a request that needs a live session: an
+// idle cookie's id is ended on the way (endIdle).
+func (g *Gateway) openLive(r *http.Request, rq *request) openResult {
+	o := g.openSession(r, rq)
+	if o.idle != nil {
+		g.endIdle(r, o)
+	}
+	return o
+}
+
+// endIdle revokes the id of a cookie found past its idle timeout. Idle time
+// is kept in each copy of the cookie (its LastSeen), revocation by id: a
+// copy taken from the user and used often enough would otherwise outlive
+// the user's own idle copy, and a later sign-out, until session_ttl. So the
+// first copy seen idle ends the session, every copy of it, as a server-side
+// idle timeout must (OWASP). In a browser the cookie is one (a refresh
+// replaces it), so a live user loses nothing. Best effort: the request is
+// refused either way, and a store failure is audited.
+func (g *Gateway) endIdle(r *http.Request, o openResult) {
+	if err := g.revoke(r, o.idle); err != nil {
+		g.audit(r, o.tenant, o.idle, &reason.Error{Reason: reason.StoreUnavailable, Detail: "ending an idle session: " + err.Error()}, false)
+	}
+}
+
+// revoke ends session s's id, every copy of its cookie. It is kept twice
+// the largest leeway past the expiry, as an admin revocation is: an
+// instance whose clock runs up to its own leeway behind (which may be
+// larger than this one's) still takes the session until then.
+func (g *Gateway) revoke(r *http.Request, s *session.Session) error {
+	return g.cfg.Revocations.Revoke(r.Context(), s.ID, s.ExpiresAt.Add(2*MaxLeeway))
+}
+
 // serveSession guards every request that is not a gateway endpoint.
 func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *request, next Next) error {
-	o := g.openSession(r, rq)
+	o := g.openLive(r, rq)
 	t := rq.hostTenant
 	if o.sess != nil {
 		t = o.tenant
@@ -262,7 +302,7 @@ func (g *Gateway) serveSessionInfo(w http.ResponseWriter, r *http.Request, rq *r
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	setSessionDataHeaders(w.Header())
-	o := g.openSession(r, rq)
+	o := g.openLive(r, rq)
 	if o.sess == nil {
 		t := rq.hostTenant
 		if t == nil {
@@ -299,33 +339,35 @@ type sessionInfo struct {
 func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *request) {
 	w.Header().Set("Cache-Control", "no-store")
 	o := g.openSession(r, rq)
+	s := o.sess
+	if s == nil {
+		// An idle cookie's id may live on in another copy (endIdle): the
+		// sign-out ends it too, and says so only once it has.
+		s = o.idle
+	}
 	named := r.URL.Query().Get("tenant")
-	foreign := named != "" && o.sess != nil && o.sess.Tenant != named
+	foreign := named != "" && s != nil && s.Tenant != named
 	if foreign {
-		o = openResult{} // not this tenant's session to end
+		o, s = openResult{}, nil // not this tenant's session to end
 	}
 	t := rq.hostTenant
-	if o.sess != nil {
+	if s != nil {
 		t = o.tenant
 	}
-	allowed := sessionOrigins(t, o.sess)
+	allowed := sessionOrigins(t, s)
 	setSessionFraming(w.Header(), allowed)
 	if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowed.Allows); why != "" {
 		writeRefusal(w, why, pathSession)
 		return
 	}
-	if o.sess != nil {
-		// Kept twice the largest leeway past the expiry, as an admin
-		// revocation is: an instance whose clock runs up to its own leeway
-		// behind (which may be larger than this one's) still takes the
-		// session until then.
-		if err := g.cfg.Revocations.Revoke(r.Context(), o.sess.ID, o.sess.ExpiresAt.Add(2*MaxLeeway)); err != nil {
+	if s != nil {
+		if err := g.revoke(r, s); err != nil {
 			// A revocation that did not stick must not look like a sign-out.
 			writeRefusal(w, reason.StoreUnavailable, pathSession)
-			g.audit(r, t, o.sess, &reason.Error{Reason: reason.StoreUnavailable, Detail: "revoking session: " + err.Error()}, true)
+			g.audit(r, t, s, &reason.Error{Reason: reason.StoreUnavailable, Detail: "revoking session: " + err.Error()}, true)
 			return
 		}
-		g.record(r, Event{Kind: EventSignout, Tenant: o.sess.Tenant, Subject: o.sess.Subject, Session: Fingerprint(o.sess.ID)})
+		g.record(r, Event{Kind: EventSignout, Tenant: s.Tenant, Subject: s.Subject, Session: Fingerprint(s.ID)})
 	}
 	if !foreign {
 		w.Header().Add("Set-Cookie", g.clearCookie())

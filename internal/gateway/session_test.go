@@ -468,13 +468,27 @@ func TestSlidingRefresh(t *testing.T) {
 			t.Fatalf("LastSeen %v", s.LastSeen)
 		}
 		wantCSP(t, res, acmeCSP)
-		// 31m after the exchange: the old cookie is idle, the new one is not.
-		// The refresh must not move the old cookie's idle window: the
-		// session opened from it is shared by every request that sends
-		// it again, and the refresh changes a copy.
+		// 31m after the exchange: the new cookie is not idle yet.
+		e.clock.Advance(15 * time.Minute)
+		wantCalled(t, e.do(newReq("GET", "/deals", nil, withCookie(nv))))
+	})
+	t.Run("an idle copy ends every copy of its session", func(t *testing.T) {
+		// A browser holds one cookie (the refresh replaces it), so an old
+		// copy sent after the idle timeout was kept somewhere else. The
+		// refresh must not move the old copy's idle window (the session
+		// opened from it is shared by every request that sends it again,
+		// and the refresh changes a copy), and the copy seen idle ends the
+		// session id: a copy taken from the user and kept fresh by its
+		// holder would otherwise outlive the user's own.
+		e := newEnv(t)
+		v := e.login()
+		e.clock.Advance(16 * time.Minute)
+		res := e.do(newReq("GET", "/deals", nil, withCookie(v)))
+		wantCalled(t, res)
+		nv, _ := sessionCookie(t, res)
 		e.clock.Advance(15 * time.Minute)
 		wantJSONError(t, e.do(newReq("GET", "/deals", nil, withCookie(v), xhr())), 401, "invalid_session", "session_idle")
-		wantCalled(t, e.do(newReq("GET", "/deals", nil, withCookie(nv))))
+		wantJSONError(t, e.do(newReq("GET", "/deals", nil, withCookie(nv), xhr())), 401, "invalid_session", "session_revoked")
 	})
 	t.Run("refresh on the session endpoint is not required", func(t *testing.T) {
 		e := newEnv(t)
