@@ -181,6 +181,9 @@ type Gateway struct {
 	// ownCookies are the cookies the gateway sets (the session, the
 	// login-state nonce): none of them ever reaches the app.
 	ownCookies []string
+	// tunnelCheck is how often an open tunnel's session is checked again
+	// (the tunnelCheck constant; tests shorten it).
+	tunnelCheck time.Duration
 }
 
 type endpoints struct {
@@ -258,7 +261,8 @@ func New(cfg Config) (*Gateway, error) {
 			bridge:      cfg.Prefix + "/bridge.js",
 			jwks:        cfg.Prefix + "/jwks.json",
 		},
-		sdk: bridge.SDK(cfg.Prefix),
+		sdk:         bridge.SDK(cfg.Prefix),
+		tunnelCheck: tunnelCheck,
 	}
 	protected := []string{HeaderTenant, HeaderSubject}
 	if cfg.Assertions != nil {

@@ -60,26 +60,34 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	res.tenant = t
 	// One clock read for the whole check: this runs on every request.
 	now := g.now()
-	if err := s.Check(now, g.cfg.IdleTimeout); err != nil {
+	if err := g.sessionHolds(s, now, g.cfg.IdleTimeout); err != nil {
 		res.err = err
-		if reason.Of(err) == reason.SessionIdle && now.Before(s.IssuedAt.Add(g.cfg.SessionTTL)) &&
-			!g.cfg.Revocations.Revoked(replay.SessionRef{ID: s.ID, Tenant: s.Tenant, Subject: s.Subject, IssuedAt: s.IssuedAt}) {
+		if reason.Of(err) == reason.SessionIdle && g.sessionHolds(s, now, 0) == nil {
 			res.idle = s
 		}
-		return res
-	}
-	// An absolute lifetime shortened by a config change applies at once.
-	if !now.Before(s.IssuedAt.Add(g.cfg.SessionTTL)) {
-		res.err = reason.Errorf(reason.SessionExpired, "older than session_ttl")
-		return res
-	}
-	if g.cfg.Revocations.Revoked(replay.SessionRef{ID: s.ID, Tenant: s.Tenant, Subject: s.Subject, IssuedAt: s.IssuedAt}) {
-		res.err = reason.SessionRevoked.Err()
 		return res
 	}
 	res.sess, res.claims = s, claims
 	res.now = now
 	return res
+}
+
+// sessionHolds is why an opened session no longer holds at now, nil while
+// it does: its expiry, its idle time (for idle > 0), session_ttl, and the
+// revocations. Every request with a session runs it, and an open tunnel
+// (idle 0) every tunnelCheck.
+func (g *Gateway) sessionHolds(s *session.Session, now time.Time, idle time.Duration) error {
+	if err := s.Check(now, idle); err != nil {
+		return err
+	}
+	// An absolute lifetime shortened by a config change applies at once.
+	if !now.Before(s.IssuedAt.Add(g.cfg.SessionTTL)) {
+		return reason.Errorf(reason.SessionExpired, "older than session_ttl")
+	}
+	if g.cfg.Revocations.Revoked(replay.SessionRef{ID: s.ID, Tenant: s.Tenant, Subject: s.Subject, IssuedAt: s.IssuedAt}) {
+		return reason.SessionRevoked.Err()
+	}
+	return nil
 }
 
 // openLive is openSession for a request that needs a live session: an
@@ -124,7 +132,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	allowed := sessionOrigins(t, o.sess)
 	// A WebSocket handshake is a GET, but it carries the session into a
 	// long-lived channel: check its Origin like an unsafe method's.
-	if policy.IsUnsafeMethod(r.Method) || firstValue(r.Header, "Upgrade") != "" {
+	if policy.IsUnsafeMethod(r.Method) || policy.OpensTunnel(r) {
 		if why := policy.CheckOrigin(r, policy.SelfOrigin(r), allowed.Allows); why != "" {
 			setSessionFraming(w.Header(), allowed)
 			g.cfg.Observer.Request(tenantID(t), RequestRefused)
@@ -203,6 +211,9 @@ func (g *Gateway) forward(w http.ResponseWriter, r *http.Request, rq *request, o
 	g.cfg.Observer.Request(t.ID, RequestSessionOK)
 	st.fw = framingWriter{ResponseWriter: w, csp: st.vals[2], private: refresh != "",
 		refresh: refresh, ownCookies: g.ownCookies}
+	if policy.OpensTunnel(r) {
+		return g.serveTunnel(&st.fw, r, next, t, s)
+	}
 	err := g.serveUpstream(&st.fw, r, next)
 	st.fw.finish()
 	return err

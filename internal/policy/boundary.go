@@ -241,6 +241,14 @@ func checkUpgrade(r *http.Request) error {
 	return nil
 }
 
+// OpensTunnel reports whether r asks to become a tunnel: an Upgrade or a
+// CONNECT, which the boundary admits only as a WebSocket (checkUpgrade).
+// After the handshake the proxy carries bytes no request check sees.
+func OpensTunnel(r *http.Request) bool {
+	_, upgrade := r.Header["Upgrade"]
+	return upgrade || r.Method == http.MethodConnect
+}
+
 // firstProtected is the first token of comma-separated header values that
 // names a protected header. It allocates nothing: Connection is on nearly
 // every HTTP/1.1 request.
