@@ -283,7 +283,11 @@ func sentinelFailover(t *testing.T, planned bool, nodeArgs []string, durable boo
 			signoutAfterFailover(t, kind+", "+name, p, switched)
 		}
 	}
-	s.WaitReplicaSynced(old, 30*time.Second)
+	// A restarted master is turned into a replica only once a sentinel's
+	// INFO poll (every 10 s for a replica) has seen it report the master
+	// role for 8 s, then it syncs in full: 20 s and more before any load,
+	// past 30 s on a busy CI machine.
+	s.WaitReplicaSynced(old, 60*time.Second)
 	t.Logf("FIGURE %s: the old master replicates from the new one %v after the switch", kind, time.Since(switched).Round(time.Millisecond))
 	time.Sleep(2 * time.Second) // load on the recovered deployment
 	for _, l := range loads {

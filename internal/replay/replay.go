@@ -14,7 +14,10 @@ type Store interface {
 	// Claim marks the jti of tenant as used for ttl. It returns nil when the
 	// jti was unused, an error with reason.Replayed when it was already used,
 	// and an error with reason.StoreUnavailable when the store cannot answer:
-	// callers fail closed. ttl is always positive.
+	// callers fail closed. ttl is always positive. The key is the pair
+	// (tenant, jti), never the token's bytes or a hash of them: one token
+	// has more than one encoding that verifies (an ECDSA signature's s and
+	// n-s), and every encoding must meet the same entry.
 	Claim(ctx context.Context, tenant, jti string, ttl time.Duration) error
 }
 
