@@ -87,13 +87,17 @@ func (c *countRevoke) Revoke(ctx context.Context, id string, until time.Time) er
 }
 
 // TestIdleCopyRevokedOnce: an idle cookie sent again and again (a replayed
-// request) writes its revocation to the store once, not once a request.
+// request, or a page's requests still in flight) writes its revocation to
+// the store once, not once a request, and every answer says session_idle:
+// the id is revoked now, but the user did not sign out.
 func TestIdleCopyRevokedOnce(t *testing.T) {
 	var cr *countRevoke
 	e := newEnv(t, func(e *env, c *gateway.Config) { cr = &countRevoke{Memory: e.mem}; c.Revocations = cr })
 	user, _ := stealAndKeepFresh(t, e)
 	for range 5 {
-		wantNotCalled(t, e.do(newReq("GET", "/deals", nil, xhr(), withCookie(user))))
+		res := e.do(newReq("GET", "/deals", nil, xhr(), withCookie(user)))
+		wantJSONError(t, res, 401, "invalid_session", "session_idle")
+		wantNotCalled(t, res)
 	}
 	if n := cr.n.Load(); n != 1 {
 		t.Fatalf("%d revocations, want 1", n)

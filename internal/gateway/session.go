@@ -62,6 +62,10 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	now := g.now()
 	if err := g.sessionHolds(s, now, g.cfg.IdleTimeout); err != nil {
 		res.err = err
+		// Idle is checked before the revocations, and the rest again here,
+		// so that copies still in flight after endIdle ended the id say
+		// session_idle ("expired" on the gate page), not session_revoked
+		// ("signed out"): the user did not sign out.
 		if reason.Of(err) == reason.SessionIdle && g.sessionHolds(s, now, 0) == nil {
 			res.idle = s
 		}

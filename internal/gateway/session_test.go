@@ -481,14 +481,9 @@ func TestSlidingRefresh(t *testing.T) {
 		// session id: a copy taken from the user and kept fresh by its
 		// holder would otherwise outlive the user's own.
 		e := newEnv(t)
-		v := e.login()
-		e.clock.Advance(16 * time.Minute)
-		res := e.do(newReq("GET", "/deals", nil, withCookie(v)))
-		wantCalled(t, res)
-		nv, _ := sessionCookie(t, res)
-		e.clock.Advance(15 * time.Minute)
-		wantJSONError(t, e.do(newReq("GET", "/deals", nil, withCookie(v), xhr())), 401, "invalid_session", "session_idle")
-		wantJSONError(t, e.do(newReq("GET", "/deals", nil, withCookie(nv), xhr())), 401, "invalid_session", "session_revoked")
+		user, refreshed := stealAndKeepFresh(t, e)
+		wantJSONError(t, e.do(newReq("GET", "/deals", nil, withCookie(user), xhr())), 401, "invalid_session", "session_idle")
+		wantJSONError(t, e.do(newReq("GET", "/deals", nil, withCookie(refreshed), xhr())), 401, "invalid_session", "session_revoked")
 	})
 	t.Run("refresh on the session endpoint is not required", func(t *testing.T) {
 		e := newEnv(t)
