@@ -34,7 +34,8 @@ func storeReporter(target, prefix string) func(replay.Event) {
 			fields = append(fields, zap.Error(e.Err))
 		}
 		switch e.Kind {
-		case replay.EventLoaded, replay.EventResynced, replay.EventMalformedKeys, replay.EventResyncIncomplete, replay.EventRewritten, replay.EventGapClosed:
+		case replay.EventLoaded, replay.EventResynced, replay.EventMalformedKeys, replay.EventResyncIncomplete, replay.EventRewritten, replay.EventGapClosed,
+			replay.EventUnwrittenDropped:
 			fields = append(fields, zap.Int("entries", e.Entries))
 		case replay.EventNotLoaded:
 			fields = append(fields, zap.Duration("waited", e.Waited))
@@ -50,7 +51,8 @@ func storeReporter(target, prefix string) func(replay.Event) {
 // sessions, warnings for what an operator should fix, info for recovery.
 func storeEventLevel(k replay.EventKind) zapcore.Level {
 	switch k {
-	case replay.EventNotLoaded, replay.EventUnavailable, replay.EventResyncIncomplete, replay.EventGapClosed:
+	case replay.EventNotLoaded, replay.EventUnavailable, replay.EventResyncIncomplete, replay.EventGapClosed,
+		replay.EventUnwrittenDropped:
 		return zapcore.ErrorLevel
 	case replay.EventSubscriptionLost, replay.EventMalformedAnnouncement, replay.EventMalformedKeys,
 		replay.EventPolicyUnknown, replay.EventPolicyEvicts, replay.EventSubscriptionStale,

@@ -164,8 +164,9 @@ func TestStoreEventLevels(t *testing.T) {
 		replay.EventSubscriptionStale: zapcore.WarnLevel, replay.EventMasterSwitched: zapcore.WarnLevel,
 		replay.EventResyncIncomplete: zapcore.ErrorLevel, replay.EventRewritten: zapcore.InfoLevel,
 		replay.EventClaimsNotReturned: zapcore.WarnLevel, replay.EventGapClosed: zapcore.ErrorLevel,
+		replay.EventUnwrittenDropped: zapcore.ErrorLevel,
 	}
-	for k := replay.EventNotLoaded; k <= replay.EventGapClosed; k++ {
+	for k := replay.EventNotLoaded; k <= replay.EventUnwrittenDropped; k++ {
 		lvl, ok := want[k]
 		if !ok {
 			t.Errorf("event kind %d: no level decided in this test", k)

@@ -27,6 +27,11 @@ type openResult struct {
 	// idle timeout (and nothing else wrong with it but that): its id may
 	// live on in another copy of the cookie. See endIdle.
 	idle *session.Session
+	// opened is the session of an authentic cookie of this host's tenant,
+	// whatever else is wrong with it here (expired or revoked by this
+	// instance's clock and store, idle): a sign-out ends its id anyway,
+	// since another instance may still take it.
+	opened *session.Session
 }
 
 // openSession reads, opens and checks the session cookie without any I/O.
@@ -57,7 +62,7 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 		}
 		t = found
 	}
-	res.tenant = t
+	res.tenant, res.opened = t, s
 	// One clock read for the whole check: this runs on every request.
 	now := g.now()
 	if err := g.sessionHolds(s, now, g.cfg.IdleTimeout); err != nil {
@@ -354,12 +359,13 @@ type sessionInfo struct {
 func (g *Gateway) serveSignout(w http.ResponseWriter, r *http.Request, rq *request) {
 	w.Header().Set("Cache-Control", "no-store")
 	o := g.openSession(r, rq)
-	s := o.sess
-	if s == nil {
-		// An idle cookie's id may live on in another copy (endIdle): the
-		// sign-out ends it too, and says so only once it has.
-		s = o.idle
-	}
+	// Any authentic cookie's id is ended, and the answer says so only once
+	// it is stored: a copy may live on where this instance's view does not
+	// reach. An idle cookie's id in another copy (endIdle); a session this
+	// instance holds revoked when the store did not take the revocation (a
+	// retried sign-out after a 503); one past its expiry or session_ttl by
+	// this instance's clock or config but not by another's.
+	s := o.opened
 	named := r.URL.Query().Get("tenant")
 	foreign := named != "" && s != nil && s.Tenant != named
 	if foreign {

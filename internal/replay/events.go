@@ -47,9 +47,9 @@ const (
 	// unread (Event.Err; Event.Entries were loaded); announcements are
 	// applied meanwhile and the rest is retried.
 	EventResyncIncomplete
-	// EventRewritten: after a master change, this instance wrote its recent
-	// revocations again (Event.Entries), in case the promoted replica
-	// lacked them.
+	// EventRewritten: this instance wrote revocations again (Event.Entries):
+	// its recent ones after a master change, in case the promoted replica
+	// lacked them, or ones Redis had not taken, once it did.
 	EventRewritten
 	// EventClaimsNotReturned: too many failed claims were waiting to be
 	// given back; those tokens stay used.
@@ -61,6 +61,10 @@ const (
 	// switch and its subscription hears the new master only through the
 	// old one, demoted to its replica.
 	EventGapClosed
+	// EventUnwrittenDropped: revocations Redis did not take were dropped
+	// unwritten (Event.Entries of them), as more than maxUnwritten waited:
+	// they hold on this instance only.
+	EventUnwrittenDropped
 )
 
 // Event is one state change of the Redis store. It never holds a password,
@@ -68,7 +72,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Err     error         // the cause, where Kind says so
-	Entries int           // for EventLoaded, EventResynced, EventMalformedKeys, EventResyncIncomplete, EventRewritten, EventGapClosed
+	Entries int           // for EventLoaded, EventResynced, EventMalformedKeys, EventResyncIncomplete, EventRewritten, EventGapClosed, EventUnwrittenDropped
 	Waited  time.Duration // for EventNotLoaded
 	Policy  string        // for EventPolicyEvicts
 }
@@ -108,7 +112,10 @@ func (e Event) Message() string {
 		return "the periodic reload found revocations the subscription never delivered (they were accepted here until now); " +
 			"announcements are being lost, as when this instance missed a master switch: check its connection to the sentinels"
 	case EventRewritten:
-		return "wrote this instance's recent revocations again after a master change"
+		return "wrote this instance's revocations again: recent ones after a master change, or ones Redis had not taken"
+	case EventUnwrittenDropped:
+		return "dropped revocations Redis had not taken, as too many waited to be written: " +
+			"the sessions they revoked are refused on this instance only, and accepted on the others"
 	case EventClaimsNotReturned:
 		return "too many failed exchanges to give their tokens back: those tokens now answer 401 replayed, and clients need a fresh token"
 	}

@@ -55,3 +55,12 @@ func (t *usedTable) len() int {
 	}
 	return n
 }
+
+// SetRewriteWindow sets how long r writes its own recent revocations
+// again after a master change (0: never), so that a test sees what the
+// unwritten ones alone get written by.
+func (r *Redis) SetRewriteWindow(d time.Duration) {
+	r.recentMu.Lock()
+	defer r.recentMu.Unlock()
+	r.rewriteWindow = d
+}

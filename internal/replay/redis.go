@@ -112,8 +112,15 @@ type Redis struct {
 
 	// This instance's recent revocations, written again after a master
 	// change (redis_revoke.go).
-	recentMu sync.Mutex
-	recent   []recentRevocation
+	recentMu      sync.Mutex
+	recent        []recentRevocation
+	rewriteWindow time.Duration
+	// Revocations Redis did not take, by key, written again until it does
+	// (redis_unwritten.go); how many were dropped past maxUnwritten since
+	// the last report.
+	unwrittenMu      sync.Mutex
+	unwritten        map[string]recentRevocation
+	unwrittenDropped int
 
 	lastErr atomic.Pointer[error] // the sync goroutine's last failure, for EventNotLoaded
 	kicks   chan struct{}         // a master switch: resubscribe now
@@ -152,27 +159,28 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	r := &Redis{
-		client:       spec.client,
-		sentinel:     spec.sentinel,
-		target:       spec.target,
-		prefix:       cfg.KeyPrefix,
-		channel:      revocationChannel(cfg.KeyPrefix, spec.db),
-		origin:       rand.Text(),
-		timeout:      cfg.Timeout,
-		replicas:     cfg.Replicas,
-		waitMillis:   max(1, (cfg.Timeout / 3).Milliseconds()),
-		reloadEvery:  cfg.ReloadEvery,
-		now:          cfg.Now,
-		report:       cfg.Report,
-		mirror:       newMirror(cfg.Now),
-		health:       newHealth(cfg.Report),
-		releases:     make(chan release, maxPendingReleases),
-		releaserDone: make(chan struct{}),
-		kicks:        make(chan struct{}, 1),
-		cancel:       cancel,
-		done:         make(chan struct{}),
-		watchDone:    make(chan struct{}),
-		synced:       make(chan struct{}),
+		client:        spec.client,
+		sentinel:      spec.sentinel,
+		target:        spec.target,
+		prefix:        cfg.KeyPrefix,
+		channel:       revocationChannel(cfg.KeyPrefix, spec.db),
+		origin:        rand.Text(),
+		timeout:       cfg.Timeout,
+		replicas:      cfg.Replicas,
+		waitMillis:    max(1, (cfg.Timeout / 3).Milliseconds()),
+		reloadEvery:   cfg.ReloadEvery,
+		now:           cfg.Now,
+		report:        cfg.Report,
+		mirror:        newMirror(cfg.Now),
+		health:        newHealth(cfg.Report),
+		releases:      make(chan release, maxPendingReleases),
+		rewriteWindow: rewriteWindow,
+		releaserDone:  make(chan struct{}),
+		kicks:         make(chan struct{}, 1),
+		cancel:        cancel,
+		done:          make(chan struct{}),
+		watchDone:     make(chan struct{}),
+		synced:        make(chan struct{}),
 	}
 	if cfg.Seed != nil {
 		r.mirror.merge(cfg.Seed.mirror)

@@ -81,8 +81,11 @@ func (r *Redis) revoke(ctx context.Context, key string, e revEntry, until time.T
 		// all the same. A write whose reply was lost may have reached
 		// every other instance, and this one drops its own announcement;
 		// a revocation only widens what is refused, and the caller
-		// answers 503 and may retry.
+		// answers 503 and may retry. Written again until it is stored.
 		ttl = ttlMillis(until.Sub(r.now()))
+		r.keepUnwritten(key, e, until)
+	} else {
+		r.stored(key, e, until)
 	}
 	if ttl > 0 {
 		// Applied here at once: this instance does not wait for its own
@@ -152,13 +155,14 @@ type recentRevocation struct {
 	written time.Time // wall clock
 }
 
-// remember keeps a revocation for rewriteWindow.
+// remember keeps a revocation for r.rewriteWindow (rewriteWindow; tests
+// shorten it).
 func (r *Redis) remember(key string, e revEntry, until time.Time) {
 	now := time.Now()
 	r.recentMu.Lock()
 	defer r.recentMu.Unlock()
 	i := 0
-	for i < len(r.recent) && (now.Sub(r.recent[i].written) > rewriteWindow || len(r.recent)-i >= maxRecent) {
+	for i < len(r.recent) && (now.Sub(r.recent[i].written) > r.rewriteWindow || len(r.recent)-i >= maxRecent) {
 		i++
 	}
 	r.recent = append(r.recent[i:], recentRevocation{key: key, e: e, until: until, written: now})
@@ -173,7 +177,7 @@ func (r *Redis) rewriteRecent(ctx context.Context) int {
 	r.recentMu.Lock()
 	var todo []recentRevocation
 	for _, rr := range r.recent {
-		if now.Sub(rr.written) <= rewriteWindow && rr.until.After(r.now()) {
+		if now.Sub(rr.written) <= r.rewriteWindow && rr.until.After(r.now()) {
 			todo = append(todo, rr)
 		}
 	}

@@ -134,7 +134,7 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 		stopReload()
 		p.reload.wait()
 	}()
-	var lastResync, rewriteAgain time.Time
+	var lastResync, rewriteAgain, lastUnwritten time.Time
 	incomplete, retryAfter := false, healthInterval
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, p.wait())
@@ -187,6 +187,10 @@ func (r *Redis) follow(ctx context.Context, lastSweep *time.Time, rewrite bool) 
 		if err := r.check(ctx, ps, p); err != nil {
 			return synced, err
 		}
+		if time.Since(lastUnwritten) >= healthInterval && r.hasUnwritten() {
+			lastUnwritten = time.Now()
+			r.writeUnwrittenReport(ctx)
+		}
 		r.sweepIfDue(lastSweep)
 	}
 }
@@ -228,6 +232,7 @@ func (r *Redis) resyncFailed(err error, loaded int64, report bool) {
 // rewrite is set) and reports whether it read everything; an incomplete
 // load is reported once, not again when a retry is incomplete too.
 func (r *Redis) load(ctx context.Context, rewrite, retry bool) bool {
+	r.writeUnwrittenReport(ctx)
 	if rewrite {
 		if n := r.rewriteRecent(ctx); n > 0 {
 			r.report(Event{Kind: EventRewritten, Entries: n})

@@ -1,0 +1,97 @@
+package replay
+
+import (
+	"context"
+	"time"
+)
+
+// A revocation Redis did not take (down, unreachable from this instance,
+// a lost reply) holds on this instance at once, but every other instance
+// learns of it only from Redis. So it is kept until a write of it is
+// stored: at every (re)subscribe, before the mirror reloads, and while any
+// wait, every healthInterval. Kept only for rewriteWindow, like the recent
+// ones, an outage longer than that lost it for good: a stolen copy of a
+// signed-out cookie went on working on every other instance, and an
+// instance started later accepted it too.
+//
+// maxUnwritten bounds what an outage can pile up (an entry is about 200
+// bytes); past it the newest is dropped and EventUnwrittenDropped says so.
+const maxUnwritten = 100000
+
+// keepUnwritten records a revocation whose write was not stored, merged
+// with one of the same key as revokeScript merges them: the later expiry
+// and the later cutoff instant.
+func (r *Redis) keepUnwritten(key string, e revEntry, until time.Time) {
+	r.unwrittenMu.Lock()
+	defer r.unwrittenMu.Unlock()
+	if old, ok := r.unwritten[key]; ok {
+		if old.until.After(until) {
+			until = old.until
+		}
+		e.At = max(e.At, old.e.At)
+	} else if len(r.unwritten) >= maxUnwritten {
+		r.unwrittenDropped++
+		return
+	}
+	if r.unwritten == nil {
+		r.unwritten = map[string]recentRevocation{}
+	}
+	r.unwritten[key] = recentRevocation{key: key, e: e, until: until}
+}
+
+// stored forgets an unwritten revocation that a stored write of key now
+// covers (as late an expiry and cutoff instant, or later).
+func (r *Redis) stored(key string, e revEntry, until time.Time) {
+	r.unwrittenMu.Lock()
+	defer r.unwrittenMu.Unlock()
+	if old, ok := r.unwritten[key]; ok && !old.until.After(until) && old.e.At <= e.At {
+		delete(r.unwritten, key)
+	}
+}
+
+// writeUnwritten writes the revocations Redis did not take, and returns
+// how many it stored; it stops at the first that Redis refuses, the rest
+// wait for the next try. Expired ones are dropped unwritten.
+func (r *Redis) writeUnwritten(ctx context.Context) int {
+	r.unwrittenMu.Lock()
+	todo := make([]recentRevocation, 0, len(r.unwritten))
+	for _, u := range r.unwritten {
+		todo = append(todo, u)
+	}
+	dropped := r.unwrittenDropped
+	r.unwrittenDropped = 0
+	r.unwrittenMu.Unlock()
+	if dropped > 0 {
+		r.report(Event{Kind: EventUnwrittenDropped, Entries: dropped})
+	}
+	n := 0
+	for _, u := range todo {
+		if !u.until.After(r.now()) {
+			r.stored(u.key, u.e, u.until)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
+		ttl, err := r.writeRevocation(cctx, u.key, u.e, u.until)
+		cancel()
+		if ttl <= 0 && err != nil {
+			break // Redis does not take writes: the rest would wait in vain
+		}
+		r.stored(u.key, u.e, u.until)
+		n++
+	}
+	return n
+}
+
+// hasUnwritten reports whether revocations wait to be written.
+func (r *Redis) hasUnwritten() bool {
+	r.unwrittenMu.Lock()
+	defer r.unwrittenMu.Unlock()
+	return len(r.unwritten) > 0 || r.unwrittenDropped > 0
+}
+
+// writeUnwrittenReport is writeUnwritten, reporting what it stored.
+func (r *Redis) writeUnwrittenReport(ctx context.Context) {
+	if n := r.writeUnwritten(ctx); n > 0 {
+		r.report(Event{Kind: EventRewritten, Entries: n})
+	}
+}

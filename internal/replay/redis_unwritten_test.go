@@ -1,0 +1,74 @@
+package replay_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/reason"
+	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/replay/replaytest"
+)
+
+// TestRedisUnwrittenRevocationsAreWrittenOnceRedisTakesThem is a
+// regression test for sign-outs lost to an outage: a revocation Redis did
+// not take held on the instance that made it, and was written again only
+// if Redis came back within the 15 s rewrite window. After a longer
+// partition the signed-out session, and every session of a tenant revoked
+// by an admin, went on working on every other instance, and on instances
+// started later. The rewrite window is switched off here, so what writes
+// them is the keeping of unwritten revocations alone.
+func TestRedisUnwrittenRevocationsAreWrittenOnceRedisTakesThem(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	proxy := newProxy(t, srv.Addr())
+	prefix := uniquePrefix()
+	events := newEventLog()
+	a := newRedis(t, replay.RedisConfig{URL: "redis://" + proxy.Addr(), KeyPrefix: prefix, Report: events.report})
+	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	<-b.Synced()
+	a.SetRewriteWindow(0)
+	ctx := context.Background()
+	iat := time.Now().Add(-time.Minute)
+	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	globex := replay.SessionRef{ID: "sid-2", Tenant: "globex", Subject: "bob", IssuedAt: iat}
+
+	proxy.Cut()
+	if reason.Of(a.Revoke(ctx, one.ID, time.Now().Add(time.Hour))) != reason.StoreUnavailable {
+		t.Fatal("a revocation Redis cannot take did not fail as store_unavailable")
+	}
+	if reason.Of(a.RevokeAll(ctx, "globex", "", time.Now().Add(time.Hour))) != reason.StoreUnavailable {
+		t.Fatal("a cutoff Redis cannot take did not fail as store_unavailable")
+	}
+	if !a.Revoked(one) || !a.Revoked(globex) {
+		t.Fatal("the revocations do not hold on the instance that made them")
+	}
+	if b.Revoked(one) || b.Revoked(globex) {
+		t.Fatal("the other instance saw the revocations: the test proves nothing")
+	}
+	proxy.Restore()
+	waitRevoked(t, b, one, 10*time.Second)
+	waitRevoked(t, b, globex, time.Second)
+	raw := rawClient(t, srv)
+	if n, err := raw.Exists(ctx, prefix+"rev:sid:"+one.ID).Result(); err != nil || n != 1 {
+		t.Fatalf("the sign-out is not stored in Redis (%d, %v): an instance started now would take the session", n, err)
+	}
+	if keys, err := raw.Keys(ctx, prefix+"rev:cut:*").Result(); err != nil || len(keys) != 1 {
+		t.Fatalf("the cutoff is not stored in Redis (%v, %v)", keys, err)
+	}
+	if ev := events.waitFor(t, replay.EventRewritten, 2*time.Second); ev.Entries != 2 {
+		t.Fatalf("EventRewritten with %d entries, want 2\n%s", ev.Entries, events)
+	}
+	// Written once: a later reconnect has nothing left to write.
+	resynced := events.count(replay.EventResynced)
+	proxy.Cut()
+	proxy.Restore()
+	for deadline := time.Now().Add(10 * time.Second); events.count(replay.EventResynced) == resynced; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no resync after the second reconnect\n%s", events)
+		}
+	}
+	if n := events.count(replay.EventRewritten); n != 1 {
+		t.Fatalf("%d EventRewritten, want 1\n%s", n, events)
+	}
+}
