@@ -144,6 +144,7 @@ const globalOptions = `{
 		format json
 		level DEBUG
 	}
+	{{with .Global}}{{.}}{{end}}
 }
 `
 

@@ -162,10 +162,7 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	s := o.sess
 	if g.pathRules && !policy.CanonicalPath(r) || g.queryRules && !policy.CanonicalQuery(r.URL.RawQuery) ||
 		g.cookieRules && !policy.CanonicalCookies(r.Header, g.ownCookies) {
-		setSessionFraming(w.Header(), allowed)
-		g.cfg.Observer.Request(t.ID, RequestRefused)
-		g.audit(r, t, s, reason.Errorf(reason.BadRequest, "non-canonical path, query or cookies under a require rule with placeholders"), false)
-		writeRefusal(w, reason.BadRequest, pathSession)
+		g.refuseBadRequest(w, r, t, s, allowed, reason.Errorf(reason.BadRequest, "non-canonical path, query or cookies under a require rule with placeholders"))
 		return nil
 	}
 	claims := o.claims
@@ -175,7 +172,21 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 		g.audit(r, t, s, err, false)
 		return g.refuseRequest(w, answerFor(reason.Of(err), pathSession), reason.Of(err))
 	}
+	// Declared trailers are read ahead only now, for a request with a
+	// session about to go upstream (see policy.Boundary.Admit).
+	if err := g.boundary.ReadTrailersAhead(r); err != nil {
+		g.refuseBadRequest(w, r, t, s, allowed, err)
+		return nil
+	}
 	return g.forward(w, r, rq, o, claims, allowed, next)
+}
+
+// refuseBadRequest answers 400 bad_request to a request with a session.
+func (g *Gateway) refuseBadRequest(w http.ResponseWriter, r *http.Request, t *tenant.Tenant, s *session.Session, allowed Origins, err error) {
+	setSessionFraming(w.Header(), allowed)
+	g.cfg.Observer.Request(t.ID, RequestRefused)
+	g.audit(r, t, s, err, false)
+	writeRefusal(w, reason.BadRequest, pathSession)
 }
 
 // forward sends a request whose session passed every check to the app:

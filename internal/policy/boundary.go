@@ -1,9 +1,6 @@
 package policy
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"net/http"
 	"net/netip"
 	"path"
@@ -21,13 +18,14 @@ import (
 //     so are method-override headers and HTTP2-Settings;
 //   - hop-by-hop handling: a Connection header naming a protected header
 //     would make the proxy delete the gateway's own copy after it was set;
-//   - trailers: a declared or sent protected trailer would arrive after the
-//     headers were checked;
+//   - trailers: a declared or sent protected, removed or routing trailer
+//     would arrive after the headers were checked (trailers.go);
 //   - upgrades: after 101 the proxy tunnels bytes it never parses, so only
 //     WebSocket (which the gateway Origin-checks) may pass;
 //   - Host: parsed strictly, so that no odd spelling escapes the host to
 //     tenant binding;
-//   - path: CanonicalPath, where a rule reads it;
+//   - path: none that an app would read a host from ("//x"), and
+//     CanonicalPath where a rule reads it;
 //   - query: the token parameter after '&' or ';' (query.go).
 type Boundary struct {
 	protected []string // canonical names, beyond the X-Embed- prefix
@@ -42,13 +40,16 @@ type Boundary struct {
 //     Host it checked and applies require rules to the path it checked: a
 //     client's Forwarded: host=other-tenant (Rack, Spring), X-Forwarded-Prefix
 //     (Symfony, Spring, Werkzeug) or X-Original-URL (IIS, Laminas) would
-//     have the app read another. Caddy's reverse_proxy itself sets
-//     X-Forwarded-For, -Proto and -Host (from trusted_proxies only), so
-//     those stay its concern; an operator who wants any of these for the
-//     app sets them with header_up, which runs after the gateway.
+//     have the app read another. X-Forwarded-Host is among them: Caddy's
+//     reverse_proxy passes a trusted_proxies client's on as it came (a load
+//     balancer that sets none lets the client's through), and otherwise
+//     sets it from the Host; removed here, it always sets it from the Host
+//     the gateway checked. X-Forwarded-For and -Proto stay Caddy's. An
+//     operator who wants any of these for the app sets them with
+//     header_up, which runs after the gateway.
 var alwaysRemoved = []string{
 	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override", "Http2-Settings",
-	"Forwarded", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server",
+	"Forwarded", "X-Forwarded-Host", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Server",
 	"X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Forwarded-Uri", "X-Forwarded-Path",
 	"Front-End-Https", "X-Url-Scheme", "X-Original-Url", "X-Original-Uri", "X-Rewrite-Url",
 	"X-Original-Host",
@@ -77,7 +78,10 @@ func (b *Boundary) Protects(name string) bool {
 // send. It returns a *reason.Error with reason.BadRequest (answer 400) for a
 // request that cannot be made safe; nothing of r is changed then. On success
 // r's protected and always-removed headers are gone and, where the body can
-// carry trailers, the body refuses a protected trailer when it arrives.
+// carry trailers, the body refuses a forbidden trailer when it arrives.
+// Nothing is read ahead here, before any session is checked (that would
+// let anyone have the gateway buffer maxTrailerBody per request):
+// ReadTrailersAhead does it for a request about to go upstream.
 func (b *Boundary) Admit(r *http.Request) error {
 	if err := b.AdmitHeaders(r); err != nil {
 		return err
@@ -98,6 +102,9 @@ func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	if err := checkUpgrade(r); err != nil {
 		return err
 	}
+	if err := checkTarget(r); err != nil {
+		return err
+	}
 	// TRACE (and IIS's TRACK) asks the server to echo the request: an app
 	// or server that does would hand the identity headers and the signed
 	// assertion the gateway added back to the client (cross-site tracing).
@@ -110,108 +117,40 @@ func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	}
 	// net/http moves a declared Trailer header into r.Trailer's keys; a
 	// handler-built request may still carry it as a header.
-	if name, ok := b.firstProtected(r.Header["Trailer"]); ok {
-		return reason.Errorf(reason.BadRequest, "Trailer declares the protected header %s", sanitizeName(name))
+	for _, name := range listTokens(r.Header["Trailer"]) {
+		if b.refusesTrailer(name) {
+			return reason.Errorf(reason.BadRequest, "Trailer declares the header %s, which no trailer may carry", sanitizeName(name))
+		}
 	}
 	for name := range r.Trailer {
-		if b.Protects(name) {
-			return reason.Errorf(reason.BadRequest, "Trailer declares the protected header %s", sanitizeName(name))
+		if b.refusesTrailer(name) {
+			return reason.Errorf(reason.BadRequest, "Trailer declares the header %s, which no trailer may carry", sanitizeName(name))
 		}
 	}
 	StripHeaders(r.Header, b.protected)
 	return nil
 }
 
-// guardBody makes sure no protected trailer reaches the upstream with r.
-func (b *Boundary) guardBody(r *http.Request) error {
-	if r.Body == nil || r.Body == http.NoBody {
+// checkTarget refuses request targets that an app reading its URL from
+// the request line would take for another host, and the asterisk form on
+// anything but OPTIONS, the one method it belongs to (RFC 9112 section
+// 3.2.4). A path beginning "//" once decoded ("/%2F/" too, for apps that
+// decode first), or "/\\" (WHATWG URL parsers read "\\" as "/"): Node's
+// new URL(req.url, base) and Python's urlsplit read "//globex.test/x" as
+// host globex.test, while the session is bound to the Host the gateway
+// checked.
+func checkTarget(r *http.Request) error {
+	if r.URL == nil {
 		return nil
 	}
-	// net/http fills r.Trailer only when the body reaches EOF, after the
-	// request has gone upstream, and with every trailer sent, declared or
-	// not, once any is declared. So a request that declares trailers (rare:
-	// chunked uploads with a checksum) is read first, up to
-	// maxTrailerBody, and its trailers checked: a protected one is a 400
-	// before anything goes upstream.
-	if r.Trailer != nil {
-		if err := b.readTrailers(r); err != nil {
-			return err
-		}
+	p := r.URL.Path
+	if len(p) >= 2 && p[0] == '/' && (p[1] == '/' || p[1] == '\\') {
+		return reason.Errorf(reason.BadRequest, "the path begins with %q: an app would read a host from it", p[:2])
 	}
-	// A body still of unknown length may end in trailers nobody declared,
-	// or be larger than maxTrailerBody: the guard checks them at EOF.
-	if r.ContentLength < 0 || r.Trailer != nil {
-		r.Body = &trailerGuard{ReadCloser: r.Body, req: r, b: b}
+	if p == "*" && r.Method != http.MethodOptions {
+		return reason.Errorf(reason.BadRequest, "the asterisk-form target is for OPTIONS only")
 	}
 	return nil
-}
-
-// maxTrailerBody bounds the body read ahead to check declared trailers; a
-// longer one streams, and the guard fails it at EOF if a protected trailer
-// comes.
-const maxTrailerBody = 8 << 20
-
-// readTrailers reads r's body (up to maxTrailerBody) so that its trailers
-// are known, refuses a protected one, and puts the body back.
-func (b *Boundary) readTrailers(r *http.Request) error {
-	buf, err := io.ReadAll(io.LimitReader(r.Body, maxTrailerBody+1))
-	if err != nil {
-		return reason.Errorf(reason.BadRequest, "reading a body with trailers: %v", err)
-	}
-	if len(buf) > maxTrailerBody {
-		// Too long to hold: stream the rest behind the guard.
-		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-		return nil
-	}
-	for name := range r.Trailer {
-		if b.Protects(name) {
-			return reason.Errorf(reason.BadRequest, "a trailer carries the protected header %s", sanitizeName(name))
-		}
-	}
-	_ = r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(buf))
-	r.ContentLength = int64(len(buf))
-	return nil
-}
-
-// readCloser reads from one reader and closes another.
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
-// ErrProtectedTrailer ends the body of a request whose trailers carry a
-// protected header: the upstream request fails instead of completing with
-// a forged identity in r.Trailer.
-var ErrProtectedTrailer = errors.New("request trailer carries a protected header")
-
-// trailerGuard checks the trailers net/http has just filled in at EOF, and
-// removes protected ones before any reader of r.Trailer (the proxy copies
-// them in its own body wrapper, which reads through this one) can see them.
-type trailerGuard struct {
-	io.ReadCloser
-	req     *http.Request
-	b       *Boundary
-	refused bool // once refused, every later Read fails too
-}
-
-func (t *trailerGuard) Read(p []byte) (int, error) {
-	if t.refused {
-		return 0, ErrProtectedTrailer
-	}
-	n, err := t.ReadCloser.Read(p)
-	if errors.Is(err, io.EOF) {
-		for name := range t.req.Trailer {
-			if t.b.Protects(name) {
-				delete(t.req.Trailer, name)
-				t.refused = true
-			}
-		}
-		if t.refused {
-			return n, ErrProtectedTrailer
-		}
-	}
-	return n, err
 }
 
 // checkUpgrade lets only a WebSocket handshake change protocols. After a 101

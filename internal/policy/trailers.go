@@ -1,0 +1,130 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/embedgate/embedgate/internal/reason"
+)
+
+// Request trailers, the boundary's channel that arrives last: after the
+// headers were checked, and for net/http only once the body is read.
+
+// refusesTrailer reports whether a request trailer named name may not
+// reach the upstream: what the boundary removes from the headers (a
+// protected or always-removed name), and the fields that route or
+// authenticate a request (Cookie, the gateway's own cookies included;
+// Host; Authorization; X-Forwarded-*), which a server that merges
+// trailers into the headers (Apache's MergeTrailers, some Tomcat setups)
+// would read as if the client had sent them up front. RFC 9110 section
+// 6.5.1 forbids such fields in trailers; checksums and the like pass.
+func (b *Boundary) refusesTrailer(name string) bool {
+	return b.Protects(name) || IsAlwaysRemoved(name) ||
+		equalFoldAny(name, trailerForbidden) || headerPrefix(name, "X-Forwarded-")
+}
+
+// trailerForbidden are the routing and authentication fields refused as
+// request trailers, beyond the protected and always-removed ones.
+var trailerForbidden = []string{
+	"Cookie", "Host", "Authorization", "Proxy-Authorization", "X-Real-Ip",
+	"Content-Length", "Transfer-Encoding", "Content-Type", "Content-Encoding", "Content-Range", "Trailer",
+}
+
+// guardBody makes sure no protected trailer reaches the upstream with r.
+func (b *Boundary) guardBody(r *http.Request) error {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	// A body of unknown length may end in trailers nobody declared, and
+	// one that declared some in more than it declared: the guard checks
+	// them at EOF, wherever the body goes (upstream, or to an error route).
+	if r.ContentLength < 0 || r.Trailer != nil {
+		r.Body = &trailerGuard{ReadCloser: r.Body, req: r, b: b}
+	}
+	return nil
+}
+
+// maxTrailerBody bounds the body read ahead to check declared trailers; a
+// longer one streams, and the guard fails it at EOF if a protected trailer
+// comes.
+const maxTrailerBody = 8 << 20
+
+// ReadTrailersAhead is for a request Admit admitted, once it is about to go
+// upstream (its session holds). net/http fills r.Trailer only when the
+// body reaches EOF, after the request has gone upstream, and with every
+// trailer sent, declared or not, once any is declared. So a request that
+// declares trailers (rare: chunked uploads with a checksum) is read
+// first, up to maxTrailerBody, and its trailers checked: a forbidden one
+// is a 400 (a *reason.Error with reason.BadRequest) before anything goes
+// upstream, rather than an upstream request aborted at EOF.
+func (b *Boundary) ReadTrailersAhead(r *http.Request) error {
+	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	return b.readTrailers(r)
+}
+
+// readTrailers reads r's body (up to maxTrailerBody) so that its trailers
+// are known, refuses a forbidden one, and puts the body back.
+func (b *Boundary) readTrailers(r *http.Request) error {
+	buf, err := io.ReadAll(io.LimitReader(r.Body, maxTrailerBody+1))
+	if err != nil {
+		return reason.Errorf(reason.BadRequest, "reading a body with trailers: %v", err)
+	}
+	if len(buf) > maxTrailerBody {
+		// Too long to hold: stream the rest behind the guard.
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
+		return nil
+	}
+	for name := range r.Trailer {
+		if b.refusesTrailer(name) {
+			return reason.Errorf(reason.BadRequest, "a trailer carries the header %s, which no trailer may carry", sanitizeName(name))
+		}
+	}
+	_ = r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(buf))
+	r.ContentLength = int64(len(buf))
+	return nil
+}
+
+// readCloser reads from one reader and closes another.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// ErrProtectedTrailer ends the body of a request whose trailers carry a
+// protected header: the upstream request fails instead of completing with
+// a forged identity in r.Trailer.
+var ErrProtectedTrailer = errors.New("request trailer carries a protected header")
+
+// trailerGuard checks the trailers net/http has just filled in at EOF, and
+// removes protected ones before any reader of r.Trailer (the proxy copies
+// them in its own body wrapper, which reads through this one) can see them.
+type trailerGuard struct {
+	io.ReadCloser
+	req     *http.Request
+	b       *Boundary
+	refused bool // once refused, every later Read fails too
+}
+
+func (t *trailerGuard) Read(p []byte) (int, error) {
+	if t.refused {
+		return 0, ErrProtectedTrailer
+	}
+	n, err := t.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		for name := range t.req.Trailer {
+			if t.b.refusesTrailer(name) {
+				delete(t.req.Trailer, name)
+				t.refused = true
+			}
+		}
+		if t.refused {
+			return n, ErrProtectedTrailer
+		}
+	}
+	return n, err
+}
