@@ -35,7 +35,7 @@ func storeReporter(target, prefix string) func(replay.Event) {
 		}
 		switch e.Kind {
 		case replay.EventLoaded, replay.EventResynced, replay.EventMalformedKeys, replay.EventResyncIncomplete, replay.EventRewritten, replay.EventGapClosed,
-			replay.EventUnwrittenDropped:
+			replay.EventUnwrittenDropped, replay.EventRestored:
 			fields = append(fields, zap.Int("entries", e.Entries))
 		case replay.EventNotLoaded:
 			fields = append(fields, zap.Duration("waited", e.Waited))
@@ -56,7 +56,7 @@ func storeEventLevel(k replay.EventKind) zapcore.Level {
 		return zapcore.ErrorLevel
 	case replay.EventSubscriptionLost, replay.EventMalformedAnnouncement, replay.EventMalformedKeys,
 		replay.EventPolicyUnknown, replay.EventPolicyEvicts, replay.EventSubscriptionStale,
-		replay.EventMasterSwitched, replay.EventClaimsNotReturned:
+		replay.EventMasterSwitched, replay.EventClaimsNotReturned, replay.EventRestored:
 		return zapcore.WarnLevel
 	case replay.EventRecovered, replay.EventLoaded, replay.EventResynced, replay.EventRewritten:
 		return zapcore.InfoLevel

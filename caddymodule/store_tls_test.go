@@ -164,9 +164,9 @@ func TestStoreEventLevels(t *testing.T) {
 		replay.EventSubscriptionStale: zapcore.WarnLevel, replay.EventMasterSwitched: zapcore.WarnLevel,
 		replay.EventResyncIncomplete: zapcore.ErrorLevel, replay.EventRewritten: zapcore.InfoLevel,
 		replay.EventClaimsNotReturned: zapcore.WarnLevel, replay.EventGapClosed: zapcore.ErrorLevel,
-		replay.EventUnwrittenDropped: zapcore.ErrorLevel,
+		replay.EventUnwrittenDropped: zapcore.ErrorLevel, replay.EventRestored: zapcore.WarnLevel,
 	}
-	for k := replay.EventNotLoaded; k <= replay.EventUnwrittenDropped; k++ {
+	for k := replay.EventNotLoaded; k <= replay.EventRestored; k++ {
 		lvl, ok := want[k]
 		if !ok {
 			t.Errorf("event kind %d: no level decided in this test", k)

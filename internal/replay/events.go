@@ -65,6 +65,10 @@ const (
 	// unwritten (Event.Entries of them), as more than maxUnwritten waited:
 	// they hold on this instance only.
 	EventUnwrittenDropped
+	// EventRestored: a full load found revocations this instance held
+	// missing from Redis (restarted without its data, or failed over to a
+	// replica that lacked them) and wrote them back (Event.Entries).
+	EventRestored
 )
 
 // Event is one state change of the Redis store. It never holds a password,
@@ -72,7 +76,7 @@ const (
 type Event struct {
 	Kind    EventKind
 	Err     error         // the cause, where Kind says so
-	Entries int           // for EventLoaded, EventResynced, EventMalformedKeys, EventResyncIncomplete, EventRewritten, EventGapClosed, EventUnwrittenDropped
+	Entries int           // for EventLoaded, EventResynced, EventMalformedKeys, EventResyncIncomplete, EventRewritten, EventGapClosed, EventUnwrittenDropped, EventRestored
 	Waited  time.Duration // for EventNotLoaded
 	Policy  string        // for EventPolicyEvicts
 }
@@ -116,6 +120,9 @@ func (e Event) Message() string {
 	case EventUnwrittenDropped:
 		return "dropped revocations Redis had not taken, as too many waited to be written: " +
 			"the sessions they revoked are refused on this instance only, and accepted on the others"
+	case EventRestored:
+		return "Redis had lost revocations this instance held (restarted without its data, or failed over to a replica that lacked them); " +
+			"wrote them back. Used tokens it lost can be exchanged again: run Redis with persistence (appendonly yes)"
 	case EventClaimsNotReturned:
 		return "too many failed exchanges to give their tokens back: those tokens now answer 401 replayed, and clients need a fresh token"
 	}

@@ -28,7 +28,7 @@ func TestReloadAfterProbeReportsFailure(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: dead, MaxRetries: -1, DialTimeout: time.Second})
 	defer client.Close()
 	var events []Event
-	r := &Redis{client: client, prefix: "eg:", report: func(e Event) { events = append(events, e) }}
+	r := &Redis{client: client, prefix: "eg:", mirror: newMirror(time.Now), now: time.Now, report: func(e Event) { events = append(events, e) }}
 	ctx := context.Background()
 
 	if !r.reloadOnceProbeReturned(ctx, &prober{}, false) || len(events) != 0 {

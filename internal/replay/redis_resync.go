@@ -20,6 +20,7 @@ const keyRetries = 3
 type loadCounts struct {
 	n, bad atomic.Int64
 	gap    *gapSet // when set, notes the entries the mirror did not have
+	seen   *keySet // every key listed, by any pass
 }
 
 // resync merges every revocation key into the mirror and returns how many
@@ -32,9 +33,21 @@ type loadCounts struct {
 func (r *Redis) resync(ctx context.Context, gap *gapSet) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, resyncTimeout)
 	defer cancel()
+	held, seen := r.mirror.held(), &keySet{}
+	n, err := r.resyncInto(ctx, gap, seen)
+	if err == nil {
+		if restored := r.restoreMissing(ctx, held, seen); restored > 0 {
+			r.report(Event{Kind: EventRestored, Entries: restored})
+		}
+	}
+	return n, err
+}
+
+// resyncInto is resync's load, noting in seen every key it listed.
+func (r *Redis) resyncInto(ctx context.Context, gap *gapSet, seen *keySet) (int64, error) {
 	cc, isCluster := r.client.(*redis.ClusterClient)
 	if !isCluster {
-		c := &loadCounts{gap: gap}
+		c := &loadCounts{gap: gap, seen: seen}
 		err := r.scanNode(ctx, r.client, c)
 		r.reportBad(c)
 		return c.n.Load(), err
@@ -46,7 +59,7 @@ func (r *Redis) resync(ctx context.Context, gap *gapSet) (int64, error) {
 	var c *loadCounts
 	var errs []error
 	for range 2 {
-		c = &loadCounts{gap: gap}
+		c = &loadCounts{gap: gap, seen: seen}
 		if err := cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
 			return r.scanNode(ctx, node, c)
 		}); err != nil {
@@ -74,6 +87,7 @@ func (r *Redis) scanNode(ctx context.Context, node redis.Cmdable, c *loadCounts)
 			return errors.Join(append(unread, err)...)
 		}
 		if len(keys) > 0 {
+			c.seen.add(keys)
 			if err := r.loadKeys(ctx, keys, c); err != nil {
 				unread = append(unread, err)
 			}

@@ -1,0 +1,93 @@
+package replay
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Redis can lose revocations that instances still hold in their mirrors:
+// a Redis restarted without its data (no persistence, a supervisor or a
+// container restart), and under Sentinel its replica resynced from that
+// empty master; a failover to a replica that lacked them. A sign-out, an
+// idle end or an admin revocation then held only on the instances
+// running at the time, never on one started later, and a restarted
+// instance took the signed-out session again. So a full resync that read
+// everything also writes back what the mirror held before it began and
+// Redis no longer has: SCAN returns every key present for its whole run,
+// so such an entry is missing, not merely written meanwhile.
+
+// keySet is the set of revocation keys one resync listed; node scans run
+// concurrently.
+type keySet struct {
+	mu   sync.Mutex
+	keys map[string]struct{}
+}
+
+func (s *keySet) add(keys []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keys == nil {
+		s.keys = make(map[string]struct{}, len(keys))
+	}
+	for _, k := range keys {
+		s.keys[k] = struct{}{}
+	}
+}
+
+func (s *keySet) has(k string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.keys[k]
+	return ok
+}
+
+// heldEntry is one live mirror entry, as it would be written to Redis.
+type heldEntry struct {
+	e     revEntry
+	until int64 // Unix nanos
+}
+
+// held copies the mirror's live entries.
+func (m *mirror) held() []heldEntry {
+	now := m.now().UnixNano()
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make([]heldEntry, 0, len(m.sessions)+len(m.cutoffs))
+	for sid, until := range m.sessions {
+		if until > now {
+			out = append(out, heldEntry{revEntry{SID: sid}, until})
+		}
+	}
+	for k, c := range m.cutoffs {
+		if c.until > now {
+			out = append(out, heldEntry{revEntry{Tenant: k.tenant, Subject: k.subject, At: c.at.UnixNano()}, c.until})
+		}
+	}
+	return out
+}
+
+// restoreMissing writes back each of held whose key seen lacks and that
+// lives at least another second, and returns how many it stored; it stops
+// at the first write Redis refuses.
+func (r *Redis) restoreMissing(ctx context.Context, held []heldEntry, seen *keySet) int {
+	n := 0
+	soon := r.now().Add(time.Second).UnixNano()
+	for _, h := range held {
+		key := r.sidKey(h.e.SID)
+		if h.e.SID == "" {
+			key = r.cutKey(h.e.Tenant, h.e.Subject)
+		}
+		if h.until <= soon || seen.has(key) {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
+		ttl, err := r.writeRevocation(cctx, key, h.e, time.Unix(0, h.until))
+		cancel()
+		if ttl <= 0 && err != nil {
+			break
+		}
+		n++
+	}
+	return n
+}

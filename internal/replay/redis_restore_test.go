@@ -1,0 +1,84 @@
+package replay_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/replay/replaytest"
+)
+
+// TestRedisRestartWithoutDataKeepsRevocations is a regression test for
+// revocations lost with Redis's data: restarted without persistence (and
+// under Sentinel, its replica resynced from that empty master), Redis held
+// no sign-out and no admin revocation any more. The instances running
+// still refused those sessions from their mirrors, but never wrote them
+// back, so an instance started afterwards took a signed-out session and
+// every session of a revoked tenant again. A full resync now writes back
+// what the mirror held and Redis lost.
+func TestRedisRestartWithoutDataKeepsRevocations(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	prefix := uniquePrefix()
+	events := newEventLog()
+	a := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix, Report: events.report})
+	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	<-b.Synced()
+	ctx := context.Background()
+	iat := time.Now().Add(-time.Minute)
+	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
+	globex := replay.SessionRef{ID: "sid-2", Tenant: "globex", Subject: "bob", IssuedAt: iat}
+	if err := a.Revoke(ctx, one.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.RevokeAll(ctx, "globex", "", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, b, one, 2*time.Second)
+	waitRevoked(t, b, globex, 2*time.Second)
+	a.SetRewriteWindow(0) // not the recent-revocation rewrite: what restores them is the resync
+
+	srv.Stop()
+	srv.Start()
+	raw := rawClient(t, srv)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, err := raw.Exists(ctx, prefix+"rev:sid:"+one.ID).Result()
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sign-out is not back in Redis 15 s after its restart (%d, %v)\n%s", n, err, events)
+		}
+	}
+	// An instance started now refuses both, from Redis.
+	c := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	<-c.Synced()
+	waitRevoked(t, c, one, 5*time.Second)
+	waitRevoked(t, c, globex, 5*time.Second)
+	if ttl, err := raw.PTTL(ctx, prefix+"rev:sid:"+one.ID).Result(); err != nil || ttl < 59*time.Minute || ttl > time.Hour {
+		t.Fatalf("restored with TTL %v (%v), want the rest of its hour", ttl, err)
+	}
+	events.waitFor(t, replay.EventRestored, 2*time.Second)
+}
+
+// TestRedisResyncRestoresNothingPresent: a resync that finds every
+// revocation in Redis writes nothing back.
+func TestRedisResyncRestoresNothingPresent(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	proxy := newProxy(t, srv.Addr())
+	prefix := uniquePrefix()
+	events := newEventLog()
+	a := newRedis(t, replay.RedisConfig{URL: "redis://" + proxy.Addr(), KeyPrefix: prefix, Report: events.report})
+	<-a.Synced()
+	ctx := context.Background()
+	if err := a.Revoke(ctx, "sid-1", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	proxy.Restore()
+	events.waitFor(t, replay.EventResynced, 10*time.Second)
+	if events.has(replay.EventRestored) {
+		t.Fatalf("a resync restored revocations Redis had\n%s", events)
+	}
+}
