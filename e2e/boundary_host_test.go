@@ -19,7 +19,7 @@ import (
 //   - request trailers naming Cookie, Host or Forwarded, which Caddy
 //     forwards and a server merging trailers into headers would honour.
 func TestBoundaryHostFromRequestLineAndTrailers(t *testing.T) {
-	g, up := withUpstreamGlobal(t, "servers {\n\t\ttrusted_proxies static 127.0.0.1/32 ::1/128\n\t}")
+	g, up := startCoreWithServers(t, "trusted_proxies static 127.0.0.1/32 ::1/128")
 	host := fmt.Sprintf("portal.gate.test:%d", g.HTTPSPort)
 	cookie := sessionLine(t, g, nil)
 	for _, target := range []string{"//globex.gate.test/deals", "///globex.gate.test/deals", "/%2Fglobex.gate.test/deals", "/%5Cglobex.gate.test/deals", "*"} {
@@ -46,12 +46,4 @@ func TestBoundaryHostFromRequestLineAndTrailers(t *testing.T) {
 		wantBoundary400(t, "trailer "+trailer, resp, body)
 		wantUnseen(t, "trailer "+trailer, up, before)
 	}
-}
-
-// withUpstreamGlobal is withUpstream with global options added, and an
-// upstream that answers 200 to anything.
-func withUpstreamGlobal(t *testing.T, global string) (*Gateway, *Upstream) {
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
-	g := startGateway(t, coreSite, map[string]any{"Upstream": up.Listener.Addr().String(), "Extra": "", "Global": global}, GatewayOptions{Env: coreEnv})
-	return g, up
 }

@@ -405,10 +405,17 @@ func TestBoundaryMethodOverrideHeaders(t *testing.T) {
 // underscore spellings reach the gateway, whose own check is then the one
 // that must hold.
 func startUnderscoreCore(t *testing.T, names string) (*Gateway, *Upstream) {
+	return startCoreWithServers(t, "expected_underscore_headers "+names+"\n\t\texpected_dot_headers "+strings.ReplaceAll(names, "_", "."))
+}
+
+// startCoreWithServers starts coreSite with servers (lines of Caddy's
+// global servers option) added to the global options, before an upstream
+// that answers 200 to anything.
+func startCoreWithServers(t *testing.T, servers string) (*Gateway, *Upstream) {
 	up := newUpstream(t, nil)
 	g := &Gateway{t: t, Dir: t.TempDir(), AdminPort: freePort(t), HTTPSPort: freePort(t)}
 	g.Config = filepath.Join(g.Dir, "Caddyfile")
-	global := strings.Replace(globalOptions, "\tlocal_certs\n", "\tlocal_certs\n\tservers {\n\t\texpected_underscore_headers "+names+"\n\t\texpected_dot_headers "+strings.ReplaceAll(names, "_", ".")+"\n\t}\n", 1)
+	global := strings.Replace(globalOptions, "\tlocal_certs\n", "\tlocal_certs\n\tservers {\n\t\t"+servers+"\n\t}\n", 1)
 	var b bytes.Buffer
 	err := template.Must(template.New("caddyfile").Parse(global+coreSite)).Execute(&b, map[string]any{"AdminPort": g.AdminPort,
 		"HTTPSPort": g.HTTPSPort, "HTTPPort": freePort(t), "Dir": g.Dir, "Upstream": up.Listener.Addr().String(), "Extra": ""})

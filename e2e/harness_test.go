@@ -144,7 +144,6 @@ const globalOptions = `{
 		format json
 		level DEBUG
 	}
-	{{with .Global}}{{.}}{{end}}
 }
 `
 
