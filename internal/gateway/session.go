@@ -27,10 +27,11 @@ type openResult struct {
 	// idle timeout (and nothing else wrong with it but that): its id may
 	// live on in another copy of the cookie. See endIdle.
 	idle *session.Session
-	// opened is the session of an authentic cookie of this host's tenant,
-	// whatever else is wrong with it here (expired or revoked by this
-	// instance's clock and store, idle): a sign-out ends its id anyway,
-	// since another instance may still take it.
+	// opened is the session of an authentic cookie of this host's tenant
+	// (or of a tenant this instance no longer has), whatever else is wrong
+	// with it here (expired or revoked by this instance's clock and store,
+	// idle): a sign-out ends its id anyway, since another instance may
+	// still take it.
 	opened *session.Session
 }
 
@@ -52,6 +53,9 @@ func (g *Gateway) openSession(r *http.Request, rq *request) openResult {
 	if t == nil || t.ID != s.Tenant {
 		found, ok := rq.reg.ByID(s.Tenant)
 		if !ok {
+			// Still signed out: during a rolling config change another
+			// instance may still know the tenant and take the cookie.
+			res.opened = s
 			res.err = reason.Errorf(reason.UnknownTenant, "session tenant %q is no longer configured", s.Tenant)
 			return res
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/embedgate/embedgate/internal/gateway"
 	"github.com/embedgate/embedgate/internal/replay"
+	"github.com/embedgate/embedgate/internal/tenant"
 )
 
 // unstoredRevoke is a revocation store in an outage as the Redis store
@@ -75,6 +76,39 @@ func TestSignoutOfCookieExpiredHere(t *testing.T) {
 	e.clock.Advance(sessionTTL + gateway.MaxLeeway)
 	wantJSONError(t, e.do(newReq("GET", "/deals", nil, xhr(), withCookie(v))), 401, "invalid_session", "session_expired")
 	wantStatus(t, e.do(signoutReq("/.embed/signout?tenant=acme", v)), http.StatusNoContent)
+	if want := s.ExpiresAt.Add(2 * gateway.MaxLeeway); !rr.until.Equal(want) {
+		t.Fatalf("revoked until %s, want %s", rr.until, want)
+	}
+}
+
+// TestSignoutOfTenantUnknownHere: a cookie of a tenant this instance no
+// longer has (a rolling config change removing it, while other instances
+// still have it) is signed out all the same, not answered 204 with nothing
+// revoked.
+func TestSignoutOfTenantUnknownHere(t *testing.T) {
+	var rr *recordRevoke
+	var current atomic.Pointer[tenant.Registry]
+	e := newEnv(t, func(e *env, c *gateway.Config) {
+		rr = &recordRevoke{Memory: e.mem}
+		c.Revocations = rr
+		current.Store(e.reg)
+		c.Tenants = current.Load
+	})
+	v := e.login()
+	s := e.open(v)
+	var rest []tenant.Config
+	for _, tc := range tenantConfigs() {
+		if tc.ID != "acme" {
+			rest = append(rest, tc)
+		}
+	}
+	reg, err := tenant.NewRegistry(rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current.Store(reg)
+	wantJSONError(t, e.do(newReq("GET", "/deals", nil, xhr(), withCookie(v))), 401, "invalid_session", "unknown_tenant")
+	wantStatus(t, e.do(newReq("POST", "/.embed/signout", nil, withCookie(v), fromOrigin(selfOrigin))), http.StatusNoContent)
 	if want := s.ExpiresAt.Add(2 * gateway.MaxLeeway); !rr.until.Equal(want) {
 		t.Fatalf("revoked until %s, want %s", rr.until, want)
 	}

@@ -105,6 +105,11 @@ func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	if err := checkTarget(r); err != nil {
 		return err
 	}
+	// A tunnel's body is the tunnel: reading it ahead for its trailers
+	// (ReadTrailersAhead) would hold the handshake until it closes.
+	if _, declared := r.Header["Trailer"]; OpensTunnel(r) && (declared || r.Trailer != nil) {
+		return reason.Errorf(reason.BadRequest, "a WebSocket handshake declares trailers")
+	}
 	// TRACE (and IIS's TRACK) asks the server to echo the request: an app
 	// or server that does would hand the identity headers and the signed
 	// assertion the gateway added back to the client (cross-site tracing).
@@ -143,9 +148,19 @@ func checkTarget(r *http.Request) error {
 	if r.URL == nil {
 		return nil
 	}
+	// "http:globex.test/x" parses as an opaque URL: no path at all, and
+	// a host to any parser that takes the scheme as a hint.
+	if r.URL.Opaque != "" {
+		return reason.Errorf(reason.BadRequest, "an opaque request target: an app would read a host from it")
+	}
 	p := r.URL.Path
-	if len(p) >= 2 && p[0] == '/' && (p[1] == '/' || p[1] == '\\') {
-		return reason.Errorf(reason.BadRequest, "the path begins with %q: an app would read a host from it", p[:2])
+	if len(p) >= 2 && p[0] == '/' {
+		// WHATWG URL parsers (Node) and Python's urlsplit drop tab, CR
+		// and LF anywhere, so "/%09/globex.test" decodes to a host too.
+		rest := strings.TrimLeft(p[1:], "\t\r\n")
+		if rest != "" && (rest[0] == '/' || rest[0] == '\\') {
+			return reason.Errorf(reason.BadRequest, "the path begins with %q: an app would read a host from it", p[:len(p)-len(rest)+1])
+		}
 	}
 	if p == "*" && r.Method != http.MethodOptions {
 		return reason.Errorf(reason.BadRequest, "the asterisk-form target is for OPTIONS only")

@@ -24,6 +24,11 @@ func TestBoundaryRefusesHostLikePaths(t *testing.T) {
 		{"GET", "/%2Fglobex.test/deals", false},
 		{"GET", "/%5Cglobex.test/deals", false},
 		{"POST", "//globex.test/deals", false},
+		{"GET", "/%09/globex.test/deals", false},
+		{"GET", "/%0D%0A/globex.test/deals", false},
+		{"GET", "/%09%5Cglobex.test/deals", false},
+		{"GET", "http:globex.test/deals", false},
+		{"GET", "/%09deals", true},
 		{"GET", "*", false},
 		{"OPTIONS", "*", true},
 		{"GET", "/deals//x", true},
@@ -115,5 +120,24 @@ func TestAdmitReadsNoBodyAhead(t *testing.T) {
 	}
 	if body.n != 1<<16 {
 		t.Fatalf("ReadTrailersAhead read %d bytes, want the whole body", body.n)
+	}
+}
+
+// A WebSocket handshake that declares trailers is refused: its body is
+// the tunnel, and reading it ahead for the trailers would hold the
+// handshake until the client sent 8 MiB or closed.
+func TestBoundaryRefusesTunnelWithTrailers(t *testing.T) {
+	r := httptest.NewRequest("CONNECT", "/ws", nil)
+	r.ProtoMajor = 2
+	r.Header.Set(":protocol", "websocket")
+	r.Trailer = http.Header{"X-Checksum": nil}
+	if admitted(t, r) == nil {
+		t.Error("an HTTP/2 WebSocket handshake declaring a trailer passed")
+	}
+	r = httptest.NewRequest("GET", "/ws", nil)
+	r.Header.Set("Upgrade", "websocket")
+	r.Header.Set("Trailer", "X-Checksum")
+	if admitted(t, r) == nil {
+		t.Error("a WebSocket upgrade with a Trailer header passed")
 	}
 }
