@@ -184,6 +184,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	}
 	if cfg.Seed != nil {
 		r.mirror.merge(cfg.Seed.mirror)
+		r.adoptPending(cfg.Seed)
 	}
 	go r.run(runCtx)
 	go r.releaser(runCtx)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Redis can lose revocations that instances still hold in their mirrors:
@@ -16,6 +18,18 @@ import (
 // everything also writes back what the mirror held before it began and
 // Redis no longer has: SCAN returns every key present for its whole run,
 // so such an entry is missing, not merely written meanwhile.
+
+// restoreScript is revokeScript for a key a resync found missing: it
+// writes and announces only if the key is still absent, and returns 0
+// otherwise. After Redis lost its data every instance restores what it
+// holds; one announcement per key, not one per instance and key, keeps
+// that from flooding the subscribers' output buffers.
+var restoreScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[2] .. ' ' .. ARGV[4] .. ' ' .. ARGV[1])
+return tonumber(ARGV[2])
+`)
 
 // keySet is the set of revocation keys one resync listed; node scans run
 // concurrently.
@@ -67,9 +81,9 @@ func (m *mirror) held() []heldEntry {
 	return out
 }
 
-// restoreMissing writes back each of held whose key seen lacks and that
-// lives at least another second, and returns how many it stored; it stops
-// at the first write Redis refuses.
+// restoreMissing writes back each of held whose key seen lacks, is still
+// absent, and lives at least another second, and returns how many it
+// wrote; it stops at the first write Redis refuses.
 func (r *Redis) restoreMissing(ctx context.Context, held []heldEntry, seen *keySet) int {
 	n := 0
 	soon := r.now().Add(time.Second).UnixNano()
@@ -82,12 +96,16 @@ func (r *Redis) restoreMissing(ctx context.Context, held []heldEntry, seen *keyS
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
-		ttl, err := r.writeRevocation(cctx, key, h.e, time.Unix(0, h.until))
+		until := time.Unix(0, h.until)
+		ttl, err := r.writeRevocationWith(cctx, restoreScript, key, h.e, until)
 		cancel()
 		if ttl <= 0 && err != nil {
 			break
 		}
-		n++
+		r.stored(key, h.e, until)
+		if ttl > 0 {
+			n++
+		}
 	}
 	return n
 }

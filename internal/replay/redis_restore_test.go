@@ -22,7 +22,9 @@ func TestRedisRestartWithoutDataKeepsRevocations(t *testing.T) {
 	prefix := uniquePrefix()
 	events := newEventLog()
 	a := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix, Report: events.report})
-	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	// Both instances report to one log: whichever resyncs first writes a
+	// key back, the other finds it there (restoreScript).
+	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix, Report: events.report})
 	<-a.Synced()
 	<-b.Synced()
 	ctx := context.Background()

@@ -109,6 +109,12 @@ func (r *Redis) revoke(ctx context.Context, key string, e revEntry, until time.T
 // writeRevocation runs revokeScript for e (expiring at until) and returns
 // the expiry it kept, in milliseconds (0 when nothing was written).
 func (r *Redis) writeRevocation(ctx context.Context, key string, e revEntry, until time.Time) (int64, error) {
+	return r.writeRevocationWith(ctx, revokeScript, key, e, until)
+}
+
+// writeRevocationWith is writeRevocation running script (revokeScript's
+// arguments and reply).
+func (r *Redis) writeRevocationWith(ctx context.Context, script *redis.Script, key string, e revEntry, until time.Time) (int64, error) {
 	value, err := json.Marshal(e)
 	if err != nil {
 		return 0, err
@@ -117,7 +123,7 @@ func (r *Redis) writeRevocation(ctx context.Context, key string, e revEntry, unt
 	if e.SID == "" {
 		at = strconv.FormatInt(e.At, 10)
 	}
-	ttl, err := r.durable(ctx, key, revokeScript, string(value), ttlMillis(until.Sub(r.now())), r.channel, r.origin, at)
+	ttl, err := r.durable(ctx, key, script, string(value), ttlMillis(until.Sub(r.now())), r.channel, r.origin, at)
 	if err != nil && !errors.Is(err, errNotDurable) {
 		ttl = 0
 	}

@@ -9,14 +9,18 @@ import (
 // a lost reply) holds on this instance at once, but every other instance
 // learns of it only from Redis. So it is kept until a write of it is
 // stored: at every (re)subscribe, before the mirror reloads, and while any
-// wait, every healthInterval. Kept only for rewriteWindow, like the recent
-// ones, an outage longer than that lost it for good: a stolen copy of a
-// signed-out cookie went on working on every other instance, and an
-// instance started later accepted it too.
+// wait, every healthInterval, for at most unwrittenBudget a pass (the
+// subscription waits meanwhile). Before, it was kept only for
+// rewriteWindow like the recent ones, and an outage longer than that lost
+// it: a stolen copy of a signed-out cookie went on working on every other
+// instance, and on instances started later.
 //
 // maxUnwritten bounds what an outage can pile up (an entry is about 200
 // bytes); past it the newest is dropped and EventUnwrittenDropped says so.
-const maxUnwritten = 100000
+const (
+	maxUnwritten    = 100000
+	unwrittenBudget = 2 * time.Second
+)
 
 // keepUnwritten records a revocation whose write was not stored, merged
 // with one of the same key as revokeScript merges them: the later expiry
@@ -64,8 +68,11 @@ func (r *Redis) writeUnwritten(ctx context.Context) int {
 	if dropped > 0 {
 		r.report(Event{Kind: EventUnwrittenDropped, Entries: dropped})
 	}
-	n := 0
+	n, stop := 0, time.Now().Add(unwrittenBudget)
 	for _, u := range todo {
+		if time.Now().After(stop) {
+			break // the rest at the next pass
+		}
 		if !u.until.After(r.now()) {
 			r.stored(u.key, u.e, u.until)
 			continue
@@ -94,4 +101,29 @@ func (r *Redis) writeUnwrittenReport(ctx context.Context) {
 	if n := r.writeUnwritten(ctx); n > 0 {
 		r.report(Event{Kind: EventRewritten, Entries: n})
 	}
+}
+
+// adoptPending takes over what seed (the store this one replaces on a
+// config reload) had not written yet and its recent revocations, so that
+// a reload loses neither.
+func (r *Redis) adoptPending(seed *Redis) {
+	seed.unwrittenMu.Lock()
+	pending := make([]recentRevocation, 0, len(seed.unwritten))
+	for _, u := range seed.unwritten {
+		pending = append(pending, u)
+	}
+	dropped := seed.unwrittenDropped
+	seed.unwrittenMu.Unlock()
+	for _, u := range pending {
+		r.keepUnwritten(u.key, u.e, u.until)
+	}
+	r.unwrittenMu.Lock()
+	r.unwrittenDropped += dropped
+	r.unwrittenMu.Unlock()
+	seed.recentMu.Lock()
+	recent := append([]recentRevocation(nil), seed.recent...)
+	seed.recentMu.Unlock()
+	r.recentMu.Lock()
+	r.recent = append(recent, r.recent...)
+	r.recentMu.Unlock()
 }

@@ -35,3 +35,23 @@ func TestUnwrittenMergeAndBound(t *testing.T) {
 		t.Fatalf("%d kept, %d dropped; want %d and 2", len(r.unwritten), r.unwrittenDropped, maxUnwritten)
 	}
 }
+
+// A store replacing another on a config reload takes over what the old
+// one had not written and its recent revocations (adoptPending); the
+// full resync's restore would only catch the first at its next complete
+// load.
+func TestAdoptPending(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	seed := &Redis{}
+	seed.keepUnwritten("k1", revEntry{SID: "s1"}, t0)
+	seed.unwrittenDropped = 3
+	seed.recent = []recentRevocation{{key: "k2", e: revEntry{SID: "s2"}, until: t0}}
+	r := &Redis{}
+	r.adoptPending(seed)
+	if u, ok := r.unwritten["k1"]; !ok || u.e.SID != "s1" || r.unwrittenDropped != 3 {
+		t.Fatalf("unwritten %v, dropped %d", r.unwritten, r.unwrittenDropped)
+	}
+	if len(r.recent) != 1 || r.recent[0].key != "k2" {
+		t.Fatalf("recent %v", r.recent)
+	}
+}

@@ -72,3 +72,40 @@ func TestRedisUnwrittenRevocationsAreWrittenOnceRedisTakesThem(t *testing.T) {
 		t.Fatalf("%d EventRewritten, want 1\n%s", n, events)
 	}
 }
+
+// TestRedisUnwrittenRevocationsSurviveAReload: a config reload replaces
+// the store with one seeded from it; what the old one had not written yet
+// reaches Redis from the new one (by adoptPending, or at the latest by
+// the restore of its first full load: TestAdoptPending pins the first).
+func TestRedisUnwrittenRevocationsSurviveAReload(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	proxy := newProxy(t, srv.Addr())
+	prefix := uniquePrefix()
+	cfg := replay.RedisConfig{URL: "redis://" + proxy.Addr(), KeyPrefix: prefix}
+	old := newRedis(t, cfg)
+	<-old.Synced()
+	old.SetRewriteWindow(0)
+	ctx := context.Background()
+	proxy.Cut()
+	if reason.Of(old.Revoke(ctx, "sid-1", time.Now().Add(time.Hour))) != reason.StoreUnavailable {
+		t.Fatal("a revocation Redis cannot take did not fail as store_unavailable")
+	}
+	cfg.Seed = old
+	fresh, err := replay.NewRedis(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fresh.Close() })
+	fresh.SetRewriteWindow(0)
+	_ = old.Close()
+	proxy.Restore()
+	raw := rawClient(t, srv)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if n, err := raw.Exists(ctx, prefix+"rev:sid:sid-1").Result(); err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revocation the old store had not written was lost with it")
+		}
+	}
+}
