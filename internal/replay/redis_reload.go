@@ -144,9 +144,5 @@ func (rl *reloader) announced(r *Redis, e revEntry) {
 	if rl.gap == nil {
 		return
 	}
-	if e.SID != "" {
-		rl.gap.delivered(r.sidKey(e.SID))
-	} else {
-		rl.gap.delivered(r.cutKey(e.Tenant, e.Subject))
-	}
+	rl.gap.delivered(r.entryKey(e))
 }

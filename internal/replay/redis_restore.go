@@ -88,22 +88,17 @@ func (r *Redis) restoreMissing(ctx context.Context, held []heldEntry, seen *keyS
 	n := 0
 	soon := r.now().Add(time.Second).UnixNano()
 	for _, h := range held {
-		key := r.sidKey(h.e.SID)
-		if h.e.SID == "" {
-			key = r.cutKey(h.e.Tenant, h.e.Subject)
-		}
+		key := r.entryKey(h.e)
 		if h.until <= soon || seen.has(key) {
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
 		until := time.Unix(0, h.until)
-		ttl, err := r.writeRevocationWith(cctx, restoreScript, key, h.e, until)
-		cancel()
-		if ttl <= 0 && err != nil {
+		wrote, refused := r.writeBack(ctx, restoreScript, key, h.e, until)
+		if refused {
 			break
 		}
 		r.stored(key, h.e, until)
-		if ttl > 0 {
+		if wrote {
 			n++
 		}
 	}

@@ -190,15 +190,33 @@ func (r *Redis) rewriteRecent(ctx context.Context) int {
 	r.recentMu.Unlock()
 	n := 0
 	for _, rr := range todo {
-		cctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
-		ttl, err := r.writeRevocation(cctx, rr.key, rr.e, rr.until)
-		cancel()
-		if ttl > 0 {
+		wrote, refused := r.writeBack(ctx, revokeScript, rr.key, rr.e, rr.until)
+		if wrote {
 			n++
 		}
-		if err != nil && ttl == 0 {
-			break // Redis does not take writes: the rest would wait in vain
+		if refused {
+			break
 		}
 	}
 	return n
+}
+
+// writeBack writes a revocation again (rewriteRecent, writeUnwritten,
+// restoreMissing) with script, under the store timeout but at least a
+// second, and reports whether Redis wrote it and whether it refused the
+// write: then the rest of a batch would wait in vain, and is left for the
+// next try.
+func (r *Redis) writeBack(ctx context.Context, script *redis.Script, key string, e revEntry, until time.Time) (wrote, refused bool) {
+	ctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
+	defer cancel()
+	ttl, err := r.writeRevocationWith(ctx, script, key, e, until)
+	return ttl > 0, ttl <= 0 && err != nil
+}
+
+// entryKey is the Redis key of revocation e.
+func (r *Redis) entryKey(e revEntry) string {
+	if e.SID != "" {
+		return r.sidKey(e.SID)
+	}
+	return r.cutKey(e.Tenant, e.Subject)
 }

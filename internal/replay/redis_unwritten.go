@@ -77,11 +77,8 @@ func (r *Redis) writeUnwritten(ctx context.Context) int {
 			r.stored(u.key, u.e, u.until)
 			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, max(r.timeout, time.Second))
-		ttl, err := r.writeRevocation(cctx, u.key, u.e, u.until)
-		cancel()
-		if ttl <= 0 && err != nil {
-			break // Redis does not take writes: the rest would wait in vain
+		if _, refused := r.writeBack(ctx, revokeScript, u.key, u.e, u.until); refused {
+			break
 		}
 		r.stored(u.key, u.e, u.until)
 		n++
