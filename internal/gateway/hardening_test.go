@@ -151,3 +151,60 @@ func (c *countingBody) Read(p []byte) (int, error) {
 }
 
 func (c *countingBody) Close() error { return nil }
+
+// Memory exhaustion through the trailer read-ahead, over time: what a
+// request held to check its declared trailers goes back to the process's
+// budget once it is done. Were it kept, a few uploads would spend the
+// budget for good, and every later upload with a forged trailer would go
+// upstream (to fail at EOF) instead of being refused before it.
+func TestReadAheadHeldOnlyWhileTheRequestRuns(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	const size = 8<<20 - 1 // just under what one read-ahead may hold
+	upload := func(forged bool) *http.Request {
+		r := newReq(http.MethodPost, "/upload", nil, withCookie(v))
+		r.ContentLength = -1
+		r.Trailer = http.Header{"X-Checksum": nil}
+		r.Body = &trailerFilling{n: size, onEOF: func() {
+			r.Trailer["X-Checksum"] = []string{"abc"}
+			if forged {
+				r.Trailer["X-Embed-Subject"] = []string{"mallory"}
+			}
+		}}
+		return r
+	}
+	// Eight uploads together would hold the whole budget (64 MiB).
+	for i := range 8 {
+		if res := e.do(upload(false)); res.up.calls != 1 || res.up.got.ContentLength != size {
+			t.Fatalf("upload %d: status %d, next called %d times; want it read ahead and passed", i, res.Code, res.up.calls)
+		}
+	}
+	res := e.do(upload(true))
+	wantStatus(t, res, http.StatusBadRequest)
+	if res.up.calls != 0 {
+		t.Fatalf("an upload with a forged trailer reached next")
+	}
+}
+
+// trailerFilling is a body of n zero bytes that fills trailers at EOF, as
+// net/http does.
+type trailerFilling struct {
+	n     int
+	onEOF func()
+}
+
+func (b *trailerFilling) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		if b.onEOF != nil {
+			b.onEOF()
+			b.onEOF = nil
+		}
+		return 0, io.EOF
+	}
+	k := min(len(p), b.n)
+	clear(p[:k])
+	b.n -= k
+	return k, nil
+}
+
+func (b *trailerFilling) Close() error { return nil }

@@ -178,10 +178,12 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	// Declared trailers are read ahead only now, for a request with a
 	// session about to go upstream (see policy.Boundary.Admit).
-	if err := g.boundary.ReadTrailersAhead(r); err != nil {
+	release, err := g.boundary.ReadTrailersAhead(r)
+	if err != nil {
 		g.refuseBadRequest(w, r, t, s, allowed, err)
 		return nil
 	}
+	defer release()
 	return g.forward(w, r, rq, o, claims, allowed, next)
 }
 

@@ -28,7 +28,8 @@ import (
 //     CanonicalPath where a rule reads it;
 //   - query: the token parameter after '&' or ';' (query.go).
 type Boundary struct {
-	protected []string // canonical names, beyond the X-Embed- prefix
+	protected []string     // canonical names, beyond the X-Embed- prefix
+	ahead     *aheadBudget // the bytes ReadTrailersAhead may hold
 }
 
 // alwaysRemoved are request headers that never reach the app:
@@ -58,7 +59,7 @@ var alwaysRemoved = []string{
 // NewBoundary protects X-Embed-* and each of protected (header names the
 // gateway sets upstream, such as forward_claim headers).
 func NewBoundary(protected []string) *Boundary {
-	b := &Boundary{}
+	b := &Boundary{ahead: processAhead}
 	for _, p := range protected {
 		b.protected = append(b.protected, http.CanonicalHeaderKey(p))
 	}

@@ -19,7 +19,9 @@ func admitted(t *testing.T, r *http.Request) error {
 	b := newBoundary()
 	err := b.Admit(r)
 	if err == nil {
-		err = b.ReadTrailersAhead(r)
+		var release func()
+		release, err = b.ReadTrailersAhead(r)
+		release()
 	}
 	if err != nil && reason.Of(err) != reason.BadRequest {
 		t.Fatalf("refusal without bad_request: %v", err)

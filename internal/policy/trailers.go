@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/embedgate/embedgate/internal/reason"
 )
@@ -51,42 +52,100 @@ func (b *Boundary) guardBody(r *http.Request) error {
 // comes.
 const maxTrailerBody = 8 << 20
 
+// maxAheadTotal bounds the bytes held by every read-ahead in flight at once,
+// across the process: each is up to maxTrailerBody, and without a total a
+// session holder with many connections could have the gateway hold
+// maxTrailerBody on each. A request that finds the budget spent streams
+// behind the guard instead, which still fails it at EOF on a forbidden
+// trailer (the upstream request aborts rather than a 400 up front).
+const maxAheadTotal = 64 << 20
+
+// aheadBudget is the process's share of read-ahead bytes. A budget is
+// taken before a body is read and given back, what the body did not use
+// at once and the rest once the request is done.
+type aheadBudget struct {
+	limit int64
+	held  atomic.Int64
+}
+
+// processAhead is the one budget every Boundary of the process shares, so
+// that several embed_session handlers (or a reload's old and new ones)
+// cannot each hold maxAheadTotal.
+var processAhead = &aheadBudget{limit: maxAheadTotal}
+
+// take reserves up to want bytes and returns how many it got (0 once the
+// budget is spent).
+func (a *aheadBudget) take(want int64) int64 {
+	for {
+		held := a.held.Load()
+		got := min(want, a.limit-held)
+		if got <= 0 {
+			return 0
+		}
+		if a.held.CompareAndSwap(held, held+got) {
+			return got
+		}
+	}
+}
+
+func (a *aheadBudget) give(n int64) {
+	if n > 0 {
+		a.held.Add(-n)
+	}
+}
+
+// noRelease is the release of a request that holds nothing.
+func noRelease() {}
+
 // ReadTrailersAhead is for a request Admit admitted, once it is about to go
 // upstream (its session holds). net/http fills r.Trailer only when the
 // body reaches EOF, after the request has gone upstream, and with every
 // trailer sent, declared or not, once any is declared. So a request that
 // declares trailers (rare: chunked uploads with a checksum) is read
-// first, up to maxTrailerBody, and its trailers checked: a forbidden one
-// is a 400 (a *reason.Error with reason.BadRequest) before anything goes
-// upstream, rather than an upstream request aborted at EOF.
-func (b *Boundary) ReadTrailersAhead(r *http.Request) error {
+// first, up to maxTrailerBody and as far as the process's read-ahead
+// budget allows, and its trailers checked: a forbidden one is a 400 (a
+// *reason.Error with reason.BadRequest) before anything goes upstream,
+// rather than an upstream request aborted at EOF. The caller calls release
+// once the request is done, error or not, to give the bytes held back to
+// the budget.
+func (b *Boundary) ReadTrailersAhead(r *http.Request) (release func(), err error) {
 	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
-		return nil
+		return noRelease, nil
 	}
 	return b.readTrailers(r)
 }
 
-// readTrailers reads r's body (up to maxTrailerBody) so that its trailers
-// are known, refuses a forbidden one, and puts the body back.
-func (b *Boundary) readTrailers(r *http.Request) error {
-	buf, err := io.ReadAll(io.LimitReader(r.Body, maxTrailerBody+1))
-	if err != nil {
-		return reason.Errorf(reason.BadRequest, "reading a body with trailers: %v", err)
+// readTrailers reads r's body (up to maxTrailerBody, within the budget) so
+// that its trailers are known, refuses a forbidden one, and puts the body
+// back. A body longer than it could read streams on behind the guard.
+func (b *Boundary) readTrailers(r *http.Request) (func(), error) {
+	held := b.ahead.take(maxTrailerBody + 1)
+	if held == 0 {
+		return noRelease, nil // the guard Admit put on the body checks at EOF
 	}
-	if len(buf) > maxTrailerBody {
+	release := func() { b.ahead.give(held) }
+	buf, err := io.ReadAll(io.LimitReader(r.Body, held))
+	if err != nil {
+		release()
+		return noRelease, reason.Errorf(reason.BadRequest, "reading a body with trailers: %v", err)
+	}
+	if int64(len(buf)) == held {
 		// Too long to hold: stream the rest behind the guard.
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-		return nil
+		return release, nil
 	}
+	b.ahead.give(held - int64(len(buf)))
+	held = int64(len(buf))
 	for name := range r.Trailer {
 		if b.refusesTrailer(name) {
-			return reason.Errorf(reason.BadRequest, "a trailer carries the header %s, which no trailer may carry", sanitizeName(name))
+			release()
+			return noRelease, reason.Errorf(reason.BadRequest, "a trailer carries the header %s, which no trailer may carry", sanitizeName(name))
 		}
 	}
 	_ = r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(buf))
 	r.ContentLength = int64(len(buf))
-	return nil
+	return release, nil
 }
 
 // readCloser reads from one reader and closes another.
