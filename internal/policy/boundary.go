@@ -108,7 +108,8 @@ func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	}
 	// A tunnel's body is the tunnel: reading it ahead for its trailers
 	// (ReadTrailersAhead) would hold the handshake until it closes.
-	if _, declared := r.Header["Trailer"]; OpensTunnel(r) && (declared || r.Trailer != nil) {
+	declared, hasTrailer := r.Header["Trailer"]
+	if OpensTunnel(r) && (hasTrailer || r.Trailer != nil) {
 		return reason.Errorf(reason.BadRequest, "a WebSocket handshake declares trailers")
 	}
 	// TRACE (and IIS's TRACK) asks the server to echo the request: an app
@@ -123,7 +124,7 @@ func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	}
 	// net/http moves a declared Trailer header into r.Trailer's keys; a
 	// handler-built request may still carry it as a header.
-	for _, name := range listTokens(r.Header["Trailer"]) {
+	for _, name := range listTokens(declared) {
 		if b.refusesTrailer(name) {
 			return reason.Errorf(reason.BadRequest, "Trailer declares the header %s, which no trailer may carry", sanitizeName(name))
 		}

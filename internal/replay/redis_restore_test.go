@@ -84,3 +84,50 @@ func TestRedisResyncRestoresNothingPresent(t *testing.T) {
 		t.Fatalf("a resync restored revocations Redis had\n%s", events)
 	}
 }
+
+// TestRedisClusterMasterRestartKeepsRevocations: on a Cluster without
+// replicas, a master restarted without its data (its nodes.conf kept, so
+// it takes its slots back empty) lost the sign-outs stored in its slots
+// alone. The instances' subscription may live on another master and never
+// drop, so what writes them back is the periodic full reload, which scans
+// every master and restores, through the slot's owner, what the mirror
+// holds and Redis lost.
+func TestRedisClusterMasterRestartKeepsRevocations(t *testing.T) {
+	c := replaytest.StartCluster(t, replaytest.ClusterOptions{})
+	prefix := uniquePrefix()
+	events := newEventLog()
+	a := newRedis(t, replay.RedisConfig{URL: c.URL(), KeyPrefix: prefix, Report: events.report, ReloadEvery: time.Second})
+	b := newRedis(t, replay.RedisConfig{URL: c.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	<-b.Synced()
+	a.SetRewriteWindow(0) // what restores them is the reload
+	b.SetRewriteWindow(0)
+	ctx := context.Background()
+	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}
+	if err := a.Revoke(ctx, one.ID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, b, one, 2*time.Second)
+	key := prefix + "rev:sid:" + one.ID
+	slot, err := c.Client().ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := c.Owner(int(slot))
+	owner.Stop()
+	owner.Start()
+	c.WaitOK(20 * time.Second)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, err := c.Client().Exists(ctx, key).Result()
+		if err == nil && n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sign-out is not back on its master 20 s after the restart (%d, %v)\n%s", n, err, events)
+		}
+	}
+	// An instance started now refuses the session, from Redis.
+	d := newRedis(t, replay.RedisConfig{URL: c.URL(), KeyPrefix: prefix})
+	<-d.Synced()
+	waitRevoked(t, d, one, 5*time.Second)
+}

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -53,5 +54,29 @@ func TestAdoptPending(t *testing.T) {
 	}
 	if len(r.recent) != 1 || r.recent[0].key != "k2" {
 		t.Fatalf("recent %v", r.recent)
+	}
+}
+
+// What maxUnwritten dropped is reported once, as EventUnwrittenDropped
+// with the count, at the next pass (the log says sign-outs were lost); an
+// expired unwritten revocation is forgotten without a write.
+func TestUnwrittenDroppedReportedOnce(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	var events []Event
+	r := &Redis{now: func() time.Time { return t0 }, report: func(e Event) { events = append(events, e) }}
+	r.keepUnwritten("k", revEntry{SID: "s"}, t0.Add(-time.Second))
+	r.unwrittenDropped = 2
+	if n := r.writeUnwritten(context.Background()); n != 0 {
+		t.Fatalf("%d written, want 0: the one kept had expired", n)
+	}
+	if len(events) != 1 || events[0].Kind != EventUnwrittenDropped || events[0].Entries != 2 {
+		t.Fatalf("events %v, want one EventUnwrittenDropped of 2", events)
+	}
+	if r.hasUnwritten() {
+		t.Fatal("the expired revocation and the dropped count are still pending")
+	}
+	r.writeUnwritten(context.Background())
+	if len(events) != 1 {
+		t.Fatalf("events %v: the drop was reported again", events)
 	}
 }

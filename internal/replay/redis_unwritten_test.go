@@ -109,3 +109,46 @@ func TestRedisUnwrittenRevocationsSurviveAReload(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisUnwrittenWrittenWhileSubscribed: Redis refuses a write while the
+// subscription stays up (here min-replicas-to-write with no replica, as on
+// a master that lost its replicas; also a write timed out on a busy
+// server): nothing reconnects, so nothing resubscribes, and what writes
+// the kept revocation is the follow loop's periodic pass alone.
+func TestRedisUnwrittenWrittenWhileSubscribed(t *testing.T) {
+	srv := replaytest.StartRedis(t)
+	prefix := uniquePrefix()
+	events := newEventLog()
+	a := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix, Report: events.report})
+	b := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
+	<-a.Synced()
+	<-b.Synced()
+	a.SetRewriteWindow(0)
+	ctx := context.Background()
+	raw := rawClient(t, srv)
+	if err := raw.ConfigSet(ctx, "min-replicas-to-write", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.ConfigSet(context.Background(), "min-replicas-to-write", "0") })
+	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}
+	resynced := events.count(replay.EventResynced)
+	if reason.Of(a.Revoke(ctx, one.ID, time.Now().Add(time.Hour))) != reason.StoreUnavailable {
+		t.Fatal("a revocation Redis refused did not fail as store_unavailable")
+	}
+	if !a.Revoked(one) || b.Revoked(one) {
+		t.Fatalf("revoked on a %v, on b %v; want a only", a.Revoked(one), b.Revoked(one))
+	}
+	if err := raw.ConfigSet(ctx, "min-replicas-to-write", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitRevoked(t, b, one, 10*time.Second)
+	if n, err := raw.Exists(ctx, prefix+"rev:sid:"+one.ID).Result(); err != nil || n != 1 {
+		t.Fatalf("the sign-out is not stored in Redis (%d, %v)", n, err)
+	}
+	if ev := events.waitFor(t, replay.EventRewritten, 2*time.Second); ev.Entries != 1 {
+		t.Fatalf("EventRewritten with %d entries, want 1\n%s", ev.Entries, events)
+	}
+	if n := events.count(replay.EventResynced); n != resynced {
+		t.Fatalf("%d resyncs meanwhile: the write came from a reconnect, not the periodic pass\n%s", n-resynced, events)
+	}
+}
