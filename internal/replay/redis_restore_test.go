@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/embedgate/embedgate/internal/replay"
 	"github.com/embedgate/embedgate/internal/replay/replaytest"
 )
@@ -44,15 +46,7 @@ func TestRedisRestartWithoutDataKeepsRevocations(t *testing.T) {
 	srv.Stop()
 	srv.Start()
 	raw := rawClient(t, srv)
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		n, err := raw.Exists(ctx, prefix+"rev:sid:"+one.ID).Result()
-		if err == nil && n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sign-out is not back in Redis 15 s after its restart (%d, %v)\n%s", n, err, events)
-		}
-	}
+	waitStored(t, raw, prefix+"rev:sid:"+one.ID, 15*time.Second, events)
 	// An instance started now refuses both, from Redis.
 	c := newRedis(t, replay.RedisConfig{URL: srv.URL(), KeyPrefix: prefix})
 	<-c.Synced()
@@ -117,17 +111,23 @@ func TestRedisClusterMasterRestartKeepsRevocations(t *testing.T) {
 	owner.Stop()
 	owner.Start()
 	c.WaitOK(20 * time.Second)
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		n, err := c.Client().Exists(ctx, key).Result()
-		if err == nil && n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the sign-out is not back on its master 20 s after the restart (%d, %v)\n%s", n, err, events)
-		}
-	}
+	waitStored(t, c.Client(), key, 20*time.Second, events)
 	// An instance started now refuses the session, from Redis.
 	d := newRedis(t, replay.RedisConfig{URL: c.URL(), KeyPrefix: prefix})
 	<-d.Synced()
 	waitRevoked(t, d, one, 5*time.Second)
+}
+
+// waitStored waits until key is stored in Redis again after a restart.
+func waitStored(t *testing.T, cl redis.Cmdable, key string, within time.Duration, events *eventLog) {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		n, err := cl.Exists(context.Background(), key).Result()
+		if err == nil && n == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not back in Redis %s after the restart (%d, %v)\n%s", key, within, n, err, events)
+		}
+	}
 }
