@@ -1,11 +1,15 @@
 package gateway_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/embedgate/embedgate/internal/gateway"
 )
@@ -184,6 +188,65 @@ func TestReadAheadHeldOnlyWhileTheRequestRuns(t *testing.T) {
 	if res.up.calls != 0 {
 		t.Fatalf("an upload with a forged trailer reached next")
 	}
+}
+
+// Memory exhaustion through Caddy's error routes: after an upstream
+// failure the gateway returns the error, and handle_errors runs with the
+// same request, its read-ahead buffer still the body it may send on. The
+// hold lasts until the request is done (its context ends), not until the
+// gateway returns: eight failed uploads whose error routes still run
+// hold the budget, so a ninth streams; once they end, a forged trailer is
+// refused up front again.
+func TestReadAheadHeldThroughCaddyErrorRoutes(t *testing.T) {
+	e := newEnv(t)
+	v := e.login()
+	const size = 8<<20 - 1
+	failing := func(http.ResponseWriter, *http.Request) error {
+		return errors.New("dial tcp 127.0.0.1:9: connect: connection refused")
+	}
+	upload := func(ctx context.Context, forged bool) *http.Request {
+		r := newReq(http.MethodPost, "/upload", nil, withCookie(v)).WithContext(ctx)
+		r.ContentLength = -1
+		r.Trailer = http.Header{"X-Checksum": nil}
+		r.Body = &trailerFilling{n: size, onEOF: func() {
+			if forged {
+				r.Trailer["X-Embed-Subject"] = []string{"mallory"}
+			}
+		}}
+		return r
+	}
+	var inErrorRoutes []context.CancelFunc
+	for i := range 8 {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		r := upload(ctx, false)
+		if err := e.gw.ServeHTTP(httptest.NewRecorder(), r, failing); err == nil || r.ContentLength != size {
+			t.Fatalf("upload %d: %v, length %d; want an error for Caddy and the body read ahead", i, err, r.ContentLength)
+		}
+		inErrorRoutes = append(inErrorRoutes, cancel)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res := e.doWith(upload(ctx, true), &upstream{})
+	if res.up.calls != 1 || res.up.got.ContentLength != -1 {
+		t.Fatalf("with the budget held by error routes: status %d, next called %d times; want the body streamed to next", res.Code, res.up.calls)
+	}
+	for _, end := range inErrorRoutes {
+		end()
+	}
+	// The holds come back as the contexts' AfterFuncs run.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		ctx, cancel := context.WithCancel(context.Background())
+		res = e.doWith(upload(ctx, true), &upstream{})
+		cancel()
+		if res.up.calls == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the error routes' requests ended, and the budget did not come back")
+		}
+	}
+	wantStatus(t, res, http.StatusBadRequest)
 }
 
 // trailerFilling is a body of n zero bytes that fills trailers at EOF, as

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -178,12 +179,22 @@ func (g *Gateway) serveSession(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	// Declared trailers are read ahead only now, for a request with a
 	// session about to go upstream (see policy.Boundary.Admit).
-	release, err := g.boundary.ReadTrailersAhead(r)
+	hold, err := g.boundary.ReadTrailersAhead(r)
 	if err != nil {
 		g.refuseBadRequest(w, r, t, s, allowed, err)
 		return nil
 	}
-	defer release()
+	if hold != nil {
+		// Given back once the request is done: after an error, Caddy's
+		// error routes run with it and may still send the buffer on. A
+		// request whose context never ends (built by hand, not served by
+		// net/http) gives it back here.
+		if r.Context().Done() != nil {
+			context.AfterFunc(r.Context(), hold.Release)
+		} else {
+			defer hold.Release()
+		}
+	}
 	return g.forward(w, r, rq, o, claims, allowed, next)
 }
 

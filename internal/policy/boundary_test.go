@@ -19,9 +19,9 @@ func admitted(t *testing.T, r *http.Request) error {
 	b := newBoundary()
 	err := b.Admit(r)
 	if err == nil {
-		var release func()
-		release, err = b.ReadTrailersAhead(r)
-		release()
+		var hold *AheadHold
+		hold, err = b.ReadTrailersAhead(r)
+		hold.Release()
 	}
 	if err != nil && reason.Of(err) != reason.BadRequest {
 		t.Fatalf("refusal without bad_request: %v", err)

@@ -115,11 +115,11 @@ func TestAdmitReadsNoBodyAhead(t *testing.T) {
 	if body.n != 0 {
 		t.Fatalf("Admit read %d bytes of the body", body.n)
 	}
-	release, err := b.ReadTrailersAhead(r)
+	hold, err := b.ReadTrailersAhead(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer release()
+	defer hold.Release()
 	if body.n != 1<<16 {
 		t.Fatalf("ReadTrailersAhead read %d bytes, want the whole body", body.n)
 	}

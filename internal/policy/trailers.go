@@ -55,14 +55,19 @@ const maxTrailerBody = 8 << 20
 // maxAheadTotal bounds the bytes held by every read-ahead in flight at once,
 // across the process: each is up to maxTrailerBody, and without a total a
 // session holder with many connections could have the gateway hold
-// maxTrailerBody on each. A request that finds the budget spent streams
-// behind the guard instead, which still fails it at EOF on a forbidden
-// trailer (the upstream request aborts rather than a 400 up front).
+// maxTrailerBody on each. A body that finds the budget spent streams on
+// behind the guard, which still fails it at EOF on a forbidden trailer
+// (the upstream request aborts rather than a 400 up front).
 const maxAheadTotal = 64 << 20
 
-// aheadBudget is the process's share of read-ahead bytes. A budget is
-// taken before a body is read and given back, what the body did not use
-// at once and the rest once the request is done.
+// aheadChunk is the first buffer of a read-ahead; it doubles from there.
+// The budget is taken as the buffer grows, so a body that sends nothing
+// holds this much of it, not maxTrailerBody.
+const aheadChunk = 32 << 10
+
+// aheadBudget is the process's share of read-ahead bytes: a read-ahead
+// takes what its buffer grows by, and gives it all back once its request
+// is done (AheadHold.Release).
 type aheadBudget struct {
 	limit int64
 	held  atomic.Int64
@@ -94,8 +99,19 @@ func (a *aheadBudget) give(n int64) {
 	}
 }
 
-// noRelease is the release of a request that holds nothing.
-func noRelease() {}
+// AheadHold is what one request's read-ahead holds of the budget.
+type AheadHold struct {
+	budget *aheadBudget
+	n      atomic.Int64
+}
+
+// Release gives the hold back; once, however often it is called. A nil
+// hold holds nothing.
+func (h *AheadHold) Release() {
+	if h != nil {
+		h.budget.give(h.n.Swap(0))
+	}
+}
 
 // ReadTrailersAhead is for a request Admit admitted, once it is about to go
 // upstream (its session holds). net/http fills r.Trailer only when the
@@ -105,12 +121,12 @@ func noRelease() {}
 // first, up to maxTrailerBody and as far as the process's read-ahead
 // budget allows, and its trailers checked: a forbidden one is a 400 (a
 // *reason.Error with reason.BadRequest) before anything goes upstream,
-// rather than an upstream request aborted at EOF. The caller calls release
-// once the request is done, error or not, to give the bytes held back to
-// the budget.
-func (b *Boundary) ReadTrailersAhead(r *http.Request) (release func(), err error) {
+// rather than an upstream request aborted at EOF. The buffer stays r's
+// body, so the caller releases the hold (non-nil when the body was read
+// ahead) only once nothing may read the body any more.
+func (b *Boundary) ReadTrailersAhead(r *http.Request) (*AheadHold, error) {
 	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
-		return noRelease, nil
+		return nil, nil
 	}
 	return b.readTrailers(r)
 }
@@ -118,34 +134,52 @@ func (b *Boundary) ReadTrailersAhead(r *http.Request) (release func(), err error
 // readTrailers reads r's body (up to maxTrailerBody, within the budget) so
 // that its trailers are known, refuses a forbidden one, and puts the body
 // back. A body longer than it could read streams on behind the guard.
-func (b *Boundary) readTrailers(r *http.Request) (func(), error) {
-	held := b.ahead.take(maxTrailerBody + 1)
-	if held == 0 {
-		return noRelease, nil // the guard Admit put on the body checks at EOF
-	}
-	release := func() { b.ahead.give(held) }
-	buf, err := io.ReadAll(io.LimitReader(r.Body, held))
-	if err != nil {
-		release()
-		return noRelease, reason.Errorf(reason.BadRequest, "reading a body with trailers: %v", err)
-	}
-	if int64(len(buf)) == held {
-		// Too long to hold: stream the rest behind the guard.
+func (b *Boundary) readTrailers(r *http.Request) (*AheadHold, error) {
+	hold := &AheadHold{budget: b.ahead}
+	buf, err := hold.read(r.Body)
+	switch {
+	case err == nil:
+		// Too long to hold (or the budget is spent): the rest streams
+		// behind the guard Admit put on the body.
 		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-		return release, nil
+		return hold, nil
+	case !errors.Is(err, io.EOF):
+		hold.Release()
+		return nil, reason.Errorf(reason.BadRequest, "reading a body with trailers: %v", err)
 	}
-	b.ahead.give(held - int64(len(buf)))
-	held = int64(len(buf))
 	for name := range r.Trailer {
 		if b.refusesTrailer(name) {
-			release()
-			return noRelease, reason.Errorf(reason.BadRequest, "a trailer carries the header %s, which no trailer may carry", sanitizeName(name))
+			hold.Release()
+			return nil, reason.Errorf(reason.BadRequest, "a trailer carries the header %s, which no trailer may carry", sanitizeName(name))
 		}
 	}
 	_ = r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(buf))
 	r.ContentLength = int64(len(buf))
-	return release, nil
+	return hold, nil
+}
+
+// read reads body into a buffer that grows only as far as the budget
+// gives, up to maxTrailerBody+1 bytes: io.EOF when it read the whole
+// body, nil when it stopped short of the end.
+func (h *AheadHold) read(body io.Reader) ([]byte, error) {
+	var buf []byte
+	for len(buf) <= maxTrailerBody {
+		if len(buf) == cap(buf) {
+			grow := h.budget.take(int64(min(max(cap(buf), aheadChunk), maxTrailerBody+1-cap(buf))))
+			if grow == 0 {
+				return buf, nil
+			}
+			h.n.Add(grow)
+			buf = append(make([]byte, 0, cap(buf)+int(grow)), buf...)
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
 }
 
 // readCloser reads from one reader and closes another.
