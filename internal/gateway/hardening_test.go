@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/embedgate/embedgate/internal/gateway"
+	"github.com/embedgate/embedgate/internal/testsupport"
 )
 
 // A require rule reading the path must see the path the upstream serves:
@@ -169,7 +170,7 @@ func TestReadAheadHeldOnlyWhileTheRequestRuns(t *testing.T) {
 		r := newReq(http.MethodPost, "/upload", nil, withCookie(v))
 		r.ContentLength = -1
 		r.Trailer = http.Header{"X-Checksum": nil}
-		r.Body = &trailerFilling{n: size, onEOF: func() {
+		r.Body = &testsupport.TrailerBody{N: size, OnEOF: func() {
 			r.Trailer["X-Checksum"] = []string{"abc"}
 			if forged {
 				r.Trailer["X-Embed-Subject"] = []string{"mallory"}
@@ -208,7 +209,7 @@ func TestReadAheadHeldThroughCaddyErrorRoutes(t *testing.T) {
 		r := newReq(http.MethodPost, "/upload", nil, withCookie(v)).WithContext(ctx)
 		r.ContentLength = -1
 		r.Trailer = http.Header{"X-Checksum": nil}
-		r.Body = &trailerFilling{n: size, onEOF: func() {
+		r.Body = &testsupport.TrailerBody{N: size, OnEOF: func() {
 			if forged {
 				r.Trailer["X-Embed-Subject"] = []string{"mallory"}
 			}
@@ -248,26 +249,3 @@ func TestReadAheadHeldThroughCaddyErrorRoutes(t *testing.T) {
 	}
 	wantStatus(t, res, http.StatusBadRequest)
 }
-
-// trailerFilling is a body of n zero bytes that fills trailers at EOF, as
-// net/http does.
-type trailerFilling struct {
-	n     int
-	onEOF func()
-}
-
-func (b *trailerFilling) Read(p []byte) (int, error) {
-	if b.n == 0 {
-		if b.onEOF != nil {
-			b.onEOF()
-			b.onEOF = nil
-		}
-		return 0, io.EOF
-	}
-	k := min(len(p), b.n)
-	clear(p[:k])
-	b.n -= k
-	return k, nil
-}
-
-func (b *trailerFilling) Close() error { return nil }
