@@ -30,9 +30,7 @@ func TestRedisRestartWithoutDataKeepsRevocations(t *testing.T) {
 	<-a.Synced()
 	<-b.Synced()
 	ctx := context.Background()
-	iat := time.Now().Add(-time.Minute)
-	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
-	globex := replay.SessionRef{ID: "sid-2", Tenant: "globex", Subject: "bob", IssuedAt: iat}
+	one, globex := testSessions()
 	if err := a.Revoke(ctx, one.ID, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +95,7 @@ func TestRedisClusterMasterRestartKeepsRevocations(t *testing.T) {
 	a.SetRewriteWindow(0) // what restores them is the reload
 	b.SetRewriteWindow(0)
 	ctx := context.Background()
-	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}
+	one, _ := testSessions()
 	if err := a.Revoke(ctx, one.ID, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}

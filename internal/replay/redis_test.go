@@ -227,9 +227,8 @@ func twoInstances(t *testing.T) (a, b *replay.Redis, srv *replaytest.RedisServer
 func TestRedisPropagation(t *testing.T) {
 	a, b, srv, prefix := twoInstances(t)
 	ctx := context.Background()
-	iat := time.Now().Add(-time.Minute)
-	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
-	bob := replay.SessionRef{ID: "sid-2", Tenant: "acme", Subject: "bob", IssuedAt: iat}
+	one, _ := testSessions()
+	bob := replay.SessionRef{ID: "sid-2", Tenant: "acme", Subject: "bob", IssuedAt: one.IssuedAt}
 
 	start := time.Now()
 	if err := a.Revoke(ctx, one.ID, time.Now().Add(time.Hour)); err != nil {
@@ -326,9 +325,7 @@ func TestRedisResyncAfterReconnect(t *testing.T) {
 	<-a.Synced()
 	<-b.Synced()
 	ctx := context.Background()
-	iat := time.Now().Add(-time.Minute)
-	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
-	globex := replay.SessionRef{ID: "sid-2", Tenant: "globex", Subject: "bob", IssuedAt: iat}
+	one, globex := testSessions()
 
 	proxy.Cut()
 	if err := a.Revoke(ctx, one.ID, time.Now().Add(time.Hour)); err != nil {
@@ -478,4 +475,13 @@ func TestRedisStartsDuringOutage(t *testing.T) {
 		t.Fatalf("Close took %v", took)
 	}
 	_ = r.Close() // idempotent
+}
+
+// testSessions are the sessions the revocation tests end, issued a minute
+// ago: jane's of acme, by its id, and bob's of globex, by a cutoff of the
+// tenant.
+func testSessions() (one, globex replay.SessionRef) {
+	iat := time.Now().Add(-time.Minute)
+	return replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat},
+		replay.SessionRef{ID: "sid-2", Tenant: "globex", Subject: "bob", IssuedAt: iat}
 }

@@ -29,9 +29,7 @@ func TestRedisUnwrittenRevocationsAreWrittenOnceRedisTakesThem(t *testing.T) {
 	<-b.Synced()
 	a.SetRewriteWindow(0)
 	ctx := context.Background()
-	iat := time.Now().Add(-time.Minute)
-	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: iat}
-	globex := replay.SessionRef{ID: "sid-2", Tenant: "globex", Subject: "bob", IssuedAt: iat}
+	one, globex := testSessions()
 
 	proxy.Cut()
 	if reason.Of(a.Revoke(ctx, one.ID, time.Now().Add(time.Hour))) != reason.StoreUnavailable {
@@ -130,7 +128,7 @@ func TestRedisUnwrittenWrittenWhileSubscribed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { raw.ConfigSet(context.Background(), "min-replicas-to-write", "0") })
-	one := replay.SessionRef{ID: "sid-1", Tenant: "acme", Subject: "jane", IssuedAt: time.Now().Add(-time.Minute)}
+	one, _ := testSessions()
 	resynced := events.count(replay.EventResynced)
 	if reason.Of(a.Revoke(ctx, one.ID, time.Now().Add(time.Hour))) != reason.StoreUnavailable {
 		t.Fatal("a revocation Redis refused did not fail as store_unavailable")
