@@ -122,17 +122,8 @@ func (b *Boundary) AdmitHeaders(r *http.Request) error {
 	if name, ok := b.firstProtected(r.Header["Connection"]); ok {
 		return reason.Errorf(reason.BadRequest, "Connection names the protected header %s", sanitizeName(name))
 	}
-	// net/http moves a declared Trailer header into r.Trailer's keys; a
-	// handler-built request may still carry it as a header.
-	for _, name := range listTokens(declared) {
-		if b.refusesTrailer(name) {
-			return reason.Errorf(reason.BadRequest, "Trailer declares the header %s, which no trailer may carry", sanitizeName(name))
-		}
-	}
-	for name := range r.Trailer {
-		if b.refusesTrailer(name) {
-			return reason.Errorf(reason.BadRequest, "Trailer declares the header %s, which no trailer may carry", sanitizeName(name))
-		}
+	if name, ok := b.refusedDeclared(declared, r.Trailer); ok {
+		return reason.Errorf(reason.BadRequest, "Trailer declares the header %s, which no trailer may carry", sanitizeName(name))
 	}
 	StripHeaders(r.Header, b.protected)
 	return nil

@@ -26,6 +26,24 @@ func (b *Boundary) refusesTrailer(name string) bool {
 		equalFoldAny(name, trailerForbidden) || headerPrefix(name, "X-Forwarded-")
 }
 
+// refusedDeclared is the first declared trailer that no trailer may
+// carry: net/http moves a declared Trailer header into r.Trailer's keys
+// (trailer), and a handler-built request may still carry it as a header
+// (declared).
+func (b *Boundary) refusedDeclared(declared []string, trailer http.Header) (string, bool) {
+	for _, name := range listTokens(declared) {
+		if b.refusesTrailer(name) {
+			return name, true
+		}
+	}
+	for name := range trailer {
+		if b.refusesTrailer(name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
 // trailerForbidden are the routing and authentication fields refused as
 // request trailers, beyond the protected and always-removed ones.
 var trailerForbidden = []string{
